@@ -1,0 +1,39 @@
+# ddpm-web: `make run` builds and serves the page; `make test` runs every test.
+SHELL := /bin/bash
+.SHELLFLAGS := -eo pipefail -c
+CACHE ?= $(HOME)/.cache/ddpm-web
+PORT ?= 8080
+export PATH := $(HOME)/.cargo/bin:$(PATH)
+# Caches live outside the clone, so fresh clones (CI's too) reuse the last build.
+NATIVE_ENV := CARGO_TARGET_DIR=$(CACHE)/target
+# The wasm build goes through tools/wasm-toolchain/cargo when setup chose Debian's rustc-web.
+WASM_ENV = CARGO_TARGET_DIR=$(CACHE)/target-wasm TRUNK_SKIP_VERSION_CHECK=true \
+  TRUNK_TOOLS_WASM_OPT=$(CURDIR)/node_modules/.bin/wasm-opt \
+  PATH=$$([ "$$(cat $(CACHE)/wasm-toolchain 2>/dev/null)" = debian ] && echo "$(CURDIR)/tools/wasm-toolchain:")$$PATH
+
+.PHONY: setup run web test test-native test-browser cli clean-dist
+
+setup:
+	@bash tools/setup.sh
+
+## The page, built in release with Trunk into dist/.
+web: setup
+	@echo "Building the wasm page (a cold build takes 20-25 minutes on 2 cores)…"
+	$(WASM_ENV) trunk build --release
+
+run: web
+	node tests/serve.mjs dist $(PORT)
+
+cli: setup
+	$(NATIVE_ENV) cargo build --release --bin ddpm
+
+test-native: setup
+	$(NATIVE_ENV) cargo test
+
+test-browser: web
+	npm test
+
+test: test-native test-browser
+
+clean-dist:
+	rm -rf dist

@@ -1,0 +1,13 @@
+//! ddpm-web: a denoising diffusion model (Ho et al.) in Burn, for the native CLI and the browser.
+//!
+//! The science (schedule, forward process, samplers, U-Net) knows nothing of the browser; the
+//! `web` module is only the wasm-bindgen surface.
+
+pub mod diffusion;
+pub mod noise;
+pub mod sampler;
+pub mod schedule;
+pub mod unet;
+
+#[cfg(target_arch = "wasm32")]
+pub mod web;

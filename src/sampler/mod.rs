@@ -1,0 +1,149 @@
+//! Reverse-process samplers, in the style of diffusers' schedulers: a sampler owns its timestep
+//! sequence and its update rule; the model only predicts noise. A new sampler is a new file.
+
+mod ddim;
+mod ddpm;
+
+pub use ddim::Ddim;
+pub use ddpm::{Ddpm, DdpmVariance};
+
+use crate::noise::NoiseSource;
+use crate::schedule::Schedule;
+use burn::prelude::*;
+
+/// Anything that predicts the noise ε in x_t: the U-Net, or an analytic oracle in tests.
+pub trait NoisePredictor {
+    /// ε̂(x_t, t) for a batch at one time index `t` (0-based); `labels[i] = None` asks for the
+    /// unconditional prediction of image `i`.
+    fn predict_noise(&self, x_t: Tensor<4>, t: usize, labels: &[Option<usize>]) -> Tensor<4>;
+}
+
+/// One reverse step's result: the next, less noisy x and the clean image predicted on the way.
+pub struct Step {
+    /// The time index that was just denoised.
+    pub t: usize,
+    pub x_prev: Tensor<4>,
+    pub x0: Tensor<4>,
+}
+
+pub trait Sampler {
+    /// Time indices visited, from noisiest to cleanest.
+    fn timesteps(&self) -> &[usize];
+
+    /// Applies the update rule at position `i` of [`Sampler::timesteps`], drawing any noise it
+    /// needs from `noise`.
+    fn step(&self, i: usize, x_t: Tensor<4>, eps: Tensor<4>, noise: &mut NoiseSource) -> Step;
+}
+
+/// What the user asks a sampler for.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum SamplerKind {
+    Ddpm(DdpmVariance),
+    Ddim { steps: usize, eta: f64 },
+}
+
+impl SamplerKind {
+    pub fn build(self, schedule: &Schedule) -> Result<Box<dyn Sampler>, String> {
+        Ok(match self {
+            Self::Ddpm(variance) => Box::new(Ddpm::new(schedule.clone(), variance)),
+            Self::Ddim { steps, eta } => Box::new(Ddim::new(schedule.clone(), steps, eta)?),
+        })
+    }
+}
+
+/// Class conditioning with classifier-free guidance:
+/// ε = ε(∅) + w · (ε(c) − ε(∅)); w = 1 is plain conditioning, w = 0 ignores the class.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Guidance {
+    pub labels: Vec<Option<usize>>,
+    pub scale: f32,
+}
+
+impl Guidance {
+    pub fn unconditional(batch: usize) -> Self {
+        Self { labels: vec![None; batch], scale: 1.0 }
+    }
+}
+
+/// The one place guidance is applied, for every sampler. The conditional and unconditional
+/// predictions share a single forward pass of twice the batch.
+pub fn guided_noise(
+    model: &impl NoisePredictor,
+    x_t: Tensor<4>,
+    t: usize,
+    guidance: &Guidance,
+) -> Tensor<4> {
+    let conditioned = guidance.labels.iter().any(Option::is_some);
+    if !conditioned || guidance.scale == 1.0 {
+        return model.predict_noise(x_t, t, &guidance.labels);
+    }
+    let batch = guidance.labels.len();
+    let mut labels = guidance.labels.clone();
+    labels.extend(std::iter::repeat_n(None, batch));
+    let both = model.predict_noise(Tensor::cat(vec![x_t.clone(), x_t], 0), t, &labels);
+    let cond = both.clone().narrow(0, 0, batch);
+    let uncond = both.narrow(0, batch, batch);
+    uncond.clone() + (cond - uncond) * guidance.scale
+}
+
+/// A reverse process in progress, advanced one step at a time so a caller (the page, the CLI's
+/// GIF writer) can look at every intermediate image.
+pub struct SamplingRun {
+    sampler: Box<dyn Sampler>,
+    noise: NoiseSource,
+    guidance: Guidance,
+    x: Tensor<4>,
+    next: usize,
+}
+
+impl SamplingRun {
+    /// Starts from x_T ~ N(0, I) drawn from `seed`; the same seed gives the same image anywhere.
+    pub fn new(
+        sampler: Box<dyn Sampler>,
+        shape: [usize; 4],
+        guidance: Guidance,
+        seed: u64,
+        device: &Device,
+    ) -> Self {
+        assert_eq!(guidance.labels.len(), shape[0], "one label per image");
+        let mut noise = NoiseSource::new(seed);
+        let x = noise.normal(shape, device);
+        Self { sampler, noise, guidance, x, next: 0 }
+    }
+
+    pub fn total_steps(&self) -> usize {
+        self.sampler.timesteps().len()
+    }
+
+    pub fn steps_done(&self) -> usize {
+        self.next
+    }
+
+    pub fn is_done(&self) -> bool {
+        self.next >= self.total_steps()
+    }
+
+    /// The current x_t (x_T before the first step, x_0 after the last).
+    pub fn current(&self) -> Tensor<4> {
+        self.x.clone()
+    }
+
+    /// Runs one reverse step; `None` once finished.
+    pub fn step(&mut self, model: &impl NoisePredictor) -> Option<Step> {
+        if self.is_done() {
+            return None;
+        }
+        let t = self.sampler.timesteps()[self.next];
+        let eps = guided_noise(model, self.x.clone(), t, &self.guidance);
+        let step = self.sampler.step(self.next, self.x.clone(), eps, &mut self.noise);
+        self.x = step.x_prev.clone();
+        self.next += 1;
+        Some(step)
+    }
+
+    /// Runs to the end and returns x_0.
+    pub fn finish(mut self, model: &impl NoisePredictor) -> Tensor<4> {
+        while self.step(model).is_some() {}
+        self.x
+    }
+}

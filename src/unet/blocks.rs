@@ -1,0 +1,200 @@
+//! The U-Net's convolutional pieces: ResNet blocks with time scale/shift (Wide ResNet with
+//! weight-standardised convolutions, as in the Annotated Diffusion Model), ConvNeXt blocks, and
+//! the down/up resampling layers.
+
+use burn::module::Module;
+use burn::nn::conv::{Conv2d, Conv2dConfig};
+use burn::nn::{GroupNorm, GroupNormConfig, Linear, LinearConfig, PaddingConfig2d};
+use burn::prelude::*;
+use burn::tensor::activation::{gelu, silu};
+use burn::tensor::module::conv2d;
+use burn::tensor::ops::ConvOptions;
+
+pub fn conv(dim_in: usize, dim_out: usize, kernel: usize, device: &Device) -> Conv2d {
+    let pad = kernel / 2;
+    Conv2dConfig::new([dim_in, dim_out], [kernel, kernel])
+        .with_padding(PaddingConfig2d::Explicit(pad, pad, pad, pad))
+        .init(device)
+}
+
+/// A convolution whose kernel is standardised (zero mean, unit variance per output channel)
+/// on every forward pass; it pairs well with GroupNorm (Qiao et al.).
+#[derive(Module, Debug)]
+pub struct WeightStandardizedConv2d {
+    pub conv: Conv2d,
+}
+
+impl WeightStandardizedConv2d {
+    pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
+        let weight = self.conv.weight.val();
+        let [o, i, kh, kw] = weight.dims();
+        let flat = weight.reshape([o, i * kh * kw]);
+        let (var, mean) = flat.clone().var_mean_bias(1);
+        let standardized = ((flat - mean) / (var + 1e-5).sqrt()).reshape([o, i, kh, kw]);
+        let pad = kh / 2;
+        let options = ConvOptions::new([1, 1], [pad, pad], [1, 1], 1);
+        conv2d(x, standardized, self.conv.bias.as_ref().map(|b| b.val()), options)
+    }
+}
+
+/// WS-conv 3×3 → GroupNorm → optional (scale + 1, shift) → SiLU.
+#[derive(Module, Debug)]
+pub struct Block {
+    pub proj: WeightStandardizedConv2d,
+    pub norm: GroupNorm,
+}
+
+impl Block {
+    pub fn new(dim: usize, dim_out: usize, groups: usize, device: &Device) -> Self {
+        Self {
+            proj: WeightStandardizedConv2d { conv: conv(dim, dim_out, 3, device) },
+            norm: GroupNormConfig::new(groups, dim_out).init(device),
+        }
+    }
+
+    pub fn forward(&self, x: Tensor<4>, scale_shift: Option<(Tensor<4>, Tensor<4>)>) -> Tensor<4> {
+        let mut x = self.norm.forward(self.proj.forward(x));
+        if let Some((scale, shift)) = scale_shift {
+            x = x * (scale + 1.0) + shift;
+        }
+        silu(x)
+    }
+}
+
+/// Two [`Block`]s; the time embedding sets the first one's scale and shift.
+#[derive(Module, Debug)]
+pub struct ResnetBlock {
+    pub mlp: Linear,
+    pub block1: Block,
+    pub block2: Block,
+    pub res_conv: Option<Conv2d>,
+}
+
+impl ResnetBlock {
+    pub fn new(dim: usize, dim_out: usize, time_dim: usize, groups: usize, device: &Device) -> Self {
+        Self {
+            mlp: LinearConfig::new(time_dim, dim_out * 2).init(device),
+            block1: Block::new(dim, dim_out, groups, device),
+            block2: Block::new(dim_out, dim_out, groups, device),
+            res_conv: (dim != dim_out).then(|| conv(dim, dim_out, 1, device)),
+        }
+    }
+
+    pub fn forward(&self, x: Tensor<4>, time_emb: Tensor<2>) -> Tensor<4> {
+        let emb = self.mlp.forward(silu(time_emb)).unsqueeze_dims::<4>(&[2, 3]);
+        let mut halves = emb.chunk(2, 1).into_iter();
+        let scale_shift = (halves.next().unwrap(), halves.next().unwrap());
+        let h = self.block2.forward(self.block1.forward(x.clone(), Some(scale_shift)), None);
+        h + residual(&self.res_conv, x)
+    }
+}
+
+fn residual(res_conv: &Option<Conv2d>, x: Tensor<4>) -> Tensor<4> {
+    match res_conv {
+        Some(c) => c.forward(x),
+        None => x,
+    }
+}
+
+/// ConvNeXt block (Liu et al.): depthwise 7×7, time added as a bias, then an inverted bottleneck.
+#[derive(Module, Debug)]
+pub struct ConvNextBlock {
+    pub mlp: Linear,
+    pub ds_conv: Conv2d,
+    pub norm1: GroupNorm,
+    pub conv1: Conv2d,
+    pub norm2: GroupNorm,
+    pub conv2: Conv2d,
+    pub res_conv: Option<Conv2d>,
+}
+
+impl ConvNextBlock {
+    pub fn new(dim: usize, dim_out: usize, time_dim: usize, mult: usize, device: &Device) -> Self {
+        let hidden = dim_out * mult;
+        Self {
+            mlp: LinearConfig::new(time_dim, dim).init(device),
+            ds_conv: Conv2dConfig::new([dim, dim], [7, 7])
+                .with_padding(PaddingConfig2d::Explicit(3, 3, 3, 3))
+                .with_groups(dim)
+                .init(device),
+            norm1: GroupNormConfig::new(1, dim).init(device),
+            conv1: conv(dim, hidden, 3, device),
+            norm2: GroupNormConfig::new(1, hidden).init(device),
+            conv2: conv(hidden, dim_out, 3, device),
+            res_conv: (dim != dim_out).then(|| conv(dim, dim_out, 1, device)),
+        }
+    }
+
+    pub fn forward(&self, x: Tensor<4>, time_emb: Tensor<2>) -> Tensor<4> {
+        let cond = self.mlp.forward(gelu(time_emb)).unsqueeze_dims::<4>(&[2, 3]);
+        let h = self.ds_conv.forward(x.clone()) + cond;
+        let h = gelu(self.conv1.forward(self.norm1.forward(h)));
+        let h = self.conv2.forward(self.norm2.forward(h));
+        h + residual(&self.res_conv, x)
+    }
+}
+
+/// The residual block of a U-Net level, of either kind.
+#[derive(Module, Debug)]
+pub enum ResBlock {
+    Resnet(ResnetBlock),
+    ConvNext(ConvNextBlock),
+}
+
+impl ResBlock {
+    pub fn forward(&self, x: Tensor<4>, time_emb: Tensor<2>) -> Tensor<4> {
+        match self {
+            Self::Resnet(b) => b.forward(x, time_emb),
+            Self::ConvNext(b) => b.forward(x, time_emb),
+        }
+    }
+}
+
+/// Changes resolution between U-Net levels (or, at the last level, only the width).
+#[derive(Module, Debug)]
+pub enum Resample {
+    /// Space-to-depth (2×2 pixels → 4 channels) then a 1×1 conv: no strided conv, no pooling.
+    Down(Conv2d),
+    /// Nearest-neighbour ×2 then a 3×3 conv.
+    Up(Conv2d),
+    /// A 3×3 conv at the same resolution.
+    Same(Conv2d),
+}
+
+impl Resample {
+    pub fn down(dim: usize, dim_out: usize, device: &Device) -> Self {
+        Self::Down(conv(dim * 4, dim_out, 1, device))
+    }
+
+    pub fn up(dim: usize, dim_out: usize, device: &Device) -> Self {
+        Self::Up(conv(dim, dim_out, 3, device))
+    }
+
+    pub fn same(dim: usize, dim_out: usize, device: &Device) -> Self {
+        Self::Same(conv(dim, dim_out, 3, device))
+    }
+
+    pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
+        match self {
+            Self::Down(c) => c.forward(space_to_depth(x)),
+            Self::Up(c) => c.forward(upsample_nearest(x)),
+            Self::Same(c) => c.forward(x),
+        }
+    }
+}
+
+/// `b c (h 2) (w 2) -> b (c 2 2) h w`, einops' order.
+pub fn space_to_depth(x: Tensor<4>) -> Tensor<4> {
+    let [b, c, h, w] = x.dims();
+    x.reshape([b, c, h / 2, 2, w / 2, 2])
+        .permute([0, 1, 3, 5, 2, 4])
+        .reshape([b, c * 4, h / 2, w / 2])
+}
+
+/// Nearest-neighbour ×2 by broadcasting: each pixel becomes a 2×2 patch.
+pub fn upsample_nearest(x: Tensor<4>) -> Tensor<4> {
+    let [b, c, h, w] = x.dims();
+    x.reshape([b, c, h, 1, w, 1])
+        .expand([b, c, h, 2, w, 2])
+        .reshape([b, c, h * 2, w * 2])
+}

@@ -1,0 +1,222 @@
+//! The noise-prediction U-Net of *The Annotated Diffusion Model*, with an optional class
+//! embedding for classifier-free guidance.
+
+pub mod attention;
+pub mod blocks;
+pub mod embedding;
+
+use crate::sampler::NoisePredictor;
+use attention::{Attention, LinearAttention, PreNormResidual};
+use blocks::{ConvNextBlock, ResBlock, Resample, ResnetBlock, conv};
+use burn::nn::conv::Conv2d;
+use burn::prelude::*;
+use embedding::{ClassEmbedding, TimeMlp};
+use serde::{Deserialize, Serialize};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BlockKind {
+    Resnet,
+    ConvNext,
+}
+
+/// Everything needed to rebuild a U-Net: saved beside its weights.
+#[derive(Config, Debug, PartialEq)]
+pub struct UNetConfig {
+    /// Base width; level k has `dim · dim_mults[k]` channels. The blog uses the image size, 28.
+    #[config(default = 28)]
+    pub dim: usize,
+    #[config(default = "vec![1, 2, 4]")]
+    pub dim_mults: Vec<usize>,
+    /// Image channels (1 for Fashion-MNIST).
+    #[config(default = 1)]
+    pub channels: usize,
+    /// Image side length; must be divisible by 2^(levels − 1).
+    #[config(default = 28)]
+    pub image_size: usize,
+    #[config(default = "BlockKind::Resnet")]
+    pub block: BlockKind,
+    /// GroupNorm groups inside ResNet blocks.
+    #[config(default = 4)]
+    pub resnet_block_groups: usize,
+    /// Width multiplier inside ConvNeXt blocks.
+    #[config(default = 2)]
+    pub convnext_mult: usize,
+    #[config(default = 4)]
+    pub attn_heads: usize,
+    #[config(default = 32)]
+    pub attn_dim_head: usize,
+    /// Number of classes for conditioning; 0 for an unconditional model.
+    #[config(default = 0)]
+    pub num_classes: usize,
+}
+
+impl UNetConfig {
+    /// Checks the combination before any tensor is made, so a bad request is an error, not a panic.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.dim < 2 || self.dim_mults.is_empty() || self.channels == 0 {
+            return Err("dim must be ≥ 2, dim_mults non-empty and channels ≥ 1".into());
+        }
+        let levels = self.dim_mults.len();
+        let factor = 1usize << (levels - 1);
+        if self.image_size == 0 || self.image_size % factor != 0 {
+            return Err(format!(
+                "image size {} is not divisible by 2^{} for {levels} levels",
+                self.image_size,
+                levels - 1
+            ));
+        }
+        if self.block == BlockKind::Resnet {
+            for m in std::iter::once(1).chain(self.dim_mults.iter().copied()) {
+                if (self.dim * m) % self.resnet_block_groups != 0 {
+                    return Err(format!(
+                        "width {} is not divisible by {} GroupNorm groups",
+                        self.dim * m,
+                        self.resnet_block_groups
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    pub fn init(&self, device: &Device) -> UNet {
+        self.validate().expect("invalid U-Net configuration");
+        let dim = self.dim;
+        let time_dim = dim * 4;
+        let dims: Vec<usize> =
+            std::iter::once(dim).chain(self.dim_mults.iter().map(|m| dim * m)).collect();
+        let in_out: Vec<(usize, usize)> = dims.windows(2).map(|w| (w[0], w[1])).collect();
+        let block = |a: usize, b: usize| match self.block {
+            BlockKind::Resnet => {
+                ResBlock::Resnet(ResnetBlock::new(a, b, time_dim, self.resnet_block_groups, device))
+            }
+            BlockKind::ConvNext => {
+                ResBlock::ConvNext(ConvNextBlock::new(a, b, time_dim, self.convnext_mult, device))
+            }
+        };
+        let linear_attn = |d: usize| {
+            PreNormResidual::new(d, LinearAttention::new(d, self.attn_heads, self.attn_dim_head, device), device)
+        };
+        let levels = in_out.len();
+        let downs = in_out
+            .iter()
+            .enumerate()
+            .map(|(i, &(d_in, d_out))| Level {
+                block1: block(d_in, d_in),
+                block2: block(d_in, d_in),
+                attn: linear_attn(d_in),
+                resample: if i + 1 < levels {
+                    Resample::down(d_in, d_out, device)
+                } else {
+                    Resample::same(d_in, d_out, device)
+                },
+            })
+            .collect();
+        let ups = in_out
+            .iter()
+            .rev()
+            .enumerate()
+            .map(|(i, &(d_in, d_out))| Level {
+                block1: block(d_out + d_in, d_out),
+                block2: block(d_out + d_in, d_out),
+                attn: linear_attn(d_out),
+                resample: if i + 1 < levels {
+                    Resample::up(d_out, d_in, device)
+                } else {
+                    Resample::same(d_out, d_in, device)
+                },
+            })
+            .collect();
+        let mid = *dims.last().unwrap();
+        UNet {
+            init_conv: conv(self.channels, dim, 1, device),
+            time_mlp: TimeMlp::new(dim, time_dim, device),
+            class_emb: (self.num_classes > 0)
+                .then(|| ClassEmbedding::new(self.num_classes, time_dim, device)),
+            downs,
+            mid_block1: block(mid, mid),
+            mid_attn: PreNormResidual::new(
+                mid,
+                Attention::new(mid, self.attn_heads, self.attn_dim_head, device),
+                device,
+            ),
+            mid_block2: block(mid, mid),
+            ups,
+            final_res_block: block(dim * 2, dim),
+            final_conv: conv(dim, self.channels, 1, device),
+        }
+    }
+}
+
+/// One resolution of the U-Net: two residual blocks, linear attention, then a resampling.
+#[derive(Module, Debug)]
+pub struct Level {
+    pub block1: ResBlock,
+    pub block2: ResBlock,
+    pub attn: PreNormResidual<LinearAttention>,
+    pub resample: Resample,
+}
+
+#[derive(Module, Debug)]
+pub struct UNet {
+    pub init_conv: Conv2d,
+    pub time_mlp: TimeMlp,
+    pub class_emb: Option<ClassEmbedding>,
+    pub downs: Vec<Level>,
+    pub mid_block1: ResBlock,
+    pub mid_attn: PreNormResidual<Attention>,
+    pub mid_block2: ResBlock,
+    pub ups: Vec<Level>,
+    pub final_res_block: ResBlock,
+    pub final_conv: Conv2d,
+}
+
+impl UNet {
+    /// ε̂(x_t, t, y). `x`: `[B, C, H, W]` in [-1, 1]-scaled units; `t`: `[B]` time indices as
+    /// floats; `labels`: `[B]` class indices with `num_classes` meaning "no class" (ignored by an
+    /// unconditional model).
+    pub fn forward(&self, x: Tensor<4>, t: Tensor<1>, labels: Option<Tensor<1, Int>>) -> Tensor<4> {
+        let mut emb = self.time_mlp.forward(t);
+        if let (Some(class_emb), Some(labels)) = (&self.class_emb, labels) {
+            emb = emb + class_emb.forward(labels);
+        }
+        let mut x = self.init_conv.forward(x);
+        let r = x.clone();
+        let mut skips = Vec::with_capacity(self.downs.len() * 2);
+        for level in &self.downs {
+            x = level.block1.forward(x, emb.clone());
+            skips.push(x.clone());
+            x = level.attn.forward(level.block2.forward(x, emb.clone()));
+            skips.push(x.clone());
+            x = level.resample.forward(x);
+        }
+        x = self.mid_block1.forward(x, emb.clone());
+        x = self.mid_block2.forward(self.mid_attn.forward(x), emb.clone());
+        for level in &self.ups {
+            x = level.block1.forward(Tensor::cat(vec![x, skips.pop().unwrap()], 1), emb.clone());
+            x = level.block2.forward(Tensor::cat(vec![x, skips.pop().unwrap()], 1), emb.clone());
+            x = level.resample.forward(level.attn.forward(x));
+        }
+        let x = self.final_res_block.forward(Tensor::cat(vec![x, r], 1), emb);
+        self.final_conv.forward(x)
+    }
+
+    /// The class index the model reads as "unconditional", if it is conditional at all.
+    pub fn null_class(&self) -> Option<usize> {
+        self.class_emb.as_ref().map(|c| c.num_classes)
+    }
+}
+
+impl NoisePredictor for UNet {
+    fn predict_noise(&self, x_t: Tensor<4>, t: usize, labels: &[Option<usize>]) -> Tensor<4> {
+        let device = x_t.device();
+        let batch = x_t.dims()[0];
+        let times = Tensor::from_data(TensorData::new(vec![t as f32; batch], [batch]), &device);
+        let labels = self.null_class().map(|null| {
+            let ids: Vec<i64> = labels.iter().map(|l| l.unwrap_or(null) as i64).collect();
+            Tensor::<1, Int>::from_data(TensorData::new(ids, [batch]), &device)
+        });
+        self.forward(x_t, times, labels)
+    }
+}

@@ -1,0 +1,36 @@
+// Shared set-up for the browser tests: serve dist/ and start Debian's chromium with WebGPU.
+import { chromium } from "playwright-core";
+import { serve } from "../serve.mjs";
+
+export const CHROMIUM_ARGS = [
+  "--no-sandbox", "--enable-unsafe-webgpu", "--disable-background-networking",
+  "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic",
+];
+
+export async function start() {
+  const server = await serve("dist");
+  const url = `http://127.0.0.1:${server.address().port}/`;
+  const browser = await chromium.launch({
+    executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
+    headless: true,
+    args: CHROMIUM_ARGS,
+  });
+  return {
+    url,
+    browser,
+    async close() { await browser.close(); server.close(); },
+  };
+}
+
+// A page that records console errors and every request that leaves the page's origin.
+export async function open(ctx, { initScript } = {}) {
+  const page = await ctx.browser.newPage();
+  const errors = [];
+  const foreign = [];
+  page.on("console", (m) => { if (m.type() === "error") errors.push(m.text()); });
+  page.on("pageerror", (e) => errors.push(String(e)));
+  page.on("request", (r) => { if (!r.url().startsWith(ctx.url) && !r.url().startsWith("data:")) foreign.push(r.url()); });
+  if (initScript) await page.addInitScript(initScript);
+  await page.goto(ctx.url);
+  return { page, errors, foreign };
+}

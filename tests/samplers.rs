@@ -1,0 +1,195 @@
+//! Samplers driven by analytic noise predictors whose exact answers are known.
+
+use burn::prelude::*;
+use ddpm_web::noise::NoiseSource;
+use ddpm_web::sampler::{
+    DdpmVariance, Guidance, NoisePredictor, SamplerKind, SamplingRun, guided_noise,
+};
+use ddpm_web::schedule::{BetaSchedule, Schedule};
+
+fn values(t: Tensor<4>) -> Vec<f32> {
+    t.into_data().to_vec::<f32>().unwrap()
+}
+
+/// The optimal predictor when the data is one fixed image x★: ε★ = (x_t − √ᾱ_t x★)/√(1−ᾱ_t).
+struct PointOracle {
+    schedule: Schedule,
+    target: Tensor<4>,
+}
+
+impl NoisePredictor for PointOracle {
+    fn predict_noise(&self, x_t: Tensor<4>, t: usize, _: &[Option<usize>]) -> Tensor<4> {
+        let s = &self.schedule;
+        (x_t - self.target.clone() * s.sqrt_alphas_cumprod[t] as f32)
+            / s.sqrt_one_minus_alphas_cumprod[t] as f32
+    }
+}
+
+/// The optimal predictor for data N(μ, s²) per pixel: E[ε | x_t] =
+/// √(1−ᾱ)(x_t − √ᾱ μ) / (ᾱ s² + 1 − ᾱ).
+struct GaussianOracle {
+    schedule: Schedule,
+    mean: f64,
+    var: f64,
+}
+
+impl NoisePredictor for GaussianOracle {
+    fn predict_noise(&self, x_t: Tensor<4>, t: usize, _: &[Option<usize>]) -> Tensor<4> {
+        let ab = self.schedule.alphas_cumprod[t];
+        let total_var = ab * self.var + 1.0 - ab;
+        (x_t - (ab.sqrt() * self.mean) as f32) * ((1.0 - ab).sqrt() / total_var) as f32
+    }
+}
+
+const ALL_KINDS: [SamplerKind; 4] = [
+    SamplerKind::Ddpm(DdpmVariance::Beta),
+    SamplerKind::Ddpm(DdpmVariance::BetaTilde),
+    SamplerKind::Ddim { steps: 50, eta: 0.0 },
+    SamplerKind::Ddim { steps: 50, eta: 1.0 },
+];
+
+#[test]
+fn every_sampler_recovers_a_single_training_image() {
+    let device = Device::flex();
+    let schedule = Schedule::new(BetaSchedule::Linear, 1000);
+    let target = NoiseSource::new(99).normal([2, 1, 6, 6], &device).clamp(-1.0, 1.0);
+    let oracle = PointOracle { schedule: schedule.clone(), target: target.clone() };
+    for kind in ALL_KINDS {
+        let sampler = kind.build(&schedule).unwrap();
+        let mut run = SamplingRun::new(sampler, [2, 1, 6, 6], Guidance::unconditional(2), 5, &device);
+        while let Some(step) = run.step(&oracle) {
+            // The oracle is exact, so every step's x̂_0 is x★.
+            let err = values(step.x0 - target.clone()).iter().fold(0f32, |m, v| m.max(v.abs()));
+            assert!(err < 1e-2, "{kind:?} x̂_0 off by {err} at t={}", step.t);
+        }
+        let err = values(run.current() - target.clone()).iter().fold(0f32, |m, v| m.max(v.abs()));
+        assert!(err < 1e-4, "{kind:?}: final sample off by {err}");
+    }
+}
+
+#[test]
+fn deterministic_ddim_keeps_the_initial_noise_direction() {
+    // With the exact oracle and η = 0, x_t = √ᾱ_t x★ + √(1−ᾱ_t) x_T at every visited t.
+    let device = Device::flex();
+    let schedule = Schedule::new(BetaSchedule::Cosine, 1000);
+    let target = NoiseSource::new(1).normal([1, 1, 4, 4], &device).clamp(-1.0, 1.0);
+    let oracle = PointOracle { schedule: schedule.clone(), target: target.clone() };
+    let sampler = SamplerKind::Ddim { steps: 20, eta: 0.0 }.build(&schedule).unwrap();
+    let mut run = SamplingRun::new(sampler, [1, 1, 4, 4], Guidance::unconditional(1), 11, &device);
+    let x_t0 = run.current();
+    // x_T itself is not exactly noise: it is what the oracle reads at t = T−c. Undo that.
+    let t_first = 950;
+    let eps0 = oracle.predict_noise(x_t0, t_first, &[None]);
+    let mut visited = vec![];
+    while let Some(step) = run.step(&oracle) {
+        visited.push(step.t);
+        let t_prev = step.t.checked_sub(50);
+        let ab = t_prev.map_or(1.0, |t| schedule.alphas_cumprod[t]);
+        let expected = target.clone() * ab.sqrt() as f32 + eps0.clone() * (1.0 - ab).sqrt() as f32;
+        let err = values(run.current() - expected).iter().fold(0f32, |m, v| m.max(v.abs()));
+        assert!(err < 1e-3, "x after t={} off by {err}", step.t);
+    }
+    assert_eq!(visited, (0..20).rev().map(|k| k * 50).collect::<Vec<_>>());
+}
+
+#[test]
+fn ancestral_sampling_reproduces_the_forward_marginals() {
+    // With the point oracle and σ² = β̃, each DDPM step samples q(x_{t−1} | x_t, x★) exactly, so
+    // x_t keeps the forward marginal N(√ᾱ_t x★, 1 − ᾱ_t) all the way down.
+    let device = Device::flex();
+    let schedule = Schedule::new(BetaSchedule::Linear, 1000);
+    let target = Tensor::<4>::full([64, 1, 16, 16], 0.5, &device);
+    let oracle = PointOracle { schedule: schedule.clone(), target: target.clone() };
+    let sampler = SamplerKind::Ddpm(DdpmVariance::BetaTilde).build(&schedule).unwrap();
+    let mut run = SamplingRun::new(sampler, [64, 1, 16, 16], Guidance::unconditional(64), 2, &device);
+    for _ in 0..700 {
+        run.step(&oracle);
+    }
+    // 700 steps from t = 999 leaves x at time index 299.
+    let t = 299;
+    let residual = values(run.current() - target * schedule.sqrt_alphas_cumprod[t] as f32);
+    let n = residual.len() as f64;
+    let mean = residual.iter().map(|&v| v as f64).sum::<f64>() / n;
+    let var = residual.iter().map(|&v| (v as f64 - mean).powi(2)).sum::<f64>() / n;
+    let expected = 1.0 - schedule.alphas_cumprod[t];
+    assert!(mean.abs() < 0.03, "mean {mean}");
+    assert!((var / expected - 1.0).abs() < 0.05, "variance {var} vs {expected}");
+}
+
+#[test]
+fn gaussian_data_is_reproduced_in_mean_and_variance() {
+    let device = Device::flex();
+    let schedule = Schedule::new(BetaSchedule::Linear, 1000);
+    let (mean, var) = (0.3, 0.25);
+    let oracle = GaussianOracle { schedule: schedule.clone(), mean, var };
+    for kind in [
+        SamplerKind::Ddpm(DdpmVariance::Beta),
+        SamplerKind::Ddpm(DdpmVariance::BetaTilde),
+        SamplerKind::Ddim { steps: 100, eta: 0.0 },
+        SamplerKind::Ddim { steps: 100, eta: 1.0 },
+    ] {
+        let sampler = kind.build(&schedule).unwrap();
+        let run = SamplingRun::new(sampler, [64, 1, 16, 16], Guidance::unconditional(64), 3, &device);
+        let x = values(run.finish(&oracle));
+        let n = x.len() as f64;
+        let m = x.iter().map(|&v| v as f64).sum::<f64>() / n;
+        let v = x.iter().map(|&v| (v as f64 - m).powi(2)).sum::<f64>() / n;
+        assert!((m - mean).abs() < 0.02, "{kind:?}: mean {m} vs {mean}");
+        assert!((v / var - 1.0).abs() < 0.06, "{kind:?}: variance {v} vs {var}");
+    }
+}
+
+/// Predicts the label's value everywhere (−1 for "no class"), so guidance is easy to check.
+struct LabelEcho;
+
+impl NoisePredictor for LabelEcho {
+    fn predict_noise(&self, x_t: Tensor<4>, _: usize, labels: &[Option<usize>]) -> Tensor<4> {
+        let [b, c, h, w] = x_t.dims();
+        let data: Vec<f32> = labels
+            .iter()
+            .flat_map(|l| std::iter::repeat_n(l.map_or(-1.0, |l| l as f32), c * h * w))
+            .collect();
+        assert_eq!(data.len(), b * c * h * w);
+        Tensor::from_data(TensorData::new(data, [b, c, h, w]), &x_t.device())
+    }
+}
+
+#[test]
+fn classifier_free_guidance_extrapolates_from_unconditional() {
+    let device = Device::flex();
+    let x = Tensor::<4>::zeros([3, 1, 2, 2], &device);
+    for scale in [0.0f32, 1.0, 2.0, 7.5] {
+        let guidance = Guidance { labels: vec![Some(2), None, Some(9)], scale };
+        let eps = values(guided_noise(&LabelEcho, x.clone(), 10, &guidance));
+        for (i, label) in [Some(2.0f32), None, Some(9.0)].iter().enumerate() {
+            let expected = match label {
+                Some(c) => -1.0 + scale * (c + 1.0),
+                None => -1.0,
+            };
+            assert!(eps[i * 4..(i + 1) * 4].iter().all(|&v| (v - expected).abs() < 1e-5), "scale {scale}, image {i}");
+        }
+    }
+}
+
+#[test]
+fn same_seed_same_image_other_seed_other_image() {
+    let device = Device::flex();
+    let schedule = Schedule::new(BetaSchedule::Linear, 100);
+    let oracle = GaussianOracle { schedule: schedule.clone(), mean: 0.0, var: 0.5 };
+    let sample = |seed| {
+        let sampler = SamplerKind::Ddpm(DdpmVariance::Beta).build(&schedule).unwrap();
+        values(SamplingRun::new(sampler, [1, 1, 4, 4], Guidance::unconditional(1), seed, &device).finish(&oracle))
+    };
+    assert_eq!(sample(42), sample(42));
+    assert_ne!(sample(42), sample(43));
+}
+
+#[test]
+fn ddim_refuses_step_counts_that_do_not_divide_t() {
+    let schedule = Schedule::new(BetaSchedule::Linear, 1000);
+    for (steps, eta) in [(0, 0.0), (3, 0.0), (2000, 0.0), (50, 1.5), (50, -0.1)] {
+        let err = SamplerKind::Ddim { steps, eta }.build(&schedule).err();
+        assert!(err.is_some(), "steps={steps} η={eta} must be refused");
+    }
+    assert!(SamplerKind::Ddim { steps: 1000, eta: 0.5 }.build(&schedule).is_ok());
+}
