@@ -24,8 +24,10 @@ web: setup
 run: web
 	node tests/serve.mjs dist $(PORT)
 
+## The native CLI, from the same (dev-profile, optimised-dependency) build as the tests.
 cli: setup
-	$(NATIVE_ENV) cargo build --release --bin ddpm
+	$(NATIVE_ENV) cargo build --bin ddpm
+	@echo "built $(CACHE)/target/debug/ddpm"
 
 test-native: setup
 	$(NATIVE_ENV) cargo test

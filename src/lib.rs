@@ -3,11 +3,17 @@
 //! The science (schedule, forward process, samplers, U-Net) knows nothing of the browser; the
 //! `web` module is only the wasm-bindgen surface.
 
+pub mod classifier;
+pub mod data;
 pub mod diffusion;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod frechet;
 pub mod noise;
 pub mod sampler;
 pub mod schedule;
+pub mod train;
 pub mod unet;
+pub mod weights;
 
 #[cfg(target_arch = "wasm32")]
 pub mod web;

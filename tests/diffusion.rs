@@ -6,7 +6,7 @@ use ddpm_web::noise::NoiseSource;
 use ddpm_web::schedule::{BetaSchedule, Schedule};
 
 fn values(t: Tensor<4>) -> Vec<f32> {
-    t.into_data().to_vec::<f32>().unwrap()
+    t.into_data().try_into_vec::<f32>().unwrap()
 }
 
 fn scalar_tensor(v: f32, device: &Device) -> Tensor<4> {

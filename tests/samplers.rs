@@ -8,7 +8,7 @@ use ddpm_web::sampler::{
 use ddpm_web::schedule::{BetaSchedule, Schedule};
 
 fn values(t: Tensor<4>) -> Vec<f32> {
-    t.into_data().to_vec::<f32>().unwrap()
+    t.into_data().try_into_vec::<f32>().unwrap()
 }
 
 /// The optimal predictor when the data is one fixed image x★: ε★ = (x_t − √ᾱ_t x★)/√(1−ᾱ_t).

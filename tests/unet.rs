@@ -35,8 +35,8 @@ fn config_from(meta: &Value) -> UNetConfig {
 }
 
 fn max_abs_diff(a: Tensor<4>, b: Tensor<4>) -> f32 {
-    let a = a.into_data().to_vec::<f32>().unwrap();
-    let b = b.into_data().to_vec::<f32>().unwrap();
+    let a = a.into_data().try_into_vec::<f32>().unwrap();
+    let b = b.into_data().try_into_vec::<f32>().unwrap();
     assert_eq!(a.len(), b.len());
     a.iter().zip(&b).fold(0f32, |m, (x, y)| m.max((x - y).abs()))
 }

@@ -3,6 +3,19 @@
 
 const $ = (id) => document.getElementById(id);
 const N = 64;
+let gpuAvailable = false;
+
+function enableButtons(on) {
+  $("run-cpu").disabled = !on;
+  $("run-webgpu").disabled = !on || !gpuAvailable;
+}
+
+// Called by the wasm module's panic hook: after a panic the module cannot be used again.
+window.ddpmOnPanic = (message) => {
+  setStatus("error", "The model runtime crashed. Reload the page to start again.");
+  notice(`Details: ${String(message).split("\n")[0]}`);
+  for (const b of document.querySelectorAll(".actions button")) b.disabled = true;
+};
 
 function setStatus(state, text) {
   const el = $("status");
@@ -36,8 +49,8 @@ async function probeWebGpu() {
   return { ok: true, software, name: [info.vendor, info.architecture].filter(Boolean).join(" ") };
 }
 
-async function run(bindings, backend) {
-  for (const b of document.querySelectorAll(".actions button")) b.disabled = true;
+async function run(bindings, backend, gpuName) {
+  enableButtons(false);
   setStatus("running", `Running a ${N}×${N} matrix product on ${backend === "webgpu" ? "WebGPU" : "the CPU"}…`);
   try {
     const report = await bindings.selftest(backend, N);
@@ -45,15 +58,16 @@ async function run(bindings, backend) {
     let checksum = 0;
     for (let i = 0; i < product.length; i++) checksum += product[i] * ((i % 7) - 3);
     $("backend").textContent = backend === "webgpu" ? "WebGPU (Burn wgpu)" : "CPU (Burn flex, wasm)";
-    $("adapter").textContent = report.adapter + (report.fallback ? " (software)" : "");
+    const adapter = report.adapter || gpuName || "WebGPU adapter";
+    $("adapter").textContent = adapter + (report.fallback ? " (software)" : "");
     $("timing").textContent = `${report.millis.toFixed(1)} ms`;
     $("checksum").textContent = checksum.toFixed(4);
-    window.ddpmSelftest = { backend, n: report.n, product: Array.from(product), adapter: report.adapter };
+    window.ddpmSelftest = { backend, n: report.n, product: Array.from(product), adapter };
     setStatus("done", `Done: Burn computed the product on ${backend === "webgpu" ? "the GPU" : "the CPU"}.`);
   } catch (e) {
     setStatus("error", `Failed on ${backend}: ${e.message || e}`);
   } finally {
-    for (const b of document.querySelectorAll(".actions button")) b.disabled = false;
+    enableButtons(true);
   }
 }
 
@@ -66,8 +80,9 @@ async function main() {
     return;
   }
   const gpu = await probeWebGpu();
-  $("run-webgpu").disabled = !gpu.ok;
-  $("run-webgpu").addEventListener("click", () => run(bindings, "webgpu"));
+  gpuAvailable = gpu.ok;
+  enableButtons(true);
+  $("run-webgpu").addEventListener("click", () => run(bindings, "webgpu", gpu.name));
   $("run-cpu").addEventListener("click", () => run(bindings, "cpu"));
   if (!gpu.ok) {
     notice(`${gpu.why} Running on the CPU instead (slower). Chrome, Edge and recent Safari/Firefox have WebGPU.`);
@@ -76,7 +91,7 @@ async function main() {
   if (gpu.software) {
     notice(`Your WebGPU adapter (${gpu.name}) is a software renderer; on it the CPU path is usually faster.`);
   }
-  return run(bindings, "webgpu");
+  return run(bindings, "webgpu", gpu.name);
 }
 
 main();

@@ -1,0 +1,201 @@
+//! `ddpm classifier train` and `ddpm eval`: a feature extractor, and the Fréchet distance of
+//! generated samples to the test set beside its floor (train vs test) and ceiling (noise).
+
+use crate::DeviceArg;
+use burn::module::Module;
+use burn::optim::{AdamConfig, GradientsParams};
+use burn::prelude::*;
+use burn::store::{BurnpackStore, ModuleSnapshot};
+use burn::tensor::loss::cross_entropy_with_logits;
+use ddpm_web::classifier::{Classifier, FEATURES};
+use ddpm_web::data::{DEFAULT_DIR, Dataset, Split};
+use ddpm_web::frechet::frechet_between;
+use ddpm_web::noise::NoiseSource;
+use ddpm_web::sampler::{DdpmVariance, Guidance, SamplerKind, SamplingRun};
+use ddpm_web::weights::from_bytes;
+use indicatif::{ProgressBar, ProgressStyle};
+use std::path::{Path, PathBuf};
+
+#[derive(clap::Args)]
+pub struct ClassifierArgs {
+    #[arg(long, default_value = DEFAULT_DIR)]
+    data: PathBuf,
+    #[arg(long, short, default_value = "classifier.bpk")]
+    out: PathBuf,
+    #[arg(long, default_value_t = 2)]
+    epochs: usize,
+    #[arg(long, default_value_t = 128)]
+    batch: usize,
+    #[arg(long, value_enum, default_value = "cpu")]
+    device: DeviceArg,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+pub enum EvalSampler {
+    Ddpm,
+    Ddim,
+}
+
+#[derive(clap::Args)]
+pub struct EvalArgs {
+    #[arg(long, short, default_value = "model.ddpm")]
+    weights: PathBuf,
+    #[arg(long, default_value = "classifier.bpk")]
+    classifier: PathBuf,
+    #[arg(long, default_value = DEFAULT_DIR)]
+    data: PathBuf,
+    /// Generated samples (and reference images) compared.
+    #[arg(long, default_value_t = 10_000)]
+    count: usize,
+    #[arg(long, value_enum, default_value = "ddim")]
+    sampler: EvalSampler,
+    #[arg(long, default_value_t = 50)]
+    steps: usize,
+    /// Guidance for class-conditional samples (balanced over the ten classes).
+    #[arg(long, default_value_t = 1.0)]
+    guidance: f32,
+    #[arg(long, default_value_t = 250)]
+    batch: usize,
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    #[arg(long, value_enum, default_value = "cpu")]
+    device: DeviceArg,
+}
+
+fn bar(len: usize) -> ProgressBar {
+    let b = ProgressBar::new(len as u64);
+    b.set_style(ProgressStyle::with_template("{bar:40} {pos}/{len} [{elapsed_precise}<{eta_precise}] {msg}").unwrap());
+    b
+}
+
+fn load_data(dir: &Path, split: Split) -> Result<Dataset, String> {
+    Dataset::load(dir, split).map_err(|e| e.to_string())
+}
+
+pub fn train_classifier(args: ClassifierArgs) -> Result<(), String> {
+    let device = args.device.device()?.autodiff();
+    let train = load_data(&args.data, Split::Train)?;
+    let test = load_data(&args.data, Split::Test)?;
+    let mut model = Classifier::new(&device);
+    let mut optim = AdamConfig::new().init();
+    let mut rng = NoiseSource::new(1);
+    let steps = train.len().div_ceil(args.batch);
+    let progress = bar(args.epochs * steps);
+    for _ in 0..args.epochs {
+        let mut order: Vec<usize> = (0..train.len()).collect();
+        for i in (1..order.len()).rev() {
+            order.swap(i, rng.below(i + 1));
+        }
+        for chunk in order.chunks(args.batch) {
+            let (x, y) = train.batch(chunk, Some(&mut rng), &device);
+            let y = Tensor::<1, Int>::from_data(TensorData::new(y.iter().map(|&v| v as i64).collect::<Vec<_>>(), [y.len()]), &device);
+            let targets = y.one_hot::<2>(10).float();
+            let loss = cross_entropy_with_logits(model.forward(x), targets);
+            let grads = GradientsParams::from_grads(loss.backward(), &model);
+            model = optim.step(1e-3, model, grads);
+            progress.inc(1);
+        }
+    }
+    progress.finish_and_clear();
+    let model = model.valid();
+    let acc = accuracy(&model, &test, &device.clone().without_autodiff());
+    println!("test accuracy {:.2} %", acc * 100.0);
+    if acc < 0.9 {
+        eprintln!("warning: below the 90 % a useful feature space needs; train longer (--epochs)");
+    }
+    let mut store = BurnpackStore::from_file(&args.out).overwrite(true);
+    model.save_into(&mut store).map_err(|e| format!("{}: {e}", args.out.display()))?;
+    println!("classifier → {}", args.out.display());
+    Ok(())
+}
+
+fn accuracy(model: &Classifier, data: &Dataset, device: &Device) -> f64 {
+    let idx: Vec<usize> = (0..data.len()).collect();
+    let labels: Vec<usize> = data.labels.iter().map(|&l| l as usize).collect();
+    let predicted = predict(model, |range| data.batch(&idx[range], None, device).0, data.len());
+    predicted.iter().zip(&labels).filter(|(p, l)| p == l).count() as f64 / data.len() as f64
+}
+
+/// Runs `model` over `n` images produced chunk by chunk; returns argmax classes.
+fn predict(model: &Classifier, mut images: impl FnMut(std::ops::Range<usize>) -> Tensor<4>, n: usize) -> Vec<usize> {
+    let mut out = Vec::with_capacity(n);
+    for start in (0..n).step_by(500) {
+        let logits = model.forward(images(start..(start + 500).min(n)));
+        let v = logits.into_data().try_into_vec::<f32>().unwrap();
+        out.extend(v.chunks(10).map(|row| (0..10).max_by(|&a, &b| row[a].total_cmp(&row[b])).unwrap()));
+    }
+    out
+}
+
+fn features(model: &Classifier, images: Tensor<4>) -> Vec<f32> {
+    model.features(images).into_data().try_into_vec::<f32>().unwrap()
+}
+
+fn dataset_features(model: &Classifier, data: &Dataset, n: usize, device: &Device) -> Vec<f32> {
+    let idx: Vec<usize> = (0..n.min(data.len())).collect();
+    idx.chunks(500).flat_map(|c| features(model, data.batch(c, None, device).0)).collect()
+}
+
+pub fn eval(args: EvalArgs) -> Result<(), String> {
+    let device = args.device.device()?;
+    let read = |p: &Path| std::fs::read(p).map_err(|e| format!("{}: {e}", p.display()));
+    let (model, description) = from_bytes(&read(&args.weights)?, &device).map_err(|e| e.to_string())?;
+    let mut classifier = Classifier::new(&device);
+    let mut store = BurnpackStore::from_file(&args.classifier);
+    classifier
+        .load_from(&mut store)
+        .map_err(|e| format!("{}: {e} (make one with `ddpm classifier train`)", args.classifier.display()))?;
+    let train = load_data(&args.data, Split::Train)?;
+    let test = load_data(&args.data, Split::Test)?;
+    let n = args.count.min(test.len());
+    if n < 2 {
+        return Err("--count must be at least 2".into());
+    }
+    let test_features = dataset_features(&classifier, &test, n, &device);
+    // The floor: real images against real images. Train images from the far end of the set.
+    let floor_idx: Vec<usize> = (train.len() - n..train.len()).collect();
+    let floor_features: Vec<f32> = floor_idx.chunks(500).flat_map(|c| features(&classifier, train.batch(c, None, &device).0)).collect();
+    let floor = frechet_between(&floor_features, &test_features, FEATURES);
+    // The ceiling: pure noise, clamped to the image range.
+    let mut rng = NoiseSource::new(args.seed ^ 0xce11);
+    let noise_features: Vec<f32> = (0..n)
+        .step_by(500)
+        .flat_map(|s| features(&classifier, rng.normal([(s + 500).min(n) - s, 1, 28, 28], &device).clamp(-1.0, 1.0)))
+        .collect();
+    let ceiling = frechet_between(&noise_features, &test_features, FEATURES);
+
+    let conditional = model.null_class().is_some();
+    let kind = match args.sampler {
+        EvalSampler::Ddpm => SamplerKind::Ddpm(DdpmVariance::Beta),
+        EvalSampler::Ddim => SamplerKind::Ddim { steps: args.steps, eta: 0.0 },
+    };
+    let schedule = description.schedule();
+    let progress = bar(n);
+    let (mut generated, mut asked, mut got) = (Vec::new(), Vec::new(), Vec::new());
+    for (b, start) in (0..n).step_by(args.batch).enumerate() {
+        let size = (start + args.batch).min(n) - start;
+        let labels: Vec<Option<usize>> = (start..start + size).map(|i| conditional.then_some(i % 10)).collect();
+        let guidance = Guidance { labels: labels.clone(), scale: args.guidance };
+        let run = SamplingRun::new(kind.build(&schedule)?, [size, 1, 28, 28], guidance, args.seed + b as u64, &device);
+        let x = run.finish(&model).clamp(-1.0, 1.0);
+        generated.extend(features(&classifier, x.clone()));
+        got.extend(predict(&classifier, |_| x.clone(), size));
+        asked.extend(labels);
+        progress.inc(size as u64);
+    }
+    progress.finish_and_clear();
+    let fd = frechet_between(&generated, &test_features, FEATURES);
+    let sampler = match args.sampler {
+        EvalSampler::Ddpm => format!("DDPM {} steps", schedule.len()),
+        EvalSampler::Ddim => format!("DDIM {} steps", args.steps),
+    };
+    println!("samples: {n} ({sampler}, guidance {})", args.guidance);
+    println!("FD(samples, test) = {fd:.3}");
+    println!("floor   FD(train, test) = {floor:.3}  → samples are {:.2}× the floor", fd / floor);
+    println!("ceiling FD(noise, test) = {ceiling:.3}");
+    if conditional {
+        let hits = asked.iter().zip(&got).filter(|(a, g)| a.is_some_and(|a| a == **g)).count();
+        println!("class accuracy of guided samples: {:.2} %", 100.0 * hits as f64 / n as f64);
+    }
+    Ok(())
+}

@@ -1,0 +1,91 @@
+//! `ddpm`: train, sample and inspect the diffusion model natively.
+
+mod eval;
+mod sample;
+mod train;
+
+use burn::prelude::*;
+use clap::{Parser, Subcommand, ValueEnum};
+
+#[derive(Parser)]
+#[command(name = "ddpm", version, about = "Denoising diffusion on Fashion-MNIST, in Rust + Burn")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Train a U-Net with Algorithm 1 (checkpoints as it goes).
+    Train(train::Args),
+    /// Sample images from trained weights: a PNG grid and an animated GIF of the reverse process.
+    Sample(sample::Args),
+    /// The Fashion-MNIST classifier whose features the Fréchet distance uses.
+    #[command(subcommand)]
+    Classifier(ClassifierCommand),
+    /// Fréchet distance of samples to the test set, beside its floor and ceiling.
+    Eval(eval::EvalArgs),
+    /// Describe a weights file (or the default configuration) and count its parameters.
+    Info {
+        /// A weights file written by `ddpm train`.
+        weights: Option<std::path::PathBuf>,
+    },
+}
+
+#[derive(Subcommand)]
+enum ClassifierCommand {
+    /// Train it (two epochs reach about 91 % test accuracy).
+    Train(eval::ClassifierArgs),
+}
+
+/// Where tensors live.
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum DeviceArg {
+    /// Burn's pure-Rust CPU backend (flex).
+    Cpu,
+    /// Burn's wgpu backend: Vulkan, Metal or DX12 (software Vulkan where there is no GPU).
+    Wgpu,
+}
+
+impl DeviceArg {
+    pub fn device(self) -> Result<Device, String> {
+        match self {
+            Self::Cpu => Ok(Device::flex()),
+            Self::Wgpu => Device::wgpu_options().init().map_err(|e| format!("no wgpu adapter: {e}")),
+        }
+    }
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Train(args) => train::run(args),
+        Command::Sample(args) => sample::run(args),
+        Command::Classifier(ClassifierCommand::Train(args)) => eval::train_classifier(args),
+        Command::Eval(args) => eval::eval(args),
+        Command::Info { weights } => info(weights),
+    };
+    if let Err(message) = result {
+        eprintln!("error: {message}");
+        std::process::exit(1);
+    }
+}
+
+fn info(weights: Option<std::path::PathBuf>) -> Result<(), String> {
+    use burn::module::Module;
+    let device = Device::flex();
+    let (model, text) = match weights {
+        Some(path) => {
+            let bytes = std::fs::read(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+            let (model, description) = ddpm_web::weights::from_bytes(&bytes, &device)
+                .map_err(|e| format!("{}: {e}", path.display()))?;
+            (model, serde_json::to_string_pretty(&description).unwrap())
+        }
+        None => {
+            let config = ddpm_web::unet::UNetConfig::new();
+            (config.init(&device), serde_json::to_string_pretty(&config).unwrap())
+        }
+    };
+    println!("{text}\nparameters: {}", model.num_params());
+    Ok(())
+}

@@ -1,0 +1,174 @@
+//! `ddpm sample`: a PNG grid of samples and an animated GIF of the reverse process.
+
+use crate::DeviceArg;
+use burn::prelude::*;
+use ddpm_web::data::CLASS_NAMES;
+use ddpm_web::sampler::{DdpmVariance, Guidance, SamplerKind, SamplingRun};
+use ddpm_web::weights::from_bytes;
+use image::codecs::gif::{GifEncoder, Repeat};
+use image::{Delay, Frame, GrayImage, Luma, RgbaImage};
+use indicatif::ProgressBar;
+use std::path::PathBuf;
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum SamplerArg {
+    /// Algorithm 2 with σ² = β.
+    Ddpm,
+    /// Algorithm 2 with σ² = β̃ (the posterior variance).
+    DdpmTilde,
+    /// DDIM on a subsequence of --steps timesteps.
+    Ddim,
+}
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Weights written by `ddpm train`.
+    #[arg(long, short, default_value = "model.ddpm")]
+    weights: PathBuf,
+    #[arg(long, value_enum, default_value = "ddim")]
+    sampler: SamplerArg,
+    /// DDIM steps (must divide T).
+    #[arg(long, default_value_t = 50)]
+    steps: usize,
+    /// DDIM η: 0 deterministic, 1 as noisy as DDPM.
+    #[arg(long, default_value_t = 0.0)]
+    eta: f64,
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Class index 0–9 (or "any"); see --per-class for one row per class.
+    #[arg(long, default_value = "any")]
+    class: String,
+    /// One row per class (count becomes a multiple of 10).
+    #[arg(long)]
+    per_class: bool,
+    /// Classifier-free guidance scale (1: plain conditioning, 0: unconditional).
+    #[arg(long, default_value_t = 1.0)]
+    guidance: f32,
+    #[arg(long, default_value_t = 16)]
+    count: usize,
+    /// The PNG grid.
+    #[arg(long, short, default_value = "samples.png")]
+    out: PathBuf,
+    /// An animated GIF of x_t beside x̂_0.
+    #[arg(long)]
+    gif: Option<PathBuf>,
+    /// Keep every k-th step in the GIF (0: about 40 frames).
+    #[arg(long, default_value_t = 0)]
+    gif_every: usize,
+    #[arg(long, value_enum, default_value = "cpu")]
+    device: DeviceArg,
+}
+
+pub fn run(args: Args) -> Result<(), String> {
+    let device = args.device.device()?;
+    let bytes = std::fs::read(&args.weights).map_err(|e| format!("{}: {e}", args.weights.display()))?;
+    let (model, description) = from_bytes(&bytes, &device).map_err(|e| format!("{}: {e}", args.weights.display()))?;
+    let class = match args.class.as_str() {
+        "any" => None,
+        s => match s.parse::<usize>() {
+            Ok(c) if c < 10 => Some(c),
+            _ => return Err(format!("--class must be 0–9 or any, not {s:?}")),
+        },
+    };
+    let conditional = model.null_class().is_some();
+    if !conditional && (class.is_some() || args.per_class) {
+        return Err("these weights are unconditional: --class and --per-class need a class-conditional model".into());
+    }
+    let (count, cols, labels) = if args.per_class {
+        let per = args.count.div_ceil(10).max(1);
+        (per * 10, per, (0..10).flat_map(|c| std::iter::repeat_n(Some(c), per)).collect())
+    } else {
+        let cols = (args.count as f64).sqrt().ceil() as usize;
+        (args.count, cols.max(1), vec![class; args.count])
+    };
+    if count == 0 || count > 1024 {
+        return Err("--count must be between 1 and 1024".into());
+    }
+    let kind = match args.sampler {
+        SamplerArg::Ddpm => SamplerKind::Ddpm(DdpmVariance::Beta),
+        SamplerArg::DdpmTilde => SamplerKind::Ddpm(DdpmVariance::BetaTilde),
+        SamplerArg::Ddim => SamplerKind::Ddim { steps: args.steps, eta: args.eta },
+    };
+    let schedule = description.schedule();
+    let sampler = kind.build(&schedule)?;
+    let size = description.unet.image_size;
+    let shape = [count, description.unet.channels, size, size];
+    let mut run = SamplingRun::new(sampler, shape, Guidance { labels, scale: args.guidance }, args.seed, &device);
+    let total = run.total_steps();
+    let every = if args.gif_every == 0 { (total / 40).max(1) } else { args.gif_every };
+    let mut frames = Vec::new();
+    let bar = ProgressBar::new(total as u64);
+    let started = std::time::Instant::now();
+    while let Some(step) = run.step(&model) {
+        bar.inc(1);
+        let done = run.steps_done();
+        if args.gif.is_some() && (done % every == 0 || done == total) {
+            let left = grid(&to_pixels(step.x_prev), count, cols, size);
+            let right = grid(&to_pixels(step.x0), count, cols, size);
+            frames.push(side_by_side(&left, &right));
+        }
+    }
+    bar.finish_and_clear();
+    let secs = started.elapsed().as_secs_f64();
+    let image = grid(&to_pixels(run.current()), count, cols, size);
+    image.save(&args.out).map_err(|e| format!("{}: {e}", args.out.display()))?;
+    println!(
+        "{} samples, {total} steps in {secs:.1} s ({:.1} ms/step) → {}{}",
+        count,
+        secs * 1000.0 / total as f64,
+        args.out.display(),
+        if args.per_class { format!(" (rows: {})", CLASS_NAMES.join(", ")) } else { String::new() }
+    );
+    if let Some(path) = args.gif {
+        write_gif(&path, frames).map_err(|e| format!("{}: {e}", path.display()))?;
+        println!("reverse process (x_t | x̂_0) → {}", path.display());
+    }
+    Ok(())
+}
+
+/// [-1, 1] floats to grey bytes, one image after another.
+fn to_pixels(x: Tensor<4>) -> Vec<u8> {
+    let v = x.into_data().try_into_vec::<f32>().expect("f32 tensor");
+    v.iter().map(|&p| ((p.clamp(-1.0, 1.0) + 1.0) * 127.5).round() as u8).collect()
+}
+
+/// Lays out `count` single-channel images `cols` to a row, with a 2-pixel gap.
+fn grid(pixels: &[u8], count: usize, cols: usize, size: usize) -> GrayImage {
+    let rows = count.div_ceil(cols);
+    let pad = 2;
+    let mut out = GrayImage::from_pixel((cols * (size + pad) + pad) as u32, (rows * (size + pad) + pad) as u32, Luma([32]));
+    for i in 0..count {
+        let (r, c) = (i / cols, i % cols);
+        for y in 0..size {
+            for x in 0..size {
+                let v = pixels[i * size * size + y * size + x];
+                out.put_pixel((pad + c * (size + pad) + x) as u32, (pad + r * (size + pad) + y) as u32, Luma([v]));
+            }
+        }
+    }
+    out
+}
+
+fn side_by_side(a: &GrayImage, b: &GrayImage) -> RgbaImage {
+    let gap = 8;
+    let mut out = RgbaImage::from_pixel(a.width() * 2 + gap, a.height(), image::Rgba([16, 16, 16, 255]));
+    for (dx, img) in [(0, a), (a.width() + gap, b)] {
+        for (x, y, p) in img.enumerate_pixels() {
+            out.put_pixel(x + dx, y, image::Rgba([p[0], p[0], p[0], 255]));
+        }
+    }
+    image::imageops::resize(&out, out.width() * 3, out.height() * 3, image::imageops::FilterType::Nearest)
+}
+
+fn write_gif(path: &PathBuf, frames: Vec<RgbaImage>) -> Result<(), String> {
+    let file = std::fs::File::create(path).map_err(|e| e.to_string())?;
+    let mut enc = GifEncoder::new_with_speed(file, 10);
+    enc.set_repeat(Repeat::Infinite).map_err(|e| e.to_string())?;
+    let n = frames.len();
+    for (i, f) in frames.into_iter().enumerate() {
+        let hold = if i + 1 == n { 2000 } else { 80 };
+        enc.encode_frame(Frame::from_parts(f, 0, 0, Delay::from_numer_denom_ms(hold, 1)))
+            .map_err(|e| e.to_string())?;
+    }
+    Ok(())
+}

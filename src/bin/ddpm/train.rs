@@ -1,0 +1,214 @@
+//! `ddpm train`: Algorithm 1 on Fashion-MNIST with progress, checkpoints and resume.
+
+use crate::DeviceArg;
+use burn::prelude::*;
+use ddpm_web::data::{DEFAULT_DIR, Dataset, Split};
+use ddpm_web::diffusion::LossKind;
+use ddpm_web::noise::NoiseSource;
+use ddpm_web::schedule::BetaSchedule;
+use ddpm_web::train::{TrainConfig, Trainer};
+use ddpm_web::unet::{BlockKind, UNetConfig};
+use ddpm_web::weights::{ModelDescription, Precision, from_bytes, to_bytes};
+use indicatif::{ProgressBar, ProgressStyle};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Directory with the IDX files.
+    #[arg(long, default_value = DEFAULT_DIR)]
+    data: PathBuf,
+    /// Where the weights go (the EMA weights; the raw ones go to OUT.raw for --resume).
+    #[arg(long, short, default_value = "model.ddpm")]
+    out: PathBuf,
+    /// Optimisation steps (overrides --epochs).
+    #[arg(long)]
+    steps: Option<usize>,
+    #[arg(long, default_value_t = 1)]
+    epochs: usize,
+    #[arg(long, default_value_t = 128)]
+    batch: usize,
+    #[arg(long, default_value_t = 1e-3)]
+    lr: f64,
+    #[arg(long, default_value_t = 0)]
+    warmup: usize,
+    /// Clip each gradient to this L2 norm.
+    #[arg(long)]
+    clip: Option<f32>,
+    #[arg(long, default_value = "l2", value_parser = LossKind::parse)]
+    loss: LossKind,
+    #[arg(long, default_value = "linear", value_parser = BetaSchedule::parse)]
+    schedule: BetaSchedule,
+    #[arg(long, default_value_t = 1000)]
+    timesteps: usize,
+    #[arg(long, default_value_t = 28)]
+    dim: usize,
+    /// Channel multipliers per level, e.g. 1,2,4.
+    #[arg(long, default_value = "1,2,4", value_delimiter = ',')]
+    dim_mults: Vec<usize>,
+    #[arg(long, value_enum, default_value = "resnet")]
+    block: BlockArg,
+    #[arg(long, default_value_t = 4)]
+    attn_heads: usize,
+    #[arg(long, default_value_t = 32)]
+    attn_dim_head: usize,
+    /// Train without class labels (no guidance possible).
+    #[arg(long)]
+    unconditional: bool,
+    /// Probability of dropping the label (classifier-free guidance).
+    #[arg(long, default_value_t = 0.1)]
+    cond_drop: f32,
+    /// EMA decay of the weights (0: none).
+    #[arg(long, default_value_t = 0.999)]
+    ema: f64,
+    /// Use only the first N training images.
+    #[arg(long)]
+    limit: Option<usize>,
+    #[arg(long, value_enum, default_value = "cpu")]
+    device: DeviceArg,
+    #[arg(long, default_value_t = 1000)]
+    checkpoint_every: usize,
+    /// Continue from OUT and OUT.raw.
+    #[arg(long)]
+    resume: bool,
+    /// Store the weights as f16 (half the size).
+    #[arg(long)]
+    f16: bool,
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum BlockArg {
+    Resnet,
+    Convnext,
+}
+
+fn raw_path(out: &Path) -> PathBuf {
+    let mut s = out.as_os_str().to_owned();
+    s.push(".raw");
+    PathBuf::from(s)
+}
+
+pub fn run(args: Args) -> Result<(), String> {
+    let device = args.device.device()?.autodiff();
+    let mut data = Dataset::load(&args.data, Split::Train).map_err(|e| e.to_string())?;
+    if let Some(n) = args.limit {
+        data = data.take(n);
+    }
+    if data.is_empty() || args.batch == 0 {
+        return Err("nothing to train on: the data set or the batch is empty".into());
+    }
+    let unet = UNetConfig::new()
+        .with_dim(args.dim)
+        .with_dim_mults(args.dim_mults.clone())
+        .with_image_size(data.rows)
+        .with_block(match args.block {
+            BlockArg::Resnet => BlockKind::Resnet,
+            BlockArg::Convnext => BlockKind::ConvNext,
+        })
+        .with_attn_heads(args.attn_heads)
+        .with_attn_dim_head(args.attn_dim_head)
+        .with_num_classes(if args.unconditional { 0 } else { 10 });
+    unet.validate()?;
+    let mut description = ModelDescription {
+        unet: unet.clone(),
+        schedule: args.schedule,
+        timesteps: args.timesteps,
+        train_steps: 0,
+        data_checksum: Some(data.checksum()),
+        precision: if args.f16 { Precision::F16 } else { Precision::F32 },
+    };
+    let config = TrainConfig::new()
+        .with_lr(args.lr)
+        .with_warmup_steps(args.warmup)
+        .with_grad_clip(args.clip)
+        .with_loss(args.loss)
+        .with_ema_decay(args.ema)
+        .with_cond_drop_prob(args.cond_drop)
+        .with_seed(args.seed);
+    let read = |p: &Path| std::fs::read(p).map_err(|e| format!("{}: {e}", p.display()));
+    let (model, ema) = if args.resume {
+        let (raw, d) = from_bytes(&read(&raw_path(&args.out))?, &device).map_err(|e| e.to_string())?;
+        let (ema, _) = from_bytes(&read(&args.out)?, &device.clone().without_autodiff()).map_err(|e| e.to_string())?;
+        description.unet = d.unet;
+        description.schedule = d.schedule;
+        description.timesteps = d.timesteps;
+        description.train_steps = d.train_steps;
+        (raw, Some(ema))
+    } else {
+        (unet.init(&device), None)
+    };
+    let mut trainer = Trainer::new(model, description.schedule(), config);
+    if let (Some(ema), true) = (ema, args.ema > 0.0) {
+        trainer.ema = Some(ema);
+    }
+    trainer.steps_done = description.train_steps;
+    let steps_per_epoch = data.len().div_ceil(args.batch);
+    let total = args.steps.unwrap_or(args.epochs * steps_per_epoch);
+    let start_step = trainer.steps_done;
+    if total <= start_step {
+        return Err(format!("already trained {start_step} steps (asked for {total})"));
+    }
+    println!(
+        "training {} parameters on {} images ({:?}), {} → {} steps, batch {}",
+        burn::module::Module::num_params(&trainer.model),
+        data.len(),
+        args.device,
+        start_step,
+        total,
+        args.batch
+    );
+    let bar = ProgressBar::new((total - start_step) as u64);
+    bar.set_style(ProgressStyle::with_template("{bar:40} {pos}/{len} [{elapsed_precise}<{eta_precise}] {msg}").unwrap());
+    let mut order: Vec<usize> = (0..data.len()).collect();
+    let mut rng = NoiseSource::new(args.seed ^ 0x5eed);
+    let started = Instant::now();
+    let mut smoothed = None;
+    for step in start_step..total {
+        let epoch_pos = step % steps_per_epoch;
+        if epoch_pos == 0 {
+            for i in (1..order.len()).rev() {
+                order.swap(i, rng.below(i + 1));
+            }
+        }
+        let idx: Vec<usize> = (0..args.batch).map(|k| order[(epoch_pos * args.batch + k) % order.len()]).collect();
+        let (x, y) = data.batch(&idx, Some(&mut rng), &device);
+        let loss: f32 = trainer.step(x, &y).into_scalar();
+        if !loss.is_finite() {
+            return Err(format!("the loss diverged at step {step} ({loss}); try a smaller --lr or --clip 1"));
+        }
+        let s = smoothed.map_or(loss, |s: f32| 0.98 * s + 0.02 * loss);
+        smoothed = Some(s);
+        let rate = ((step + 1 - start_step) * args.batch) as f64 / started.elapsed().as_secs_f64();
+        bar.set_message(format!("loss {s:.4}  {rate:.1} img/s"));
+        bar.inc(1);
+        if (step + 1) % args.checkpoint_every == 0 || step + 1 == total {
+            description.train_steps = step + 1;
+            save(&trainer, &description, &args.out)?;
+        }
+    }
+    bar.finish();
+    let secs = started.elapsed().as_secs_f64();
+    println!(
+        "done: {} steps in {:.1} s ({:.1} img/s), final loss {:.4}; weights in {}",
+        total - start_step,
+        secs,
+        ((total - start_step) * args.batch) as f64 / secs,
+        smoothed.unwrap_or(f32::NAN),
+        args.out.display()
+    );
+    Ok(())
+}
+
+fn save(trainer: &Trainer, description: &ModelDescription, out: &Path) -> Result<(), String> {
+    let write = |path: &Path, bytes: Vec<u8>| {
+        // Write then rename, so an interrupted save never leaves a half file behind.
+        let tmp = path.with_extension("partial");
+        std::fs::write(&tmp, bytes).and_then(|_| std::fs::rename(&tmp, path)).map_err(|e| format!("{}: {e}", path.display()))
+    };
+    let ema = to_bytes(&trainer.inference_model(), description).map_err(|e| e.to_string())?;
+    let raw = to_bytes(&trainer.model.valid(), description).map_err(|e| e.to_string())?;
+    write(out, ema)?;
+    write(&raw_path(out), raw)
+}

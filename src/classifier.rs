@@ -1,0 +1,49 @@
+//! A small Fashion-MNIST classifier whose penultimate layer is the feature space of the
+//! Fréchet distance (the role Inception plays in FID), and whose predictions check that guided
+//! samples show the class that was asked for.
+
+use burn::nn::conv::{Conv2d, Conv2dConfig};
+use burn::nn::pool::{MaxPool2d, MaxPool2dConfig};
+use burn::nn::{Linear, LinearConfig, PaddingConfig2d};
+use burn::prelude::*;
+use burn::tensor::activation::relu;
+
+/// Width of the feature vector.
+pub const FEATURES: usize = 128;
+
+#[derive(Module, Debug)]
+pub struct Classifier {
+    pub conv1: Conv2d,
+    pub conv2: Conv2d,
+    pub pool: MaxPool2d,
+    pub fc: Linear,
+    pub head: Linear,
+}
+
+impl Classifier {
+    pub fn new(device: &Device) -> Self {
+        let conv = |i, o| {
+            Conv2dConfig::new([i, o], [3, 3]).with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1)).init(device)
+        };
+        Self {
+            conv1: conv(1, 32),
+            conv2: conv(32, 64),
+            pool: MaxPool2dConfig::new([2, 2]).with_strides([2, 2]).init(),
+            fc: LinearConfig::new(64 * 7 * 7, FEATURES).init(device),
+            head: LinearConfig::new(FEATURES, 10).init(device),
+        }
+    }
+
+    /// `[B, 1, 28, 28]` in [-1, 1] → `[B, FEATURES]`.
+    pub fn features(&self, x: Tensor<4>) -> Tensor<2> {
+        let x = self.pool.forward(relu(self.conv1.forward(x)));
+        let x = self.pool.forward(relu(self.conv2.forward(x)));
+        let [b, c, h, w] = x.dims();
+        relu(self.fc.forward(x.reshape([b, c * h * w])))
+    }
+
+    /// Class logits.
+    pub fn forward(&self, x: Tensor<4>) -> Tensor<2> {
+        self.head.forward(self.features(x))
+    }
+}

@@ -1,0 +1,174 @@
+//! Algorithm 1 of Ho et al. as a plain loop that works on any autodiff device: pick t uniformly,
+//! noise the batch in closed form, regress the noise. Nothing in a step reads a tensor back
+//! synchronously, so the same step runs in the browser; callers read the returned loss when
+//! they choose (asynchronously on the web).
+
+use crate::diffusion::{LossKind, noise_loss, q_sample};
+use crate::noise::NoiseSource;
+use crate::schedule::Schedule;
+use crate::unet::UNet;
+use burn::module::{ModuleMapper, ModuleVisitor, Param};
+use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer};
+use burn::grad_clipping::GradientClippingConfig;
+use burn::prelude::*;
+
+#[derive(Config, Debug)]
+pub struct TrainConfig {
+    #[config(default = 1e-3)]
+    pub lr: f64,
+    /// Linear learning-rate warm-up over this many steps (0: none).
+    #[config(default = 0)]
+    pub warmup_steps: usize,
+    /// Clip each gradient to this L2 norm (none when absent).
+    #[config(default = "None")]
+    pub grad_clip: Option<f32>,
+    #[config(default = "LossKind::L2")]
+    pub loss: LossKind,
+    /// Decay of the exponential moving average of the weights (0: no EMA).
+    #[config(default = 0.999)]
+    pub ema_decay: f64,
+    /// Probability of replacing a label by "no class", which teaches the unconditional
+    /// prediction that classifier-free guidance needs.
+    #[config(default = 0.1)]
+    pub cond_drop_prob: f32,
+    #[config(default = true)]
+    pub flip: bool,
+    #[config(default = 0)]
+    pub seed: u64,
+}
+
+impl TrainConfig {
+    /// The learning rate at `step` (0-based), after warm-up.
+    pub fn lr_at(&self, step: usize) -> f64 {
+        if self.warmup_steps == 0 {
+            self.lr
+        } else {
+            self.lr * ((step + 1) as f64 / self.warmup_steps as f64).min(1.0)
+        }
+    }
+}
+
+/// The model being trained, its optimiser and its EMA twin.
+pub struct Trainer {
+    pub model: UNet,
+    pub ema: Option<UNet>,
+    pub schedule: Schedule,
+    pub config: TrainConfig,
+    pub steps_done: usize,
+    optim: ModuleOptimizer,
+    rng: NoiseSource,
+}
+
+impl Trainer {
+    /// `model` must live on an autodiff device (`Device::…().autodiff()`).
+    pub fn new(model: UNet, schedule: Schedule, config: TrainConfig) -> Self {
+        let mut adam = AdamConfig::new();
+        if let Some(norm) = config.grad_clip {
+            adam = adam.with_grad_clipping(Some(GradientClippingConfig::Norm(norm)));
+        }
+        let ema = (config.ema_decay > 0.0).then(|| model.valid());
+        Self {
+            rng: NoiseSource::new(config.seed),
+            optim: adam.init(),
+            model,
+            ema,
+            schedule,
+            config,
+            steps_done: 0,
+        }
+    }
+
+    /// One optimisation step on a batch of clean images `x0` in [-1, 1]; returns the loss tensor
+    /// without reading it.
+    pub fn step(&mut self, x0: Tensor<4>, labels: &[usize]) -> Tensor<1> {
+        let device = x0.device();
+        let [batch, c, h, w] = x0.dims();
+        let t: Vec<usize> = (0..batch).map(|_| self.rng.below(self.schedule.len())).collect();
+        let noise = self.rng.normal([batch, c, h, w], &device);
+        let x_t = q_sample(&self.schedule, x0, &t, noise.clone());
+        let times = Tensor::from_data(TensorData::new(t.iter().map(|&t| t as f32).collect::<Vec<_>>(), [batch]), &device);
+        let labels = self.model.null_class().map(|null| {
+            let ids: Vec<i64> = labels
+                .iter()
+                .map(|&l| if self.rng.uniform() < self.config.cond_drop_prob { null } else { l } as i64)
+                .collect();
+            Tensor::<1, Int>::from_data(TensorData::new(ids, [batch]), &device)
+        });
+        let predicted = self.model.forward(x_t, times, labels);
+        let loss = noise_loss(self.config.loss, predicted, noise);
+        let grads = GradientsParams::from_grads(loss.backward(), &self.model);
+        let lr = self.config.lr_at(self.steps_done);
+        self.model = self.optim.step(lr, self.model.clone(), grads);
+        self.steps_done += 1;
+        if let Some(ema) = self.ema.take() {
+            self.ema = Some(ema_update(ema, &self.model.valid(), self.config.ema_decay));
+        }
+        loss.detach()
+    }
+
+    /// The weights to sample from: the EMA when there is one.
+    pub fn inference_model(&self) -> UNet {
+        self.ema.clone().unwrap_or_else(|| self.model.valid())
+    }
+}
+
+/// ema ← decay · ema + (1 − decay) · live, parameter by parameter (both have the same layout).
+pub fn ema_update(ema: UNet, live: &UNet, decay: f64) -> UNet {
+    struct Collect(Vec<Tensor<1>>);
+    impl ModuleVisitor for Collect {
+        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+            let value = param.val();
+            let n = value.shape().num_elements();
+            self.0.push(value.reshape([n]));
+        }
+    }
+    struct Blend {
+        live: std::vec::IntoIter<Tensor<1>>,
+        decay: f64,
+    }
+    impl ModuleMapper for Blend {
+        fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
+            let live = self.live.next().expect("EMA and model have the same parameters");
+            let decay = self.decay;
+            param.map(|ema| {
+                let dims = ema.dims();
+                ema * decay + live.reshape(dims) * (1.0 - decay)
+            })
+        }
+    }
+    let mut collect = Collect(Vec::new());
+    live.visit(&mut collect);
+    ema.map(&mut Blend { live: collect.0.into_iter(), decay })
+}
+
+/// A fixed evaluation batch: images, time indices and noise chosen once from a seed, so the loss
+/// on it can be compared across steps (and across backends).
+pub struct EvalBatch {
+    pub x0: Tensor<4>,
+    pub labels: Vec<usize>,
+    pub t: Vec<usize>,
+    pub noise: Tensor<4>,
+}
+
+impl EvalBatch {
+    pub fn new(x0: Tensor<4>, labels: Vec<usize>, timesteps: usize, seed: u64) -> Self {
+        let mut rng = NoiseSource::new(seed);
+        let dims = x0.dims();
+        let t = (0..dims[0]).map(|_| rng.below(timesteps)).collect();
+        let noise = rng.normal(dims, &x0.device());
+        Self { x0, labels, t, noise }
+    }
+
+    /// The ε-loss of `model` on this batch (labels given, no dropout), not yet read back.
+    pub fn loss(&self, model: &UNet, schedule: &Schedule, kind: LossKind) -> Tensor<1> {
+        let device = self.x0.device();
+        let batch = self.t.len();
+        let x_t = q_sample(schedule, self.x0.clone(), &self.t, self.noise.clone());
+        let times = Tensor::from_data(TensorData::new(self.t.iter().map(|&t| t as f32).collect::<Vec<_>>(), [batch]), &device);
+        let labels = model.null_class().map(|_| {
+            let ids: Vec<i64> = self.labels.iter().map(|&l| l as i64).collect();
+            Tensor::<1, Int>::from_data(TensorData::new(ids, [batch]), &device)
+        });
+        noise_loss(kind, model.forward(x_t, times, labels), self.noise.clone())
+    }
+}

@@ -1,0 +1,31 @@
+//! The Fréchet distance against closed forms.
+
+use ddpm_web::frechet::frechet_between;
+use ddpm_web::noise::NoiseSource;
+
+#[test]
+fn a_set_against_itself_is_zero() {
+    let x = NoiseSource::new(1).normal_vec(2000 * 8);
+    assert!(frechet_between(&x, &x, 8) < 1e-8);
+}
+
+#[test]
+fn a_shift_of_the_mean_adds_its_squared_length() {
+    let x = NoiseSource::new(2).normal_vec(3000 * 6);
+    let shift = [1.0f32, -2.0, 0.5, 0.0, 0.0, 3.0];
+    let y: Vec<f32> = x.iter().enumerate().map(|(i, v)| v + shift[i % 6]).collect();
+    let expected: f64 = shift.iter().map(|s| (*s as f64).powi(2)).sum();
+    let fd = frechet_between(&x, &y, 6);
+    assert!((fd - expected).abs() < 1e-6, "{fd} vs {expected}");
+}
+
+#[test]
+fn scaled_isotropic_gaussians_match_the_closed_form() {
+    // N(0, I) vs N(0, s² I) in d dimensions: FD = d (1 − s)².
+    let (d, s) = (5usize, 2.0f64);
+    let x = NoiseSource::new(3).normal_vec(40_000 * d);
+    let y: Vec<f32> = NoiseSource::new(4).normal_vec(40_000 * d).iter().map(|v| v * s as f32).collect();
+    let fd = frechet_between(&x, &y, d);
+    let expected = d as f64 * (1.0 - s).powi(2);
+    assert!((fd - expected).abs() < 0.15, "{fd} vs {expected}");
+}
