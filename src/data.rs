@@ -99,8 +99,8 @@ fn body(bytes: &[u8], offset: usize, len: Option<usize>, what: &str) -> Result<V
 
 /// Parses an IDX3 image file: returns (count, rows, cols, pixels).
 pub fn parse_images(bytes: &[u8], what: &str) -> Result<(usize, usize, usize, Vec<u8>), DataError> {
+    check_magic(header(bytes, what, 1)?[0], IMAGES_MAGIC, what, "image")?;
     let h = header(bytes, what, 4)?;
-    check_magic(h[0], IMAGES_MAGIC, what, "image")?;
     let (n, rows, cols) = (h[1] as usize, h[2] as usize, h[3] as usize);
     let len = n.checked_mul(rows).and_then(|v| v.checked_mul(cols));
     Ok((n, rows, cols, body(bytes, 16, len, what)?))
@@ -108,8 +108,8 @@ pub fn parse_images(bytes: &[u8], what: &str) -> Result<(usize, usize, usize, Ve
 
 /// Parses an IDX1 label file.
 pub fn parse_labels(bytes: &[u8], what: &str) -> Result<Vec<u8>, DataError> {
+    check_magic(header(bytes, what, 1)?[0], LABELS_MAGIC, what, "label")?;
     let h = header(bytes, what, 2)?;
-    check_magic(h[0], LABELS_MAGIC, what, "label")?;
     let labels = body(bytes, 8, Some(h[1] as usize), what)?;
     if let Some((index, &label)) = labels.iter().enumerate().find(|(_, l)| **l >= 10) {
         return Err(DataError::BadLabel { what: what.into(), index, label });

@@ -77,7 +77,8 @@ fn images_are_scaled_to_minus_one_one_and_flipped_left_right() {
     let (batch, labels) = big.batch(&(0..200).collect::<Vec<_>>(), Some(&mut rng), &Device::flex());
     assert_eq!(labels.len(), 200);
     let v = batch.into_data().try_into_vec::<f32>().unwrap();
-    let flipped = v.chunks(6).filter(|img| img[0] > 0.9).count();
+    // Unflipped rows start with pixel 0 (−1); flipped ones with pixel 51 (−0.6).
+    let flipped = v.chunks(6).filter(|img| img[0] > -0.9).count();
     assert!((70..130).contains(&flipped), "{flipped} of 200 flipped");
 }
 

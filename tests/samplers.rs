@@ -125,8 +125,8 @@ fn gaussian_data_is_reproduced_in_mean_and_variance() {
     for kind in [
         SamplerKind::Ddpm(DdpmVariance::Beta),
         SamplerKind::Ddpm(DdpmVariance::BetaTilde),
-        SamplerKind::Ddim { steps: 100, eta: 0.0 },
-        SamplerKind::Ddim { steps: 100, eta: 1.0 },
+        SamplerKind::Ddim { steps: 1000, eta: 0.0 },
+        SamplerKind::Ddim { steps: 1000, eta: 1.0 },
     ] {
         let sampler = kind.build(&schedule).unwrap();
         let run = SamplingRun::new(sampler, [64, 1, 16, 16], Guidance::unconditional(64), 3, &device);
@@ -137,6 +137,38 @@ fn gaussian_data_is_reproduced_in_mean_and_variance() {
         assert!((m - mean).abs() < 0.02, "{kind:?}: mean {m} vs {mean}");
         assert!((v / var - 1.0).abs() < 0.06, "{kind:?}: variance {v} vs {var}");
     }
+}
+
+#[test]
+fn deterministic_ddim_on_gaussian_data_is_the_predicted_affine_map() {
+    // With a linear oracle, η = 0 DDIM maps x_T to a·x_T + m; a and m follow from the update
+    // rule written out here on scalars, in f64. With few steps a² falls short of s²: that is the
+    // discretisation error, and the sampler must reproduce it exactly.
+    let device = Device::flex();
+    let schedule = Schedule::new(BetaSchedule::Linear, 1000);
+    let (mu, s2) = (0.3f64, 0.25f64);
+    let oracle = GaussianOracle { schedule: schedule.clone(), mean: mu, var: s2 };
+    let ab = &schedule.alphas_cumprod;
+    let ts: Vec<usize> = (0..100).rev().map(|k| k * 10).collect();
+    let (mut a, mut m) = (1.0f64, 0.0f64);
+    for (i, &t) in ts.iter().enumerate() {
+        let ab_prev = ts.get(i + 1).map_or(1.0, |&p| ab[p]);
+        let k = (1.0 - ab[t]).sqrt() / (ab[t] * s2 + 1.0 - ab[t]);
+        let (ea, em) = (k * a, k * (m - ab[t].sqrt() * mu));
+        let x0a = (a - (1.0 - ab[t]).sqrt() * ea) / ab[t].sqrt();
+        let x0m = (m - (1.0 - ab[t]).sqrt() * em) / ab[t].sqrt();
+        a = ab_prev.sqrt() * x0a + (1.0 - ab_prev).sqrt() * ea;
+        m = ab_prev.sqrt() * x0m + (1.0 - ab_prev).sqrt() * em;
+    }
+    let sampler = SamplerKind::Ddim { steps: 100, eta: 0.0 }.build(&schedule).unwrap();
+    let run = SamplingRun::new(sampler, [4, 1, 8, 8], Guidance::unconditional(4), 9, &device);
+    let x_t = values(run.current());
+    let x_0 = values(run.finish(&oracle));
+    for (xt, x0) in x_t.iter().zip(&x_0) {
+        let expected = a * *xt as f64 + m;
+        assert!((*x0 as f64 - expected).abs() < 1e-4, "{x0} vs {expected}");
+    }
+    assert!(a * a < 0.95 * s2, "100 steps under-disperse (a² = {})", a * a);
 }
 
 /// Predicts the label's value everywhere (−1 for "no class"), so guidance is easy to check.
