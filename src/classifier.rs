@@ -7,6 +7,7 @@ use burn::nn::pool::{MaxPool2d, MaxPool2dConfig};
 use burn::nn::{Linear, LinearConfig, PaddingConfig2d};
 use burn::prelude::*;
 use burn::tensor::activation::relu;
+use crate::data::Dataset;
 
 /// Width of the feature vector.
 pub const FEATURES: usize = 128;
@@ -46,4 +47,24 @@ impl Classifier {
     pub fn forward(&self, x: Tensor<4>) -> Tensor<2> {
         self.head.forward(self.features(x))
     }
+}
+
+/// Classifier features of the given images of a data set, computed 500 at a time.
+pub fn dataset_features(model: &Classifier, data: &Dataset, indices: &[usize], device: &Device) -> Vec<f32> {
+    indices
+        .chunks(500)
+        .flat_map(|c| model.features(data.batch(c, None, device).0).into_data().try_into_vec::<f32>().unwrap())
+        .collect()
+}
+
+/// Features of `n` images of pure noise clamped to [-1, 1]: the far end of any distance scale.
+pub fn noise_features(model: &Classifier, n: usize, size: usize, seed: u64, device: &Device) -> Vec<f32> {
+    let mut rng = crate::noise::NoiseSource::new(seed);
+    (0..n)
+        .step_by(500)
+        .flat_map(|s| {
+            let x = rng.normal([(s + 500).min(n) - s, 1, size, size], device).clamp(-1.0, 1.0);
+            model.features(x).into_data().try_into_vec::<f32>().unwrap()
+        })
+        .collect()
 }

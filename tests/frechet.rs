@@ -29,3 +29,22 @@ fn scaled_isotropic_gaussians_match_the_closed_form() {
     let expected = d as f64 * (1.0 - s).powi(2);
     assert!((fd - expected).abs() < 0.15, "{fd} vs {expected}");
 }
+
+#[test]
+fn real_images_sit_at_the_floor_far_below_noise() {
+    // Train and test images are two samples of one distribution; noise is not. Even through an
+    // untrained feature extractor the floor must be far below the ceiling.
+    use burn::prelude::*;
+    use ddpm_web::classifier::{Classifier, FEATURES, dataset_features, noise_features};
+    use ddpm_web::data::{DEFAULT_DIR, Dataset, Split};
+    let device = Device::flex();
+    let model = Classifier::new(&device);
+    let train = Dataset::load(DEFAULT_DIR.as_ref(), Split::Train).unwrap();
+    let test = Dataset::load(DEFAULT_DIR.as_ref(), Split::Test).unwrap();
+    let n = 1000;
+    let test_f = dataset_features(&model, &test, &(0..n).collect::<Vec<_>>(), &device);
+    let train_f = dataset_features(&model, &train, &(train.len() - n..train.len()).collect::<Vec<_>>(), &device);
+    let floor = frechet_between(&train_f, &test_f, FEATURES);
+    let ceiling = frechet_between(&noise_features(&model, n, 28, 5, &device), &test_f, FEATURES);
+    assert!(floor > 0.0 && floor < 0.05 * ceiling, "floor {floor}, ceiling {ceiling}");
+}

@@ -61,7 +61,7 @@ pub async fn selftest(backend: String, n: usize) -> Result<DeviceReport, JsValue
                 .map_err(|e| js_err(format!("WebGPU initialisation failed: {e}")))?;
             let info = setup.adapter.get_info();
             // Browsers hide the adapter's name from wgpu; the page fills in what it knows.
-            let software = info.device_type == burn::tensor::wgpu::wgpu::DeviceType::Cpu;
+            let software = info.device_type == wgpu::DeviceType::Cpu;
             (device, info.name, software)
         }
         "cpu" => (Device::flex(), "Burn flex (CPU, wasm)".to_string(), false),

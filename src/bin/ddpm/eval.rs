@@ -7,7 +7,7 @@ use burn::optim::{AdamConfig, GradientsParams};
 use burn::prelude::*;
 use burn::store::{BurnpackStore, ModuleSnapshot};
 use burn::tensor::loss::cross_entropy_with_logits;
-use ddpm_web::classifier::{Classifier, FEATURES};
+use ddpm_web::classifier::{Classifier, FEATURES, dataset_features, noise_features};
 use ddpm_web::data::{DEFAULT_DIR, Dataset, Split};
 use ddpm_web::frechet::frechet_between;
 use ddpm_web::noise::NoiseSource;
@@ -131,11 +131,6 @@ fn features(model: &Classifier, images: Tensor<4>) -> Vec<f32> {
     model.features(images).into_data().try_into_vec::<f32>().unwrap()
 }
 
-fn dataset_features(model: &Classifier, data: &Dataset, n: usize, device: &Device) -> Vec<f32> {
-    let idx: Vec<usize> = (0..n.min(data.len())).collect();
-    idx.chunks(500).flat_map(|c| features(model, data.batch(c, None, device).0)).collect()
-}
-
 pub fn eval(args: EvalArgs) -> Result<(), String> {
     let device = args.device.device()?;
     let read = |p: &Path| std::fs::read(p).map_err(|e| format!("{}: {e}", p.display()));
@@ -151,18 +146,12 @@ pub fn eval(args: EvalArgs) -> Result<(), String> {
     if n < 2 {
         return Err("--count must be at least 2".into());
     }
-    let test_features = dataset_features(&classifier, &test, n, &device);
-    // The floor: real images against real images. Train images from the far end of the set.
-    let floor_idx: Vec<usize> = (train.len() - n..train.len()).collect();
-    let floor_features: Vec<f32> = floor_idx.chunks(500).flat_map(|c| features(&classifier, train.batch(c, None, &device).0)).collect();
+    let test_features = dataset_features(&classifier, &test, &(0..n).collect::<Vec<_>>(), &device);
+    // The floor: real images against real images (train images from the far end of the set).
+    let floor_features = dataset_features(&classifier, &train, &(train.len() - n..train.len()).collect::<Vec<_>>(), &device);
     let floor = frechet_between(&floor_features, &test_features, FEATURES);
     // The ceiling: pure noise, clamped to the image range.
-    let mut rng = NoiseSource::new(args.seed ^ 0xce11);
-    let noise_features: Vec<f32> = (0..n)
-        .step_by(500)
-        .flat_map(|s| features(&classifier, rng.normal([(s + 500).min(n) - s, 1, 28, 28], &device).clamp(-1.0, 1.0)))
-        .collect();
-    let ceiling = frechet_between(&noise_features, &test_features, FEATURES);
+    let ceiling = frechet_between(&noise_features(&classifier, n, 28, args.seed ^ 0xce11, &device), &test_features, FEATURES);
 
     let conditional = model.null_class().is_some();
     let kind = match args.sampler {

@@ -29,6 +29,11 @@ enum Command {
     Info {
         /// A weights file written by `ddpm train`.
         weights: Option<std::path::PathBuf>,
+        /// Also time one forward pass at batch 1 and 16 (median of 5, after a warm-up).
+        #[arg(long)]
+        time: bool,
+        #[arg(long, value_enum, default_value = "cpu")]
+        device: DeviceArg,
     },
 }
 
@@ -63,7 +68,7 @@ fn main() {
         Command::Sample(args) => sample::run(args),
         Command::Classifier(ClassifierCommand::Train(args)) => eval::train_classifier(args),
         Command::Eval(args) => eval::eval(args),
-        Command::Info { weights } => info(weights),
+        Command::Info { weights, time, device } => info(weights, time, device),
     };
     if let Err(message) = result {
         eprintln!("error: {message}");
@@ -71,9 +76,9 @@ fn main() {
     }
 }
 
-fn info(weights: Option<std::path::PathBuf>) -> Result<(), String> {
+fn info(weights: Option<std::path::PathBuf>, time: bool, device: DeviceArg) -> Result<(), String> {
     use burn::module::Module;
-    let device = Device::flex();
+    let device = device.device()?;
     let (model, text) = match weights {
         Some(path) => {
             let bytes = std::fs::read(&path).map_err(|e| format!("{}: {e}", path.display()))?;
@@ -87,5 +92,24 @@ fn info(weights: Option<std::path::PathBuf>) -> Result<(), String> {
         }
     };
     println!("{text}\nparameters: {}", model.num_params());
+    if time {
+        use ddpm_web::sampler::NoisePredictor;
+        let size = model.init_conv.weight.val().dims();
+        for batch in [1usize, 16] {
+            let x = ddpm_web::noise::NoiseSource::new(0).normal([batch, size[1], 28, 28], &device);
+            let labels = vec![None; batch];
+            let mut times = Vec::new();
+            for i in 0..6 {
+                let started = std::time::Instant::now();
+                let out = model.predict_noise(x.clone(), 500, &labels);
+                let _ = out.into_data(); // waits for the device
+                if i > 0 {
+                    times.push(started.elapsed().as_secs_f64() * 1000.0);
+                }
+            }
+            times.sort_by(f64::total_cmp);
+            println!("forward, batch {batch:>2}: median {:.1} ms (min {:.1}, max {:.1})", times[2], times[0], times[4]);
+        }
+    }
     Ok(())
 }
