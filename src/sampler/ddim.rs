@@ -1,8 +1,7 @@
 //! DDIM (Song et al.): a non-Markovian reverse process on a subsequence of the timesteps.
 //! η = 0 is deterministic; η = 1 on every step is DDPM with σ² = β̃.
 
-use super::{Sampler, Step};
-use crate::diffusion::predict_x0;
+use super::{Sampler, Step, predict_x0_at};
 use crate::noise::NoiseSource;
 use crate::schedule::Schedule;
 use burn::prelude::*;
@@ -44,8 +43,7 @@ impl Sampler for Ddim {
     fn step(&self, i: usize, x_t: Tensor<4>, eps: Tensor<4>, noise: &mut NoiseSource) -> Step {
         let s = &self.schedule;
         let t = self.timesteps[i];
-        let batch = x_t.dims()[0];
-        let x0 = predict_x0(s, x_t.clone(), &vec![t; batch], eps.clone());
+        let x0 = predict_x0_at(s, x_t.clone(), t, eps.clone());
         let (a_t, a_prev) = (s.alphas_cumprod[t], self.alpha_bar_prev(i));
         let sigma = self.eta * ((1.0 - a_prev) / (1.0 - a_t) * (1.0 - a_t / a_prev)).sqrt();
         let direction = (1.0 - a_prev - sigma * sigma).max(0.0).sqrt();

@@ -1,8 +1,7 @@
 //! Ancestral sampling, Algorithm 2 of Ho et al.:
 //! x_{t−1} = 1/√α_t (x_t − β_t/√(1−ᾱ_t) ε̂) + σ_t z, with σ_t² = β_t or β̃_t and no noise at the last step.
 
-use super::{Sampler, Step};
-use crate::diffusion::predict_x0;
+use super::{Sampler, Step, predict_x0_at};
 use crate::noise::NoiseSource;
 use crate::schedule::Schedule;
 use burn::prelude::*;
@@ -37,8 +36,7 @@ impl Sampler for Ddpm {
     fn step(&self, i: usize, x_t: Tensor<4>, eps: Tensor<4>, noise: &mut NoiseSource) -> Step {
         let s = &self.schedule;
         let t = self.timesteps[i];
-        let batch = x_t.dims()[0];
-        let x0 = predict_x0(s, x_t.clone(), &vec![t; batch], eps.clone());
+        let x0 = predict_x0_at(s, x_t.clone(), t, eps.clone());
         let eps_coef = s.betas[t] / s.sqrt_one_minus_alphas_cumprod[t];
         let mean = (x_t.clone() - eps * eps_coef as f32) * s.sqrt_recip_alphas[t] as f32;
         let x_prev = if t == 0 {

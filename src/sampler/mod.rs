@@ -35,6 +35,12 @@ pub trait Sampler {
     fn step(&self, i: usize, x_t: Tensor<4>, eps: Tensor<4>, noise: &mut NoiseSource) -> Step;
 }
 
+/// x̂_0 for a batch that shares one time index.
+fn predict_x0_at(s: &Schedule, x_t: Tensor<4>, t: usize, eps: Tensor<4>) -> Tensor<4> {
+    let batch = x_t.dims()[0];
+    crate::diffusion::predict_x0(s, x_t, &vec![t; batch], eps)
+}
+
 /// What the user asks a sampler for.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum SamplerKind {
