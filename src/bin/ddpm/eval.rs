@@ -22,7 +22,7 @@ pub struct ClassifierArgs {
     data: PathBuf,
     #[arg(long, short, default_value = "classifier.bpk")]
     out: PathBuf,
-    #[arg(long, default_value_t = 2)]
+    #[arg(long, default_value_t = 5)]
     epochs: usize,
     #[arg(long, default_value_t = 128)]
     batch: usize,

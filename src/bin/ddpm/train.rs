@@ -183,6 +183,10 @@ pub fn run(args: Args) -> Result<(), String> {
         let rate = ((step + 1 - start_step) * args.batch) as f64 / started.elapsed().as_secs_f64();
         bar.set_message(format!("loss {s:.4}  {rate:.1} img/s"));
         bar.inc(1);
+        // Without a terminal (a log file, CI) the bar is hidden: print a line now and then.
+        if bar.is_hidden() && ((step + 1) % 100 == 0 || step == start_step) {
+            println!("step {}/{total}  loss {s:.4}  {rate:.1} img/s", step + 1);
+        }
         if (step + 1) % args.checkpoint_every == 0 || step + 1 == total {
             description.train_steps = step + 1;
             save(&trainer, &description, &args.out)?;
