@@ -135,6 +135,9 @@ pub fn eval(args: EvalArgs) -> Result<(), String> {
     let device = args.device.device()?;
     let read = |p: &Path| std::fs::read(p).map_err(|e| format!("{}: {e}", p.display()));
     let (model, description) = from_bytes(&read(&args.weights)?, &device).map_err(|e| e.to_string())?;
+    if description.unet.image_size != 28 || description.unet.channels != 1 {
+        return Err("eval compares 28×28 grey images (Fashion-MNIST); these weights make other images".into());
+    }
     let mut classifier = Classifier::new(&device);
     let mut store = BurnpackStore::from_file(&args.classifier);
     classifier
