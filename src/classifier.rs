@@ -47,13 +47,24 @@ impl Classifier {
     pub fn forward(&self, x: Tensor<4>) -> Tensor<2> {
         self.head.forward(self.features(x))
     }
+
+    /// The features of a batch, read back row after row.
+    pub fn feature_vec(&self, x: Tensor<4>) -> Vec<f32> {
+        self.features(x).into_data().try_into_vec::<f32>().unwrap()
+    }
+
+    /// The most likely class of each image of a batch.
+    pub fn predict(&self, x: Tensor<4>) -> Vec<usize> {
+        let logits = self.forward(x).into_data().try_into_vec::<f32>().unwrap();
+        logits.chunks(10).map(|row| (0..10).max_by(|&a, &b| row[a].total_cmp(&row[b])).unwrap()).collect()
+    }
 }
 
 /// Classifier features of the given images of a data set, computed 500 at a time.
 pub fn dataset_features(model: &Classifier, data: &Dataset, indices: &[usize], device: &Device) -> Vec<f32> {
     indices
         .chunks(500)
-        .flat_map(|c| model.features(data.batch(c, None, device).0).into_data().try_into_vec::<f32>().unwrap())
+        .flat_map(|c| model.feature_vec(data.batch(c, None, device).0))
         .collect()
 }
 
@@ -64,7 +75,7 @@ pub fn noise_features(model: &Classifier, n: usize, size: usize, seed: u64, devi
         .step_by(500)
         .flat_map(|s| {
             let x = rng.normal([(s + 500).min(n) - s, 1, size, size], device).clamp(-1.0, 1.0);
-            model.features(x).into_data().try_into_vec::<f32>().unwrap()
+            model.feature_vec(x)
         })
         .collect()
 }

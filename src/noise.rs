@@ -34,6 +34,13 @@ impl NoiseSource {
         self.rng.random_range(0..n)
     }
 
+    /// Shuffles `items` in place (Fisher–Yates).
+    pub fn shuffle<T>(&mut self, items: &mut [T]) {
+        for i in (1..items.len()).rev() {
+            items.swap(i, self.below(i + 1));
+        }
+    }
+
     /// A uniform float in [0, 1).
     pub fn uniform(&mut self) -> f32 {
         use rand::RngExt;

@@ -31,8 +31,6 @@ pub struct TrainConfig {
     /// prediction that classifier-free guidance needs.
     #[config(default = 0.1)]
     pub cond_drop_prob: f32,
-    #[config(default = true)]
-    pub flip: bool,
     #[config(default = 0)]
     pub seed: u64,
 }
@@ -86,15 +84,11 @@ impl Trainer {
         let t: Vec<usize> = (0..batch).map(|_| self.rng.below(self.schedule.len())).collect();
         let noise = self.rng.normal([batch, c, h, w], &device);
         let x_t = q_sample(&self.schedule, x0, &t, noise.clone());
-        let times = Tensor::from_data(TensorData::new(t.iter().map(|&t| t as f32).collect::<Vec<_>>(), [batch]), &device);
-        let labels = self.model.null_class().map(|null| {
-            let ids: Vec<i64> = labels
-                .iter()
-                .map(|&l| if self.rng.uniform() < self.config.cond_drop_prob { null } else { l } as i64)
-                .collect();
-            Tensor::<1, Int>::from_data(TensorData::new(ids, [batch]), &device)
-        });
-        let predicted = self.model.forward(x_t, times, labels);
+        let labels: Vec<Option<usize>> = match self.model.null_class() {
+            Some(_) => labels.iter().map(|&l| (self.rng.uniform() >= self.config.cond_drop_prob).then_some(l)).collect(),
+            None => vec![None; batch],
+        };
+        let predicted = self.model.forward_indexed(x_t, &t, &labels);
         let loss = noise_loss(self.config.loss, predicted, noise);
         let grads = GradientsParams::from_grads(loss.backward(), &self.model);
         let lr = self.config.lr_at(self.steps_done);
@@ -161,14 +155,8 @@ impl EvalBatch {
 
     /// The ε-loss of `model` on this batch (labels given, no dropout), not yet read back.
     pub fn loss(&self, model: &UNet, schedule: &Schedule, kind: LossKind) -> Tensor<1> {
-        let device = self.x0.device();
-        let batch = self.t.len();
         let x_t = q_sample(schedule, self.x0.clone(), &self.t, self.noise.clone());
-        let times = Tensor::from_data(TensorData::new(self.t.iter().map(|&t| t as f32).collect::<Vec<_>>(), [batch]), &device);
-        let labels = model.null_class().map(|_| {
-            let ids: Vec<i64> = self.labels.iter().map(|&l| l as i64).collect();
-            Tensor::<1, Int>::from_data(TensorData::new(ids, [batch]), &device)
-        });
-        noise_loss(kind, model.forward(x_t, times, labels), self.noise.clone())
+        let labels: Vec<Option<usize>> = self.labels.iter().map(|&l| Some(l)).collect();
+        noise_loss(kind, model.forward_indexed(x_t, &self.t, &labels), self.noise.clone())
     }
 }

@@ -14,7 +14,7 @@ function enableButtons(on) {
 window.ddpmOnPanic = (message) => {
   setStatus("error", "The model runtime crashed. Reload the page to start again.");
   notice(`Details: ${String(message).split("\n")[0]}`);
-  for (const b of document.querySelectorAll(".actions button")) b.disabled = true;
+  enableButtons(false);
 };
 
 function setStatus(state, text) {

@@ -206,17 +206,25 @@ impl UNet {
     pub fn null_class(&self) -> Option<usize> {
         self.class_emb.as_ref().map(|c| c.num_classes)
     }
-}
 
-impl NoisePredictor for UNet {
-    fn predict_noise(&self, x_t: Tensor<4>, t: usize, labels: &[Option<usize>]) -> Tensor<4> {
-        let device = x_t.device();
-        let batch = x_t.dims()[0];
-        let times = Tensor::from_data(TensorData::new(vec![t as f32; batch], [batch]), &device);
+    /// [`UNet::forward`] from host-side values: a time index per image and a label per image
+    /// (`None` for "no class").
+    pub fn forward_indexed(&self, x: Tensor<4>, t: &[usize], labels: &[Option<usize>]) -> Tensor<4> {
+        let device = x.device();
+        let batch = t.len();
+        let times = t.iter().map(|&t| t as f32).collect::<Vec<_>>();
+        let times = Tensor::from_data(TensorData::new(times, [batch]), &device);
         let labels = self.null_class().map(|null| {
             let ids: Vec<i64> = labels.iter().map(|l| l.unwrap_or(null) as i64).collect();
             Tensor::<1, Int>::from_data(TensorData::new(ids, [batch]), &device)
         });
-        self.forward(x_t, times, labels)
+        self.forward(x, times, labels)
+    }
+}
+
+impl NoisePredictor for UNet {
+    fn predict_noise(&self, x_t: Tensor<4>, t: usize, labels: &[Option<usize>]) -> Tensor<4> {
+        let batch = x_t.dims()[0];
+        self.forward_indexed(x_t, &vec![t; batch], labels)
     }
 }

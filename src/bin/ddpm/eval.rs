@@ -12,7 +12,7 @@ use ddpm_web::data::{DEFAULT_DIR, Dataset, Split};
 use ddpm_web::frechet::frechet_between;
 use ddpm_web::noise::NoiseSource;
 use ddpm_web::sampler::{DdpmVariance, Guidance, SamplerKind, SamplingRun};
-use ddpm_web::weights::from_bytes;
+use crate::load_weights;
 use indicatif::{ProgressBar, ProgressStyle};
 use std::path::{Path, PathBuf};
 
@@ -83,9 +83,7 @@ pub fn train_classifier(args: ClassifierArgs) -> Result<(), String> {
     let progress = bar(args.epochs * steps);
     for _ in 0..args.epochs {
         let mut order: Vec<usize> = (0..train.len()).collect();
-        for i in (1..order.len()).rev() {
-            order.swap(i, rng.below(i + 1));
-        }
+        rng.shuffle(&mut order);
         for chunk in order.chunks(args.batch) {
             let (x, y) = train.batch(chunk, Some(&mut rng), &device);
             let y = Tensor::<1, Int>::from_data(TensorData::new(y.iter().map(|&v| v as i64).collect::<Vec<_>>(), [y.len()]), &device);
@@ -111,30 +109,19 @@ pub fn train_classifier(args: ClassifierArgs) -> Result<(), String> {
 
 fn accuracy(model: &Classifier, data: &Dataset, device: &Device) -> f64 {
     let idx: Vec<usize> = (0..data.len()).collect();
-    let labels: Vec<usize> = data.labels.iter().map(|&l| l as usize).collect();
-    let predicted = predict(model, |range| data.batch(&idx[range], None, device).0, data.len());
-    predicted.iter().zip(&labels).filter(|(p, l)| p == l).count() as f64 / data.len() as f64
-}
-
-/// Runs `model` over `n` images produced chunk by chunk; returns argmax classes.
-fn predict(model: &Classifier, mut images: impl FnMut(std::ops::Range<usize>) -> Tensor<4>, n: usize) -> Vec<usize> {
-    let mut out = Vec::with_capacity(n);
-    for start in (0..n).step_by(500) {
-        let logits = model.forward(images(start..(start + 500).min(n)));
-        let v = logits.into_data().try_into_vec::<f32>().unwrap();
-        out.extend(v.chunks(10).map(|row| (0..10).max_by(|&a, &b| row[a].total_cmp(&row[b])).unwrap()));
-    }
-    out
-}
-
-fn features(model: &Classifier, images: Tensor<4>) -> Vec<f32> {
-    model.features(images).into_data().try_into_vec::<f32>().unwrap()
+    let hits: usize = idx
+        .chunks(500)
+        .map(|c| {
+            let (x, labels) = data.batch(c, None, device);
+            model.predict(x).iter().zip(&labels).filter(|(p, l)| p == l).count()
+        })
+        .sum();
+    hits as f64 / data.len() as f64
 }
 
 pub fn eval(args: EvalArgs) -> Result<(), String> {
     let device = args.device.device()?;
-    let read = |p: &Path| std::fs::read(p).map_err(|e| format!("{}: {e}", p.display()));
-    let (model, description) = from_bytes(&read(&args.weights)?, &device).map_err(|e| e.to_string())?;
+    let (model, description) = load_weights(&args.weights, &device)?;
     if description.unet.image_size != 28 || description.unet.channels != 1 {
         return Err("eval compares 28×28 grey images (Fashion-MNIST); these weights make other images".into());
     }
@@ -170,8 +157,8 @@ pub fn eval(args: EvalArgs) -> Result<(), String> {
         let guidance = Guidance { labels: labels.clone(), scale: args.guidance };
         let run = SamplingRun::new(kind.build(&schedule)?, [size, 1, 28, 28], guidance, args.seed + b as u64, &device);
         let x = run.finish(&model).clamp(-1.0, 1.0);
-        generated.extend(features(&classifier, x.clone()));
-        got.extend(predict(&classifier, |_| x.clone(), size));
+        generated.extend(classifier.feature_vec(x.clone()));
+        got.extend(classifier.predict(x));
         asked.extend(labels);
         progress.inc(size as u64);
     }

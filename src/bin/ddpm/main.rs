@@ -76,14 +76,21 @@ fn main() {
     }
 }
 
+/// Reads a weights file, with the path in any error.
+pub fn load_weights(
+    path: &std::path::Path,
+    device: &Device,
+) -> Result<(ddpm_web::unet::UNet, ddpm_web::weights::ModelDescription), String> {
+    let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    ddpm_web::weights::from_bytes(&bytes, device).map_err(|e| format!("{}: {e}", path.display()))
+}
+
 fn info(weights: Option<std::path::PathBuf>, time: bool, device: DeviceArg) -> Result<(), String> {
     use burn::module::Module;
     let device = device.device()?;
     let (model, text) = match weights {
         Some(path) => {
-            let bytes = std::fs::read(&path).map_err(|e| format!("{}: {e}", path.display()))?;
-            let (model, description) = ddpm_web::weights::from_bytes(&bytes, &device)
-                .map_err(|e| format!("{}: {e}", path.display()))?;
+            let (model, description) = load_weights(&path, &device)?;
             (model, serde_json::to_string_pretty(&description).unwrap())
         }
         None => {

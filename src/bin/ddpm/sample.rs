@@ -4,7 +4,7 @@ use crate::DeviceArg;
 use burn::prelude::*;
 use ddpm_web::data::CLASS_NAMES;
 use ddpm_web::sampler::{DdpmVariance, Guidance, SamplerKind, SamplingRun};
-use ddpm_web::weights::from_bytes;
+use crate::load_weights;
 use image::codecs::gif::{GifEncoder, Repeat};
 use image::{Delay, Frame, GrayImage, Luma, RgbaImage};
 use indicatif::ProgressBar;
@@ -61,8 +61,7 @@ pub struct Args {
 
 pub fn run(args: Args) -> Result<(), String> {
     let device = args.device.device()?;
-    let bytes = std::fs::read(&args.weights).map_err(|e| format!("{}: {e}", args.weights.display()))?;
-    let (model, description) = from_bytes(&bytes, &device).map_err(|e| format!("{}: {e}", args.weights.display()))?;
+    let (model, description) = load_weights(&args.weights, &device)?;
     let class = match args.class.as_str() {
         "any" => None,
         s => match s.parse::<usize>() {

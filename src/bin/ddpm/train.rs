@@ -8,7 +8,8 @@ use ddpm_web::noise::NoiseSource;
 use ddpm_web::schedule::BetaSchedule;
 use ddpm_web::train::{TrainConfig, Trainer};
 use ddpm_web::unet::{BlockKind, UNetConfig};
-use ddpm_web::weights::{ModelDescription, Precision, from_bytes, to_bytes};
+use crate::load_weights;
+use ddpm_web::weights::{ModelDescription, Precision, to_bytes};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -127,14 +128,11 @@ pub fn run(args: Args) -> Result<(), String> {
         .with_ema_decay(args.ema)
         .with_cond_drop_prob(args.cond_drop)
         .with_seed(args.seed);
-    let read = |p: &Path| std::fs::read(p).map_err(|e| format!("{}: {e}", p.display()));
     let (model, ema) = if args.resume {
-        let (raw, d) = from_bytes(&read(&raw_path(&args.out))?, &device).map_err(|e| e.to_string())?;
-        let (ema, _) = from_bytes(&read(&args.out)?, &device.clone().without_autodiff()).map_err(|e| e.to_string())?;
-        description.unet = d.unet;
-        description.schedule = d.schedule;
-        description.timesteps = d.timesteps;
-        description.train_steps = d.train_steps;
+        // The checkpoint fixes the model; this run's data and storage precision still apply.
+        let (raw, saved) = load_weights(&raw_path(&args.out), &device)?;
+        let (ema, _) = load_weights(&args.out, &device.clone().without_autodiff())?;
+        description = ModelDescription { data_checksum: description.data_checksum, precision: description.precision, ..saved };
         (raw, Some(ema))
     } else {
         (unet.init(&device), None)
@@ -168,9 +166,7 @@ pub fn run(args: Args) -> Result<(), String> {
     for step in start_step..total {
         let epoch_pos = step % steps_per_epoch;
         if epoch_pos == 0 {
-            for i in (1..order.len()).rev() {
-                order.swap(i, rng.below(i + 1));
-            }
+            rng.shuffle(&mut order);
         }
         let idx: Vec<usize> = (0..args.batch).map(|k| order[(epoch_pos * args.batch + k) % order.len()]).collect();
         let (x, y) = data.batch(&idx, Some(&mut rng), &device);
