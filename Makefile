@@ -32,7 +32,7 @@ cli: setup
 test-native: setup
 	$(NATIVE_ENV) cargo test
 
-test-browser: web
+test-browser: web cli
 	npm test
 
 test: test-native test-browser

@@ -1,97 +1,474 @@
-// The page's glue: waits for the wasm module, picks a backend, and shows what happened.
-// All computation happens in Rust (src/web); this file only talks to the DOM.
+// The page: controls, the URL, the weights, and the worker that runs the model (www/worker.js).
+// Nothing heavy happens on this thread, so the page stays responsive while the model works.
 
 const $ = (id) => document.getElementById(id);
-const N = 64;
-let gpuAvailable = false;
+const CLASS_NAMES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"];
+const DDIM_STEPS = [10, 20, 25, 40, 50, 100, 125, 200, 250, 500, 1000]; // divisors of T = 1000
+const SCHEDULES = ["linear", "cosine", "quadratic", "sigmoid"];
+const WEIGHTS_CACHE = "ddpm-web-weights-v1";
 
-function enableButtons(on) {
-  $("run-cpu").disabled = !on;
-  $("run-webgpu").disabled = !on || !gpuAvailable;
-}
-
-// Called by the wasm module's panic hook: after a panic the module cannot be used again.
-window.ddpmOnPanic = (message) => {
-  setStatus("error", "The model runtime crashed. Reload the page to start again.");
-  notice(`Details: ${String(message).split("\n")[0]}`);
-  enableButtons(false);
+// Every setting the URL can carry: how to read it, its range, and its default.
+const SETTINGS = {
+  sampler: { choices: ["ddim", "ddpm", "ddpm-tilde"], def: "ddim" },
+  steps: { choices: DDIM_STEPS.map(String), def: "50" },
+  eta: { min: 0, max: 1, def: 0 },
+  seed: { min: 0, max: 4294967295, int: true, def: () => randomSeed() },
+  class: { choices: ["any", ...CLASS_NAMES.map((_, i) => String(i))], def: "any" },
+  guidance: { min: 0, max: 8, def: 2 },
+  batch: { min: 1, max: 16, int: true, def: () => (engineInfo.backend === "cpu" ? 4 : 16) },
+  view: { choices: ["both", "xt", "x0"], def: "both" },
+  colormap: { choices: ["grey", "viridis"], def: "grey" },
+  backend: { choices: ["auto", "webgpu", "cpu"], def: "auto" },
 };
 
+let worker = null;
+let engineInfo = {};
+let weights = null;        // the verified weights file, kept to restart the worker
+let generating = false;
+let paused = false;
+const pending = new Map(); // request id → { resolve, reject }
+let nextId = 1;
+// What tests (and curious readers, from the console) can inspect.
+const ddpm = (window.ddpm = { steps: [], notices: [], state: "loading" });
+
+const randomSeed = () => crypto.getRandomValues(new Uint32Array(1))[0];
+const value = (spec) => (typeof spec.def === "function" ? spec.def() : spec.def);
+
 function setStatus(state, text) {
-  const el = $("status");
-  el.dataset.state = state;
-  el.textContent = text;
+  $("status").dataset.state = state;
+  $("status").textContent = text;
+  ddpm.state = state;
 }
 
-function notice(text) {
-  const el = $("notice");
-  el.hidden = !text;
-  el.textContent = text || "";
+function notice(text, { recover = false } = {}) {
+  $("notice").hidden = !text;
+  $("notice-text").textContent = text || "";
+  $("recover").hidden = !recover;
+  if (text) ddpm.notices.push(text);
 }
 
-// Resolves with Trunk's wasm bindings, or rejects if the module never starts.
-function wasmReady(timeoutMs = 60000) {
-  if (window.wasmBindings) return Promise.resolve(window.wasmBindings);
+// ---------- settings ⇄ controls ⇄ URL ----------
+
+// Reads the URL; garbage or out-of-range values are replaced or clamped, and the reader is told.
+function readUrl() {
+  const params = new URLSearchParams(location.search);
+  const fixed = [];
+  const out = {};
+  for (const [key, spec] of Object.entries(SETTINGS)) {
+    const raw = params.get(key);
+    if (raw === null) { out[key] = null; continue; }
+    if (spec.choices) {
+      out[key] = spec.choices.includes(raw) ? raw : (fixed.push(`${key}=${raw}`), null);
+      continue;
+    }
+    let v = Number(raw);
+    if (raw.trim() === "" || !Number.isFinite(v)) { fixed.push(`${key}=${raw}`); out[key] = null; continue; }
+    const clamped = Math.min(spec.max, Math.max(spec.min, spec.int ? Math.round(v) : v));
+    if (clamped !== v) fixed.push(`${key}=${raw} (using ${clamped})`);
+    out[key] = clamped;
+  }
+  if (fixed.length) notice(`Some link settings were out of range or unreadable and were adjusted: ${fixed.join(", ")}.`);
+  return out;
+}
+
+function applySettings(s) {
+  for (const [key, spec] of Object.entries(SETTINGS)) {
+    const el = $(key);
+    el.value = String(s[key] ?? value(spec));
+  }
+  syncOutputs();
+}
+
+function currentSettings() {
+  const s = {};
+  for (const [key, spec] of Object.entries(SETTINGS)) {
+    const raw = $(key).value;
+    if (spec.choices) { s[key] = spec.choices.includes(raw) ? raw : value(spec); continue; }
+    const v = Number(raw);
+    s[key] = Number.isFinite(v) && raw !== "" ? Math.min(spec.max, Math.max(spec.min, spec.int ? Math.round(v) : v)) : value(spec);
+  }
+  return s;
+}
+
+function writeUrl() {
+  const params = new URLSearchParams(Object.entries(currentSettings()).map(([k, v]) => [k, String(v)]));
+  history.replaceState(null, "", `${location.pathname}?${params}`);
+}
+
+function syncOutputs() {
+  $("eta-out").textContent = Number($("eta").value).toFixed(2);
+  $("guidance-out").textContent = Number($("guidance").value).toFixed(1);
+  $("batch-out").textContent = $("batch").value;
+  const ddim = $("sampler").value === "ddim";
+  for (const el of document.querySelectorAll('[data-for="ddim"]')) el.classList.toggle("off", !ddim);
+  $("steps").disabled = $("eta").disabled = !ddim;
+  $("guidance").disabled = $("class").value === "any";
+  $("panel-labels").dataset.view = $("view").value;
+}
+
+// ---------- the worker ----------
+
+function call(op, payload = {}, transfer = []) {
+  const id = nextId++;
   return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error("the WebAssembly module did not start")), timeoutMs);
-    addEventListener("TrunkApplicationStarted", () => { clearTimeout(timer); resolve(window.wasmBindings); }, { once: true });
+    pending.set(id, { resolve, reject });
+    worker.postMessage({ op, id, ...payload }, transfer);
   });
 }
 
-// What the browser offers: no WebGPU at all, no adapter, a software adapter, or a real GPU.
+// Canvases can be handed to a worker once, so each new worker gets fresh ones.
+function freshCanvas(id) {
+  const old = $(id);
+  const canvas = old.cloneNode(false);
+  old.replaceWith(canvas);
+  return canvas.transferControlToOffscreen();
+}
+
+function onWorkerMessage({ data: m }) {
+  if (m.id && pending.has(m.id)) {
+    const { resolve, reject } = pending.get(m.id);
+    pending.delete(m.id);
+    if (m.op === "error") reject(new Error(m.message));
+    else resolve(m);
+    return;
+  }
+  switch (m.op) {
+    case "begin": onBegin(m); break;
+    case "step": onStep(m); break;
+    case "paused": break;
+    case "finished": onFinished(m); break;
+    case "notice": notice(m.message); break;
+    case "error": failed(`Generating failed: ${m.message}`); break;
+    case "panic": crashed(`The model runtime crashed (${m.message}).`); break;
+    case "device-lost": crashed(`The GPU device was lost (${m.message}). This happens when the graphics driver resets or the tab was in the background for long.`); break;
+    case "gpu-error": console.warn("WebGPU:", m.message); break;
+  }
+}
+
+// After a crash or a lost device the worker cannot be trusted: offer a fresh one.
+function crashed(text) {
+  generating = false;
+  setStatus("error", "Stopped.");
+  notice(`${text} Restart the engine to go on; your settings are kept.`, { recover: true });
+  setButtons();
+}
+
+function failed(text) {
+  generating = false;
+  setStatus("error", text);
+  setButtons();
+}
+
+let gpuCanvas = null; // whether a WebGPU canvas shows what is drawn (probed once)
+
+function probeCanvas() {
+  return new Promise((resolve) => {
+    const probe = new Worker(new URL("./probe.js", import.meta.url));
+    const done = (ok) => { probe.terminate(); clearTimeout(timer); resolve(ok); };
+    const timer = setTimeout(() => done(false), 10000);
+    probe.onmessage = ({ data }) => done(data === true);
+    probe.onerror = () => done(false);
+  });
+}
+
 async function probeWebGpu() {
   if (!("gpu" in navigator)) return { ok: false, why: "This browser has no WebGPU." };
   let adapter = null;
-  try { adapter = await navigator.gpu.requestAdapter(); } catch (e) { /* reported below */ }
+  try { adapter = await navigator.gpu.requestAdapter({ powerPreference: "high-performance" }); } catch { /* below */ }
   if (!adapter) return { ok: false, why: "WebGPU is present but offers no GPU adapter." };
   const info = adapter.info || {};
-  const software = info.isFallbackAdapter || info.architecture === "swiftshader";
-  return { ok: true, software, name: [info.vendor, info.architecture].filter(Boolean).join(" ") };
+  const software = Boolean(info.isFallbackAdapter) || info.architecture === "swiftshader";
+  return { ok: true, software, name: [info.vendor, info.architecture].filter(Boolean).join(" ") || "WebGPU adapter" };
 }
 
-async function run(bindings, backend, gpuName) {
-  enableButtons(false);
-  setStatus("running", `Running a ${N}×${N} matrix product on ${backend === "webgpu" ? "WebGPU" : "the CPU"}…`);
-  try {
-    const report = await bindings.selftest(backend, N);
-    const product = report.product;
-    let checksum = 0;
-    for (let i = 0; i < product.length; i++) checksum += product[i] * ((i % 7) - 3);
-    $("backend").textContent = backend === "webgpu" ? "WebGPU (Burn wgpu)" : "CPU (Burn flex, wasm)";
-    const adapter = report.adapter || gpuName || "WebGPU adapter";
-    $("adapter").textContent = adapter + (report.fallback ? " (software)" : "");
-    $("timing").textContent = `${report.millis.toFixed(1)} ms`;
-    $("checksum").textContent = checksum.toFixed(4);
-    window.ddpmSelftest = { backend, n: report.n, product: Array.from(product), adapter };
-    setStatus("done", `Done: Burn computed the product on ${backend === "webgpu" ? "the GPU" : "the CPU"}.`);
-  } catch (e) {
-    setStatus("error", `Failed on ${backend}: ${e.message || e}`);
-  } finally {
-    enableButtons(true);
+// Starts a worker on the chosen backend (falling back to the CPU if WebGPU fails) and loads the weights.
+async function startEngine() {
+  pending.forEach(({ reject }) => reject(new Error("the engine restarted")));
+  pending.clear();
+  worker?.terminate();
+  generating = false;
+  setButtons();
+  const gpu = await probeWebGpu();
+  const wanted = $("backend").value;
+  let backend = wanted === "cpu" || (wanted === "auto" && (!gpu.ok || gpu.software)) ? "cpu" : "webgpu";
+  const notes = [];
+  gpuCanvas ??= gpu.ok && (await probeCanvas());
+  if (!gpu.ok) notes.push(`${gpu.why} Running on the CPU in WebAssembly instead (slower; fewer images by default).`);
+  else if (gpu.software && wanted === "auto") notes.push(`Your WebGPU adapter (${gpu.name}) is a software renderer, where the CPU path is much faster, so the model runs on the CPU. Choose “WebGPU” under “Run on” to try it anyway.`);
+  for (;;) {
+    setStatus("loading", `Starting the model on ${backend === "webgpu" ? "WebGPU" : "the CPU"}…`);
+    worker = new Worker(new URL("./worker.js", import.meta.url), { type: "module" });
+    worker.onmessage = onWorkerMessage;
+    worker.onerror = (e) => failed(`The worker failed to start: ${e.message || "unknown error"}.`);
+    await new Promise((resolve) => worker.addEventListener("message", function ready({ data }) {
+      if (data.op === "ready") { worker.removeEventListener("message", ready); resolve(); }
+    }));
+    const canvases = { gen: freshCanvas("gen-canvas"), fwd: freshCanvas("fwd-canvas") };
+    try {
+      engineInfo = await call("start", { backend, canvases, gpuCanvas }, Object.values(canvases));
+      break;
+    } catch (e) {
+      worker.terminate();
+      if (backend === "cpu") {
+        setStatus("error", `The model could not start on this device: ${e.message}. Try another browser (Chrome, Edge, Safari 18+ or Firefox 141+).`);
+        ddpm.state = "error";
+        return;
+      }
+      notes.push(`WebGPU failed to start (${e.message}); running on the CPU instead.`);
+      backend = "cpu";
+    }
   }
-}
-
-async function main() {
-  let bindings;
+  $("device").textContent = backend === "webgpu"
+    ? `Running on WebGPU: ${engineInfo.adapter || gpu.name}${engineInfo.software ? " (software)" : ""}.`
+    : `Running on the CPU (Burn's flex backend in WebAssembly).`;
+  notice(notes.join(" "));
   try {
-    bindings = await wasmReady();
+    weights ??= await fetchWeights();
+    const { description } = await call("load", { bytes: weights.slice().buffer });
+    ddpm.description = description;
   } catch (e) {
-    setStatus("error", `Could not start: ${e.message}. Reload the page; if it persists, your browser may not support WebAssembly.`);
+    setStatus("error", `Could not load the model weights: ${e.message}.`);
+    notice("Check your connection and try again.", { recover: true });
     return;
   }
-  const gpu = await probeWebGpu();
-  gpuAvailable = gpu.ok;
-  enableButtons(true);
-  $("run-webgpu").addEventListener("click", () => run(bindings, "webgpu", gpu.name));
-  $("run-cpu").addEventListener("click", () => run(bindings, "cpu"));
-  if (!gpu.ok) {
-    notice(`${gpu.why} Running on the CPU instead (slower). Chrome, Edge and recent Safari/Firefox have WebGPU.`);
-    return run(bindings, "cpu");
-  }
-  if (gpu.software) {
-    notice(`Your WebGPU adapter (${gpu.name}) is a software renderer; on it the CPU path is usually faster.`);
-  }
-  return run(bindings, "webgpu", gpu.name);
+  if (!new URLSearchParams(location.search).has("batch") && !ddpm.batchTouched) $("batch").value = backend === "cpu" ? 4 : 16;
+  syncOutputs();
+  ddpm.backend = backend;
+  ddpm.drawing = engineInfo.drawing;
+  $("stage-note").textContent = engineInfo.drawing === "webgpu" ? "Drawn by a WGSL shader." : "Drawn with Canvas 2D (WebGPU canvases are unavailable here).";
+  setStatus("ready", "Ready. Click Generate.");
+  setButtons();
+  drawForward();
+  plotSchedules();
 }
 
-main();
+// ---------- weights: fetch with progress, verify, cache ----------
+
+async function sha256(bytes) {
+  if (!crypto.subtle) return null; // only in secure contexts (https, localhost)
+  const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", bytes));
+  return Array.from(digest, (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+async function fetchWeights() {
+  const manifestUrl = new URL("assets/model.json", location.href);
+  const manifest = await (await fetch(manifestUrl, { cache: "no-cache" })).json();
+  const url = new URL(`assets/${manifest.file}`, location.href).href;
+  let cache = null;
+  try { cache = await caches.open(WEIGHTS_CACHE); } catch { /* no Cache API (e.g. insecure context) */ }
+  const hit = cache && (await cache.match(url));
+  if (hit) {
+    const bytes = new Uint8Array(await hit.arrayBuffer());
+    if ((await sha256(bytes)) === manifest.sha256) { ddpm.weightsSource = "cache"; return bytes; }
+    await cache.delete(url);
+    notice("The cached weights were damaged; fetching them again.");
+  }
+  setStatus("loading", "Downloading the model weights…");
+  $("progress").hidden = false;
+  const response = await fetch(url, { cache: "no-cache" });
+  if (!response.ok) throw new Error(`the server answered ${response.status} for ${manifest.file}`);
+  const reader = response.body.getReader();
+  const bytes = new Uint8Array(manifest.bytes);
+  let got = 0;
+  for (;;) {
+    const { done, value: chunk } = await reader.read();
+    if (done) break;
+    if (got + chunk.length > bytes.length) throw new Error("the weights file is larger than its manifest says");
+    bytes.set(chunk, got);
+    got += chunk.length;
+    $("progress-bar").style.width = `${(100 * got) / manifest.bytes}%`;
+  }
+  $("progress").hidden = true;
+  if (got !== manifest.bytes) throw new Error(`the download was cut short (${got} of ${manifest.bytes} bytes)`);
+  const digest = await sha256(bytes);
+  if (digest !== null && digest !== manifest.sha256) throw new Error("the weights' SHA-256 does not match their manifest");
+  await cache?.put(url, new Response(bytes, { headers: { "content-type": "application/octet-stream" } }));
+  ddpm.weightsSource = "network";
+  return bytes;
+}
+
+// ---------- generate ----------
+
+function setButtons() {
+  const ready = ["ready", "done", "running", "paused"].includes(ddpm.state) || (ddpm.state === "error" && worker && ddpm.description);
+  $("generate").disabled = !ready;
+  $("pause").disabled = !generating;
+  $("pause").textContent = paused ? "Continue" : "Pause";
+  $("download").disabled = !ddpm.final || generating;
+}
+
+// Display width in device pixels: the worker scales the grid by an integer factor up to this.
+const targetWidth = (id) => Math.round($(id).parentElement.clientWidth * (devicePixelRatio || 1));
+
+function generate(event) {
+  event?.preventDefault();
+  const s = currentSettings();
+  writeUrl();
+  const settings = {
+    sampler: s.sampler,
+    steps: Number(s.steps),
+    eta: s.eta,
+    seed: s.seed,
+    class: s.class === "any" ? -1 : Number(s.class),
+    guidance: s.guidance,
+    batch: s.batch,
+    view: s.view,
+    colormap: s.colormap === "viridis" ? 1 : 0,
+    target: targetWidth("gen-canvas"),
+    trace: Boolean(ddpm.trace),
+  };
+  ddpm.steps = [];
+  ddpm.final = null;
+  ddpm.settings = settings;
+  generating = true;
+  paused = false;
+  setStatus("running", "Generating…");
+  setButtons();
+  worker.postMessage({ op: "generate", settings });
+}
+
+function onBegin({ total }) {
+  $("step-info").textContent = `Step 0 / ${total}: pure noise x_T`;
+  $("step-bar").style.width = "0%";
+}
+
+function onStep(m) {
+  ddpm.steps.push(m);
+  $("step-info").textContent = `Step ${m.done} / ${m.total} · t = ${m.t}`;
+  $("timing").textContent = `${m.millis.toFixed(0)} ms/step (drawing ${m.drawMs.toFixed(1)} ms)`;
+  $("step-bar").style.width = `${(100 * m.done) / m.total}%`;
+}
+
+function onFinished(m) {
+  generating = false;
+  paused = false;
+  ddpm.final = m.final;
+  ddpm.finished = m;
+  $("timing").textContent = `${m.medianMs.toFixed(0)} ms/step (median) · ${m.seconds.toFixed(1)} s in all`;
+  setStatus("done", `Done: ${m.total} steps.`);
+  setButtons();
+}
+
+function togglePause() {
+  paused = !paused;
+  worker.postMessage({ op: paused ? "pause" : "resume" });
+  setStatus(paused ? "paused" : "running", paused ? "Paused." : "Generating…");
+  setButtons();
+}
+
+async function download() {
+  const { blob } = await call("png");
+  const a = document.createElement("a");
+  a.href = URL.createObjectURL(blob);
+  const s = currentSettings();
+  a.download = `ddpm-${s.sampler}-${s.sampler === "ddim" ? s.steps + "steps-" : ""}seed${s.seed}.png`;
+  a.click();
+  setTimeout(() => URL.revokeObjectURL(a.href), 10000);
+}
+
+// ---------- forward process explorer ----------
+
+let examples = null;
+let forwardBusy = false;
+let forwardAgain = false;
+
+async function drawForward() {
+  if (forwardBusy) { forwardAgain = true; return; }
+  forwardBusy = true;
+  try {
+    examples ??= Float32Array.from(new Uint8Array(await (await fetch("assets/examples.u8")).arrayBuffer()), (b) => b / 127.5 - 1);
+    do {
+      forwardAgain = false;
+      const t = Number($("t").value);
+      $("t-out").textContent = t;
+      ddpm.forward = await call("forward", { images: examples, t, schedule: $("schedule").value, seed: 7, target: targetWidth("fwd-canvas") });
+      marker();
+    } while (forwardAgain);
+  } catch (e) {
+    notice(`The forward-process view failed: ${e.message}`);
+  } finally {
+    forwardBusy = false;
+  }
+}
+
+let curves = null;
+async function plotSchedules() {
+  ({ curves } = await call("alphas", { schedules: SCHEDULES }));
+  marker();
+}
+
+// ᾱ_t for the four schedules, with the chosen one bold and a marker at the slider's t.
+function marker() {
+  if (!curves) return;
+  const canvas = $("plot");
+  const dpr = devicePixelRatio || 1;
+  const w = canvas.clientWidth * dpr, h = canvas.clientHeight * dpr;
+  canvas.width = w; canvas.height = h;
+  const ctx = canvas.getContext("2d");
+  const pad = { l: 40 * dpr, r: 12 * dpr, t: 12 * dpr, b: 28 * dpr };
+  const X = (t, n) => pad.l + (t / (n - 1)) * (w - pad.l - pad.r);
+  const Y = (v) => h - pad.b - v * (h - pad.t - pad.b);
+  ctx.font = `${12 * dpr}px system-ui, sans-serif`;
+  ctx.fillStyle = "#9aa0a6";
+  ctx.strokeStyle = "#333a45";
+  ctx.lineWidth = dpr;
+  for (const v of [0, 0.5, 1]) { ctx.beginPath(); ctx.moveTo(pad.l, Y(v)); ctx.lineTo(w - pad.r, Y(v)); ctx.stroke(); ctx.fillText(v.toFixed(1), 6 * dpr, Y(v) + 4 * dpr); }
+  ctx.fillText("t →", w - pad.r - 24 * dpr, h - 8 * dpr);
+  ctx.fillText("ᾱ_t", pad.l + 4 * dpr, pad.t + 10 * dpr);
+  const colours = { linear: "#7cc4ff", cosine: "#ffcc66", quadratic: "#8be28b", sigmoid: "#ff9ad5" };
+  const chosen = $("schedule").value;
+  let lx = pad.l + 40 * dpr;
+  for (const [name, ys] of Object.entries(curves)) {
+    ctx.strokeStyle = colours[name];
+    ctx.lineWidth = (name === chosen ? 3 : 1.25) * dpr;
+    ctx.beginPath();
+    ys.forEach((v, t) => (t ? ctx.lineTo(X(t, ys.length), Y(v)) : ctx.moveTo(X(t, ys.length), Y(v))));
+    ctx.stroke();
+    ctx.fillStyle = colours[name];
+    ctx.fillText(name, lx, h - 8 * dpr);
+    lx += ctx.measureText(name).width + 14 * dpr;
+  }
+  const t = Number($("t").value);
+  const ys = curves[chosen];
+  ctx.fillStyle = "#e8e6e3";
+  ctx.beginPath();
+  ctx.arc(X(t, ys.length), Y(ys[t]), 4 * dpr, 0, 2 * Math.PI);
+  ctx.fill();
+}
+
+// ---------- wiring ----------
+
+function init() {
+  for (const n of DDIM_STEPS) $("steps").add(new Option(`${n} steps`, String(n)));
+  $("class").add(new Option("Any", "any"));
+  CLASS_NAMES.forEach((name, i) => $("class").add(new Option(name, String(i))));
+  applySettings(readUrl());
+  $("controls").addEventListener("submit", generate);
+  $("controls").addEventListener("input", (e) => {
+    if (e.target.id === "batch") ddpm.batchTouched = true;
+    syncOutputs();
+    if (["view", "colormap"].includes(e.target.id) && worker) {
+      const s = currentSettings();
+      worker.postMessage({ op: "redraw", view: s.view, colormap: s.colormap === "viridis" ? 1 : 0, target: targetWidth("gen-canvas") });
+    }
+    writeUrl();
+  });
+  $("backend").addEventListener("change", () => startEngine());
+  $("dice").addEventListener("click", () => { $("seed").value = randomSeed(); writeUrl(); });
+  $("pause").addEventListener("click", togglePause);
+  $("download").addEventListener("click", () => download().catch((e) => notice(`Export failed: ${e.message}`)));
+  $("share").addEventListener("click", async () => {
+    writeUrl();
+    try { await navigator.clipboard.writeText(location.href); $("share").textContent = "Link copied"; } catch { $("share").textContent = "Copy the address bar"; }
+    setTimeout(() => ($("share").textContent = "Copy link"), 2000);
+  });
+  $("recover").addEventListener("click", () => { notice(""); startEngine(); });
+  $("t").addEventListener("input", drawForward);
+  $("schedule").addEventListener("change", () => { drawForward(); marker(); });
+  addEventListener("resize", marker);
+  ddpm.loseDevice = () => worker.postMessage({ op: "loseDevice" });
+  ddpm.snapshot = (name) => call("snapshot", { name });
+  startEngine();
+}
+
+init();

@@ -23,14 +23,15 @@ export async function start() {
 }
 
 // A page that records console errors and every request that leaves the page's origin.
-export async function open(ctx, { initScript } = {}) {
-  const page = await ctx.browser.newPage();
+export async function open(ctx, { initScript, query = "", viewport } = {}) {
+  const page = await ctx.browser.newPage(viewport ? { viewport } : {});
   const errors = [];
   const foreign = [];
   page.on("console", (m) => { if (m.type() === "error") errors.push(m.text()); });
   page.on("pageerror", (e) => errors.push(String(e)));
   page.on("request", (r) => { if (!r.url().startsWith(ctx.url) && !r.url().startsWith("data:")) foreign.push(r.url()); });
+  if (process.env.DEBUG) page.on("console", (m) => console.log("console:", m.type(), m.text().slice(0, 300)));
   if (initScript) await page.addInitScript(initScript);
-  await page.goto(ctx.url);
+  await page.goto(ctx.url + query);
   return { page, errors, foreign };
 }

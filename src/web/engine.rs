@@ -1,0 +1,274 @@
+//! The model as the page sees it: a device, the loaded weights, and one sampling run at a time,
+//! stepped asynchronously so the worker can post every intermediate image.
+
+use super::{gpu, js_err, now_ms};
+use crate::diffusion::q_sample;
+use crate::noise::NoiseSource;
+use crate::sampler::{DdpmVariance, Guidance, SamplerKind, SamplingRun};
+use crate::schedule::{BetaSchedule, Schedule};
+use crate::unet::UNet;
+use crate::weights::{ModelDescription, from_bytes};
+use burn::prelude::*;
+use burn::tensor::wgpu::WgpuSetup;
+use std::cell::RefCell;
+use std::rc::Rc;
+use wasm_bindgen::prelude::*;
+use wasm_bindgen_futures::future_to_promise;
+
+struct Loaded {
+    model: UNet,
+    description: ModelDescription,
+}
+
+struct State {
+    device: Device,
+    model: Option<Loaded>,
+    run: Option<SamplingRun>,
+}
+
+#[wasm_bindgen]
+pub struct Engine {
+    state: Rc<RefCell<State>>,
+    /// The WebGPU device (Burn's, or one kept only for drawing on the CPU path).
+    gpu: Option<WgpuSetup>,
+    backend: String,
+    adapter: String,
+    software: bool,
+}
+
+/// What one reverse step produced, read back from the device.
+#[wasm_bindgen(getter_with_clone)]
+pub struct StepReport {
+    /// Steps done so far (1 after the first).
+    pub done: usize,
+    pub total: usize,
+    /// The time index just denoised.
+    pub t: usize,
+    /// x_{t-1} for every image, then x̂_0 for every image.
+    pub values: Vec<f32>,
+    /// Wall time of the step: the U-Net, the update and the read-back.
+    pub millis: f64,
+}
+
+#[wasm_bindgen]
+impl Engine {
+    /// Starts on `"webgpu"` or `"cpu"` (Burn's flex backend in wasm). On the CPU path a WebGPU
+    /// device is still acquired for drawing when `draw_with_gpu` is set and one exists.
+    pub async fn start(backend: String, draw_with_gpu: bool) -> Result<Engine, JsValue> {
+        let (device, gpu) = match backend.as_str() {
+            "webgpu" => {
+                let setup = gpu::acquire().await.map_err(js_err)?;
+                let device = Device::wgpu_options()
+                    .setup(setup.clone())
+                    .init()
+                    .map_err(|e| js_err(format!("Burn could not start on WebGPU: {e}")))?;
+                (device, Some(setup))
+            }
+            "cpu" => (
+                Device::flex(),
+                if draw_with_gpu { gpu::acquire().await.ok() } else { None },
+            ),
+            other => return Err(js_err(format!("unknown backend {other:?}: expected webgpu or cpu"))),
+        };
+        let software = gpu.as_ref().is_some_and(gpu::is_software);
+        let adapter = match (&gpu, backend.as_str()) {
+            (_, "cpu") => "Burn flex (CPU, wasm)".to_string(),
+            (Some(setup), _) => setup.adapter.get_info().name,
+            _ => String::new(),
+        };
+        let state = State {
+            device,
+            model: None,
+            run: None,
+        };
+        Ok(Engine {
+            state: Rc::new(RefCell::new(state)),
+            gpu,
+            backend,
+            adapter,
+            software,
+        })
+    }
+
+    #[wasm_bindgen(getter)]
+    pub fn backend(&self) -> String {
+        self.backend.clone()
+    }
+
+    #[wasm_bindgen(getter)]
+    pub fn adapter(&self) -> String {
+        self.adapter.clone()
+    }
+
+    /// Whether the WebGPU adapter is a software renderer.
+    #[wasm_bindgen(getter)]
+    pub fn software(&self) -> bool {
+        self.software
+    }
+
+    /// A painter for `canvas`, on this engine's WebGPU device; `undefined` without one.
+    pub fn painter(&self, canvas: web_sys::OffscreenCanvas) -> Result<Option<super::painter::Painter>, JsValue> {
+        match &self.gpu {
+            Some(setup) => super::painter::Painter::new(setup, canvas).map(Some).map_err(js_err),
+            None => Ok(None),
+        }
+    }
+
+    /// Destroys the WebGPU device, as a driver reset would (for tests of recovery).
+    #[wasm_bindgen(js_name = loseDevice)]
+    pub fn lose_device(&self) {
+        if let Some(setup) = &self.gpu {
+            setup.device.destroy();
+        }
+    }
+
+    /// Loads a weights file written by `ddpm train`; returns its description as JSON.
+    pub fn load(&self, bytes: &[u8]) -> Result<String, JsValue> {
+        let mut state = self.state.borrow_mut();
+        let (model, description) = from_bytes(bytes, &state.device).map_err(js_err)?;
+        let json = serde_json::to_string(&description).map_err(js_err)?;
+        state.run = None;
+        state.model = Some(Loaded { model, description });
+        Ok(json)
+    }
+
+    /// Starts a reverse process: `sampler` is `ddpm` (σ² = β), `ddpm-tilde` (σ² = β̃) or `ddim`
+    /// (`steps`, `eta`); `class` < 0 means any class. Returns the number of steps.
+    #[allow(clippy::too_many_arguments)]
+    pub fn begin(
+        &self,
+        sampler: &str,
+        steps: usize,
+        eta: f64,
+        seed: u32,
+        class: i32,
+        guidance: f32,
+        batch: usize,
+    ) -> Result<usize, JsValue> {
+        let mut state = self.state.borrow_mut();
+        let State { device, model, run } = &mut *state;
+        let loaded = model.as_ref().ok_or_else(|| js_err("no weights are loaded"))?;
+        let kind = match sampler {
+            "ddpm" => SamplerKind::Ddpm(DdpmVariance::Beta),
+            "ddpm-tilde" => SamplerKind::Ddpm(DdpmVariance::BetaTilde),
+            "ddim" => SamplerKind::Ddim { steps, eta },
+            other => return Err(js_err(format!("unknown sampler {other:?}"))),
+        };
+        if !(1..=64).contains(&batch) {
+            return Err(js_err(format!("batch must be 1–64, not {batch}")));
+        }
+        let label = match class {
+            c if c < 0 => None,
+            c if (c as usize) < 10 && loaded.model.null_class().is_some() => Some(c as usize),
+            c => return Err(js_err(format!("class {c} is not available in this model"))),
+        };
+        if !guidance.is_finite() || !(0.0..=20.0).contains(&guidance) {
+            return Err(js_err(format!("guidance must be 0–20, not {guidance}")));
+        }
+        let description = &loaded.description;
+        let sampler = kind.build(&description.schedule()).map_err(js_err)?;
+        let size = description.unet.image_size;
+        let shape = [batch, description.unet.channels, size, size];
+        let guidance = Guidance {
+            labels: vec![label; batch],
+            scale: guidance,
+        };
+        let total = {
+            let fresh = SamplingRun::new(sampler, shape, guidance, u64::from(seed), device);
+            let total = fresh.total_steps();
+            *run = Some(fresh);
+            total
+        };
+        Ok(total)
+    }
+
+    /// x_T of the current run (before any step), read back: a promise of a Float32Array.
+    pub fn noise(&self) -> Result<js_sys::Promise, JsValue> {
+        let x = self
+            .state
+            .borrow()
+            .run
+            .as_ref()
+            .ok_or_else(|| js_err("nothing is being generated"))?
+            .current();
+        Ok(future_to_promise(async move { Ok(float32(read(x).await?)) }))
+    }
+
+    /// Runs the next reverse step: a promise of a [`StepReport`], or of `undefined` once the run
+    /// is finished.
+    pub fn step(&self) -> js_sys::Promise {
+        let state = self.state.clone();
+        future_to_promise(async move { Ok(step(state).await?.map_or(JsValue::UNDEFINED, JsValue::from)) })
+    }
+
+    /// q(x_t | x_0) for the given images (each `size`² values in [-1, 1]) at time index `t`
+    /// under `schedule`, with noise from `seed` so that moving t alone changes the picture.
+    /// A promise of a Float32Array.
+    pub fn forward(
+        &self,
+        images: Vec<f32>,
+        size: usize,
+        t: usize,
+        schedule: &str,
+        timesteps: usize,
+        seed: u32,
+    ) -> Result<js_sys::Promise, JsValue> {
+        let kind = BetaSchedule::parse(schedule).map_err(js_err)?;
+        if timesteps == 0 || t >= timesteps || size == 0 || images.is_empty() || images.len() % (size * size) != 0 {
+            return Err(js_err(format!(
+                "forward: t = {t} of {timesteps}, {} values of {size}² images",
+                images.len()
+            )));
+        }
+        let schedule = Schedule::new(kind, timesteps);
+        let n = images.len() / (size * size);
+        let device = self.state.borrow().device.clone();
+        let x0 = Tensor::<4>::from_data(TensorData::new(images, [n, 1, size, size]), &device);
+        let noise = NoiseSource::new(u64::from(seed)).normal([n, 1, size, size], &device);
+        let x_t = q_sample(&schedule, x0, &vec![t; n], noise);
+        Ok(future_to_promise(async move { Ok(float32(read(x_t).await?)) }))
+    }
+}
+
+async fn step(state: Rc<RefCell<State>>) -> Result<Option<StepReport>, JsValue> {
+    let started = now_ms();
+    let (step, done, total) = {
+        let mut state = state.borrow_mut();
+        let State { model, run, .. } = &mut *state;
+        let (Some(loaded), Some(run)) = (model.as_ref(), run.as_mut()) else {
+            return Err(js_err("nothing is being generated"));
+        };
+        match run.step(&loaded.model) {
+            Some(step) => (step, run.steps_done(), run.total_steps()),
+            None => return Ok(None),
+        }
+    };
+    // The borrow ends before the await, so the page may call in while the GPU works.
+    let values = read(Tensor::cat(vec![step.x_prev, step.x0], 0)).await?;
+    Ok(Some(StepReport {
+        done,
+        total,
+        t: step.t,
+        values,
+        millis: now_ms() - started,
+    }))
+}
+
+/// ᾱ_t for t = 0…T−1 under a schedule, for the page's plot.
+#[wasm_bindgen(js_name = alphasCumprod)]
+pub fn alphas_cumprod(schedule: &str, timesteps: usize) -> Result<Vec<f64>, JsValue> {
+    let kind = BetaSchedule::parse(schedule).map_err(js_err)?;
+    if !(1..=10_000).contains(&timesteps) {
+        return Err(js_err(format!("timesteps must be 1–10000, not {timesteps}")));
+    }
+    Ok(Schedule::new(kind, timesteps).alphas_cumprod)
+}
+
+fn float32(values: Vec<f32>) -> JsValue {
+    js_sys::Float32Array::from(values.as_slice()).into()
+}
+
+async fn read(x: Tensor<4>) -> Result<Vec<f32>, JsValue> {
+    let data = x.into_data_async().await.map_err(|e| js_err(format!("{e:?}")))?;
+    data.try_into_vec::<f32>().map_err(|e| js_err(format!("{e:?}")))
+}

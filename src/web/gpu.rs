@@ -1,0 +1,48 @@
+//! Acquiring a WebGPU device ourselves (rather than letting Burn do it) so that the page can draw
+//! with the same device, hear when it is lost, and acquire a fresh one to recover.
+
+use burn::tensor::wgpu::{WgpuSetup, wgpu};
+
+/// An adapter and device with everything the adapter offers, as Burn's own set-up requests.
+pub async fn acquire() -> Result<WgpuSetup, String> {
+    let instance = wgpu::Instance::new(wgpu::InstanceDescriptor {
+        backends: wgpu::Backends::BROWSER_WEBGPU,
+        ..wgpu::InstanceDescriptor::new_without_display_handle()
+    });
+    let adapter = instance
+        .request_adapter(&wgpu::RequestAdapterOptions {
+            power_preference: wgpu::PowerPreference::HighPerformance,
+            ..Default::default()
+        })
+        .await
+        .map_err(|e| format!("WebGPU offers no adapter ({e})"))?;
+    let (device, queue) = adapter
+        .request_device(&wgpu::DeviceDescriptor {
+            label: Some("ddpm-web"),
+            required_features: adapter.features().difference(wgpu::Features::MAPPABLE_PRIMARY_BUFFERS),
+            required_limits: adapter.limits(),
+            memory_hints: wgpu::MemoryHints::MemoryUsage,
+            ..Default::default()
+        })
+        .await
+        .map_err(|e| format!("the WebGPU adapter refused a device: {e}"))?;
+    // A lost device cannot be used again; the page restarts the engine on a new one.
+    device.set_device_lost_callback(|reason, message| {
+        super::call_global("ddpmOnDeviceLost", &format!("{reason:?}: {message}"));
+    });
+    device.on_uncaptured_error(std::sync::Arc::new(|error: wgpu::Error| {
+        super::call_global("ddpmOnGpuError", &error.to_string());
+    }));
+    Ok(WgpuSetup {
+        instance,
+        adapter,
+        device,
+        queue,
+        backend: wgpu::Backend::BrowserWebGpu,
+    })
+}
+
+/// Whether the adapter is a software renderer (SwiftShader), where WebGPU is far slower than wasm.
+pub fn is_software(setup: &WgpuSetup) -> bool {
+    setup.adapter.get_info().device_type == wgpu::DeviceType::Cpu
+}

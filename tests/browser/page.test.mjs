@@ -1,0 +1,222 @@
+// The Generate page, driven as a reader would: open it, wait for the weights, click Generate,
+// read the pixels back; compare with the native CLI and with Fashion-MNIST itself.
+import { test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
+import { readFileSync, mkdtempSync } from "node:fs";
+import { gunzipSync } from "node:zlib";
+import { tmpdir, homedir } from "node:os";
+import { join } from "node:path";
+import { start, open } from "./harness.mjs";
+
+const DDPM = process.env.DDPM_BIN || join(homedir(), ".cache/ddpm-web/target/debug/ddpm");
+const DATA = process.env.DDPM_DATA || "/usr/share/datasets/fashion-mnist";
+let ctx;
+before(async () => { ctx = await start(); });
+after(async () => { await ctx?.close(); });
+
+// Records main-thread tasks over 50 ms (the page must never freeze while it generates).
+const watchLongTasks = () => {
+  window.__longTasks = [];
+  new PerformanceObserver((list) => window.__longTasks.push(...list.getEntries().map((e) => e.duration))).observe({ type: "longtask" });
+};
+
+async function ready(page) {
+  await page.waitForFunction(() => ["ready", "error"].includes(window.ddpm?.state), null, { timeout: 180000 });
+  const state = await page.evaluate(() => [window.ddpm.state, document.getElementById("status").textContent]);
+  assert.equal(state[0], "ready", state[1]);
+}
+
+async function generate(page, { trace = false } = {}) {
+  await page.evaluate((trace) => { window.ddpm.trace = trace; window.__longTasks = []; }, trace);
+  await page.click("#generate");
+  await page.waitForFunction(() => window.ddpm.final || window.ddpm.state === "error", null, { timeout: 300000 });
+  const out = await page.evaluate(() => ({ state: window.ddpm.state, status: document.getElementById("status").textContent,
+    steps: window.ddpm.steps, final: Array.from(window.ddpm.final || []), longTasks: window.__longTasks, notices: window.ddpm.notices }));
+  assert.equal(out.state, "done", out.status);
+  return out;
+}
+
+// Fashion-MNIST test images, scaled to [-1, 1] as the model sees them: the reference statistics.
+function fashionStats() {
+  const bytes = gunzipSync(readFileSync(join(DATA, "t10k-images-idx3-ubyte.gz"))).subarray(16);
+  return stats(Array.from(bytes, (b) => b / 127.5 - 1));
+}
+function stats(raw) {
+  const values = raw.map((v) => Math.min(1, Math.max(-1, v))); // as drawn
+  const mean = values.reduce((a, v) => a + v, 0) / values.length;
+  const background = values.filter((v) => v < -0.9).length / values.length;
+  return { mean, background };
+}
+
+// Decodes two PNGs in the page and returns the per-pixel grey differences.
+async function pngDifference(page, a, b) {
+  return page.evaluate(async ([a, b]) => {
+    const pixels = async (b64) => {
+      const img = new Image();
+      img.src = `data:image/png;base64,${b64}`;
+      await img.decode();
+      const bitmap = await createImageBitmap(img);
+      const c = new OffscreenCanvas(bitmap.width, bitmap.height).getContext("2d");
+      c.drawImage(bitmap, 0, 0);
+      return { w: bitmap.width, h: bitmap.height, d: c.getImageData(0, 0, bitmap.width, bitmap.height).data };
+    };
+    const [x, y] = [await pixels(a), await pixels(b)];
+    if (x.w !== y.w || x.h !== y.h) return { size: [x.w, x.h, y.w, y.h] };
+    const diffs = [];
+    for (let i = 0; i < x.d.length; i += 4) diffs.push(Math.abs(x.d[i] - y.d[i]));
+    return { size: null, max: Math.max(...diffs), mean: diffs.reduce((s, v) => s + v, 0) / diffs.length };
+  }, [a.toString("base64"), b.toString("base64")]);
+}
+
+test("Generate on the CPU path: every step redraws, the page stays responsive, the PNG equals `ddpm sample`", async () => {
+  const { page, errors, foreign } = await open(ctx, { query: "?seed=3&sampler=ddim&steps=20&eta=0&batch=4&class=any&backend=cpu", initScript: watchLongTasks });
+  await ready(page);
+  const out = await generate(page, { trace: true });
+  assert.equal(out.steps.length, 20);
+  const frames = out.steps.map((s) => s.frame);
+  assert.equal(new Set(frames).size, 20, "the canvas changed at every step");
+  assert.deepEqual(out.steps.map((s) => s.done), Array.from({ length: 20 }, (_, i) => i + 1));
+  assert.ok(out.steps.every((s) => s.millis > 0), "ms per step is measured");
+  assert.deepEqual(out.longTasks.filter((d) => d > 50), [], "no main-thread task over 50 ms while generating");
+
+  // The same seed and settings natively.
+  const dir = mkdtempSync(join(tmpdir(), "ddpm-page-"));
+  execFileSync(DDPM, ["sample", "--weights", "www/assets/model.ddpm", "--sampler", "ddim", "--steps", "20", "--eta", "0",
+    "--seed", "3", "--count", "4", "--class", "any", "--out", join(dir, "cli.png")]);
+  const [download] = await Promise.all([page.waitForEvent("download"), page.click("#download")]);
+  await download.saveAs(join(dir, "page.png"));
+  const diff = await pngDifference(page, readFileSync(join(dir, "cli.png")), readFileSync(join(dir, "page.png")));
+  assert.equal(diff.size, null, `PNG sizes differ: ${diff.size}`);
+  assert.ok(diff.max <= 2 && diff.mean < 0.05, `page vs CLI: max ${diff.max}, mean ${diff.mean} grey levels`);
+  if (process.env.SCREENSHOT) await page.screenshot({ path: process.env.SCREENSHOT, fullPage: true });
+  assert.deepEqual(errors, []);
+  assert.deepEqual(foreign, []);
+  await page.close();
+});
+
+test("the generated garments look like Fashion-MNIST, not noise", async () => {
+  const { page } = await open(ctx, { query: "?seed=11&sampler=ddim&steps=50&batch=16&backend=cpu" });
+  await ready(page);
+  const out = await generate(page);
+  const got = stats(out.final);
+  const want = fashionStats();
+  const noise = { mean: 0, background: 0.05 }; // N(0, 1) clamped to [-1, 1]
+  assert.ok(Math.abs(got.mean - want.mean) < 0.15, `mean ${got.mean.toFixed(3)} vs Fashion-MNIST ${want.mean.toFixed(3)}`);
+  assert.ok(Math.abs(got.background - want.background) < 0.15, `background share ${got.background.toFixed(3)} vs ${want.background.toFixed(3)} (noise: ${noise.background})`);
+  await page.close();
+});
+
+test("forced WebGPU generates the same images as the CPU path", async () => {
+  const query = "?seed=5&sampler=ddim&steps=10&batch=2";
+  const { page: gpu, errors } = await open(ctx, { query: `${query}&backend=webgpu` });
+  await ready(gpu);
+  assert.equal(await gpu.evaluate(() => window.ddpm.backend), "webgpu");
+  const a = await generate(gpu);
+  const { page: cpu } = await open(ctx, { query: `${query}&backend=cpu` });
+  await ready(cpu);
+  const b = await generate(cpu);
+  const worst = Math.max(...a.final.map((v, i) => Math.abs(v - b.final[i])));
+  assert.ok(worst < 0.02, `max |webgpu − cpu| = ${worst}`);
+  assert.deepEqual(errors, []);
+  await gpu.close();
+  await cpu.close();
+});
+
+test("without WebGPU the page says so, runs on the CPU and still generates", async () => {
+  const { page, errors } = await open(ctx, { query: "?seed=1&steps=10&batch=2", initScript: () => { delete Navigator.prototype.gpu; } });
+  await ready(page);
+  const notices = await page.evaluate(() => window.ddpm.notices.join(" "));
+  assert.match(notices, /no WebGPU/);
+  assert.equal(await page.evaluate(() => window.ddpm.backend), "cpu");
+  const out = await generate(page);
+  assert.equal(out.steps.length, 10);
+  assert.deepEqual(errors, []);
+  await page.close();
+});
+
+test("the forward-process slider changes the picture, and t = 0 shows the clean images", async () => {
+  const { page } = await open(ctx, { query: "?backend=cpu" });
+  await ready(page);
+  const fwd = () => page.evaluate(() => window.ddpm.snapshot("fwd").then((s) => ({ w: s.width, data: Array.from(s.data) })));
+  const setT = async (t) => {
+    await page.locator("#t").fill(String(t));
+    await page.waitForFunction((t) => window.ddpm.forward?.t === t, t);
+  };
+  await setT(0);
+  const clean = await fwd();
+  await setT(900);
+  const noisy = await fwd();
+  const differing = clean.data.filter((v, i) => v !== noisy.data[i]).length;
+  assert.ok(differing > clean.data.length / 4, `only ${differing} values changed`);
+  // At t = 0 the first image is the shipped test image (first of class 0), up to 1 % noise.
+  const examples = readFileSync("www/assets/examples.u8");
+  const scale = Math.round(clean.w / (10 * 30 + 2 + (0)));
+  const at = (x, y) => clean.data[(y * clean.w + x) * 4];
+  let worst = 0;
+  for (let y = 0; y < 28; y++)
+    for (let x = 0; x < 28; x++)
+      worst = Math.max(worst, Math.abs(at((2 + x) * scale + (scale >> 1), (2 + y) * scale + (scale >> 1)) - examples[y * 28 + x]));
+  assert.ok(worst <= 8, `t = 0 differs from the clean image by up to ${worst} grey levels`);
+  await page.close();
+});
+
+test("link settings out of range or garbage are clamped with a notice", async () => {
+  const { page, errors } = await open(ctx, { query: "?seed=abc&batch=99&steps=7&guidance=-3&sampler=magic&backend=cpu" });
+  await ready(page);
+  const s = await page.evaluate(() => ({ batch: document.getElementById("batch").value, steps: document.getElementById("steps").value,
+    guidance: document.getElementById("guidance").value, sampler: document.getElementById("sampler").value, notices: window.ddpm.notices.join(" ") }));
+  assert.equal(s.batch, "16");
+  assert.equal(s.steps, "50");
+  assert.equal(s.guidance, "0");
+  assert.equal(s.sampler, "ddim");
+  assert.match(s.notices, /batch=99/);
+  assert.match(s.notices, /seed=abc/);
+  assert.deepEqual(errors, []);
+  await page.close();
+});
+
+test("the weights are cached: a second visit downloads nothing, a damaged cache entry is fetched again", async () => {
+  const context = await ctx.browser.newContext();
+  const weightRequests = [];
+  context.on("request", (r) => { if (r.url().endsWith("model.ddpm")) weightRequests.push(r.url()); });
+  const visit = async () => {
+    const page = await context.newPage();
+    await page.goto(`${ctx.url}?backend=cpu`);
+    await ready(page);
+    return page;
+  };
+  const first = await visit();
+  assert.equal(await first.evaluate(() => window.ddpm.weightsSource), "network");
+  await first.close();
+  const second = await visit();
+  assert.equal(await second.evaluate(() => window.ddpm.weightsSource), "cache");
+  assert.equal(weightRequests.length, 1, "the second visit fetched no weights");
+  // Damage the cached copy: the page must notice by its checksum and download it again.
+  await second.evaluate(async () => {
+    const cache = await caches.open("ddpm-web-weights-v1");
+    const [request] = await cache.keys();
+    const bytes = new Uint8Array(await (await cache.match(request)).arrayBuffer());
+    bytes[bytes.length - 100] ^= 0xff;
+    await cache.put(request, new Response(bytes));
+  });
+  await second.close();
+  const third = await visit();
+  assert.equal(await third.evaluate(() => window.ddpm.weightsSource), "network");
+  assert.match(await third.evaluate(() => window.ddpm.notices.join(" ")), /damaged/);
+  assert.equal(weightRequests.length, 2);
+  await context.close();
+});
+
+test("a lost GPU device is reported, and the button recovers without a reload", async () => {
+  const { page } = await open(ctx, { query: "?seed=2&steps=10&batch=1&backend=webgpu" });
+  await ready(page);
+  await page.evaluate(() => window.ddpm.loseDevice());
+  await page.waitForFunction(() => !document.getElementById("recover").hidden);
+  assert.match(await page.textContent("#notice-text"), /GPU device was lost/);
+  await page.click("#recover");
+  await ready(page);
+  const out = await generate(page);
+  assert.equal(out.steps.length, 10);
+  await page.close();
+});

@@ -1,0 +1,160 @@
+// The model runs here, off the main thread, so the page never freezes: the wasm engine steps
+// the sampler and draws each step into the canvases the page transferred to us.
+import init, { Engine, alphasCumprod } from "./ddpm-web.js";
+import { gridSize, drawGrid, gridPng } from "./draw2d.js";
+
+const post = (msg, transfer) => postMessage(msg, transfer || []);
+// The wasm module calls these (src/web): a panic or a lost device ends this worker's usefulness.
+self.ddpmOnPanic = (message) => post({ op: "panic", message: String(message).split("\n")[0] });
+self.ddpmOnDeviceLost = (message) => post({ op: "device-lost", message });
+self.ddpmOnGpuError = (message) => post({ op: "gpu-error", message });
+
+let engine = null;
+let size = 28;
+let timesteps = 1000;
+const surfaces = {}; // name → { canvas, painter (WebGPU) or null (2D) }
+let run = null;      // the generation in progress or last finished
+let wake = null;     // resolves when a paused run is continued
+
+function draw(name, values, layout) {
+  const s = surfaces[name];
+  const t0 = performance.now();
+  const { width: w, height: h } = gridSize(layout);
+  // An integer scale keeps nearest-neighbour pixels square; the page sets the display size.
+  const scale = Math.max(1, Math.floor(layout.target / w));
+  const full = { ...layout, width: w * scale, height: h * scale };
+  if (s.painter) {
+    s.painter.paint(values, full.count, full.cols, full.size, full.panels, full.colormap, full.width, full.height);
+  } else {
+    drawGrid(s.canvas, values, full);
+  }
+  return performance.now() - t0;
+}
+
+// The values a view shows: x_t, x̂_0, or both panels.
+function viewValues(values, count, view) {
+  const n = count * size * size;
+  if (view === "xt") return { values: values.subarray(0, n), panels: 1 };
+  if (view === "x0") return { values: values.subarray(n, 2 * n), panels: 1 };
+  return { values, panels: 2 };
+}
+
+function drawRun() {
+  const { last, settings: s } = run;
+  const { values, panels } = viewValues(last, s.batch, s.view);
+  return draw("gen", values, { count: s.batch, cols: Math.ceil(Math.sqrt(s.batch)), size, panels, colormap: s.colormap, target: s.target });
+}
+
+async function generate(settings) {
+  const total = engine.begin(settings.sampler, settings.steps, settings.eta, settings.seed, settings.class, settings.guidance, settings.batch);
+  const token = {};
+  const noise = await engine.noise();
+  // Before the first step x_T and x̂_0 are both shown as the starting noise.
+  const both = new Float32Array(noise.length * 2);
+  both.set(noise);
+  both.set(noise, noise.length);
+  run = { token, settings, last: both, paused: false, done: 0, total, millis: [] };
+  drawRun();
+  post({ op: "begin", total });
+  const started = performance.now();
+  for (;;) {
+    // Let messages (stop, continue, new settings) in between steps, even when a step resolves
+    // without a real wait (the CPU backend).
+    await new Promise((r) => setTimeout(r, 0));
+    if (run.token !== token) return; // superseded by a newer Generate
+    if (run.paused) {
+      post({ op: "paused", done: run.done, total });
+      await new Promise((r) => { wake = r; });
+      if (run.token !== token) return;
+    }
+    const report = await engine.step();
+    if (!report) break;
+    run.last = report.values;
+    run.done = report.done;
+    run.millis.push(report.millis);
+    const t = report.t;
+    report.free();
+    const drawMs = drawRun();
+    const frame = settings.trace ? await fingerprint("gen") : undefined;
+    post({ op: "step", done: run.done, total, t, millis: run.millis.at(-1), drawMs, frame });
+  }
+  const n = settings.batch * size * size;
+  post({ op: "finished", total, seconds: (performance.now() - started) / 1000, final: run.last.slice(0, n), medianMs: median(run.millis) });
+}
+
+const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? 0;
+
+// A hash of the pixels a canvas shows now (for tests: did this step change the picture?).
+async function fingerprint(name) {
+  const { data } = await snapshot(name);
+  let h = 2166136261;
+  for (let i = 0; i < data.length; i++) h = Math.imul(h ^ data[i], 16777619);
+  return h >>> 0;
+}
+
+async function snapshot(name) {
+  const bitmap = await createImageBitmap(surfaces[name].canvas);
+  const ctx = new OffscreenCanvas(bitmap.width, bitmap.height).getContext("2d");
+  ctx.drawImage(bitmap, 0, 0);
+  return { width: bitmap.width, height: bitmap.height, data: ctx.getImageData(0, 0, bitmap.width, bitmap.height).data };
+}
+
+const handlers = {
+  // `gpuCanvas`: the page found that WebGPU canvases work here (www/probe.js).
+  async start({ backend, canvases, gpuCanvas }) {
+    await init({ module_or_path: new URL("./ddpm-web_bg.wasm", import.meta.url) });
+    engine = await Engine.start(backend, gpuCanvas);
+    const gpuDrawing = gpuCanvas;
+    for (const [name, canvas] of Object.entries(canvases)) {
+      let painter = null;
+      if (gpuDrawing) {
+        try { painter = engine.painter(canvas) ?? null; } catch (e) { post({ op: "notice", message: `Drawing with Canvas 2D: ${e.message}` }); }
+      }
+      surfaces[name] = { canvas, painter };
+    }
+    return { op: "started", backend: engine.backend, adapter: engine.adapter, software: engine.software, drawing: surfaces.gen?.painter ? "webgpu" : "canvas2d" };
+  },
+  async load({ bytes }) {
+    const description = JSON.parse(engine.load(new Uint8Array(bytes)));
+    size = description.unet.image_size;
+    timesteps = description.timesteps;
+    return { op: "loaded", description };
+  },
+  async generate({ settings }) {
+    if (run) { run.token = null; wake?.(); }
+    generate(settings).catch((e) => post({ op: "error", context: "generate", message: e.message || String(e) }));
+    return null;
+  },
+  async pause() { if (run) run.paused = true; return null; },
+  async resume() { if (run) { run.paused = false; wake?.(); wake = null; } return null; },
+  async redraw({ view, colormap, target }) {
+    if (run) { Object.assign(run.settings, { view, colormap, target }); drawRun(); }
+    return null;
+  },
+  async forward({ images, t, schedule, seed, target }) {
+    const values = await engine.forward(images, size, t, schedule, timesteps, seed);
+    const count = images.length / (size * size);
+    draw("fwd", values, { count, cols: count, size, panels: 1, colormap: 0, target });
+    return { op: "forwarded", t, schedule };
+  },
+  async alphas({ schedules }) {
+    return { op: "alphas", curves: Object.fromEntries(schedules.map((s) => [s, Array.from(alphasCumprod(s, timesteps))])) };
+  },
+  async png() {
+    if (!run || run.done < run.total) throw new Error("nothing finished to export yet");
+    const n = run.settings.batch;
+    return { op: "png", blob: await gridPng(run.last.subarray(0, n * size * size), n, Math.ceil(Math.sqrt(n)), size) };
+  },
+  async snapshot({ name }) { return { op: "snapshot", ...(await snapshot(name)) }; },
+  async loseDevice() { engine.loseDevice(); return null; },
+};
+
+onmessage = async ({ data }) => {
+  try {
+    const reply = await handlers[data.op](data);
+    if (reply) post({ ...reply, id: data.id });
+  } catch (e) {
+    post({ op: "error", context: data.op, id: data.id, message: e.message || String(e) });
+  }
+};
+post({ op: "ready" });
