@@ -1,4 +1,6 @@
-// Scratch driver: open the page, generate, screenshot. Not a test.
+// Not a test: opens the page with the query given (default a small CPU run), clicks Generate and
+// saves a screenshot to /tmp/shots/page.png, for looking at the page as a reader does.
+// Usage: node tests/browser/screenshot.mjs "?seed=1&steps=20&batch=16"
 import { start, open } from "./harness.mjs";
 const ctx = await start();
 const q = process.argv[2] || "?seed=1&steps=20&batch=4";
