@@ -294,7 +294,7 @@ function setButtons() {
   $("generate").disabled = !ready;
   $("pause").disabled = !generating;
   $("pause").textContent = paused ? "Continue" : "Pause";
-  $("download").disabled = !ddpm.final || generating;
+  $("download").disabled = $("download-gif").disabled = !ddpm.final || generating;
 }
 
 // Display width in device pixels: the worker scales the grid by an integer factor up to this.
@@ -356,12 +356,12 @@ function togglePause() {
   setButtons();
 }
 
-async function download() {
-  const { blob } = await call("png");
+async function download(kind) {
+  const { blob } = await call(kind);
   const a = document.createElement("a");
   a.href = URL.createObjectURL(blob);
   const s = currentSettings();
-  a.download = `ddpm-${s.sampler}-${s.sampler === "ddim" ? s.steps + "steps-" : ""}seed${s.seed}.png`;
+  a.download = `ddpm-${s.sampler}-${s.sampler === "ddim" ? s.steps + "steps-" : ""}seed${s.seed}.${kind}`;
   a.click();
   setTimeout(() => URL.revokeObjectURL(a.href), 10000);
 }
@@ -456,7 +456,8 @@ function init() {
   $("backend").addEventListener("change", () => startEngine());
   $("dice").addEventListener("click", () => { $("seed").value = randomSeed(); writeUrl(); });
   $("pause").addEventListener("click", togglePause);
-  $("download").addEventListener("click", () => download().catch((e) => notice(`Export failed: ${e.message}`)));
+  $("download").addEventListener("click", () => download("png").catch((e) => notice(`Export failed: ${e.message}`)));
+  $("download-gif").addEventListener("click", () => download("gif").catch((e) => notice(`Export failed: ${e.message}`)));
   $("share").addEventListener("click", async () => {
     writeUrl();
     try { await navigator.clipboard.writeText(location.href); $("share").textContent = "Link copied"; } catch { $("share").textContent = "Copy the address bar"; }

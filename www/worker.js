@@ -1,7 +1,7 @@
 // The model runs here, off the main thread, so the page never freezes: the wasm engine steps
 // the sampler and draws each step into the canvases the page transferred to us.
-import init, { Engine, alphasCumprod } from "./ddpm-web.js";
-import { gridSize, drawGrid, gridPng } from "./draw2d.js";
+import init, { Engine, alphasCumprod, encodeGif } from "./ddpm-web.js";
+import { gridSize, drawGrid, gridPng, gridPixels } from "./draw2d.js";
 
 const post = (msg, transfer) => postMessage(msg, transfer || []);
 // The wasm module calls these (src/web): a panic or a lost device ends this worker's usefulness.
@@ -53,8 +53,9 @@ async function generate(settings) {
   const both = new Float32Array(noise.length * 2);
   both.set(noise);
   both.set(noise, noise.length);
-  run = { token, settings, last: both, paused: false, done: 0, total, millis: [] };
+  run = { token, settings, last: both, paused: false, done: 0, total, millis: [], frames: [], every: Math.max(1, Math.ceil(total / 60)) };
   drawRun();
+  keepFrame();
   post({ op: "begin", total });
   const started = performance.now();
   for (;;) {
@@ -75,11 +76,22 @@ async function generate(settings) {
     const t = report.t;
     report.free();
     const drawMs = drawRun();
+    if (run.done % run.every === 0 || run.done === total) keepFrame();
     const frame = settings.trace ? await fingerprint("gen") : undefined;
     post({ op: "step", done: run.done, total, t, millis: run.millis.at(-1), drawMs, frame });
   }
   const n = settings.batch * size * size;
   post({ op: "finished", total, seconds: (performance.now() - started) / 1000, final: run.last.slice(0, n), medianMs: median(run.millis) });
+}
+
+// A grey frame of x_t beside x̂_0 for the GIF (about 60 of them, whatever the step count).
+function keepFrame() {
+  const count = run.settings.batch;
+  const { rgba, width, height } = gridPixels(run.last, { count, cols: Math.ceil(Math.sqrt(count)), size, panels: 2, colormap: 0 });
+  const grey = new Uint8Array(width * height);
+  for (let i = 0; i < grey.length; i++) grey[i] = rgba[4 * i];
+  run.frames.push(grey);
+  run.frameSize = [width, height];
 }
 
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? 0;
@@ -144,6 +156,13 @@ const handlers = {
     if (!run || run.done < run.total) throw new Error("nothing finished to export yet");
     const n = run.settings.batch;
     return { op: "png", blob: await gridPng(run.last.subarray(0, n * size * size), n, Math.ceil(Math.sqrt(n)), size) };
+  },
+  async gif() {
+    if (!run || run.done < run.total) throw new Error("nothing finished to export yet");
+    const [width, height] = run.frameSize;
+    const all = new Uint8Array(run.frames.length * width * height);
+    run.frames.forEach((f, i) => all.set(f, i * width * height));
+    return { op: "gif", blob: new Blob([encodeGif(all, width, height, 8)], { type: "image/gif" }), frames: run.frames.length };
   },
   async snapshot({ name }) { return { op: "snapshot", ...(await snapshot(name)) }; },
   async loseDevice() { engine.loseDevice(); return null; },

@@ -2,10 +2,12 @@
 //! sampler, draw. No math lives here; it calls the model, schedule and samplers.
 
 mod engine;
+mod export;
 mod gpu;
 mod painter;
 
 pub use engine::{Engine, StepReport, alphas_cumprod};
+pub use export::encode_gif;
 pub use painter::Painter;
 
 use wasm_bindgen::prelude::*;
