@@ -4,7 +4,8 @@
 import { start, open } from "./harness.mjs";
 const ctx = await start();
 const q = process.argv[2] || "?seed=1&steps=20&batch=4";
-const { page, errors, foreign } = await open(ctx, { query: q });
+const viewport = process.env.VIEWPORT ? Object.fromEntries(process.env.VIEWPORT.split("x").map((v, i) => [i ? "height" : "width", Number(v)])) : undefined;
+const { page, errors, foreign } = await open(ctx, { query: q, viewport });
 
 const t0 = Date.now();
 try {
