@@ -6,6 +6,7 @@
 pub mod classifier;
 pub mod data;
 pub mod diffusion;
+pub mod grid;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod frechet;
 pub mod noise;

@@ -4,6 +4,7 @@
 
 use burn::prelude::*;
 use burn::tensor::wgpu::wgpu;
+use ddpm_web::grid::{self, GridLayout};
 
 const SIZE: u32 = 28;
 const GAP: u32 = 2;
@@ -16,32 +17,13 @@ fn render(gpu: &(wgpu::Device, wgpu::Queue), values: &[f32], count: u32, cols: u
     let panel_w = cols * (SIZE + GAP) + GAP;
     let (w, h) = ((panels * panel_w + (panels - 1) * 6) * scale, (rows * (SIZE + GAP) + GAP) * scale);
     let format = wgpu::TextureFormat::Rgba8Unorm;
-    let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
-        label: None,
-        source: wgpu::ShaderSource::Wgsl(include_str!("../shaders/grid.wgsl").into()),
-    });
-    let pipeline = device.create_render_pipeline(&wgpu::RenderPipelineDescriptor {
-        label: None,
-        layout: None,
-        vertex: wgpu::VertexState { module: &module, entry_point: Some("vs_main"), compilation_options: Default::default(), buffers: &[] },
-        primitive: Default::default(),
-        depth_stencil: None,
-        multisample: Default::default(),
-        fragment: Some(wgpu::FragmentState {
-            module: &module,
-            entry_point: Some("fs_main"),
-            compilation_options: Default::default(),
-            targets: &[Some(format.into())],
-        }),
-        multiview_mask: None,
-        cache: None,
-    });
+    let pipeline = grid::pipeline(device, format);
     let buffer = |bytes: &[u8], usage| {
         let b = device.create_buffer(&wgpu::BufferDescriptor { label: None, size: bytes.len() as u64, usage: usage | wgpu::BufferUsages::COPY_DST, mapped_at_creation: false });
         queue.write_buffer(&b, 0, bytes);
         b
     };
-    let layout: Vec<u8> = [cols, rows, SIZE, count, panels, 0, w, h].iter().flat_map(|v| v.to_le_bytes()).collect();
+    let layout = GridLayout { cols, rows, size: SIZE, count, panels, colormap: 0, width: w, height: h }.bytes();
     let uniform = buffer(&layout, wgpu::BufferUsages::UNIFORM);
     let bytes: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
     let storage = buffer(&bytes, wgpu::BufferUsages::STORAGE);

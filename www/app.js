@@ -231,7 +231,8 @@ async function startEngine() {
     notice("Check your connection and try again.", { recover: true });
     return;
   }
-  if (!new URLSearchParams(location.search).has("batch") && !ddpm.batchTouched) $("batch").value = backend === "cpu" ? 4 : 16;
+  // The default batch depends on the backend, known only now.
+  if (!new URLSearchParams(location.search).has("batch") && !ddpm.batchTouched) $("batch").value = value(SETTINGS.batch);
   syncOutputs();
   ddpm.backend = backend;
   ddpm.drawing = engineInfo.drawing;

@@ -116,10 +116,9 @@ const handlers = {
   async start({ backend, canvases, gpuCanvas }) {
     await init({ module_or_path: new URL("./ddpm-web_bg.wasm", import.meta.url) });
     engine = await Engine.start(backend, gpuCanvas);
-    const gpuDrawing = gpuCanvas;
     for (const [name, canvas] of Object.entries(canvases)) {
       let painter = null;
-      if (gpuDrawing) {
+      if (gpuCanvas) {
         try { painter = engine.painter(canvas) ?? null; } catch (e) { post({ op: "notice", message: `Drawing with Canvas 2D: ${e.message}` }); }
       }
       surfaces[name] = { canvas, painter };

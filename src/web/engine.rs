@@ -173,12 +173,9 @@ impl Engine {
             labels: vec![label; batch],
             scale: guidance,
         };
-        let total = {
-            let fresh = SamplingRun::new(sampler, shape, guidance, u64::from(seed), device);
-            let total = fresh.total_steps();
-            *run = Some(fresh);
-            total
-        };
+        let fresh = SamplingRun::new(sampler, shape, guidance, u64::from(seed), device);
+        let total = fresh.total_steps();
+        *run = Some(fresh);
         Ok(total)
     }
 

@@ -1,40 +1,9 @@
 //! Drawing a batch of images into a canvas with `shaders/grid.wgsl`: the values go up once as a
 //! storage buffer and the fragment shader does the layout, upscaling and colour map.
 
+use crate::grid::{GridLayout, pipeline};
 use burn::tensor::wgpu::{WgpuSetup, wgpu};
 use wasm_bindgen::prelude::*;
-
-/// Mirrors `Layout` in the shader.
-#[repr(C)]
-#[derive(Clone, Copy)]
-struct Layout {
-    cols: u32,
-    rows: u32,
-    size: u32,
-    count: u32,
-    panels: u32,
-    colormap: u32,
-    width: u32,
-    height: u32,
-}
-
-impl Layout {
-    fn bytes(&self) -> Vec<u8> {
-        [
-            self.cols,
-            self.rows,
-            self.size,
-            self.count,
-            self.panels,
-            self.colormap,
-            self.width,
-            self.height,
-        ]
-        .iter()
-        .flat_map(|v| v.to_le_bytes())
-        .collect()
-    }
-}
 
 #[wasm_bindgen]
 pub struct Painter {
@@ -79,34 +48,10 @@ impl Painter {
             color_space: Default::default(),
         };
         let device = setup.device.clone();
-        let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
-            label: Some("grid.wgsl"),
-            source: wgpu::ShaderSource::Wgsl(include_str!("../../shaders/grid.wgsl").into()),
-        });
-        let pipeline = device.create_render_pipeline(&wgpu::RenderPipelineDescriptor {
-            label: Some("grid"),
-            layout: None,
-            vertex: wgpu::VertexState {
-                module: &module,
-                entry_point: Some("vs_main"),
-                compilation_options: Default::default(),
-                buffers: &[],
-            },
-            primitive: Default::default(),
-            depth_stencil: None,
-            multisample: Default::default(),
-            fragment: Some(wgpu::FragmentState {
-                module: &module,
-                entry_point: Some("fs_main"),
-                compilation_options: Default::default(),
-                targets: &[Some(format.into())],
-            }),
-            multiview_mask: None,
-            cache: None,
-        });
+        let pipeline = pipeline(&device, format);
         let uniform = device.create_buffer(&wgpu::BufferDescriptor {
             label: Some("grid layout"),
-            size: std::mem::size_of::<Layout>() as u64,
+            size: std::mem::size_of::<GridLayout>() as u64,
             usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
             mapped_at_creation: false,
         });
@@ -155,7 +100,7 @@ impl Painter {
         } else if self.values.is_none() {
             self.surface.configure(&self.device, &self.config);
         }
-        let layout = Layout {
+        let layout = GridLayout {
             cols,
             rows: count.div_ceil(cols),
             size,
