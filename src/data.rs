@@ -213,3 +213,33 @@ impl Dataset {
         format!("{h:016x}")
     }
 }
+
+/// Visits `0..len` in a fresh random order every epoch, a batch at a time; a batch that runs
+/// past the end of an epoch continues into the next one.
+pub struct Epochs {
+    order: Vec<usize>,
+    next: usize,
+}
+
+impl Epochs {
+    pub fn new(len: usize) -> Self {
+        Self { order: (0..len).collect(), next: 0 }
+    }
+
+    /// The next `batch` indices (empty when the data set is).
+    pub fn next_batch(&mut self, batch: usize, rng: &mut NoiseSource) -> Vec<usize> {
+        if self.order.is_empty() {
+            return Vec::new();
+        }
+        (0..batch)
+            .map(|_| {
+                if self.next == 0 {
+                    rng.shuffle(&mut self.order);
+                }
+                let i = self.order[self.next];
+                self.next = (self.next + 1) % self.order.len();
+                i
+            })
+            .collect()
+    }
+}

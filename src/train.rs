@@ -7,7 +7,8 @@ use crate::diffusion::{LossKind, noise_loss, q_sample};
 use crate::noise::NoiseSource;
 use crate::schedule::Schedule;
 use crate::unet::UNet;
-use burn::module::{ModuleMapper, ModuleVisitor, Param};
+use crate::weights::flat_params;
+use burn::module::{ModuleMapper, Param};
 use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer};
 use burn::grad_clipping::GradientClippingConfig;
 use burn::prelude::*;
@@ -108,14 +109,6 @@ impl Trainer {
 
 /// ema ← decay · ema + (1 − decay) · live, parameter by parameter (both have the same layout).
 pub fn ema_update(ema: UNet, live: &UNet, decay: f64) -> UNet {
-    struct Collect(Vec<Tensor<1>>);
-    impl ModuleVisitor for Collect {
-        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
-            let value = param.val();
-            let n = value.shape().num_elements();
-            self.0.push(value.reshape([n]));
-        }
-    }
     struct Blend {
         live: std::vec::IntoIter<Tensor<1>>,
         decay: f64,
@@ -130,9 +123,7 @@ pub fn ema_update(ema: UNet, live: &UNet, decay: f64) -> UNet {
             })
         }
     }
-    let mut collect = Collect(Vec::new());
-    live.visit(&mut collect);
-    ema.map(&mut Blend { live: collect.0.into_iter(), decay })
+    ema.map(&mut Blend { live: flat_params(live).into_iter(), decay })
 }
 
 /// A fixed evaluation batch: images, time indices and noise chosen once from a seed, so the loss

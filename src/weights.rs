@@ -4,6 +4,7 @@
 
 use crate::schedule::{BetaSchedule, Schedule};
 use crate::unet::{UNet, UNetConfig};
+use burn::module::{ModuleMapper, ModuleVisitor, Param};
 use burn::prelude::*;
 use burn::store::{BurnpackStore, FloatCastAdapter, ModuleSnapshot};
 use burn::tensor::DType;
@@ -114,4 +115,52 @@ pub fn from_bytes(bytes: &[u8], device: &Device) -> Result<(UNet, ModelDescripti
         return Err(WeightsError::Mismatch(format!("unexpected tensors {:?}", &result.unused[..result.unused.len().min(5)])));
     }
     Ok((model, description))
+}
+
+/// Every float parameter of `model`, flattened, in visiting order (the order [`ModuleMapper`]s
+/// see them in, so two models of one config line up parameter by parameter).
+pub fn flat_params(model: &UNet) -> Vec<Tensor<1>> {
+    struct Collect(Vec<Tensor<1>>);
+    impl ModuleVisitor for Collect {
+        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+            let value = param.val();
+            let n = value.shape().num_elements();
+            self.0.push(value.reshape([n]));
+        }
+    }
+    let mut collect = Collect(Vec::new());
+    model.visit(&mut collect);
+    collect.0
+}
+
+/// [`to_bytes`] for devices that cannot be read synchronously (WebGPU in a browser): the
+/// parameters come back in one asynchronous read and are serialised from a CPU copy.
+pub async fn to_bytes_async(model: &UNet, description: &ModelDescription) -> Result<Vec<u8>, WeightsError> {
+    let params = flat_params(model);
+    let sizes: Vec<usize> = params.iter().map(|p| p.dims()[0]).collect();
+    let data = Tensor::cat(params, 0)
+        .into_data_async()
+        .await
+        .map_err(|e| WeightsError::Container(format!("{e:?}")))?;
+    let values = data.to_vec::<f32>().map_err(|e| WeightsError::Container(format!("{e:?}")))?;
+
+    struct Fill<'a> {
+        values: &'a [f32],
+        sizes: std::slice::Iter<'a, usize>,
+        device: Device,
+    }
+    impl ModuleMapper for Fill<'_> {
+        fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
+            let n = *self.sizes.next().expect("the copy has the model's parameters");
+            let (head, rest) = self.values.split_at(n);
+            self.values = rest;
+            let device = self.device.clone();
+            param.map(|old| {
+                Tensor::from_data(TensorData::new(head.to_vec(), old.dims()), &device)
+            })
+        }
+    }
+    let device = Device::flex();
+    let copy = description.unet.init(&device).map(&mut Fill { values: &values, sizes: sizes.iter(), device: device.clone() });
+    to_bytes(&copy, description)
 }

@@ -125,3 +125,19 @@ fn the_installed_fashion_mnist_test_set_reads() {
     }
     assert_eq!(counts, [1000; 10], "the test set is balanced");
 }
+
+#[test]
+fn epochs_visit_every_image_once_in_a_new_order_each_time() {
+    let mut rng = NoiseSource::new(4);
+    let mut epochs = ddpm_web::data::Epochs::new(10);
+    // Batches of 4 over 10 images: the third batch straddles two epochs.
+    let seen: Vec<usize> = (0..5).flat_map(|_| epochs.next_batch(4, &mut rng)).collect();
+    let (first, second) = (&seen[..10], &seen[10..20]);
+    for epoch in [first, second] {
+        let mut sorted = epoch.to_vec();
+        sorted.sort();
+        assert_eq!(sorted, (0..10).collect::<Vec<_>>());
+    }
+    assert_ne!(first, second, "each epoch is shuffled anew");
+    assert!(ddpm_web::data::Epochs::new(0).next_batch(3, &mut rng).is_empty());
+}

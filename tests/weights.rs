@@ -85,3 +85,27 @@ fn broken_files_are_named_errors() {
     let e = err(&bytes[..bytes.len() - 100]);
     assert!(matches!(e, WeightsError::Container(_) | WeightsError::Mismatch(_)), "{e}");
 }
+
+/// Polls a future to completion on this thread (the CPU device answers without waiting).
+fn block_on<F: std::future::Future>(future: F) -> F::Output {
+    let mut future = std::pin::pin!(future);
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    loop {
+        if let std::task::Poll::Ready(out) = future.as_mut().poll(&mut cx) {
+            return out;
+        }
+        std::thread::yield_now();
+    }
+}
+
+#[test]
+fn the_asynchronous_save_gives_back_the_same_model() {
+    let (model, description) = small();
+    let sync = to_bytes(&model, &description).unwrap();
+    let async_ = block_on(ddpm_web::weights::to_bytes_async(&model, &description)).unwrap();
+    // Same size and the same model back (the container also records parameter ids, which differ).
+    assert_eq!(async_.len(), sync.len());
+    let (loaded, back) = from_bytes(&async_, &Device::flex()).unwrap();
+    assert_eq!(back, description);
+    assert_eq!(output(&loaded), output(&model));
+}

@@ -2,6 +2,7 @@
 //! stepped asynchronously so the worker can post every intermediate image.
 
 use super::{gpu, js_err, now_ms};
+use crate::data::Dataset;
 use crate::diffusion::q_sample;
 use crate::noise::NoiseSource;
 use crate::sampler::{DdpmVariance, Guidance, SamplerKind, SamplingRun};
@@ -15,20 +16,24 @@ use std::rc::Rc;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::future_to_promise;
 
-struct Loaded {
-    model: UNet,
-    description: ModelDescription,
+pub(super) struct Loaded {
+    pub model: UNet,
+    pub description: ModelDescription,
 }
 
-struct State {
-    device: Device,
-    model: Option<Loaded>,
-    run: Option<SamplingRun>,
+pub(super) struct State {
+    pub device: Device,
+    /// The model Generate uses: loaded from a file, or taken from a training run.
+    pub model: Option<Loaded>,
+    pub run: Option<SamplingRun>,
+    /// Images to train on, once the page has sent them.
+    pub data: Option<Dataset>,
+    pub training: Option<super::training::Training>,
 }
 
 #[wasm_bindgen]
 pub struct Engine {
-    state: Rc<RefCell<State>>,
+    pub(super) state: Rc<RefCell<State>>,
     /// The WebGPU device (Burn's, or one kept only for drawing on the CPU path).
     gpu: Option<WgpuSetup>,
     backend: String,
@@ -80,6 +85,8 @@ impl Engine {
             device,
             model: None,
             run: None,
+            data: None,
+            training: None,
         };
         Ok(Engine {
             state: Rc::new(RefCell::new(state)),
@@ -146,7 +153,7 @@ impl Engine {
         batch: usize,
     ) -> Result<usize, JsValue> {
         let mut state = self.state.borrow_mut();
-        let State { device, model, run } = &mut *state;
+        let State { device, model, run, .. } = &mut *state;
         let loaded = model.as_ref().ok_or_else(|| js_err("no weights are loaded"))?;
         let kind = match sampler {
             "ddpm" => SamplerKind::Ddpm(DdpmVariance::Beta),
@@ -261,11 +268,11 @@ pub fn alphas_cumprod(schedule: &str, timesteps: usize) -> Result<Vec<f64>, JsVa
     Ok(Schedule::new(kind, timesteps).alphas_cumprod)
 }
 
-fn float32(values: Vec<f32>) -> JsValue {
+pub(super) fn float32(values: Vec<f32>) -> JsValue {
     js_sys::Float32Array::from(values.as_slice()).into()
 }
 
-async fn read(x: Tensor<4>) -> Result<Vec<f32>, JsValue> {
+pub(super) async fn read<const D: usize>(x: Tensor<D>) -> Result<Vec<f32>, JsValue> {
     let data = x.into_data_async().await.map_err(|e| js_err(format!("{e:?}")))?;
     data.try_into_vec::<f32>().map_err(|e| js_err(format!("{e:?}")))
 }

@@ -5,10 +5,12 @@ mod engine;
 mod export;
 mod gpu;
 mod painter;
+mod training;
 
 pub use engine::{Engine, StepReport, alphas_cumprod};
 pub use export::encode_gif;
 pub use painter::Painter;
+pub use training::TrainReport;
 
 use wasm_bindgen::prelude::*;
 
