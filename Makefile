@@ -2,6 +2,8 @@
 SHELL := /bin/bash
 .SHELLFLAGS := -eo pipefail -c
 CACHE ?= $(HOME)/.cache/ddpm-web
+# Fashion-MNIST (Debian's dataset-fashion-mnist); its 10,000 test images are served with the page for training in the tab.
+DATA ?= /usr/share/datasets/fashion-mnist
 PORT ?= 8080
 export PATH := $(HOME)/.cargo/bin:$(PATH)
 # Caches live outside the clone, so fresh clones (CI's too) reuse the last build.
@@ -18,6 +20,7 @@ setup:
 
 ## The page, built in release with Trunk into dist/.
 web: setup
+	@mkdir -p www/data && cp $(DATA)/t10k-images-idx3-ubyte.gz $(DATA)/t10k-labels-idx1-ubyte.gz www/data/
 	@echo "Building the wasm page (a cold build takes 20-25 minutes on 2 cores)…"
 	$(WASM_ENV) trunk build --release
 

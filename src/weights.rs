@@ -142,7 +142,7 @@ pub async fn to_bytes_async(model: &UNet, description: &ModelDescription) -> Res
         .into_data_async()
         .await
         .map_err(|e| WeightsError::Container(format!("{e:?}")))?;
-    let values = data.to_vec::<f32>().map_err(|e| WeightsError::Container(format!("{e:?}")))?;
+    let values = data.try_into_vec::<f32>().map_err(|e| WeightsError::Container(format!("{e:?}")))?;
 
     struct Fill<'a> {
         values: &'a [f32],

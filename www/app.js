@@ -1,6 +1,9 @@
 // The page: controls, the URL, the weights, and the worker that runs the model (www/worker.js).
 // Nothing heavy happens on this thread, so the page stays responsive while the model works.
 
+import { initModels } from "./models.js";
+import { initTrain } from "./train.js";
+
 const $ = (id) => document.getElementById(id);
 const CLASS_NAMES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"];
 const DDIM_STEPS = [10, 20, 25, 40, 50, 100, 125, 200, 250, 500, 1000]; // divisors of T = 1000
@@ -23,7 +26,9 @@ const SETTINGS = {
 
 let worker = null;
 let engineInfo = {};
-let weights = null;        // the verified weights file, kept to restart the worker
+let weights = null;        // the verified pretrained weights file
+let models = null;         // which model is in use (www/models.js)
+let train = null;          // the Train card (www/train.js)
 let generating = false;
 let paused = false;
 const pending = new Map(); // request id → { resolve, reject }
@@ -142,6 +147,7 @@ function onWorkerMessage({ data: m }) {
     case "panic": crashed(`The model runtime crashed (${m.message}).`); break;
     case "device-lost": crashed(`The GPU device was lost (${m.message}). This happens when the graphics driver resets or the tab was in the background for long.`); break;
     case "gpu-error": console.warn("WebGPU:", m.message); break;
+    default: if (m.op.startsWith("train-")) train.onMessage(m);
   }
 }
 
@@ -203,7 +209,7 @@ async function startEngine() {
     await new Promise((resolve) => worker.addEventListener("message", function ready({ data }) {
       if (data.op === "ready") { worker.removeEventListener("message", ready); resolve(); }
     }));
-    const canvases = { gen: freshCanvas("gen-canvas"), fwd: freshCanvas("fwd-canvas") };
+    const canvases = { gen: freshCanvas("gen-canvas"), fwd: freshCanvas("fwd-canvas"), train: freshCanvas("train-canvas") };
     try {
       engineInfo = await call("start", { backend, canvases, gpuCanvas }, Object.values(canvases));
       break;
@@ -223,9 +229,10 @@ async function startEngine() {
     : `Running on the CPU (Burn's flex backend in WebAssembly).`;
   notice(notes.join(" "));
   try {
-    weights ??= await fetchWeights();
-    const { description } = await call("load", { bytes: weights.slice().buffer });
+    if (!weights) models.setPretrained((weights = await fetchWeights()));
+    const { description } = await call("load", { bytes: models.startBytes().slice().buffer });
     ddpm.description = description;
+    models.started(description);
   } catch (e) {
     setStatus("error", `Could not load the model weights: ${e.message}.`);
     notice("Check your connection and try again.", { recover: true });
@@ -239,6 +246,7 @@ async function startEngine() {
   $("stage-note").textContent = engineInfo.drawing === "webgpu" ? "Drawn by a WGSL shader." : "Drawn with Canvas 2D (WebGPU canvases are unavailable here).";
   setStatus("ready", "Ready. Click Generate.");
   setButtons();
+  train.engineReady();
   drawForward();
   plotSchedules();
 }
@@ -292,7 +300,8 @@ async function fetchWeights() {
 
 function setButtons() {
   const ready = ["ready", "done", "running", "paused"].includes(ddpm.state) || (ddpm.state === "error" && worker && ddpm.description);
-  $("generate").disabled = !ready;
+  $("generate").disabled = !ready || train.running();
+  $("generate").title = train.running() ? "Pause or stop training to generate." : "";
   $("pause").disabled = !generating;
   $("pause").textContent = paused ? "Continue" : "Pause";
   $("download").disabled = $("download-gif").disabled = !ddpm.final || generating;
@@ -470,6 +479,16 @@ function init() {
   addEventListener("resize", marker);
   ddpm.loseDevice = () => worker.postMessage({ op: "loseDevice" });
   ddpm.snapshot = (name) => call("snapshot", { name });
+  models = initModels({ call, notice, onChange: () => { ddpm.description = models.active().description; } });
+  train = initTrain({
+    post: (m) => worker.postMessage(m),
+    notice,
+    backend: () => ddpm.backend,
+    targetWidth,
+    models,
+    classNames: CLASS_NAMES,
+    onBusy: () => setButtons(),
+  });
   startEngine();
 }
 

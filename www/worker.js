@@ -2,6 +2,7 @@
 // the sampler and draws each step into the canvases the page transferred to us.
 import init, { Engine, alphasCumprod, encodeGif } from "./ddpm-web.js";
 import { gridSize, drawGrid, gridPng, gridPixels } from "./draw2d.js";
+import { trainHandlers } from "./train-worker.js";
 
 const post = (msg, transfer) => postMessage(msg, transfer || []);
 // The wasm module calls these (src/web): a panic or a lost device ends this worker's usefulness.
@@ -166,6 +167,7 @@ const handlers = {
   async snapshot({ name }) { return { op: "snapshot", ...(await snapshot(name)) }; },
   async loseDevice() { engine.loseDevice(); return null; },
 };
+Object.assign(handlers, trainHandlers({ get engine() { return engine; }, get size() { return size; }, post, draw }));
 
 onmessage = async ({ data }) => {
   try {

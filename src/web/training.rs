@@ -223,7 +223,7 @@ impl Engine {
         let t = state.training.as_ref().ok_or_else(|| js_err("no training run"))?;
         let loaded = Loaded { model: t.trainer.inference_model(), description: t.description() };
         let json = serde_json::to_string(&loaded.description).map_err(js_err)?;
-        state.run = None;
+        // A generation in progress goes on with the new weights.
         state.model = Some(loaded);
         Ok(json)
     }

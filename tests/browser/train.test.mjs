@@ -1,0 +1,136 @@
+// Training in the tab, driven as a reader would: choose settings, Start, Pause, Resume, Save,
+// reload, use the saved model, load the downloaded file; read the numbers and pixels back.
+import { test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
+import { start, open } from "./harness.mjs";
+
+let ctx;
+before(async () => { ctx = await start(); });
+after(async () => { await ctx?.close(); });
+
+const watchLongTasks = () => {
+  window.__longTasks = [];
+  new PerformanceObserver((list) => window.__longTasks.push(...list.getEntries().map((e) => e.duration))).observe({ type: "longtask" });
+};
+
+async function ready(page) {
+  await page.waitForFunction(() => ["ready", "error"].includes(window.ddpm?.state), null, { timeout: 180000 });
+  const state = await page.evaluate(() => [window.ddpm.state, document.getElementById("status").textContent]);
+  assert.equal(state[0], "ready", state[1]);
+}
+
+// Fills in the Train card and clicks Start.
+async function startTraining(page, { from = "scratch", batch = "8", lr = "0.001", steps, classes }) {
+  await page.selectOption("#train-from", from);
+  await page.selectOption("#train-batch", batch);
+  await page.selectOption("#train-lr", lr);
+  await page.fill("#train-steps", String(steps));
+  if (classes) {
+    await page.click("#classes-none");
+    for (const c of classes) await page.check(`#train-classes input[value="${c}"]`);
+  }
+  await page.click("#train-start");
+}
+
+async function finished(page) {
+  await page.waitForFunction(() => ["done", "error"].includes(window.ddpm.train.state), null, { timeout: 600000 });
+  const train = await page.evaluate(() => ({ ...window.ddpm.train, info: document.getElementById("train-info").textContent }));
+  assert.equal(train.state, "done", train.info);
+  // The finished weights become the model in use once their bytes are back.
+  await page.waitForFunction(() => window.ddpm.model?.kind === "trained", null, { timeout: 60000 });
+  return train;
+}
+
+async function generate(page) {
+  await page.evaluate(() => { window.ddpm.final = null; });
+  await page.click("#generate");
+  await page.waitForFunction(() => window.ddpm.final || window.ddpm.state === "error", null, { timeout: 300000 });
+  const out = await page.evaluate(() => [window.ddpm.state, document.getElementById("status").textContent, Array.from(window.ddpm.final || [])]);
+  assert.equal(out[0], "done", out[1]);
+  return out[2];
+}
+
+const maxDiff = (a, b) => a.reduce((m, v, i) => Math.max(m, Math.abs(v - b[i])), 0);
+
+test("training lowers the loss on a fixed held-out batch; pause holds the step counter; clicks are answered", async () => {
+  const { page, errors, foreign } = await open(ctx, { initScript: watchLongTasks });
+  await ready(page);
+  await page.evaluate(() => { window.ddpm.train.seed = 3; });
+  await startTraining(page, { steps: 60, classes: [7] });
+  await page.waitForFunction(() => window.ddpm.train.done >= 15, null, { timeout: 300000 });
+  assert.ok(await page.isDisabled("#generate"), "Generate waits while training runs");
+
+  // A reader clicks something while the model trains: the page reacts at once.
+  const seed = await page.inputValue("#seed");
+  await page.click("#dice");
+  assert.notEqual(await page.inputValue("#seed"), seed, "the dice answered while training");
+
+  await page.click("#train-pause");
+  await page.waitForFunction(() => window.ddpm.train.state === "paused", null, { timeout: 120000 });
+  const pausedAt = await page.evaluate(() => window.ddpm.train.done);
+  await page.waitForTimeout(2500);
+  assert.equal(await page.evaluate(() => window.ddpm.train.done), pausedAt, "no steps while paused");
+  assert.ok(!(await page.isDisabled("#generate")), "Generate is available while training is paused");
+  await page.click("#train-pause"); // Resume
+  const train = await finished(page);
+
+  assert.equal(train.done, 60);
+  assert.equal(train.losses.length, 60, "one training loss per step");
+  assert.ok(train.losses.every(Number.isFinite));
+  const first = train.evals[0], last = train.evals.at(-1);
+  assert.deepEqual([first.step, last.step], [0, 60]);
+  assert.ok(last.loss < 0.5 * first.loss, `held-out loss ${first.loss} → ${last.loss}`);
+  assert.ok(train.rates.length > 0 && train.rates.every((r) => Number.isFinite(r) && r > 0), "images/s measured");
+  assert.match(await page.textContent("#train-rate"), /^\d+(\.\d)? images\/s$/);
+  assert.ok(train.previews >= 3, `previews at 0, 50 and 60 steps (${train.previews})`);
+  const preview = await page.evaluate(async () => Array.from((await window.ddpm.snapshot("train")).data.filter((_, i) => i % 4 === 0)));
+  assert.ok(new Set(preview).size > 50, "the preview shows samples");
+
+  const longTasks = await page.evaluate(() => window.__longTasks);
+  assert.deepEqual(longTasks.filter((d) => d > 50), [], "no main-thread task over 50 ms while training");
+  assert.deepEqual(foreign, []);
+  assert.deepEqual(errors, []);
+  await page.close();
+});
+
+test("trained weights: Use saved after a reload and the downloaded file give the same samples; a broken file changes nothing", async () => {
+  const { page, errors } = await open(ctx, { query: "?sampler=ddim&steps=10&seed=11&batch=2&class=any&eta=0" });
+  await ready(page);
+  await startTraining(page, { steps: 12 });
+  const train = await finished(page);
+  assert.equal(train.done, 12);
+  const trained = await generate(page);
+
+  const [download] = await Promise.all([page.waitForEvent("download"), page.click("#model-save")]);
+  const file = await download.path();
+  assert.match(download.suggestedFilename(), /^ddpm-trained-12steps\.ddpm$/);
+
+  await page.reload();
+  await ready(page);
+  assert.equal(await page.evaluate(() => window.ddpm.model.kind), "pretrained", "a reload starts with the pretrained model");
+  const pretrained = await generate(page);
+  assert.ok(maxDiff(pretrained, trained) > 0.1, "the trained model differs from the pretrained one");
+
+  await page.waitForSelector("#model-saved:not([hidden])");
+  await page.click("#model-saved");
+  await page.waitForFunction(() => window.ddpm.model.kind === "saved");
+  assert.ok(maxDiff(await generate(page), trained) < 1e-6, "the saved weights give the same samples");
+
+  await page.click("#model-pretrained");
+  await page.waitForFunction(() => window.ddpm.model.kind === "pretrained");
+  assert.ok(maxDiff(await generate(page), pretrained) < 1e-6, "back to the pretrained model");
+
+  await page.setInputFiles("#model-file", file);
+  await page.waitForFunction(() => window.ddpm.model.kind === "file");
+  assert.ok(maxDiff(await generate(page), trained) < 1e-6, "the downloaded file gives the same samples");
+
+  const bytes = readFileSync(file);
+  await page.setInputFiles("#model-file", { name: "cut.ddpm", mimeType: "application/octet-stream", buffer: bytes.subarray(0, bytes.length >> 1) });
+  await page.waitForFunction(() => window.ddpm.notices.some((n) => n.startsWith("cut.ddpm")));
+  const notice = await page.textContent("#notice-text");
+  assert.match(notice, /cut\.ddpm is not a model this page can use: .*(truncated|corrupt).* unchanged/);
+  assert.equal(await page.evaluate(() => window.ddpm.model.kind), "file", "the model in use is unchanged");
+  assert.deepEqual(errors, []);
+  await page.close();
+});

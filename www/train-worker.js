@@ -1,0 +1,103 @@
+// Training, on the worker's side: fetch the images once, step the trainer a few steps per call
+// (each call's losses come back in one asynchronous read), and post the losses, the held-out
+// loss and preview samples to the page. Between calls the worker reads its messages, so Pause
+// and Stop take effect within one call.
+
+const PREVIEW = { count: 8, steps: 10, seed: 1 };
+// A call aims at this much work, so the page hears from us (and pause answers) a few times a second.
+const CALL_MS = 250;
+
+export function trainHandlers(ctx) {
+  let run = null;      // { token, paused, stop, wake }
+  let dataLoaded = false;
+
+  async function loadData() {
+    if (dataLoaded) return;
+    post({ op: "train-status", message: "Fetching the training images…" });
+    const get = async (name) => {
+      const response = await fetch(new URL(`./data/${name}`, import.meta.url));
+      if (!response.ok) throw new Error(`the server answered ${response.status} for data/${name}`);
+      return new Uint8Array(await response.arrayBuffer());
+    };
+    const [images, labels] = await Promise.all([get("t10k-images-idx3-ubyte.gz"), get("t10k-labels-idx1-ubyte.gz")]);
+    const n = ctx.engine.loadData(images, labels);
+    dataLoaded = true;
+    post({ op: "train-status", message: `${n} images loaded.` });
+  }
+
+  const post = (m) => ctx.post(m);
+
+  async function preview(target) {
+    const values = await ctx.engine.preview(PREVIEW.count, PREVIEW.steps, PREVIEW.seed);
+    ctx.draw("train", values, { count: PREVIEW.count, cols: PREVIEW.count, size: ctx.size, panels: 1, colormap: 0, target });
+  }
+
+  async function evaluate(done) {
+    post({ op: "train-eval", done, loss: await ctx.engine.evalLoss() });
+  }
+
+  async function loop(settings) {
+    const token = {};
+    run = { token, paused: false, stop: false, wake: null };
+    await loadData();
+    const description = JSON.parse(ctx.engine.beginTraining(JSON.stringify(settings.options)));
+    post({ op: "train-begin", description, steps: settings.steps });
+    await evaluate(0);
+    await preview(settings.target);
+    post({ op: "train-preview", done: 0 });
+    let done = 0;
+    let chunk = 1;
+    let evalAt = settings.evalEvery;
+    let previewAt = settings.previewEvery;
+    while (done < settings.steps) {
+      await new Promise((r) => setTimeout(r, 0));
+      if (run.token !== token) return;
+      if (run.stop) break;
+      if (run.paused) {
+        post({ op: "train-paused", done, description: JSON.parse(ctx.engine.useTrained()) });
+        await new Promise((r) => { run.wake = r; });
+        if (run.token !== token) return;
+        if (run.stop) break;
+        post({ op: "train-resumed", done });
+      }
+      const report = await ctx.engine.trainSteps(Math.min(chunk, settings.steps - done));
+      const { losses, millis } = report;
+      done = report.done;
+      report.free();
+      // Size the next call from this one's pace.
+      const perStep = millis / losses.length;
+      chunk = Math.max(1, Math.min(16, Math.round(CALL_MS / perStep)));
+      post({ op: "train-step", done, losses, millis, imagesPerSecond: (losses.length * settings.options.batch * 1000) / millis });
+      if (done >= evalAt || done === settings.steps) { await evaluate(done); evalAt = done + settings.evalEvery; }
+      if (done >= previewAt || done === settings.steps) {
+        await preview(settings.target);
+        post({ op: "train-preview", done });
+        previewAt = done + settings.previewEvery;
+      }
+    }
+    if (run.token !== token) return;
+    const finalDescription = JSON.parse(ctx.engine.useTrained());
+    ctx.engine.endTraining();
+    run = null;
+    post({ op: "train-finished", done, description: finalDescription });
+  }
+
+  return {
+    async train({ settings }) {
+      if (run) { run.token = null; run.wake?.(); }
+      loop(settings).catch((e) => {
+        run = null;
+        post({ op: "train-error", message: e.message || String(e) });
+      });
+      return null;
+    },
+    async trainPause() { if (run) run.paused = true; return null; },
+    async trainResume() { if (run) { run.paused = false; run.wake?.(); run.wake = null; } return null; },
+    async trainStop() { if (run) { run.stop = true; run.wake?.(); run.wake = null; } return null; },
+    // The active model as a weights file (after training: the trained weights).
+    async save() {
+      const bytes = await ctx.engine.saveActive();
+      return { op: "saved", bytes: bytes.buffer };
+    },
+  };
+}

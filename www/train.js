@@ -1,0 +1,161 @@
+// The Train card: settings, Start / Pause / Stop, the live loss curve, images per second and the
+// preview. The training itself runs in the worker (www/train-worker.js).
+
+const $ = (id) => document.getElementById(id);
+const EMA_DECAY = 0.99; // short runs: the EMA should follow within ~100 steps
+const SMOOTHING = 0.1;
+
+export function initTrain({ post, notice, backend, targetWidth, models, classNames, onBusy }) {
+  const state = (window.ddpm.train = { state: "idle", done: 0, losses: [], evals: [], rates: [], previews: 0 });
+  let total = 0;
+
+  classNames.forEach((name, i) => {
+    const label = document.createElement("label");
+    label.innerHTML = `<input type="checkbox" value="${i}" checked> `;
+    label.append(name);
+    $("train-classes").append(label);
+  });
+  const boxes = () => [...$("train-classes").querySelectorAll("input")];
+  $("classes-all").addEventListener("click", () => boxes().forEach((b) => (b.checked = true)));
+  $("classes-none").addEventListener("click", () => boxes().forEach((b) => (b.checked = false)));
+  $("train-from").addEventListener("change", () => { $("train-lr").value = $("train-from").value === "scratch" ? "0.001" : "0.0003"; });
+
+  function setState(s, info) {
+    state.state = s;
+    if (info) $("train-info").textContent = info;
+    const running = s === "running" || s === "starting";
+    $("train-start").disabled = running || s === "paused" || !models.active();
+    $("train-pause").disabled = !(s === "running" || s === "paused");
+    $("train-pause").textContent = s === "paused" ? "Resume" : "Pause";
+    $("train-stop").disabled = !(s === "running" || s === "paused");
+    for (const el of $("train-controls").querySelectorAll("select, input, .link")) el.disabled = running || s === "paused";
+    onBusy(running);
+  }
+
+  // Called when the engine (re)starts: training does not survive a new worker.
+  function engineReady() {
+    const cpu = backend() === "cpu";
+    if (!state.touched) {
+      $("train-from").value = cpu ? "scratch" : "active";
+      $("train-batch").value = cpu ? "8" : "16";
+      $("train-lr").value = cpu ? "0.001" : "0.0003";
+    }
+    $("train-note").textContent = cpu
+      ? "No usable WebGPU here, so training runs on the CPU in WebAssembly, one core: a few images per second. It is slow; a small new model shows progress sooner than fine-tuning the full one."
+      : "Training runs on your GPU through WebGPU. The preview samples 8 images with DDIM in 10 steps from the averaged (EMA) weights, always from the same noise.";
+    setState(state.state === "running" || state.state === "paused" ? "idle" : state.state,
+      state.state === "running" || state.state === "paused" ? "Training was interrupted by the engine restart." : undefined);
+  }
+
+  function start(event) {
+    event?.preventDefault();
+    const classes = boxes().filter((b) => b.checked).map((b) => Number(b.value));
+    if (!classes.length) { notice("Choose at least one class to train on."); return; }
+    const steps = Math.max(1, Math.min(20000, Math.round(Number($("train-steps").value)) || 200));
+    $("train-steps").value = steps;
+    const cpu = backend() === "cpu";
+    const options = {
+      from: $("train-from").value,
+      classes,
+      batch: Number($("train-batch").value),
+      lr: Number($("train-lr").value),
+      seed: state.seed ?? 0,
+      ema: EMA_DECAY,
+    };
+    Object.assign(state, { done: 0, losses: [], evals: [], rates: [], previews: 0, options, finished: null });
+    total = steps;
+    plot();
+    setState("starting", "Starting…");
+    post({ op: "train", settings: { options, steps, evalEvery: 10, previewEvery: cpu ? 50 : 25, target: targetWidth("train-canvas") } });
+  }
+
+  function onMessage(m) {
+    switch (m.op) {
+      case "train-status": $("train-info").textContent = m.message; break;
+      case "train-begin": setState("running", `Step 0 / ${m.steps}`); break;
+      case "train-step": {
+        state.done = m.done;
+        state.losses.push(...m.losses);
+        state.rates.push(m.imagesPerSecond);
+        $("train-info").textContent = `Step ${m.done} / ${total} · loss ${smoothed().at(-1).toFixed(4)}`;
+        $("train-rate").textContent = `${m.imagesPerSecond.toFixed(1)} images/s`;
+        $("train-bar").style.width = `${(100 * m.done) / total}%`;
+        plot();
+        break;
+      }
+      case "train-eval":
+        state.evals.push({ step: m.done, loss: m.loss });
+        $("train-eval").textContent = `held-out loss ${m.loss.toFixed(4)}`;
+        plot();
+        break;
+      case "train-preview": state.previews++; break;
+      case "train-paused":
+        setState("paused", `Paused at step ${m.done} / ${total}. Generate now uses these weights.`);
+        models.trained(m.description);
+        break;
+      case "train-resumed": setState("running"); break;
+      case "train-finished":
+        state.finished = m;
+        setState("done", `Done: ${m.done} steps. Generate now uses the trained weights; Save keeps them.`);
+        models.trained(m.description);
+        break;
+      case "train-error":
+        setState("error", `Training stopped: ${m.message}`);
+        break;
+    }
+  }
+
+  // An exponential moving average, debiased (as TensorBoard does) so that it starts at the data.
+  function smoothed() {
+    let s = 0;
+    return state.losses.map((l, i) => (s = (1 - SMOOTHING) * s + SMOOTHING * l) / (1 - (1 - SMOOTHING) ** (i + 1)));
+  }
+
+  // Loss by step on a log scale: raw (faint), smoothed (bold) and the held-out loss (dots).
+  function plot() {
+    const canvas = $("loss-plot");
+    const dpr = devicePixelRatio || 1;
+    const w = canvas.clientWidth * dpr, h = canvas.clientHeight * dpr;
+    canvas.width = w; canvas.height = h;
+    const ctx = canvas.getContext("2d");
+    const pad = { l: 48 * dpr, r: 12 * dpr, t: 10 * dpr, b: 24 * dpr };
+    ctx.font = `${12 * dpr}px system-ui, sans-serif`;
+    ctx.fillStyle = "#9aa0a6";
+    const all = [...state.losses, ...state.evals.map((e) => e.loss)].filter((v) => v > 0);
+    if (!all.length) { ctx.fillText("The loss appears here once training starts.", pad.l, h / 2); return; }
+    const lo = Math.floor(Math.log10(Math.min(...all))), hi = Math.ceil(Math.log10(Math.max(...all)) + 1e-9);
+    const span = Math.max(1, hi - lo);
+    const X = (step) => pad.l + (step / Math.max(1, total)) * (w - pad.l - pad.r);
+    const Y = (v) => pad.t + ((hi - Math.log10(v)) / span) * (h - pad.t - pad.b);
+    ctx.strokeStyle = "#333a45";
+    ctx.lineWidth = dpr;
+    for (let e = lo; e <= hi; e++) {
+      ctx.beginPath(); ctx.moveTo(pad.l, Y(10 ** e)); ctx.lineTo(w - pad.r, Y(10 ** e)); ctx.stroke();
+      ctx.fillText(String(10 ** e >= 1 ? 10 ** e : (10 ** e).toFixed(-e)), 4 * dpr, Y(10 ** e) + 4 * dpr);
+    }
+    ctx.fillText(`step → ${total}`, w - pad.r - 80 * dpr, h - 6 * dpr);
+    const line = (values, colour, width) => {
+      ctx.strokeStyle = colour; ctx.lineWidth = width * dpr; ctx.beginPath();
+      values.forEach((v, i) => (i ? ctx.lineTo(X(i + 1), Y(v)) : ctx.moveTo(X(i + 1), Y(v))));
+      ctx.stroke();
+    };
+    line(state.losses, "rgba(124,196,255,0.35)", 1);
+    line(smoothed(), "#7cc4ff", 2.5);
+    ctx.fillStyle = "#ffcc66";
+    for (const { step, loss } of state.evals) { ctx.beginPath(); ctx.arc(X(step), Y(loss), 3.5 * dpr, 0, 2 * Math.PI); ctx.fill(); }
+    ctx.fillStyle = "#7cc4ff"; ctx.fillText("training loss (smoothed)", pad.l + 8 * dpr, h - 6 * dpr);
+    ctx.fillStyle = "#ffcc66"; ctx.fillText("● held-out batch", pad.l + 170 * dpr, h - 6 * dpr);
+  }
+
+  $("train-controls").addEventListener("submit", start);
+  $("train-controls").addEventListener("input", () => (state.touched = true));
+  $("train-pause").addEventListener("click", () => {
+    const resume = state.state === "paused";
+    post({ op: resume ? "trainResume" : "trainPause" });
+    $("train-info").textContent = resume ? "Resuming…" : "Pausing after this step…";
+  });
+  $("train-stop").addEventListener("click", () => { post({ op: "trainStop" }); $("train-info").textContent = "Stopping…"; });
+  addEventListener("resize", plot);
+  plot();
+  return { onMessage, engineReady, running: () => ["running", "starting"].includes(state.state), paused: () => state.state === "paused" };
+}
