@@ -134,3 +134,20 @@ test("trained weights: Use saved after a reload and the downloaded file give the
   assert.deepEqual(errors, []);
   await page.close();
 });
+
+test("training on WebGPU (forced onto this machine's software adapter): losses come back asynchronously and the held-out loss falls", async () => {
+  // Slow here (SwiftShader: minutes of shader compiles, then ~35 s a step), so only a few steps.
+  const { page, errors } = await open(ctx, { query: "?backend=webgpu" });
+  await ready(page);
+  assert.equal(await page.evaluate(() => window.ddpm.backend), "webgpu");
+  await startTraining(page, { steps: 3, batch: "4" });
+  const train = await finished(page);
+  assert.equal(train.losses.length, 3);
+  assert.ok(train.losses.every(Number.isFinite), `losses ${train.losses}`);
+  const [first, last] = [train.evals[0], train.evals.at(-1)];
+  assert.deepEqual([first.step, last.step], [0, 3]);
+  assert.ok(last.loss < first.loss, `held-out loss ${first.loss} → ${last.loss}`);
+  assert.ok(train.rates.every((r) => r > 0));
+  assert.deepEqual(errors, []);
+  await page.close();
+});
