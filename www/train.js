@@ -41,7 +41,7 @@ export function initTrain({ post, notice, backend, targetWidth, models, classNam
       $("train-lr").value = cpu ? "0.001" : "0.0003";
     }
     $("train-note").textContent = cpu
-      ? "No usable WebGPU here, so training runs on the CPU in WebAssembly, one core: a few images per second. It is slow; a small new model shows progress sooner than fine-tuning the full one."
+      ? "No usable WebGPU here, so training runs on the CPU in WebAssembly, on one core. That is slow: a few dozen images per second for the small new model, a handful when fine-tuning the full one."
       : "Training runs on your GPU through WebGPU. The preview samples 8 images with DDIM in 10 steps from the averaged (EMA) weights, always from the same noise.";
     setState(state.state === "running" || state.state === "paused" ? "idle" : state.state,
       state.state === "running" || state.state === "paused" ? "Training was interrupted by the engine restart." : undefined);
