@@ -135,6 +135,24 @@ test("trained weights: Use saved after a reload and the downloaded file give the
   await page.close();
 });
 
+test("fine-tuning the pretrained model continues its step count; Stop ends early and keeps the weights", async () => {
+  const { page, errors } = await open(ctx);
+  await ready(page);
+  const pretrainedSteps = await page.evaluate(() => window.ddpm.model.description.train_steps);
+  await startTraining(page, { from: "active", lr: "0.0003", steps: 1000, classes: [7] });
+  await page.waitForFunction(() => window.ddpm.train.done >= 3, null, { timeout: 300000 });
+  await page.click("#train-stop");
+  const train = await finished(page);
+  assert.ok(train.done >= 3 && train.done < 1000, `stopped after ${train.done} steps`);
+  const model = await page.evaluate(() => window.ddpm.model);
+  assert.equal(model.description.train_steps, pretrainedSteps + train.done);
+  assert.deepEqual(model.description.unet.dim_mults, [1, 2, 4], "the full model was fine-tuned");
+  assert.ok(train.losses.every(Number.isFinite) && train.losses.length === train.done);
+  assert.ok(!(await page.isDisabled("#generate")), "Generate is available again");
+  assert.deepEqual(errors, []);
+  await page.close();
+});
+
 test("training on WebGPU (forced onto this machine's software adapter): losses come back asynchronously and the held-out loss falls", async () => {
   // Slow here (SwiftShader: minutes of shader compiles, then ~35 s a step), so only a few steps.
   const { page, errors } = await open(ctx, { query: "?backend=webgpu" });
