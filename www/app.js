@@ -1,6 +1,7 @@
 // The page: controls, the URL, the weights, and the worker that runs the model (www/worker.js).
 // Nothing heavy happens on this thread, so the page stays responsive while the model works.
 
+import { plotContext } from "./draw2d.js";
 import { initModels } from "./models.js";
 import { initTrain } from "./train.js";
 
@@ -410,18 +411,9 @@ async function plotSchedules() {
 // ᾱ_t for the four schedules, with the chosen one bold and a marker at the slider's t.
 function marker() {
   if (!curves) return;
-  const canvas = $("plot");
-  const dpr = devicePixelRatio || 1;
-  const w = canvas.clientWidth * dpr, h = canvas.clientHeight * dpr;
-  canvas.width = w; canvas.height = h;
-  const ctx = canvas.getContext("2d");
-  const pad = { l: 40 * dpr, r: 12 * dpr, t: 12 * dpr, b: 28 * dpr };
+  const { ctx, w, h, dpr, pad } = plotContext($("plot"), { l: 40, r: 12, t: 12, b: 28 });
   const X = (t, n) => pad.l + (t / (n - 1)) * (w - pad.l - pad.r);
   const Y = (v) => h - pad.b - v * (h - pad.t - pad.b);
-  ctx.font = `${12 * dpr}px system-ui, sans-serif`;
-  ctx.fillStyle = "#9aa0a6";
-  ctx.strokeStyle = "#333a45";
-  ctx.lineWidth = dpr;
   for (const v of [0, 0.5, 1]) { ctx.beginPath(); ctx.moveTo(pad.l, Y(v)); ctx.lineTo(w - pad.r, Y(v)); ctx.stroke(); ctx.fillText(v.toFixed(1), 6 * dpr, Y(v) + 4 * dpr); }
   ctx.fillText("t →", w - pad.r - 24 * dpr, h - 8 * dpr);
   ctx.fillText("ᾱ_t", pad.l + 4 * dpr, pad.t + 10 * dpr);

@@ -74,3 +74,18 @@ export async function gridPng(values, count, cols, size) {
   canvas.getContext("2d").putImageData(new ImageData(rgba, width, height), 0, 0);
   return canvas.convertToBlob({ type: "image/png" });
 }
+
+// A 2D context for a plot, sized to the canvas's displayed size in device pixels, with the plots'
+// font and axis colours; `padding` is in CSS pixels.
+export function plotContext(canvas, padding) {
+  const dpr = devicePixelRatio || 1;
+  const w = canvas.clientWidth * dpr, h = canvas.clientHeight * dpr;
+  canvas.width = w; canvas.height = h;
+  const ctx = canvas.getContext("2d");
+  ctx.font = `${12 * dpr}px system-ui, sans-serif`;
+  ctx.fillStyle = "#9aa0a6";
+  ctx.strokeStyle = "#333a45";
+  ctx.lineWidth = dpr;
+  const pad = Object.fromEntries(Object.entries(padding).map(([k, v]) => [k, v * dpr]));
+  return { ctx, w, h, dpr, pad };
+}

@@ -1,6 +1,8 @@
 // The Train card: settings, Start / Pause / Stop, the live loss curve, images per second and the
 // preview. The training itself runs in the worker (www/train-worker.js).
 
+import { plotContext } from "./draw2d.js";
+
 const $ = (id) => document.getElementById(id);
 const EMA_DECAY = 0.99; // short runs: the EMA should follow within ~100 steps
 const SMOOTHING = 0.1;
@@ -113,22 +115,13 @@ export function initTrain({ post, notice, backend, targetWidth, models, classNam
 
   // Loss by step on a log scale: raw (faint), smoothed (bold) and the held-out loss (dots).
   function plot() {
-    const canvas = $("loss-plot");
-    const dpr = devicePixelRatio || 1;
-    const w = canvas.clientWidth * dpr, h = canvas.clientHeight * dpr;
-    canvas.width = w; canvas.height = h;
-    const ctx = canvas.getContext("2d");
-    const pad = { l: 48 * dpr, r: 12 * dpr, t: 10 * dpr, b: 24 * dpr };
-    ctx.font = `${12 * dpr}px system-ui, sans-serif`;
-    ctx.fillStyle = "#9aa0a6";
+    const { ctx, w, h, dpr, pad } = plotContext($("loss-plot"), { l: 48, r: 12, t: 10, b: 24 });
     const all = [...state.losses, ...state.evals.map((e) => e.loss)].filter((v) => v > 0);
     if (!all.length) { ctx.fillText("The loss appears here once training starts.", pad.l, h / 2); return; }
     const lo = Math.floor(Math.log10(Math.min(...all))), hi = Math.ceil(Math.log10(Math.max(...all)) + 1e-9);
     const span = Math.max(1, hi - lo);
     const X = (step) => pad.l + (step / Math.max(1, total)) * (w - pad.l - pad.r);
     const Y = (v) => pad.t + ((hi - Math.log10(v)) / span) * (h - pad.t - pad.b);
-    ctx.strokeStyle = "#333a45";
-    ctx.lineWidth = dpr;
     for (let e = lo; e <= hi; e++) {
       ctx.beginPath(); ctx.moveTo(pad.l, Y(10 ** e)); ctx.lineTo(w - pad.r, Y(10 ** e)); ctx.stroke();
       ctx.fillText(String(10 ** e >= 1 ? 10 ** e : (10 ** e).toFixed(-e)), 4 * dpr, Y(10 ** e) + 4 * dpr);

@@ -1,4 +1,5 @@
 // Shared set-up for the browser tests: serve dist/ and start Debian's chromium with WebGPU.
+import assert from "node:assert/strict";
 import { chromium } from "playwright-core";
 import { serve } from "../serve.mjs";
 
@@ -34,4 +35,17 @@ export async function open(ctx, { initScript, query = "", viewport } = {}) {
   if (initScript) await page.addInitScript(initScript);
   await page.goto(ctx.url + query);
   return { page, errors, foreign };
+}
+
+// An init script that records main-thread tasks over 50 ms (the page must never freeze).
+export const watchLongTasks = () => {
+  window.__longTasks = [];
+  new PerformanceObserver((list) => window.__longTasks.push(...list.getEntries().map((e) => e.duration))).observe({ type: "longtask" });
+};
+
+// Waits until the page has started its engine and loaded the weights.
+export async function ready(page) {
+  await page.waitForFunction(() => ["ready", "error"].includes(window.ddpm?.state), null, { timeout: 180000 });
+  const state = await page.evaluate(() => [window.ddpm.state, document.getElementById("status").textContent]);
+  assert.equal(state[0], "ready", state[1]);
 }

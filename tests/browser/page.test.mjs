@@ -7,25 +7,13 @@ import { readFileSync, mkdtempSync } from "node:fs";
 import { gunzipSync } from "node:zlib";
 import { tmpdir, homedir } from "node:os";
 import { join } from "node:path";
-import { start, open } from "./harness.mjs";
+import { start, open, ready, watchLongTasks } from "./harness.mjs";
 
 const DDPM = process.env.DDPM_BIN || join(homedir(), ".cache/ddpm-web/target/debug/ddpm");
 const DATA = process.env.DDPM_DATA || "/usr/share/datasets/fashion-mnist";
 let ctx;
 before(async () => { ctx = await start(); });
 after(async () => { await ctx?.close(); });
-
-// Records main-thread tasks over 50 ms (the page must never freeze while it generates).
-const watchLongTasks = () => {
-  window.__longTasks = [];
-  new PerformanceObserver((list) => window.__longTasks.push(...list.getEntries().map((e) => e.duration))).observe({ type: "longtask" });
-};
-
-async function ready(page) {
-  await page.waitForFunction(() => ["ready", "error"].includes(window.ddpm?.state), null, { timeout: 180000 });
-  const state = await page.evaluate(() => [window.ddpm.state, document.getElementById("status").textContent]);
-  assert.equal(state[0], "ready", state[1]);
-}
 
 async function generate(page, { trace = false } = {}) {
   await page.evaluate((trace) => { window.ddpm.trace = trace; window.__longTasks = []; }, trace);

@@ -3,22 +3,11 @@
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
-import { start, open } from "./harness.mjs";
+import { start, open, ready, watchLongTasks } from "./harness.mjs";
 
 let ctx;
 before(async () => { ctx = await start(); });
 after(async () => { await ctx?.close(); });
-
-const watchLongTasks = () => {
-  window.__longTasks = [];
-  new PerformanceObserver((list) => window.__longTasks.push(...list.getEntries().map((e) => e.duration))).observe({ type: "longtask" });
-};
-
-async function ready(page) {
-  await page.waitForFunction(() => ["ready", "error"].includes(window.ddpm?.state), null, { timeout: 180000 });
-  const state = await page.evaluate(() => [window.ddpm.state, document.getElementById("status").textContent]);
-  assert.equal(state[0], "ready", state[1]);
-}
 
 // Fills in the Train card and clicks Start.
 async function startTraining(page, { from = "scratch", batch = "8", lr = "0.001", steps, classes }) {
