@@ -13,7 +13,7 @@ WASM_ENV = CARGO_TARGET_DIR=$(CACHE)/target-wasm TRUNK_SKIP_VERSION_CHECK=true \
   TRUNK_TOOLS_WASM_OPT=$(CURDIR)/node_modules/.bin/wasm-opt \
   PATH=$$([ "$$(cat $(CACHE)/wasm-toolchain 2>/dev/null)" = debian ] && echo "$(CURDIR)/tools/wasm-toolchain:")$$PATH
 
-.PHONY: setup run web test test-native test-browser cli clean-dist
+.PHONY: setup run web dist test test-native test-browser cli clean-dist
 
 setup:
 	@bash tools/setup.sh
@@ -23,6 +23,10 @@ web: setup
 	@mkdir -p www/data && cp $(DATA)/t10k-images-idx3-ubyte.gz $(DATA)/t10k-labels-idx1-ubyte.gz www/data/
 	@echo "Building the wasm page (a cold build takes 20-25 minutes on 2 cores)…"
 	$(WASM_ENV) trunk build --release
+
+## dist/: the page, the embed element and its example, self-contained, relative URLs only.
+dist: web
+	@echo "dist/ is ready to copy to any static host or sub-path ($$(du -sh dist | cut -f1)); open embed-example.html for the embed."
 
 run: web
 	node tests/serve.mjs dist $(PORT)

@@ -9,14 +9,17 @@ const TYPES = {
   ".html": "text/html; charset=utf-8", ".js": "text/javascript; charset=utf-8",
   ".css": "text/css; charset=utf-8", ".wasm": "application/wasm", ".json": "application/json",
   ".png": "image/png", ".svg": "image/svg+xml", ".bin": "application/octet-stream",
-  ".bpk": "application/octet-stream", ".ico": "image/x-icon",
+  ".bpk": "application/octet-stream", ".ico": "image/x-icon", ".gz": "application/gzip",
 };
 
-export function serve(root, port = 0, host = "127.0.0.1") {
+// `prefix` serves dist/ under a sub-path (e.g. "/blog/ddpm/"), as a blog host would.
+export function serve(root, port = 0, host = "127.0.0.1", prefix = "/") {
   root = resolve(root);
   const server = createServer(async (req, res) => {
     try {
-      const path = normalize(decodeURIComponent(new URL(req.url, "http://x").pathname));
+      const url = new URL(req.url, "http://x").pathname;
+      if (!url.startsWith(prefix)) throw Object.assign(new Error("outside prefix"), { code: "ENOENT" });
+      const path = normalize(decodeURIComponent("/" + url.slice(prefix.length)));
       let file = join(root, path);
       if (!file.startsWith(root)) throw Object.assign(new Error("outside root"), { code: "ENOENT" });
       if ((await stat(file)).isDirectory()) file = join(file, "index.html");

@@ -4,12 +4,13 @@
 import { plotContext } from "./draw2d.js";
 import { initModels } from "./models.js";
 import { initTrain } from "./train.js";
+import { fetchWeights as fetchWeightsFrom } from "./weights.js";
+import { probeWebGpu } from "./webgpu.js";
 
 const $ = (id) => document.getElementById(id);
 const CLASS_NAMES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"];
 const DDIM_STEPS = [10, 20, 25, 40, 50, 100, 125, 200, 250, 500, 1000]; // divisors of T = 1000
 const SCHEDULES = ["linear", "cosine", "quadratic", "sigmoid"];
-const WEIGHTS_CACHE = "ddpm-web-weights-v1";
 
 // Every setting the URL can carry: how to read it, its range, and its default.
 const SETTINGS = {
@@ -178,16 +179,6 @@ function probeCanvas() {
   });
 }
 
-async function probeWebGpu() {
-  if (!("gpu" in navigator)) return { ok: false, why: "This browser has no WebGPU." };
-  let adapter = null;
-  try { adapter = await navigator.gpu.requestAdapter({ powerPreference: "high-performance" }); } catch { /* below */ }
-  if (!adapter) return { ok: false, why: "WebGPU is present but offers no GPU adapter." };
-  const info = adapter.info || {};
-  const software = Boolean(info.isFallbackAdapter) || info.architecture === "swiftshader";
-  return { ok: true, software, name: [info.vendor, info.architecture].filter(Boolean).join(" ") || "WebGPU adapter" };
-}
-
 // Starts a worker on the chosen backend (falling back to the CPU if WebGPU fails) and loads the weights.
 async function startEngine() {
   pending.forEach(({ reject }) => reject(new Error("the engine restarted")));
@@ -252,48 +243,16 @@ async function startEngine() {
   plotSchedules();
 }
 
-// ---------- weights: fetch with progress, verify, cache ----------
-
-async function sha256(bytes) {
-  if (!crypto.subtle) return null; // only in secure contexts (https, localhost)
-  const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", bytes));
-  return Array.from(digest, (b) => b.toString(16).padStart(2, "0")).join("");
-}
+// ---------- weights (www/weights.js) ----------
 
 async function fetchWeights() {
-  const manifestUrl = new URL("assets/model.json", location.href);
-  const manifest = await (await fetch(manifestUrl, { cache: "no-cache" })).json();
-  const url = new URL(`assets/${manifest.file}`, location.href).href;
-  let cache = null;
-  try { cache = await caches.open(WEIGHTS_CACHE); } catch { /* no Cache API (e.g. insecure context) */ }
-  const hit = cache && (await cache.match(url));
-  if (hit) {
-    const bytes = new Uint8Array(await hit.arrayBuffer());
-    if ((await sha256(bytes)) === manifest.sha256) { ddpm.weightsSource = "cache"; return bytes; }
-    await cache.delete(url);
-    notice("The cached weights were damaged; fetching them again.");
-  }
-  setStatus("loading", "Downloading the model weights…");
-  $("progress").hidden = false;
-  const response = await fetch(url, { cache: "no-cache" });
-  if (!response.ok) throw new Error(`the server answered ${response.status} for ${manifest.file}`);
-  const reader = response.body.getReader();
-  const bytes = new Uint8Array(manifest.bytes);
-  let got = 0;
-  for (;;) {
-    const { done, value: chunk } = await reader.read();
-    if (done) break;
-    if (got + chunk.length > bytes.length) throw new Error("the weights file is larger than its manifest says");
-    bytes.set(chunk, got);
-    got += chunk.length;
-    $("progress-bar").style.width = `${(100 * got) / manifest.bytes}%`;
-  }
+  const { bytes, source } = await fetchWeightsFrom(location.href, {
+    notice,
+    downloading: () => { setStatus("loading", "Downloading the model weights…"); $("progress").hidden = false; },
+    progress: (f) => { $("progress-bar").style.width = `${100 * f}%`; },
+  });
   $("progress").hidden = true;
-  if (got !== manifest.bytes) throw new Error(`the download was cut short (${got} of ${manifest.bytes} bytes)`);
-  const digest = await sha256(bytes);
-  if (digest !== null && digest !== manifest.sha256) throw new Error("the weights' SHA-256 does not match their manifest");
-  await cache?.put(url, new Response(bytes, { headers: { "content-type": "application/octet-stream" } }));
-  ddpm.weightsSource = "network";
+  ddpm.weightsSource = source;
   return bytes;
 }
 

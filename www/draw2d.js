@@ -67,6 +67,13 @@ export function drawGrid(canvas, values, layout) {
   ctx.drawImage(small, 0, 0, layout.width, layout.height);
 }
 
+// The grid at the largest integer scale (square pixels) that fits `target` device pixels across.
+export function scaledLayout(layout, target) {
+  const { width, height } = gridSize(layout);
+  const scale = Math.max(1, Math.floor(target / width));
+  return { ...layout, width: width * scale, height: height * scale };
+}
+
 // A PNG of the final images laid out exactly as `ddpm sample` writes them (grey, 2-pixel gaps).
 export async function gridPng(values, count, cols, size) {
   const { rgba, width, height } = gridPixels(values, { count, cols, size, panels: 1, colormap: 0 });

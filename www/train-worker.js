@@ -11,9 +11,9 @@ export function trainHandlers(ctx) {
   let run = null;      // { token, paused, stop, wake }
   let dataLoaded = false;
 
-  async function loadData() {
+  async function loadData(say) {
     if (dataLoaded) return;
-    post({ op: "train-status", message: "Fetching the training images…" });
+    say({ op: "train-status", message: "Fetching the training images…" });
     const get = async (name) => {
       const response = await fetch(new URL(`./data/${name}`, import.meta.url));
       if (!response.ok) throw new Error(`the server answered ${response.status} for data/${name}`);
@@ -22,7 +22,7 @@ export function trainHandlers(ctx) {
     const [images, labels] = await Promise.all([get("t10k-images-idx3-ubyte.gz"), get("t10k-labels-idx1-ubyte.gz")]);
     const n = ctx.engine.loadData(images, labels);
     dataLoaded = true;
-    post({ op: "train-status", message: `${n} images loaded.` });
+    say({ op: "train-status", message: `${n} images loaded.` });
   }
 
   const post = (m) => ctx.post(m);
@@ -30,21 +30,24 @@ export function trainHandlers(ctx) {
   async function preview(target) {
     const values = await ctx.engine.preview(PREVIEW.count, PREVIEW.steps, PREVIEW.seed);
     ctx.draw("train", values, { count: PREVIEW.count, cols: PREVIEW.count, size: ctx.size, panels: 1, colormap: 0, target });
+    return values;
   }
 
-  async function evaluate(done) {
-    post({ op: "train-eval", done, loss: await ctx.engine.evalLoss() });
+  async function evaluate(done, say) {
+    say({ op: "train-eval", done, loss: await ctx.engine.evalLoss() });
   }
 
   async function loop(settings) {
+    // Every message of this run carries its tag, so a page with several demos knows whose it is.
+    const say = (m) => post({ ...m, tag: settings.tag });
     const token = {};
     run = { token, paused: false, stop: false, wake: null };
-    await loadData();
+    await loadData(say);
     const description = JSON.parse(ctx.engine.beginTraining(JSON.stringify(settings.options)));
-    post({ op: "train-begin", description, steps: settings.steps });
-    await evaluate(0);
-    await preview(settings.target);
-    post({ op: "train-preview", done: 0 });
+    say({ op: "train-begin", description, steps: settings.steps });
+    await evaluate(0, say);
+    const first = await preview(settings.target);
+    say({ op: "train-preview", done: 0, values: settings.sendValues ? first : undefined });
     let done = 0;
     let chunk = 1;
     let evalAt = settings.evalEvery;
@@ -54,11 +57,11 @@ export function trainHandlers(ctx) {
       if (run.token !== token) return;
       if (run.stop) break;
       if (run.paused) {
-        post({ op: "train-paused", done, description: JSON.parse(ctx.engine.useTrained()) });
+        say({ op: "train-paused", done, description: JSON.parse(ctx.engine.useTrained()) });
         await new Promise((r) => { run.wake = r; });
         if (run.token !== token) return;
         if (run.stop) break;
-        post({ op: "train-resumed", done });
+        say({ op: "train-resumed", done });
       }
       const report = await ctx.engine.trainSteps(Math.min(chunk, settings.steps - done));
       const { losses, millis } = report;
@@ -67,11 +70,11 @@ export function trainHandlers(ctx) {
       // Size the next call from this one's pace.
       const perStep = millis / losses.length;
       chunk = Math.max(1, Math.min(16, Math.round(CALL_MS / perStep)));
-      post({ op: "train-step", done, losses, millis, imagesPerSecond: (losses.length * settings.options.batch * 1000) / millis });
-      if (done >= evalAt || done === settings.steps) { await evaluate(done); evalAt = done + settings.evalEvery; }
+      say({ op: "train-step", done, losses, millis, imagesPerSecond: (losses.length * settings.options.batch * 1000) / millis });
+      if (done >= evalAt || done === settings.steps) { await evaluate(done, say); evalAt = done + settings.evalEvery; }
       if (done >= previewAt || done === settings.steps) {
-        await preview(settings.target);
-        post({ op: "train-preview", done });
+        const values = await preview(settings.target);
+        say({ op: "train-preview", done, values: settings.sendValues ? values : undefined });
         previewAt = done + settings.previewEvery;
       }
     }
@@ -79,7 +82,7 @@ export function trainHandlers(ctx) {
     const finalDescription = JSON.parse(ctx.engine.useTrained());
     ctx.engine.endTraining();
     run = null;
-    post({ op: "train-finished", done, description: finalDescription });
+    say({ op: "train-finished", done, description: finalDescription });
   }
 
   return {
@@ -87,7 +90,7 @@ export function trainHandlers(ctx) {
       if (run) { run.token = null; run.wake?.(); }
       loop(settings).catch((e) => {
         run = null;
-        post({ op: "train-error", message: e.message || String(e) });
+        post({ op: "train-error", tag: settings.tag, message: e.message || String(e) });
       });
       return null;
     },

@@ -1,7 +1,7 @@
 // The model runs here, off the main thread, so the page never freezes: the wasm engine steps
 // the sampler and draws each step into the canvases the page transferred to us.
 import init, { Engine, alphasCumprod, encodeGif } from "./ddpm-web.js";
-import { gridSize, drawGrid, gridPng, gridPixels } from "./draw2d.js";
+import { drawGrid, gridPng, gridPixels, scaledLayout } from "./draw2d.js";
 import { trainHandlers } from "./train-worker.js";
 
 const post = (msg, transfer) => postMessage(msg, transfer || []);
@@ -17,13 +17,12 @@ const surfaces = {}; // name → { canvas, painter (WebGPU) or null (2D) }
 let run = null;      // the generation in progress or last finished
 let wake = null;     // resolves when a paused run is continued
 
+// Draws into a transferred canvas; without one (the embed element draws itself) does nothing.
 function draw(name, values, layout) {
   const s = surfaces[name];
+  if (!s) return 0;
   const t0 = performance.now();
-  const { width: w, height: h } = gridSize(layout);
-  // An integer scale keeps nearest-neighbour pixels square; the page sets the display size.
-  const scale = Math.max(1, Math.floor(layout.target / w));
-  const full = { ...layout, width: w * scale, height: h * scale };
+  const full = scaledLayout(layout, layout.target);
   if (s.painter) {
     s.painter.paint(values, full.count, full.cols, full.size, full.panels, full.colormap, full.width, full.height);
   } else {
@@ -47,6 +46,8 @@ function drawRun() {
 }
 
 async function generate(settings) {
+  // Every message of this run carries its tag, so a page with several demos knows whose it is.
+  const say = (m) => post({ ...m, tag: settings.tag });
   const total = engine.begin(settings.sampler, settings.steps, settings.eta, settings.seed, settings.class, settings.guidance, settings.batch);
   const token = {};
   const noise = await engine.noise();
@@ -57,7 +58,7 @@ async function generate(settings) {
   run = { token, settings, last: both, paused: false, done: 0, total, millis: [], frames: [], every: Math.max(1, Math.ceil(total / 60)) };
   drawRun();
   keepFrame();
-  post({ op: "begin", total });
+  say({ op: "begin", total, values: settings.sendValues ? run.last : undefined });
   const started = performance.now();
   for (;;) {
     // Let messages (stop, continue, new settings) in between steps, even when a step resolves
@@ -65,7 +66,7 @@ async function generate(settings) {
     await new Promise((r) => setTimeout(r, 0));
     if (run.token !== token) return; // superseded by a newer Generate
     if (run.paused) {
-      post({ op: "paused", done: run.done, total });
+      say({ op: "paused", done: run.done, total });
       await new Promise((r) => { wake = r; });
       if (run.token !== token) return;
     }
@@ -79,10 +80,10 @@ async function generate(settings) {
     const drawMs = drawRun();
     if (run.done % run.every === 0 || run.done === total) keepFrame();
     const frame = settings.trace ? await fingerprint("gen") : undefined;
-    post({ op: "step", done: run.done, total, t, millis: run.millis.at(-1), drawMs, frame });
+    say({ op: "step", done: run.done, total, t, millis: run.millis.at(-1), drawMs, frame, values: settings.sendValues ? run.last : undefined });
   }
   const n = settings.batch * size * size;
-  post({ op: "finished", total, seconds: (performance.now() - started) / 1000, final: run.last.slice(0, n), medianMs: median(run.millis) });
+  say({ op: "finished", total, seconds: (performance.now() - started) / 1000, final: run.last.slice(0, n), medianMs: median(run.millis) });
 }
 
 // A grey frame of x_t beside x̂_0 for the GIF (about 60 of them, whatever the step count).
@@ -134,7 +135,7 @@ const handlers = {
   },
   async generate({ settings }) {
     if (run) { run.token = null; wake?.(); }
-    generate(settings).catch((e) => post({ op: "error", context: "generate", message: e.message || String(e) }));
+    generate(settings).catch((e) => post({ op: "error", context: "generate", tag: settings.tag, message: e.message || String(e) }));
     return null;
   },
   async pause() { if (run) run.paused = true; return null; },
@@ -147,7 +148,7 @@ const handlers = {
     const values = await engine.forward(images, size, t, schedule, timesteps, seed);
     const count = images.length / (size * size);
     draw("fwd", values, { count, cols: count, size, panels: 1, colormap: 0, target });
-    return { op: "forwarded", t, schedule };
+    return { op: "forwarded", t, schedule, values: surfaces.fwd ? undefined : values };
   },
   async alphas({ schedules }) {
     return { op: "alphas", curves: Object.fromEntries(schedules.map((s) => [s, Array.from(alphasCumprod(s, timesteps))])) };

@@ -8,9 +8,9 @@ export const CHROMIUM_ARGS = [
   "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic",
 ];
 
-export async function start() {
-  const server = await serve("dist");
-  const url = `http://127.0.0.1:${server.address().port}/`;
+export async function start({ prefix = "/" } = {}) {
+  const server = await serve("dist", 0, "127.0.0.1", prefix);
+  const url = `http://127.0.0.1:${server.address().port}${prefix}`;
   const browser = await chromium.launch({
     executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
     headless: true,

@@ -1,0 +1,422 @@
+// <ddpm-demo>: the demo as one custom element, for a blog post:
+//
+//   <script type="module" src="https://your.site/ddpm/embed.js"></script>
+//   <ddpm-demo mode="generate" class="sneaker"></ddpm-demo>
+//
+// It renders in a shadow root (the host's CSS cannot reach in, its own cannot leak out) and
+// defines nothing global but the element. All demos on a page share one worker, hence one GPU
+// device and one copy of the weights; a demo starts when scrolled into view, pauses when
+// scrolled away, and demos take turns on the engine.
+
+import { drawGrid, plotContext, scaledLayout } from "./draw2d.js";
+import { fetchWeights } from "./weights.js";
+import { probeWebGpu } from "./webgpu.js";
+
+const BASE = new URL("./", import.meta.url);
+const CLASS_NAMES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"];
+const DDIM_STEPS = [10, 20, 25, 40, 50, 100, 125, 200, 250, 500, 1000];
+const SIZE = 28;
+
+// ---------- one engine for every demo on the page ----------
+
+const engine = {
+  started: null,      // promise of { backend } once the worker runs
+  worker: null,
+  pending: new Map(), // request id → { resolve, reject }
+  nextId: 1,
+  owner: null,        // the demo whose generation or training the worker is running
+  waiting: [],        // demos waiting for their turn: { demo, resolve }
+  weights: new Map(), // src ("" = the shipped model) → promise of bytes: each fetched once
+  loaded: null,       // the src the worker holds
+  demos: new Set(),
+};
+
+function call(op, payload = {}) {
+  const id = engine.nextId++;
+  return new Promise((resolve, reject) => {
+    engine.pending.set(id, { resolve, reject });
+    engine.worker.postMessage({ op, id, ...payload });
+  });
+}
+
+function onMessage({ data: m }) {
+  if (m.id && engine.pending.has(m.id)) {
+    const { resolve, reject } = engine.pending.get(m.id);
+    engine.pending.delete(m.id);
+    if (m.op === "error") reject(new Error(m.message)); else resolve(m);
+    return;
+  }
+  if (m.op === "panic" || m.op === "device-lost") {
+    // The worker is unusable: every demo says so, and the next click starts a fresh one.
+    const why = m.op === "panic" ? `the model runtime crashed (${m.message})` : `the GPU device was lost (${m.message})`;
+    engine.worker.terminate();
+    Object.assign(engine, { started: null, owner: null, loaded: null });
+    engine.waiting.splice(0).forEach(({ resolve }) => resolve());
+    engine.demos.forEach((d) => d.failed(`Stopped: ${why}. Click to start again.`));
+    return;
+  }
+  // Messages of a run carry the tag of the demo that started it (a superseded run may still
+  // report its last step after another demo took over).
+  const demo = [...engine.demos].find((d) => d.tag === m.tag);
+  demo?.onEngine(m);
+}
+
+// A worker must come from the page's origin; from elsewhere, a same-origin blob imports ours
+// (the script's host must then send CORS headers).
+function workerUrl() {
+  const url = new URL("worker.js", BASE);
+  if (url.origin === location.origin) return url;
+  return URL.createObjectURL(new Blob([`import ${JSON.stringify(url.href)};`], { type: "text/javascript" }));
+}
+
+async function startEngine() {
+  const worker = new Worker(workerUrl(), { type: "module" });
+  engine.worker = worker;
+  await new Promise((resolve, reject) => {
+    worker.onmessage = ({ data }) => { if (data.op === "ready") resolve(); };
+    worker.onerror = (e) => reject(new Error(e.message || "the worker failed to start"));
+  });
+  worker.onmessage = onMessage;
+  const gpu = await probeWebGpu();
+  let backend = gpu.ok && !gpu.software ? "webgpu" : "cpu";
+  try {
+    await call("start", { backend, canvases: {}, gpuCanvas: false });
+  } catch (e) {
+    if (backend === "cpu") throw e;
+    backend = "cpu";
+    await call("start", { backend, canvases: {}, gpuCanvas: false });
+  }
+  return { backend };
+}
+
+function weightsFor(src) {
+  if (!engine.weights.has(src)) {
+    const bytes = src
+      ? fetch(new URL(src, location.href)).then(async (r) => {
+        if (!r.ok) throw new Error(`the server answered ${r.status} for ${src}`);
+        return new Uint8Array(await r.arrayBuffer());
+      })
+      : fetchWeights(BASE).then((w) => w.bytes);
+    engine.weights.set(src, bytes);
+    bytes.catch(() => engine.weights.delete(src)); // a failed fetch may be retried
+  }
+  return engine.weights.get(src);
+}
+
+async function ensureStarted() {
+  engine.started ??= startEngine().catch((e) => { engine.started = null; throw e; });
+  return engine.started;
+}
+
+// Waits for the engine and for `demo`'s turn, with its weights loaded. A demo scrolled out of
+// view gives way at once; one in view finishes first.
+async function take(demo) {
+  await ensureStarted();
+  if (engine.owner && engine.owner !== demo) {
+    if (engine.owner.offscreen) engine.owner.interrupted();
+    else await new Promise((resolve) => engine.waiting.push({ demo, resolve }));
+  }
+  engine.owner = demo;
+  const src = demo.getAttribute("src") || "";
+  const bytes = await weightsFor(src);
+  if (engine.loaded !== src) {
+    await call("load", { bytes: bytes.slice().buffer });
+    engine.loaded = src;
+  }
+}
+
+function release(demo) {
+  if (engine.owner !== demo) return;
+  engine.owner = null;
+  const next = engine.waiting.shift();
+  if (next) { engine.owner = next.demo; next.resolve(); }
+}
+
+// ---------- the element ----------
+
+const STYLE = `
+:host { display: block; contain: content; font: 14px/1.4 system-ui, sans-serif; color: #e8e6e3; }
+.demo { background: #181b22; border: 1px solid #262a33; border-radius: 10px; padding: 10px; }
+canvas { display: block; width: 100%; image-rendering: pixelated; background: #202020; border-radius: 6px; }
+.bar { display: flex; flex-wrap: wrap; gap: 8px; align-items: center; margin-top: 8px; }
+.status { color: #9aa0a6; font-variant-numeric: tabular-nums; flex: 1; min-width: 10em; }
+button, select { font: inherit; border-radius: 6px; border: 0; padding: 5px 12px; cursor: pointer; }
+button { background: #7cc4ff; color: #0f1115; font-weight: 600; }
+button.second { background: #2b313c; color: #e8e6e3; font-weight: 500; }
+button:disabled { opacity: 0.45; cursor: default; }
+select { background: #10131a; color: #e8e6e3; border: 1px solid #343a46; }
+input[type=range] { flex: 1; min-width: 8em; accent-color: #7cc4ff; }
+`;
+let demoCount = 0;
+let sheet = null; // one constructed stylesheet for every demo (no inline <style>, so a strict CSP is fine)
+
+const number = (raw, min, max, def, int = false) => {
+  const v = Number(raw);
+  if (raw === null || raw.trim() === "" || !Number.isFinite(v)) return def;
+  return Math.min(max, Math.max(min, int ? Math.round(v) : v));
+};
+
+function classIndex(raw) {
+  if (raw === null || raw === "" || raw === "any") return -1;
+  const byName = CLASS_NAMES.findIndex((n) => n.toLowerCase().replace(/[^a-z]/g, "") === raw.toLowerCase().replace(/[^a-z]/g, ""));
+  if (byName >= 0) return byName;
+  return Number.isInteger(Number(raw)) && Number(raw) >= 0 && Number(raw) < 10 ? Number(raw) : -1;
+}
+
+class DdpmDemo extends HTMLElement {
+  constructor() {
+    super();
+    this.attachShadow({ mode: "open" });
+    this.ddpm = { state: "idle", steps: 0, finished: null, losses: [] };
+    this.offscreen = true;
+    this.tag = `demo-${++demoCount}`;
+  }
+
+  get mode() { return ["generate", "forward", "train"].includes(this.getAttribute("mode")) ? this.getAttribute("mode") : "generate"; }
+  get controls() { return ["full", "minimal", "none"].includes(this.getAttribute("controls")) ? this.getAttribute("controls") : "minimal"; }
+  get autoplay() { const a = this.getAttribute("autoplay"); return a !== null ? a !== "false" : this.controls === "none"; }
+
+  settings() {
+    const a = (k) => this.getAttribute(k);
+    const sampler = ["ddim", "ddpm", "ddpm-tilde"].includes(a("sampler")) ? a("sampler") : "ddim";
+    const steps = DDIM_STEPS.includes(Number(a("steps"))) ? Number(a("steps")) : 50;
+    const seed = this.seed ?? number(a("seed"), 0, 4294967295, crypto.getRandomValues(new Uint32Array(1))[0], true);
+    const cls = this.$("class") ? Number(this.$("class").value) : classIndex(a("class"));
+    return {
+      sampler, steps, eta: 0, seed, class: cls,
+      guidance: number(a("guidance"), 0, 8, 2),
+      batch: number(a("batch"), 1, 16, 4, true),
+      view: "both", colormap: 0, target: 0, trace: false, sendValues: true, tag: this.tag,
+    };
+  }
+
+  $(id) { return this.shadowRoot.getElementById(id); }
+
+  connectedCallback() {
+    engine.demos.add(this);
+    if (this.built) return;
+    this.built = true;
+    if (!sheet) { sheet = new CSSStyleSheet(); sheet.replaceSync(STYLE); }
+    this.shadowRoot.adoptedStyleSheets = [sheet];
+    this.build();
+    this.observer = new IntersectionObserver(([e]) => this.visibility(e.isIntersecting), { threshold: 0.2 });
+    this.observer.observe(this);
+  }
+
+  disconnectedCallback() {
+    engine.demos.delete(this);
+    if (engine.owner === this) { engine.worker.postMessage({ op: this.mode === "train" ? "trainStop" : "pause" }); release(this); }
+  }
+
+  build() {
+    const root = this.shadowRoot;
+    const demo = document.createElement("div");
+    demo.className = "demo";
+    demo.setAttribute("part", "demo");
+    const canvas = document.createElement("canvas");
+    canvas.id = "canvas";
+    const ratio = { generate: [2, 1], forward: [10, 1.3], train: [8, 1] }[this.mode];
+    canvas.style.aspectRatio = `${ratio[0]} / ${ratio[1]}`;
+    if (this.mode === "train") {
+      const plot = document.createElement("canvas");
+      plot.id = "plot";
+      plot.style.aspectRatio = "4 / 1";
+      plot.style.marginBottom = "6px";
+      demo.append(plot);
+    }
+    demo.append(canvas);
+    const bar = document.createElement("div");
+    bar.className = "bar";
+    const button = (id, text, cls = "") => Object.assign(document.createElement("button"), { id, textContent: text, className: cls, type: "button" });
+    if (this.controls !== "none") {
+      if (this.mode === "generate") {
+        bar.append(button("go", "Generate"), button("pause", "Pause", "second"));
+        if (this.controls === "full") {
+          const select = document.createElement("select");
+          select.id = "class";
+          select.setAttribute("aria-label", "Class");
+          select.add(new Option("Any class", "-1"));
+          CLASS_NAMES.forEach((n, i) => select.add(new Option(n, String(i))));
+          select.value = String(classIndex(this.getAttribute("class")));
+          bar.append(select, button("dice", "New seed", "second"));
+        }
+      } else if (this.mode === "train") {
+        bar.append(button("go", "Train"), button("pause", "Pause", "second"));
+      } else {
+        const t = Object.assign(document.createElement("input"), { type: "range", min: 0, max: 999, value: number(this.getAttribute("t"), 0, 999, 250, true), id: "t" });
+        t.setAttribute("aria-label", "Time step t");
+        bar.append(t);
+      }
+    }
+    const status = document.createElement("span");
+    status.className = "status";
+    status.id = "status";
+    status.setAttribute("role", "status");
+    bar.append(status);
+    demo.append(bar);
+    root.append(demo);
+    this.$("go")?.addEventListener("click", () => this.start());
+    this.$("pause")?.addEventListener("click", () => this.togglePause());
+    this.$("dice")?.addEventListener("click", () => { this.seed = crypto.getRandomValues(new Uint32Array(1))[0]; this.start(); });
+    this.$("t")?.addEventListener("input", () => this.forward());
+    this.setState("idle", this.mode === "forward" ? "" : this.mode === "train" ? "Train a small model on sneakers, here." : "Click Generate.");
+  }
+
+  setState(state, text) {
+    this.ddpm.state = state;
+    if (text !== undefined) this.$("status").textContent = text;
+    if (this.$("pause")) {
+      this.$("pause").disabled = !["running", "paused"].includes(state);
+      this.$("pause").textContent = state === "paused" ? "Continue" : "Pause";
+    }
+    if (this.$("go")) this.$("go").disabled = ["waiting", "running", "paused"].includes(state);
+  }
+
+  failed(text) {
+    release(this);
+    this.setState("error", text);
+    if (this.$("go")) this.$("go").disabled = false;
+  }
+
+  visibility(visible) {
+    this.offscreen = !visible;
+    if (visible) {
+      this.ddpm.seen = true;
+      if (this.ddpm.state === "away") this.resume();
+      else if (this.ddpm.state === "idle") {
+        if (this.mode === "forward") this.forward();
+        else if (this.autoplay) this.start();
+        else ensureStarted().catch(() => {}); // warm up, so a click is answered quickly
+      }
+    } else if (this.ddpm.state === "running" && engine.owner === this) {
+      engine.worker.postMessage({ op: this.mode === "train" ? "trainPause" : "pause" });
+      this.setState("away", "Paused while out of view.");
+    }
+  }
+
+  // Another demo needed the engine while this one was out of view: start over when seen again.
+  interrupted() {
+    this.ddpm.restart = true;
+    this.setState("away", "Paused while out of view.");
+  }
+
+  resume() {
+    if (this.ddpm.restart || engine.owner !== this) { this.ddpm.restart = false; this.start(); return; }
+    engine.worker.postMessage({ op: this.mode === "train" ? "trainResume" : "resume" });
+    this.setState("running", this.mode === "train" ? "Training…" : "Generating…");
+  }
+
+  togglePause() {
+    const paused = this.ddpm.state === "paused";
+    const train = this.mode === "train";
+    engine.worker.postMessage({ op: paused ? (train ? "trainResume" : "resume") : (train ? "trainPause" : "pause") });
+    this.setState(paused ? "running" : "paused", paused ? "Continuing…" : "Paused.");
+  }
+
+  async start() {
+    this.setState("waiting", "Starting the model…");
+    try {
+      await take(this);
+    } catch (e) {
+      this.failed(`The model could not start: ${e.message}.`);
+      return;
+    }
+    this.ddpm.steps = 0;
+    this.ddpm.finished = null;
+    if (this.mode === "train") {
+      this.ddpm.losses = [];
+      const options = { from: "scratch", classes: [classIndex(this.getAttribute("class")) >= 0 ? classIndex(this.getAttribute("class")) : 7], batch: 8, lr: 0.001, seed: 0, ema: 0.99 };
+      const steps = number(this.getAttribute("steps"), 1, 5000, 300, true);
+      engine.worker.postMessage({ op: "train", settings: { options, steps, evalEvery: 1e9, previewEvery: 25, target: 0, sendValues: true, tag: this.tag } });
+      this.setState("running", "Training…");
+    } else {
+      this.current = this.ddpm.settings = this.settings();
+      engine.worker.postMessage({ op: "generate", settings: this.current });
+      this.setState("running", "Generating…");
+    }
+  }
+
+  async forward() {
+    if (this.busy) { this.again = true; return; }
+    this.busy = true;
+    try {
+      await ensureStarted();
+      this.examples ??= Float32Array.from(new Uint8Array(await (await fetch(new URL("assets/examples.u8", BASE))).arrayBuffer()), (b) => b / 127.5 - 1);
+      do {
+        this.again = false;
+        const t = Number(this.$("t")?.value ?? number(this.getAttribute("t"), 0, 999, 250, true));
+        const schedule = ["linear", "cosine", "quadratic", "sigmoid"].includes(this.getAttribute("schedule")) ? this.getAttribute("schedule") : "linear";
+        const { values } = await call("forward", { images: this.examples, t, schedule, seed: 7, target: 0 });
+        this.draw(values, 10, 10, 1);
+        this.ddpm.t = t;
+        this.setState("done", `t = ${t}`);
+      } while (this.again);
+    } catch (e) {
+      this.failed(`The forward process could not be shown: ${e.message}.`);
+    } finally {
+      this.busy = false;
+    }
+  }
+
+  draw(values, count, cols, panels) {
+    const canvas = this.$("canvas");
+    const target = Math.round(canvas.clientWidth * (devicePixelRatio || 1)) || 560;
+    drawGrid(canvas, values, scaledLayout({ count, cols, size: SIZE, panels, colormap: 0 }, target));
+  }
+
+  onEngine(m) {
+    const batch = this.current?.batch;
+    switch (m.op) {
+      case "begin":
+        this.draw(m.values, batch, Math.ceil(Math.sqrt(batch)), 2);
+        break;
+      case "step":
+        this.draw(m.values, batch, Math.ceil(Math.sqrt(batch)), 2);
+        this.ddpm.steps = m.done;
+        if (this.ddpm.state === "running") this.$("status").textContent = `Step ${m.done} / ${m.total} · ${m.millis.toFixed(0)} ms`;
+        break;
+      case "finished":
+        this.ddpm.finished = { total: m.total, seconds: m.seconds, final: m.final };
+        release(this);
+        this.setState("done", `Done: ${m.total} steps in ${m.seconds.toFixed(1)} s.`);
+        break;
+      case "train-step":
+        this.ddpm.steps = m.done;
+        this.ddpm.losses.push(...m.losses);
+        this.$("status").textContent = `Step ${m.done} · ${m.imagesPerSecond.toFixed(0)} images/s`;
+        this.plotLoss();
+        break;
+      case "train-preview":
+        this.draw(m.values, 8, 8, 1);
+        break;
+      case "train-paused":
+        engine.loaded = null; // the worker now holds the weights being trained
+        break;
+      case "train-finished":
+        engine.loaded = null;
+        release(this);
+        this.setState("done", `Done: ${m.done} steps.`);
+        break;
+      case "error":
+      case "train-error":
+        this.failed(`Stopped: ${m.message}`);
+        break;
+    }
+  }
+
+  plotLoss() {
+    const { ctx, w, h, pad } = plotContext(this.$("plot"), { l: 8, r: 8, t: 8, b: 8 });
+    const ls = this.ddpm.losses.map((l) => Math.log10(Math.max(l, 1e-4)));
+    const lo = Math.min(...ls), hi = Math.max(...ls);
+    ctx.strokeStyle = "#7cc4ff";
+    ctx.beginPath();
+    ls.forEach((v, i) => {
+      const x = pad.l + (i / Math.max(1, ls.length - 1)) * (w - pad.l - pad.r);
+      const y = pad.t + ((hi - v) / Math.max(1e-6, hi - lo)) * (h - pad.t - pad.b);
+      i ? ctx.lineTo(x, y) : ctx.moveTo(x, y);
+    });
+    ctx.stroke();
+  }
+}
+
+if (!customElements.get("ddpm-demo")) customElements.define("ddpm-demo", DdpmDemo);
