@@ -13,7 +13,7 @@ WASM_ENV = CARGO_TARGET_DIR=$(CACHE)/target-wasm TRUNK_SKIP_VERSION_CHECK=true \
   TRUNK_TOOLS_WASM_OPT=$(CURDIR)/node_modules/.bin/wasm-opt \
   PATH=$$([ "$$(cat $(CACHE)/wasm-toolchain 2>/dev/null)" = debian ] && echo "$(CURDIR)/tools/wasm-toolchain:")$$PATH
 
-.PHONY: setup run web dist test test-native test-browser cli clean-dist
+.PHONY: setup run web dist test test-native test-browser cli clean-dist soak
 
 setup:
 	@bash tools/setup.sh
@@ -43,6 +43,10 @@ test-browser: web cli
 	npm test
 
 test: test-native test-browser
+
+## Long runs, not part of `make test`: the loader and IDX fuzzers at 100,000 cases each.
+soak: setup
+	FUZZ_CASES=100000 $(NATIVE_ENV) cargo test --test fuzz -- --nocapture
 
 clean-dist:
 	rm -rf dist
