@@ -41,7 +41,7 @@ impl ModelDescription {
 
 #[derive(Debug, thiserror::Error)]
 pub enum WeightsError {
-    #[error("not a ddpm-web weights file (it does not start with {MAGIC:?})")]
+    #[error("not a ddpm-web weights file (it does not start with DDPMWEB1)")]
     Magic,
     #[error("the weights file is truncated: {0}")]
     Truncated(String),
