@@ -47,10 +47,11 @@ function setStatus(state, text) {
   ddpm.state = state;
 }
 
-function notice(text, { recover = false } = {}) {
+function notice(text, { recover = false, label = "Restart the engine" } = {}) {
   $("notice").hidden = !text;
   $("notice-text").textContent = text || "";
   $("recover").hidden = !recover;
+  $("recover").textContent = label;
   if (text) ddpm.notices.push(text);
 }
 
@@ -227,7 +228,7 @@ async function startEngine() {
     models.started(description);
   } catch (e) {
     setStatus("error", `Could not load the model weights: ${e.message}.`);
-    notice("Check your connection and try again.", { recover: true });
+    notice("Check your connection and try again.", { recover: true, label: "Try again" });
     return;
   }
   // The default batch depends on the backend, known only now.
@@ -246,14 +247,17 @@ async function startEngine() {
 // ---------- weights (www/weights.js) ----------
 
 async function fetchWeights() {
-  const { bytes, source } = await fetchWeightsFrom(location.href, {
-    notice,
-    downloading: () => { setStatus("loading", "Downloading the model weights…"); $("progress").hidden = false; },
-    progress: (f) => { $("progress-bar").style.width = `${100 * f}%`; },
-  });
-  $("progress").hidden = true;
-  ddpm.weightsSource = source;
-  return bytes;
+  try {
+    const { bytes, source } = await fetchWeightsFrom(location.href, {
+      notice,
+      downloading: () => { setStatus("loading", "Downloading the model weights…"); $("progress").hidden = false; },
+      progress: (f) => { $("progress-bar").style.width = `${100 * f}%`; },
+    });
+    ddpm.weightsSource = source;
+    return bytes;
+  } finally {
+    $("progress").hidden = true;
+  }
 }
 
 // ---------- generate ----------

@@ -219,6 +219,36 @@ test("the weights are cached: a second visit downloads nothing, a damaged cache 
   await context.close();
 });
 
+test("a weights download that fails or is cut short is reported, and Try again fetches it", async () => {
+  const context = await ctx.browser.newContext();
+  const page = await context.newPage();
+  let mode = "fail";
+  await page.route("**/assets/model.ddpm", async (route) => {
+    if (mode === "fail") return route.abort("connectionreset");
+    if (mode === "short") {
+      const body = await (await route.fetch()).body();
+      return route.fulfill({ status: 200, body: body.subarray(0, body.length >> 1), contentType: "application/octet-stream" });
+    }
+    return route.continue();
+  });
+  const failed = async (pattern) => {
+    await page.waitForFunction(() => window.ddpm?.state === "error", null, { timeout: 120000 });
+    assert.match(await page.textContent("#status"), pattern);
+    assert.ok(await page.isVisible("#recover"));
+    assert.equal(await page.textContent("#recover"), "Try again");
+  };
+  await page.goto(`${ctx.url}?backend=cpu`);
+  await failed(/Could not load the model weights/);
+  mode = "short";
+  await page.click("#recover");
+  await failed(/cut short/);
+  mode = "pass";
+  await page.click("#recover");
+  await ready(page);
+  assert.equal(await page.evaluate(() => window.ddpm.weightsSource), "network");
+  await context.close();
+});
+
 test("a lost GPU device is reported, and the button recovers without a reload", async () => {
   const { page } = await open(ctx, { query: "?seed=2&steps=10&batch=1&backend=webgpu" });
   await ready(page);
