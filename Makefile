@@ -44,9 +44,11 @@ test-browser: web cli
 
 test: test-native test-browser
 
-## Long runs, not part of `make test`: the loader and IDX fuzzers at 100,000 cases each.
-soak: setup
+## Long runs, not part of `make test`: the loader and IDX fuzzers at 100,000 cases each, then
+## 500 Generate clicks and 30 minutes of training in the page with memory sampled (tests/browser/soak.mjs).
+soak: web
 	FUZZ_CASES=100000 $(NATIVE_ENV) cargo test --test fuzz -- --nocapture
+	node tests/browser/soak.mjs
 
 clean-dist:
 	rm -rf dist

@@ -434,6 +434,7 @@ function init() {
   addEventListener("resize", marker);
   ddpm.loseDevice = () => worker.postMessage({ op: "loseDevice" });
   ddpm.snapshot = (name) => call("snapshot", { name });
+  ddpm.memory = async () => ({ ...(await call("memory")), pageHeap: performance.memory?.usedJSHeapSize ?? null });
   models = initModels({ call, notice, onChange: () => { ddpm.description = models.active().description; } });
   train = initTrain({
     post: (m) => worker.postMessage(m),

@@ -11,6 +11,7 @@ self.ddpmOnDeviceLost = (message) => post({ op: "device-lost", message });
 self.ddpmOnGpuError = (message) => post({ op: "gpu-error", message });
 
 let engine = null;
+let wasm = null; // the module's exports (its memory is reported to soak tests)
 let size = 28;
 let timesteps = 1000;
 const surfaces = {}; // name → { canvas, painter (WebGPU) or null (2D) }
@@ -116,7 +117,7 @@ async function snapshot(name) {
 const handlers = {
   // `gpuCanvas`: the page found that WebGPU canvases work here (www/probe.js).
   async start({ backend, canvases, gpuCanvas }) {
-    await init({ module_or_path: new URL("./ddpm-web_bg.wasm", import.meta.url) });
+    wasm = await init({ module_or_path: new URL("./ddpm-web_bg.wasm", import.meta.url) });
     engine = await Engine.start(backend, gpuCanvas);
     for (const [name, canvas] of Object.entries(canvases)) {
       let painter = null;
@@ -167,6 +168,8 @@ const handlers = {
   },
   async snapshot({ name }) { return { op: "snapshot", ...(await snapshot(name)) }; },
   async loseDevice() { engine.loseDevice(); return null; },
+  // Memory in use here: the wasm heap (it only grows; a leak shows as growth) and this worker's JS heap.
+  async memory() { return { op: "memory", wasmBytes: wasm?.memory.buffer.byteLength ?? 0, workerHeap: performance.memory?.usedJSHeapSize ?? null }; },
 };
 Object.assign(handlers, trainHandlers({ get engine() { return engine; }, get size() { return size; }, post, draw }));
 

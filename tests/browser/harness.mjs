@@ -6,6 +6,7 @@ import { serve } from "../serve.mjs";
 export const CHROMIUM_ARGS = [
   "--no-sandbox", "--enable-unsafe-webgpu", "--disable-background-networking",
   "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic",
+  "--js-flags=--expose-gc", // lets soak runs collect garbage before reading the heap
 ];
 
 export async function start({ prefix = "/" } = {}) {

@@ -1,0 +1,54 @@
+// `make soak` (not part of `make test`): long runs must keep memory flat. Clicks Generate
+// GENERATIONS times (default 500; DDIM 10 steps, one image, CPU path) and then trains for
+// TRAIN_MINUTES (default 30; the small model), sampling the wasm heap of the worker and the JS
+// heaps of page and worker along the way. Prints the curves and fails if the heaps grew in the
+// second half of a run (after warm-up) by more than a tenth.
+import assert from "node:assert/strict";
+import { start, open, ready } from "./harness.mjs";
+
+const GENERATIONS = Number(process.env.GENERATIONS || 500);
+const TRAIN_MINUTES = Number(process.env.TRAIN_MINUTES || 30);
+const mb = (b) => (b / 2 ** 20).toFixed(1);
+
+const ctx = await start();
+const { page, errors } = await open(ctx, { query: "?sampler=ddim&steps=10&batch=1&seed=1" });
+const memory = async () => { await page.evaluate(() => window.gc?.()); return page.evaluate(() => window.ddpm.memory()); };
+
+function check(name, samples) {
+  console.log(`${name}:`);
+  for (const s of samples) console.log(`  ${String(s.at).padStart(6)}  wasm ${mb(s.wasmBytes)} MB  worker heap ${mb(s.workerHeap)} MB  page heap ${mb(s.pageHeap)} MB`);
+  const half = samples[Math.floor(samples.length / 2)], last = samples.at(-1);
+  for (const key of ["wasmBytes", "workerHeap", "pageHeap"]) {
+    assert.ok(last[key] <= half[key] * 1.1 + 2 ** 20, `${name}: ${key} grew from ${mb(half[key])} to ${mb(last[key])} MB`);
+  }
+}
+
+try {
+  await ready(page);
+  const gen = [];
+  for (let i = 1; i <= GENERATIONS; i++) {
+    await page.evaluate(() => { window.ddpm.final = null; });
+    await page.click("#generate");
+    await page.waitForFunction(() => window.ddpm.final || window.ddpm.state === "error", null, { timeout: 60000 });
+    assert.equal(await page.evaluate(() => window.ddpm.state), "done");
+    if (i % Math.max(1, Math.floor(GENERATIONS / 20)) === 0 || i === 1) gen.push({ at: i, ...(await memory()) });
+  }
+  check(`${GENERATIONS} Generate clicks`, gen);
+
+  await page.selectOption("#train-from", "scratch");
+  await page.fill("#train-steps", "20000");
+  await page.click("#train-start");
+  const train = [];
+  const t0 = Date.now();
+  while (Date.now() - t0 < TRAIN_MINUTES * 60000) {
+    await page.waitForTimeout(Math.min(60000, (TRAIN_MINUTES * 60000) / 20));
+    const steps = await page.evaluate(() => window.ddpm.train.done);
+    train.push({ at: `${Math.round((Date.now() - t0) / 1000)}s/${steps}`, ...(await memory()) });
+  }
+  await page.click("#train-stop");
+  check(`${TRAIN_MINUTES} minutes of training`, train);
+  assert.deepEqual(errors, []);
+  console.log("soak: memory stayed flat");
+} finally {
+  await ctx.close();
+}
