@@ -8,7 +8,7 @@ import { start, open, ready } from "./harness.mjs";
 
 const GENERATIONS = Number(process.env.GENERATIONS || 500);
 const TRAIN_MINUTES = Number(process.env.TRAIN_MINUTES || 30);
-const mb = (b) => (b / 2 ** 20).toFixed(1);
+const mb = (b) => (b === null ? "n/a" : (b / 2 ** 20).toFixed(1));
 
 const ctx = await start();
 const { page, errors } = await open(ctx, { query: "?sampler=ddim&steps=10&batch=1&seed=1" });
@@ -16,9 +16,9 @@ const memory = async () => { await page.evaluate(() => window.gc?.()); return pa
 
 function check(name, samples) {
   console.log(`${name}:`);
-  for (const s of samples) console.log(`  ${String(s.at).padStart(6)}  wasm ${mb(s.wasmBytes)} MB  worker heap ${mb(s.workerHeap)} MB  page heap ${mb(s.pageHeap)} MB`);
+  for (const s of samples) console.log(`  ${String(s.at).padStart(6)}  wasm ${mb(s.wasmBytes)} MB  worker JS heap ${mb(s.workerHeap)} MB  page heap ${mb(s.pageHeap)} MB`);
   const half = samples[Math.floor(samples.length / 2)], last = samples.at(-1);
-  for (const key of ["wasmBytes", "workerHeap", "pageHeap"]) {
+  for (const key of ["wasmBytes", "workerHeap", "pageHeap"].filter((k) => last[k] !== null)) {
     assert.ok(last[key] <= half[key] * 1.1 + 2 ** 20, `${name}: ${key} grew from ${mb(half[key])} to ${mb(last[key])} MB`);
   }
 }
