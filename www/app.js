@@ -378,7 +378,7 @@ function marker() {
   const X = (t, n) => pad.l + (t / (n - 1)) * (w - pad.l - pad.r);
   const Y = (v) => h - pad.b - v * (h - pad.t - pad.b);
   for (const v of [0, 0.5, 1]) { ctx.beginPath(); ctx.moveTo(pad.l, Y(v)); ctx.lineTo(w - pad.r, Y(v)); ctx.stroke(); ctx.fillText(v.toFixed(1), 6 * dpr, Y(v) + 4 * dpr); }
-  ctx.fillText("t →", w - pad.r - 24 * dpr, h - 8 * dpr);
+  ctx.fillText("t →", w - pad.r - 24 * dpr, pad.t + 10 * dpr); // top right, clear of the legend and the curves
   ctx.fillText("ᾱ_t", pad.l + 4 * dpr, pad.t + 10 * dpr);
   const colours = { linear: "#7cc4ff", cosine: "#ffcc66", quadratic: "#8be28b", sigmoid: "#ff9ad5" };
   const chosen = $("schedule").value;
