@@ -51,7 +51,10 @@ function onMessage({ data: m }) {
     const why = m.op === "panic" ? `the model runtime crashed (${m.message})` : `the GPU device was lost (${m.message})`;
     engine.worker.terminate();
     Object.assign(engine, { started: null, owner: null, loaded: null });
-    engine.waiting.splice(0).forEach(({ resolve }) => resolve());
+    const lost = new Error(why);
+    engine.pending.forEach(({ reject }) => reject(lost));
+    engine.pending.clear();
+    engine.waiting.splice(0).forEach(({ reject }) => reject(lost));
     engine.demos.forEach((d) => d.failed(`Stopped: ${why}. Click to start again.`));
     return;
   }
@@ -114,7 +117,7 @@ async function take(demo) {
   await ensureStarted();
   if (engine.owner && engine.owner !== demo) {
     if (engine.owner.offscreen) engine.owner.interrupted();
-    else await new Promise((resolve) => engine.waiting.push({ demo, resolve }));
+    else await new Promise((resolve, reject) => engine.waiting.push({ demo, resolve, reject }));
   }
   engine.owner = demo;
   const src = demo.getAttribute("src") || "";
