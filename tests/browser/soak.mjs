@@ -37,6 +37,14 @@ try {
   }
   check(`${GENERATIONS} Generate clicks`, gen);
 
+  if (TRAIN_MINUTES > 0) await soakTraining();
+  assert.deepEqual(errors, []);
+  console.log("soak: memory stayed flat");
+} finally {
+  await ctx.close();
+}
+
+async function soakTraining() {
   await page.selectOption("#train-from", "scratch");
   await page.fill("#train-steps", "20000");
   await page.click("#train-start");
@@ -49,8 +57,4 @@ try {
   }
   await page.click("#train-stop");
   check(`${TRAIN_MINUTES} minutes of training`, train);
-  assert.deepEqual(errors, []);
-  console.log("soak: memory stayed flat");
-} finally {
-  await ctx.close();
 }
