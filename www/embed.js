@@ -294,6 +294,9 @@ class DdpmDemo extends HTMLElement {
     } else if (this.ddpm.state === "running" && engine.owner === this) {
       engine.worker.postMessage({ op: this.mode === "train" ? "trainPause" : "pause" });
       this.setState("away", "Paused while out of view.");
+      // A demo in view may be waiting for the engine (it was clicked before this one left the
+      // view): give way now, and start over when seen again.
+      if (engine.waiting.length) { this.interrupted(); release(this); }
     }
   }
 

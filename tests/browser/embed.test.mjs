@@ -82,8 +82,13 @@ test("a demo scrolled out of view pauses, and goes on when scrolled back", async
   const { page, errors } = await open(ctx, { query: "embed-example.html" });
   await page.waitForFunction(() => document.querySelector("ddpm-demo")?.ddpm.state === "done", null, { timeout: 300000 });
   const train = () => page.evaluate(() => document.querySelector('ddpm-demo[mode="train"]').ddpm);
-  await page.evaluate(() => document.querySelector('ddpm-demo[mode="train"]').scrollIntoView());
-  await page.evaluate(() => document.querySelector('ddpm-demo[mode="train"]').shadowRoot.getElementById("go").click());
+  // Scroll and click at once, while the sneaker demo still runs and before the page has noticed
+  // that it left the view: it must give way to the clicked demo when it notices.
+  await page.evaluate(() => {
+    const demo = document.querySelector('ddpm-demo[mode="train"]');
+    demo.scrollIntoView();
+    demo.shadowRoot.getElementById("go").click();
+  });
   await page.waitForFunction(() => document.querySelector('ddpm-demo[mode="train"]').ddpm.steps >= 3, null, { timeout: 120000 });
   await page.evaluate(() => window.scrollTo(0, 0));
   await page.waitForFunction(() => document.querySelector('ddpm-demo[mode="train"]').ddpm.state === "away");
