@@ -136,31 +136,29 @@ pub fn flat_params(model: &UNet) -> Vec<Tensor<1>> {
 /// [`to_bytes`] for devices that cannot be read synchronously (WebGPU in a browser): the
 /// parameters come back in one asynchronous read and are serialised from a CPU copy.
 pub async fn to_bytes_async(model: &UNet, description: &ModelDescription) -> Result<Vec<u8>, WeightsError> {
-    let params = flat_params(model);
-    let sizes: Vec<usize> = params.iter().map(|p| p.dims()[0]).collect();
-    let data = Tensor::cat(params, 0)
+    let data = Tensor::cat(flat_params(model), 0)
         .into_data_async()
         .await
         .map_err(|e| WeightsError::Container(format!("{e:?}")))?;
     let values = data.try_into_vec::<f32>().map_err(|e| WeightsError::Container(format!("{e:?}")))?;
 
+    // The copy has the model's config, hence its parameters in the same order and shapes.
     struct Fill<'a> {
         values: &'a [f32],
-        sizes: std::slice::Iter<'a, usize>,
         device: Device,
     }
     impl ModuleMapper for Fill<'_> {
         fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
-            let n = *self.sizes.next().expect("the copy has the model's parameters");
-            let (head, rest) = self.values.split_at(n);
-            self.values = rest;
             let device = self.device.clone();
+            let values = &mut self.values;
             param.map(|old| {
+                let (head, rest) = values.split_at(old.shape().num_elements());
+                *values = rest;
                 Tensor::from_data(TensorData::new(head.to_vec(), old.dims()), &device)
             })
         }
     }
     let device = Device::flex();
-    let copy = description.unet.init(&device).map(&mut Fill { values: &values, sizes: sizes.iter(), device: device.clone() });
+    let copy = description.unet.init(&device).map(&mut Fill { values: &values, device: device.clone() });
     to_bytes(&copy, description)
 }
