@@ -13,7 +13,7 @@ WASM_ENV = CARGO_TARGET_DIR=$(CACHE)/target-wasm TRUNK_SKIP_VERSION_CHECK=true \
   TRUNK_TOOLS_WASM_OPT=$(CURDIR)/node_modules/.bin/wasm-opt \
   PATH=$$([ "$$(cat $(CACHE)/wasm-toolchain 2>/dev/null)" = debian ] && echo "$(CURDIR)/tools/wasm-toolchain:")$$PATH
 
-.PHONY: setup run web dist test test-native test-browser cli clean-dist soak
+.PHONY: setup run web dist test test-native test-browser cli clean-dist soak bench
 
 setup:
 	@bash tools/setup.sh
@@ -49,6 +49,11 @@ test: test-native test-browser
 soak: web
 	FUZZ_CASES=100000 $(NATIVE_ENV) cargo test --test fuzz -- --nocapture
 	node tests/browser/soak.mjs
+
+## Speed beside the peers a user would pick instead (onnxruntime-web, PyTorch), measured in one run:
+## prints a table, writes BENCHMARKS.md and benchmarks.json. Not part of `make test`; takes minutes.
+bench: web cli
+	CACHE=$(CACHE) bash tools/bench.sh
 
 clean-dist:
 	rm -rf dist

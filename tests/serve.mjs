@@ -6,14 +6,16 @@ import { extname, join, normalize, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
 
 const TYPES = {
-  ".html": "text/html; charset=utf-8", ".js": "text/javascript; charset=utf-8",
+  ".html": "text/html; charset=utf-8", ".js": "text/javascript; charset=utf-8", ".mjs": "text/javascript; charset=utf-8",
   ".css": "text/css; charset=utf-8", ".wasm": "application/wasm", ".json": "application/json",
   ".png": "image/png", ".svg": "image/svg+xml", ".bin": "application/octet-stream",
   ".bpk": "application/octet-stream", ".ico": "image/x-icon", ".gz": "application/gzip",
+  ".onnx": "application/octet-stream",
 };
 
-// `prefix` serves dist/ under a sub-path (e.g. "/blog/ddpm/"), as a blog host would.
-export function serve(root, port = 0, host = "127.0.0.1", prefix = "/") {
+// `prefix` serves dist/ under a sub-path (e.g. "/blog/ddpm/"), as a blog host would; `onServe(path,
+// body)` hears of every file sent (the bench counts the bytes of a cold load with it).
+export function serve(root, port = 0, host = "127.0.0.1", prefix = "/", onServe = null) {
   root = resolve(root);
   const server = createServer(async (req, res) => {
     try {
@@ -26,6 +28,7 @@ export function serve(root, port = 0, host = "127.0.0.1", prefix = "/") {
       const body = await readFile(file);
       res.writeHead(200, { "content-type": TYPES[extname(file)] || "application/octet-stream", "cache-control": "no-cache" });
       res.end(body);
+      onServe?.(url, body);
     } catch (e) {
       res.writeHead(e.code === "ENOENT" ? 404 : 500, { "content-type": "text/plain" });
       res.end(e.code === "ENOENT" ? "not found" : "server error");

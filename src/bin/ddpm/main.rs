@@ -1,5 +1,6 @@
 //! `ddpm`: train, sample and inspect the diffusion model natively.
 
+mod bench;
 mod eval;
 mod sample;
 mod train;
@@ -25,6 +26,10 @@ enum Command {
     Classifier(ClassifierCommand),
     /// Fréchet distance of samples to the test set, beside its floor and ceiling.
     Eval(eval::EvalArgs),
+    /// Time the U-Net forward pass and a training step, as JSON (the native half of `make bench`).
+    Bench(bench::BenchArgs),
+    /// Write weights as safetensors in PyTorch's layout, for the reference implementation.
+    Export(bench::ExportArgs),
     /// Describe a weights file (or the default configuration) and count its parameters.
     Info {
         /// A weights file written by `ddpm train`.
@@ -68,6 +73,8 @@ fn main() {
         Command::Sample(args) => sample::run(args),
         Command::Classifier(ClassifierCommand::Train(args)) => eval::train_classifier(args),
         Command::Eval(args) => eval::eval(args),
+        Command::Bench(args) => bench::bench(args),
+        Command::Export(args) => bench::export(args),
         Command::Info { weights, time, device } => info(weights, time, device),
     };
     if let Err(message) = result {
@@ -100,22 +107,10 @@ fn info(weights: Option<std::path::PathBuf>, time: bool, device: DeviceArg) -> R
     };
     println!("{text}\nparameters: {}", model.num_params());
     if time {
-        use ddpm_web::sampler::NoisePredictor;
-        let size = model.init_conv.weight.val().dims();
         for batch in [1usize, 16] {
-            let x = ddpm_web::noise::NoiseSource::new(0).normal([batch, size[1], 28, 28], &device);
-            let labels = vec![None; batch];
-            let mut times = Vec::new();
-            for i in 0..6 {
-                let started = std::time::Instant::now();
-                let out = model.predict_noise(x.clone(), 500, &labels);
-                let _ = out.into_data(); // waits for the device
-                if i > 0 {
-                    times.push(started.elapsed().as_secs_f64() * 1000.0);
-                }
-            }
-            times.sort_by(f64::total_cmp);
-            println!("forward, batch {batch:>2}: median {:.1} ms (min {:.1}, max {:.1})", times[2], times[0], times[4]);
+            let t = bench::time_forward(&model, batch, 5);
+            let ms = |k: &str| t[k].as_f64().unwrap_or(f64::NAN);
+            println!("forward, batch {batch:>2}: median {:.1} ms (min {:.1}, max {:.1})", ms("median"), ms("min"), ms("max"));
         }
     }
     Ok(())

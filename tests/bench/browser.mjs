@@ -1,0 +1,142 @@
+// The browser half of `make bench` (not a test: it asserts nothing about speed). In one headless
+// Chromium, on one adapter: our page's reverse step on WebGPU and on its CPU fallback, against
+// onnxruntime-web running the same U-Net and weights (tests/bench/ort-bench.js); the share of a
+// step spent drawing; page open → first finished sample, cold and warm; bytes of a cold load.
+// Usage: node tests/bench/browser.mjs BENCH_DIR  (BENCH_DIR holds unet.onnx and model.probe.json)
+import { mkdir, rm, symlink, copyFile, writeFile } from "node:fs/promises";
+import { resolve, join } from "node:path";
+import { gzipSync } from "node:zlib";
+import { chromium } from "playwright-core";
+import { serve } from "../serve.mjs";
+import { CHROMIUM_ARGS } from "../browser/harness.mjs";
+
+const dir = resolve(process.argv[2] || `${process.env.HOME}/.cache/ddpm-web/bench`);
+const RUNS = Number(process.env.RUNS || 5);
+const BATCHES = [1, 16];
+const here = new URL(".", import.meta.url).pathname;
+
+// One origin serves both: our page under /app/, the peer and its model at the root.
+const site = join(dir, "site");
+await rm(site, { recursive: true, force: true });
+await mkdir(site, { recursive: true });
+await symlink(resolve("dist"), join(site, "app"));
+await symlink(resolve("node_modules/onnxruntime-web/dist"), join(site, "ort"));
+for (const f of ["ort.html", "ort-bench.js"]) await copyFile(join(here, f), join(site, f));
+for (const f of ["unet.onnx", "model.probe.json"]) await symlink(join(dir, f), join(site, f));
+
+let served = null; // while set, the bytes sent per kind of file
+const server = await serve(site, 0, "127.0.0.1", "/", (path, body) => {
+  if (!served) return;
+  const kind = path.endsWith(".wasm") ? "wasm" : path.endsWith(".js") ? "js" : path.endsWith(".ddpm") ? "weights" : "other";
+  served[kind] ??= { raw: 0, gzip: 0, files: 0 };
+  served[kind].raw += body.length;
+  served[kind].gzip += gzipSync(body, { level: 9 }).length;
+  served[kind].files += 1;
+});
+const base = `http://127.0.0.1:${server.address().port}/`;
+const browser = await chromium.launch({ executablePath: process.env.CHROMIUM || "/usr/bin/chromium", headless: true, args: CHROMIUM_ARGS });
+const stats = (ms) => {
+  const s = [...ms].sort((a, b) => a - b);
+  return { median: s[Math.floor(s.length / 2)], min: s[0], max: s.at(-1), runs: s.length };
+};
+const log = (...a) => console.error("bench:", ...a);
+
+async function pageReady(page) {
+  await page.waitForFunction(() => ["ready", "error"].includes(window.ddpm?.state), null, { timeout: 300000 });
+  const [state, status] = await page.evaluate(() => [window.ddpm.state, document.getElementById("status").textContent]);
+  if (state !== "ready") throw new Error(`the page did not start: ${status}`);
+}
+
+async function generate(page) {
+  await page.evaluate(() => { window.ddpm.final = null; });
+  await page.click("#generate");
+  await (await page.waitForFunction(() => window.ddpm.final || window.ddpm.state === "error", null, { timeout: 600000 })).dispose();
+  return page.evaluate(() => ({ state: window.ddpm.state, steps: window.ddpm.steps.map((s) => ({ millis: s.millis, drawMs: s.drawMs })) }));
+}
+
+// Our page: DDIM, no class (one forward pass a step, as the ONNX peer does), RUNS + 1 steps of
+// which the first (shader compilation, allocation) is dropped.
+async function ours(backend, batch) {
+  const page = await browser.newPage();
+  const steps = RUNS + 1 <= 10 ? 10 : 20;
+  await page.goto(`${base}app/?backend=${backend}&sampler=ddim&steps=${steps}&batch=${batch}&class=any&seed=1`);
+  await pageReady(page);
+  const info = await page.evaluate(() => ({ backend: window.ddpm.backend, drawing: window.ddpm.drawing, device: document.getElementById("device").textContent }));
+  const run = await generate(page);
+  await page.close();
+  if (run.state !== "done") throw new Error(`generation on ${backend} ended in ${run.state}`);
+  const kept = run.steps.slice(1);
+  const step = stats(kept.map((s) => s.millis + s.drawMs));
+  const draw = stats(kept.map((s) => s.drawMs));
+  log(`ours ${backend} batch ${batch}: ${step.median.toFixed(1)} ms/step (drawing ${draw.median.toFixed(2)} ms)`);
+  return { ...info, step_ms: step, draw_ms: draw, draw_share: draw.median / step.median };
+}
+
+async function peer(ep) {
+  const page = await browser.newPage();
+  await page.goto(`${base}ort.html`);
+  await page.waitForFunction(() => window.benchReady);
+  try {
+    const r = await page.evaluate((o) => window.runBench(o), { ep, batches: BATCHES, runs: RUNS, nullClass: 10 });
+    const out = { max_abs_diff_vs_burn: r.maxDiff, step_ms: Object.fromEntries(Object.entries(r.ms).map(([b, ms]) => [b, stats(ms)])) };
+    log(`onnxruntime-web ${ep}:`, Object.entries(out.step_ms).map(([b, s]) => `batch ${b} ${s.median.toFixed(1)} ms`).join(", "), `(max |diff| vs Burn ${r.maxDiff.toExponential(1)})`);
+    return out;
+  } catch (e) {
+    log(`onnxruntime-web ${ep} failed: ${e.message.split("\n")[0]}`);
+    return { error: e.message.split("\n")[0] };
+  } finally {
+    await page.close();
+  }
+}
+
+// Page open → first finished sample with the default settings, as a reader would click; the
+// warm run reloads in the same profile (weights from the Cache API; the server says no-cache, so
+// the rest is fetched again). Bytes are counted as the server sends them, workers' fetches included.
+async function firstSample() {
+  const context = await browser.newContext();
+  const page = await context.newPage();
+  const once = async () => {
+    const started = Date.now();
+    await pageReady(page);
+    const readyMs = Date.now() - started;
+    const run = await generate(page);
+    return { ready_ms: readyMs, first_sample_ms: Date.now() - started, steps: run.steps.length, state: run.state };
+  };
+  served = {};
+  await page.goto(`${base}app/`);
+  const cold = await once();
+  const coldBytes = served;
+  const backend = await page.evaluate(() => window.ddpm.backend);
+  served = {};
+  await page.reload();
+  const warm = await once();
+  const warmBytes = served;
+  served = null;
+  await context.close();
+  log(`first sample (${backend}): cold ${cold.first_sample_ms} ms, warm ${warm.first_sample_ms} ms`);
+  return { backend, cold, warm, cold_bytes: coldBytes, warm_bytes: warmBytes };
+}
+
+const result = { chromium: browser.version() };
+try {
+  const probe = await browser.newPage();
+  await probe.goto(`${base}ort.html`);
+  result.adapter = await probe.evaluate(async () => {
+    const a = await navigator.gpu?.requestAdapter();
+    return a ? { vendor: a.info.vendor, architecture: a.info.architecture, description: a.info.description, fallback: a.info.isFallbackAdapter } : null;
+  });
+  await probe.close();
+  log("adapter:", JSON.stringify(result.adapter));
+  result.ours = { webgpu: {}, cpu: {} };
+  for (const batch of BATCHES) {
+    result.ours.webgpu[batch] = await ours("webgpu", batch);
+    result.ours.cpu[batch] = await ours("cpu", batch);
+  }
+  result.ort = { webgpu: await peer("webgpu"), wasm: await peer("wasm") };
+  result.first_sample = await firstSample();
+} finally {
+  await browser.close();
+  server.close();
+}
+await writeFile(join(dir, "browser.json"), JSON.stringify(result, null, 1));
+console.log(JSON.stringify(result));

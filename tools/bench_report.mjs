@@ -1,0 +1,74 @@
+// Gathers the JSON that `make bench` wrote (native Burn CPU/wgpu, PyTorch, the browser run) into
+// one table: printed, and written to BENCHMARKS.md and benchmarks.json. Ratios are the peer's
+// time over ours, so above 1 means we are faster.
+// Usage: node tools/bench_report.mjs BENCH_DIR
+import { readFileSync, writeFileSync } from "node:fs";
+import { cpus, totalmem } from "node:os";
+import { join } from "node:path";
+
+const dir = process.argv[2];
+const read = (f) => JSON.parse(readFileSync(join(dir, f), "utf8"));
+const [cpu, wgpu, torch, web] = ["cpu.json", "wgpu.json", "torch.json", "browser.json"].map(read);
+
+const ms = (s) => (s ? `${s.median.toFixed(1)} ms (${s.min.toFixed(1)}–${s.max.toFixed(1)})` : "n/a");
+const ratio = (peer, us) => (peer && us ? `${(peer.median / us.median).toFixed(2)}×` : "n/a");
+const gflops = (flops, s) => (s ? `${(flops / (s.median / 1000) / 1e9).toFixed(2)}` : "n/a");
+const kb = (b) => `${(b / 1024).toFixed(0)} KB`;
+const flops1 = torch.flops_forward_batch1;
+
+const rows = [];
+const section = (title, head) => rows.push("", `### ${title}`, "", `| ${head.join(" | ")} |`, `|${head.map(() => " --- ").join("|")}|`);
+const row = (...cells) => rows.push(`| ${cells.join(" | ")} |`);
+
+section("Browser: one reverse step (U-Net forward + update + read-back), same Chromium, same adapter",
+  ["batch", "ours, WebGPU", "onnxruntime-web, WebGPU EP", "ratio", "ours, CPU (wasm)", "onnxruntime-web, wasm EP", "ratio"]);
+for (const b of ["1", "16"]) {
+  const ow = web.ours.webgpu[b]?.step_ms, oc = web.ours.cpu[b]?.step_ms;
+  const pw = web.ort.webgpu.step_ms?.[b], pc = web.ort.wasm.step_ms?.[b];
+  row(b, ms(ow), pw ? ms(pw) : web.ort.webgpu.error ?? "n/a", ratio(pw, ow), ms(oc), pc ? ms(pc) : web.ort.wasm.error ?? "n/a", ratio(pc, oc));
+}
+
+section("Native: one U-Net forward, and training (Algorithm 1 with Adam, clipping, EMA)",
+  ["", "Burn CPU (flex)", "Burn wgpu", "PyTorch CPU (reference)", "ratio PyTorch / Burn CPU"]);
+for (const b of ["1", "16"]) row(`forward, batch ${b}`, ms(cpu.forward_ms[b]), ms(wgpu.forward_ms[b]), ms(torch.forward_ms[b]), ratio(torch.forward_ms[b], cpu.forward_ms[b]));
+const ips = (r) => (r.train ? `${r.train.images_per_s.toFixed(1)} img/s` : "n/a");
+row(`training, batch ${cpu.train?.batch}`, ips(cpu), ips(wgpu), ips(torch), cpu.train && torch.train ? `${(cpu.train.images_per_s / torch.train.images_per_s).toFixed(2)}×` : "n/a");
+
+section("Arithmetic floor: FLOPs of one U-Net forward (PyTorch's FlopCounterMode; convolutions and matmuls)",
+  ["batch", "GFLOP", "ours WebGPU GFLOP/s", "ours CPU wasm GFLOP/s", "Burn CPU native GFLOP/s", "PyTorch CPU GFLOP/s"]);
+for (const b of ["1", "16"]) {
+  const f = flops1 * Number(b);
+  row(b, (f / 1e9).toFixed(3), gflops(f, web.ours.webgpu[b]?.step_ms), gflops(f, web.ours.cpu[b]?.step_ms), gflops(f, cpu.forward_ms[b]), gflops(f, torch.forward_ms[b]));
+}
+
+section("The page", ["measure", "value"]);
+for (const b of ["1", "16"]) for (const backend of ["webgpu", "cpu"]) {
+  const r = web.ours[backend][b];
+  if (r) row(`share of a step spent drawing (${backend}, batch ${b}, ${r.drawing})`, `${(100 * r.draw_share).toFixed(2)} % (${r.draw_ms.median.toFixed(2)} ms)`);
+}
+const fs = web.first_sample;
+row(`page open → engine ready, cold / warm (${fs.backend})`, `${fs.cold.ready_ms} ms / ${fs.warm.ready_ms} ms`);
+row(`page open → first finished sample, default settings (${fs.steps ?? fs.cold.steps} steps), cold / warm`, `${fs.cold.first_sample_ms} ms / ${fs.warm.first_sample_ms} ms`);
+const total = (bytes) => Object.values(bytes).reduce((t, b) => ({ raw: t.raw + b.raw, gzip: t.gzip + b.gzip, files: t.files + b.files }), { raw: 0, gzip: 0, files: 0 });
+for (const [kind, b] of [...Object.entries(fs.cold_bytes), ["all", total(fs.cold_bytes)]]) row(`cold load: ${kind} (${b.files} files), raw / gzip`, `${kb(b.raw)} / ${kb(b.gzip)}`);
+const warmTotal = total(fs.warm_bytes);
+row(`warm reload: all (${warmTotal.files} files; weights ${fs.warm_bytes.weights ? "fetched again" : "from the Cache API"}), raw / gzip`, `${kb(warmTotal.raw)} / ${kb(warmTotal.gzip)}`);
+
+const machine = `${cpus()[0].model}, ${cpus().length} cores, ${(totalmem() / 2 ** 30).toFixed(0)} GiB`;
+const adapter = web.adapter ? `${web.adapter.vendor} ${web.adapter.architecture}${web.adapter.fallback ? " (software fallback adapter)" : ""}` : "none";
+const header = [
+  "# Benchmarks",
+  "",
+  `Written by \`make bench\` on ${new Date().toISOString().slice(0, 10)}. Each figure is the median of ${cpu.forward_ms["1"].runs} or more runs after a warm-up, with (min–max).`,
+  "Ratios are the peer's time over ours: above 1, we are faster. Same model and weights everywhere",
+  `(${cpu.params.toLocaleString("en")} parameters, www/assets/model.ddpm); the peers' outputs are checked against Burn's first`,
+  `(PyTorch max |Δε| ${torch.max_abs_diff_vs_burn.toExponential(1)}, onnxruntime-web WebGPU ${web.ort.webgpu.max_abs_diff_vs_burn?.toExponential(1) ?? "n/a"}, wasm ${web.ort.wasm.max_abs_diff_vs_burn?.toExponential(1) ?? "n/a"}).`,
+  "",
+  `- Machine: ${machine}; native threads: Burn ${cpu.threads}, PyTorch ${torch.threads} (torch ${torch.torch}).`,
+  `- Browser: Chromium ${web.chromium}; WebGPU adapter: ${adapter}. Browser CPU paths are single-threaded wasm.`,
+  `- Native wgpu: Burn's wgpu backend on the machine's Vulkan driver (software, lavapipe, where there is no GPU).`,
+];
+const text = [...header, ...rows, ""].join("\n");
+writeFileSync("BENCHMARKS.md", text);
+writeFileSync("benchmarks.json", JSON.stringify({ machine, adapter: web.adapter, native: { burn_cpu: cpu, burn_wgpu: wgpu, pytorch: torch }, browser: web }, null, 1) + "\n");
+console.log(text);
