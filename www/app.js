@@ -204,7 +204,7 @@ async function startEngine() {
     }));
     const canvases = { gen: freshCanvas("gen-canvas"), fwd: freshCanvas("fwd-canvas"), train: freshCanvas("train-canvas") };
     try {
-      engineInfo = await call("start", { backend, canvases, gpuCanvas }, Object.values(canvases));
+      engineInfo = await call("start", { backend, canvases, gpuCanvas, faults: window.ddpmTestFaults }, Object.values(canvases));
       break;
     } catch (e) {
       worker.terminate();
@@ -217,6 +217,7 @@ async function startEngine() {
       backend = "cpu";
     }
   }
+  if (engineInfo.note) notes.push(engineInfo.note);
   $("device").textContent = backend === "webgpu"
     ? `Running on WebGPU: ${engineInfo.adapter || gpu.name}${engineInfo.software ? " (software)" : ""}.`
     : `Running on the CPU (Burn's flex backend in WebAssembly).`;

@@ -79,6 +79,8 @@ export function initModels({ call, notice, onChange }) {
       show();
       onChange();
     },
+    // Weights kept from an interrupted training run become the model in use.
+    recover: (record) => use(record),
     active: () => active,
   };
 }

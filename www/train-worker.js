@@ -6,6 +6,9 @@
 const PREVIEW = { count: 8, steps: 10, seed: 1 };
 // A call aims at this much work, so the page hears from us (and pause answers) a few times a second.
 const CALL_MS = 250;
+// How often the trained weights are copied to the page, so that a lost GPU device (or any engine
+// restart) costs at most this much training.
+const SNAPSHOT_MS = 30000;
 
 export function trainHandlers(ctx) {
   let run = null;      // { token, paused, stop, wake }
@@ -52,6 +55,7 @@ export function trainHandlers(ctx) {
     let chunk = 1;
     let evalAt = settings.evalEvery;
     let previewAt = settings.previewEvery;
+    let snapshotAt = performance.now() + SNAPSHOT_MS;
     while (done < settings.steps) {
       await new Promise((r) => setTimeout(r, 0));
       if (run.token !== token) return;
@@ -76,6 +80,11 @@ export function trainHandlers(ctx) {
         const values = await preview(settings.target);
         say({ op: "train-preview", done, values: settings.sendValues ? values : undefined });
         previewAt = done + settings.previewEvery;
+      }
+      if (performance.now() >= snapshotAt) {
+        const bytes = await ctx.engine.trainedSnapshot();
+        say({ op: "train-snapshot", done, bytes: bytes.buffer });
+        snapshotAt = performance.now() + SNAPSHOT_MS;
       }
     }
     if (run.token !== token) return;

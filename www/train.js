@@ -10,6 +10,7 @@ const SMOOTHING = 0.1;
 export function initTrain({ post, notice, backend, targetWidth, models, classNames, onBusy }) {
   const state = (window.ddpm.train = { state: "idle", done: 0, losses: [], evals: [], rates: [], previews: 0 });
   let total = 0;
+  let snapshot = null; // { done, bytes }: the run's latest trained weights, kept for a restart
 
   classNames.forEach((name, i) => {
     const label = document.createElement("label");
@@ -45,8 +46,25 @@ export function initTrain({ post, notice, backend, targetWidth, models, classNam
     $("train-note").textContent = cpu
       ? "No usable WebGPU here, so training runs on the CPU in WebAssembly, on one core. That is slow: a few dozen images per second for the small new model, a handful when fine-tuning the full one."
       : "Training runs on your GPU through WebGPU. The preview samples 8 images with DDIM in 10 steps from the averaged (EMA) weights, always from the same noise.";
-    setState(state.state === "running" || state.state === "paused" ? "idle" : state.state,
-      state.state === "running" || state.state === "paused" ? "Training was interrupted by the engine restart." : undefined);
+    // A run that had not finished: running or paused, or stopped by an error (a lost device makes
+    // the worker's pending step fail before the page hears of the loss).
+    const interrupted = ["running", "paused", "starting"].includes(state.state) || (state.state === "error" && snapshot !== null);
+    setState(interrupted ? "idle" : state.state, interrupted ? `Training was interrupted at step ${state.done} by the engine restart.` : undefined);
+    if (interrupted && snapshot) recover(snapshot);
+  }
+
+  // After an interrupted run the latest snapshot becomes the model in use, so fine-tuning from
+  // it goes on where the run left off (less at most half a minute).
+  async function recover({ done, bytes }) {
+    snapshot = null;
+    try {
+      await models.recover({ name: "trained in this tab", kind: "trained", bytes });
+      $("train-from").value = "active";
+      $("train-info").textContent = `Training was interrupted at step ${state.done}; the weights trained up to step ${done} are the model in use. Start again (from the model in use) to go on.`;
+      state.recoveredAt = done;
+    } catch (e) {
+      notice(`The weights trained before the interruption could not be restored: ${e.message}.`);
+    }
   }
 
   function start(event) {
@@ -64,7 +82,8 @@ export function initTrain({ post, notice, backend, targetWidth, models, classNam
       seed: state.seed ?? 0,
       ema: EMA_DECAY,
     };
-    Object.assign(state, { done: 0, losses: [], evals: [], rates: [], previews: 0, options, finished: null });
+    Object.assign(state, { done: 0, losses: [], evals: [], rates: [], previews: 0, snapshotAt: null, recoveredAt: null, options, finished: null });
+    snapshot = null;
     total = steps;
     plot();
     setState("starting", "Starting…");
@@ -91,6 +110,10 @@ export function initTrain({ post, notice, backend, targetWidth, models, classNam
         plot();
         break;
       case "train-preview": state.previews++; break;
+      case "train-snapshot":
+        snapshot = { done: m.done, bytes: new Uint8Array(m.bytes) };
+        state.snapshotAt = m.done;
+        break;
       case "train-paused":
         setState("paused", `Paused at step ${m.done} / ${total}. Generate now uses these weights.`);
         models.trained(m.description);

@@ -114,9 +114,26 @@ async function snapshot(name) {
   return { width: bitmap.width, height: bitmap.height, data: ctx.getImageData(0, 0, bitmap.width, bitmap.height).data };
 }
 
+// Faults the tests inject (the page passes `window.ddpmTestFaults`; nobody else sets it):
+// `refuseLimits`: the adapter refuses any device asking for more than WebGPU's default buffer
+// size, although it advertises more, as some drivers do.
+function injectFaults(faults) {
+  if (!faults?.refuseLimits || !self.GPUAdapter || GPUAdapter.prototype.requestDevice.faulty) return;
+  const real = GPUAdapter.prototype.requestDevice;
+  const faulty = function (descriptor) {
+    if ((descriptor?.requiredLimits?.maxBufferSize ?? 0) > 268435456) {
+      return Promise.reject(new DOMException("maxBufferSize exceeds what this driver grants", "OperationError"));
+    }
+    return real.call(this, descriptor);
+  };
+  faulty.faulty = true;
+  GPUAdapter.prototype.requestDevice = faulty;
+}
+
 const handlers = {
   // `gpuCanvas`: the page found that WebGPU canvases work here (www/probe.js).
-  async start({ backend, canvases, gpuCanvas }) {
+  async start({ backend, canvases, gpuCanvas, faults }) {
+    injectFaults(faults);
     wasm = await init({ module_or_path: new URL("./ddpm-web_bg.wasm", import.meta.url) });
     engine = await Engine.start(backend, gpuCanvas);
     for (const [name, canvas] of Object.entries(canvases)) {
@@ -126,7 +143,7 @@ const handlers = {
       }
       surfaces[name] = { canvas, painter };
     }
-    return { op: "started", backend: engine.backend, adapter: engine.adapter, software: engine.software, drawing: surfaces.gen?.painter ? "webgpu" : "canvas2d" };
+    return { op: "started", backend: engine.backend, adapter: engine.adapter, software: engine.software, note: engine.note, drawing: surfaces.gen?.painter ? "webgpu" : "canvas2d" };
   },
   async load({ bytes }) {
     const description = JSON.parse(engine.load(new Uint8Array(bytes)));
@@ -169,7 +186,10 @@ const handlers = {
   async snapshot({ name }) { return { op: "snapshot", ...(await snapshot(name)) }; },
   async loseDevice() { engine.loseDevice(); return null; },
   // Memory in use here: the wasm heap (it only grows; a leak shows as growth) and this worker's JS heap.
-  async memory() { return { op: "memory", wasmBytes: wasm?.memory.buffer.byteLength ?? 0, workerHeap: performance.memory?.usedJSHeapSize ?? null }; },
+  async memory() {
+    const device = engine?.deviceMemory();
+    return { op: "memory", wasmBytes: wasm?.memory.buffer.byteLength ?? 0, workerHeap: performance.memory?.usedJSHeapSize ?? null, device: device ? JSON.parse(device) : null };
+  },
 };
 Object.assign(handlers, trainHandlers({ get engine() { return engine; }, get size() { return size; }, post, draw }));
 

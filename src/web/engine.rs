@@ -39,6 +39,8 @@ pub struct Engine {
     backend: String,
     adapter: String,
     software: bool,
+    /// Something the reader should know about how the device was acquired.
+    note: Option<String>,
 }
 
 /// What one reverse step produced, read back from the device.
@@ -60,18 +62,19 @@ impl Engine {
     /// Starts on `"webgpu"` or `"cpu"` (Burn's flex backend in wasm). On the CPU path a WebGPU
     /// device is still acquired for drawing when `draw_with_gpu` is set and one exists.
     pub async fn start(backend: String, draw_with_gpu: bool) -> Result<Engine, JsValue> {
-        let (device, gpu) = match backend.as_str() {
+        let (device, gpu, note) = match backend.as_str() {
             "webgpu" => {
-                let setup = gpu::acquire().await.map_err(js_err)?;
+                let (setup, note) = gpu::acquire().await.map_err(js_err)?;
                 let device = Device::wgpu_options()
                     .setup(setup.clone())
                     .init()
                     .map_err(|e| js_err(format!("Burn could not start on WebGPU: {e}")))?;
-                (device, Some(setup))
+                (device, Some(setup), note)
             }
             "cpu" => (
                 Device::flex(),
-                if draw_with_gpu { gpu::acquire().await.ok() } else { None },
+                if draw_with_gpu { gpu::acquire().await.ok().map(|(setup, _)| setup) } else { None },
+                None,
             ),
             other => return Err(js_err(format!("unknown backend {other:?}: expected webgpu or cpu"))),
         };
@@ -94,7 +97,25 @@ impl Engine {
             backend,
             adapter,
             software,
+            note,
         })
+    }
+
+    /// What the device's allocator holds (GPU buffers on WebGPU), for the soak runs: JSON
+    /// `{allocs, inUse, reserved}` in bytes, or `undefined` where the backend does not report it.
+    #[wasm_bindgen(js_name = deviceMemory)]
+    pub fn device_memory(&self) -> Option<String> {
+        let usage = self.state.borrow().device.memory_pool_usage()?;
+        Some(format!(
+            r#"{{"allocs":{},"inUse":{},"reserved":{}}}"#,
+            usage.number_allocs, usage.bytes_in_use, usage.bytes_reserved
+        ))
+    }
+
+    /// How the device was acquired, when the reader should know (e.g. reduced limits).
+    #[wasm_bindgen(getter)]
+    pub fn note(&self) -> Option<String> {
+        self.note.clone()
     }
 
     #[wasm_bindgen(getter)]

@@ -3,8 +3,10 @@
 
 use burn::tensor::wgpu::{WgpuSetup, wgpu};
 
-/// An adapter and device with everything the adapter offers, as Burn's own set-up requests.
-pub async fn acquire() -> Result<WgpuSetup, String> {
+/// An adapter and device with everything the adapter offers, as Burn's own set-up requests; if
+/// the adapter refuses its own advertised limits (some drivers do), WebGPU's defaults, which
+/// every adapter must grant and which this model fits in. The note says when that happened.
+pub async fn acquire() -> Result<(WgpuSetup, Option<String>), String> {
     let instance = wgpu::Instance::new(wgpu::InstanceDescriptor {
         backends: wgpu::Backends::BROWSER_WEBGPU,
         ..wgpu::InstanceDescriptor::new_without_display_handle()
@@ -16,16 +18,25 @@ pub async fn acquire() -> Result<WgpuSetup, String> {
         })
         .await
         .map_err(|e| format!("WebGPU offers no adapter ({e})"))?;
-    let (device, queue) = adapter
-        .request_device(&wgpu::DeviceDescriptor {
+    let request = |limits: wgpu::Limits| {
+        adapter.request_device(&wgpu::DeviceDescriptor {
             label: Some("ddpm-web"),
             required_features: adapter.features().difference(wgpu::Features::MAPPABLE_PRIMARY_BUFFERS),
-            required_limits: adapter.limits(),
+            required_limits: limits,
             memory_hints: wgpu::MemoryHints::MemoryUsage,
             ..Default::default()
         })
-        .await
-        .map_err(|e| format!("the WebGPU adapter refused a device: {e}"))?;
+    };
+    let (device, queue, note) = match request(adapter.limits()).await {
+        Ok((device, queue)) => (device, queue, None),
+        Err(refused) => {
+            let (device, queue) = request(wgpu::Limits::default())
+                .await
+                .map_err(|e| format!("the WebGPU adapter refused a device: {e}"))?;
+            let note = format!("The WebGPU adapter refused its own limits ({refused}); running with WebGPU's default limits.");
+            (device, queue, Some(note))
+        }
+    };
     // A lost device cannot be used again; the page restarts the engine on a new one.
     device.set_device_lost_callback(|reason, message| {
         super::call_global("ddpmOnDeviceLost", &format!("{reason:?}: {message}"));
@@ -33,13 +44,8 @@ pub async fn acquire() -> Result<WgpuSetup, String> {
     device.on_uncaptured_error(std::sync::Arc::new(|error: wgpu::Error| {
         super::call_global("ddpmOnGpuError", &error.to_string());
     }));
-    Ok(WgpuSetup {
-        instance,
-        adapter,
-        device,
-        queue,
-        backend: wgpu::Backend::BrowserWebGpu,
-    })
+    let setup = WgpuSetup { instance, adapter, device, queue, backend: wgpu::Backend::BrowserWebGpu };
+    Ok((setup, note))
 }
 
 /// Whether the adapter is a software renderer (SwiftShader), where WebGPU is far slower than wasm.

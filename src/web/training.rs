@@ -10,7 +10,7 @@ use crate::noise::NoiseSource;
 use crate::sampler::{Guidance, SamplerKind, SamplingRun};
 use crate::schedule::BetaSchedule;
 use crate::train::{EvalBatch, TrainConfig, Trainer};
-use crate::unet::UNetConfig;
+use crate::unet::{UNet, UNetConfig};
 use crate::weights::{ModelDescription, Precision, to_bytes_async};
 use burn::prelude::*;
 use serde::Deserialize;
@@ -240,10 +240,23 @@ impl Engine {
     pub fn save_active(&self) -> Result<js_sys::Promise, JsValue> {
         let state = self.state.borrow();
         let loaded = state.model.as_ref().ok_or_else(|| js_err("no model is loaded"))?;
-        let (model, description) = (loaded.model.clone(), loaded.description.clone());
-        Ok(future_to_promise(async move {
-            let bytes = to_bytes_async(&model, &description).await.map_err(js_err)?;
-            Ok(js_sys::Uint8Array::from(bytes.as_slice()).into())
-        }))
+        Ok(weights_file(loaded.model.clone(), loaded.description.clone()))
     }
+
+    /// The trained (EMA) weights so far as a weights file, without switching to them: the page
+    /// keeps the latest copy, so a lost GPU device costs only the steps trained since.
+    #[wasm_bindgen(js_name = trainedSnapshot)]
+    pub fn trained_snapshot(&self) -> Result<js_sys::Promise, JsValue> {
+        let state = self.state.borrow();
+        let t = state.training.as_ref().ok_or_else(|| js_err("no training run"))?;
+        Ok(weights_file(t.trainer.inference_model(), t.description()))
+    }
+}
+
+/// Serialises a model asynchronously (one read of all its tensors) into a weights file.
+fn weights_file(model: UNet, description: ModelDescription) -> js_sys::Promise {
+    future_to_promise(async move {
+        let bytes = to_bytes_async(&model, &description).await.map_err(js_err)?;
+        Ok(js_sys::Uint8Array::from(bytes.as_slice()).into())
+    })
 }

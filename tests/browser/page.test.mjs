@@ -249,14 +249,30 @@ test("a weights download that fails or is cut short is reported, and Try again f
   await context.close();
 });
 
-test("a lost GPU device is reported, and the button recovers without a reload", async () => {
+test("a GPU device lost in the middle of generating is reported, and the button recovers without a reload", async () => {
   const { page } = await open(ctx, { query: "?seed=2&steps=10&batch=1&backend=webgpu" });
   await ready(page);
+  await page.evaluate(() => { window.ddpm.final = null; });
+  await page.click("#generate");
+  await page.waitForFunction(() => window.ddpm.steps.length >= 1, null, { timeout: 120000 });
   await page.evaluate(() => window.ddpm.loseDevice());
-  await page.waitForFunction(() => !document.getElementById("recover").hidden);
+  await page.waitForFunction(() => !document.getElementById("recover").hidden, null, { timeout: 60000 });
   assert.match(await page.textContent("#notice-text"), /GPU device was lost/);
+  assert.ok(await page.evaluate(() => window.ddpm.final === null && window.ddpm.steps.length < 10), "the interrupted run did not finish");
+  assert.ok(await page.isEnabled("#recover"));
   await page.click("#recover");
   await ready(page);
+  assert.equal(await page.evaluate(() => window.ddpm.backend), "webgpu");
+  const out = await generate(page);
+  assert.equal(out.steps.length, 10);
+  await page.close();
+});
+
+test("an adapter that refuses its own advertised limits: WebGPU's defaults are used, and the page says so", async () => {
+  const { page } = await open(ctx, { query: "?seed=2&steps=10&batch=1&backend=webgpu", initScript: () => { window.ddpmTestFaults = { refuseLimits: true }; } });
+  await ready(page);
+  assert.equal(await page.evaluate(() => window.ddpm.backend), "webgpu");
+  assert.match(await page.textContent("#notice-text"), /refused its own limits .*maxBufferSize.*default limits/);
   const out = await generate(page);
   assert.equal(out.steps.length, 10);
   await page.close();

@@ -162,3 +162,30 @@ test("training on WebGPU (forced onto this machine's software adapter): losses c
   assert.deepEqual(errors, []);
   await page.close();
 });
+
+test("a GPU device lost in the middle of training is reported; after the restart the weights trained so far are the model in use", async () => {
+  // WebGPU forced onto the software adapter again: the first call compiles for minutes, after
+  // which the worker sends its first snapshot (every 30 s of training).
+  const { page } = await open(ctx, { query: "?backend=webgpu&seed=3&steps=10&batch=1" });
+  await ready(page);
+  await startTraining(page, { steps: 200, batch: "4" });
+  await page.waitForFunction(() => window.ddpm.train.snapshotAt >= 1, null, { timeout: 600000 });
+  await page.evaluate(() => window.ddpm.loseDevice());
+  await page.waitForFunction(() => !document.getElementById("recover").hidden, null, { timeout: 60000 });
+  assert.match(await page.textContent("#notice-text"), /GPU device was lost/);
+  const kept = await page.evaluate(() => window.ddpm.train.snapshotAt);
+  await page.click("#recover");
+  await ready(page);
+  await page.waitForFunction(() => window.ddpm.train.recoveredAt != null, null, { timeout: 60000 });
+  const model = await page.evaluate(() => window.ddpm.model);
+  assert.equal(model.kind, "trained");
+  assert.equal(model.description.train_steps, kept, "the model in use is the snapshot");
+  assert.equal(model.description.unet.dim, 8, "the small model that was being trained");
+  assert.match(await page.textContent("#train-info"), new RegExp(`weights trained up to step ${kept} are the model in use`));
+  assert.equal(await page.inputValue("#train-from"), "active");
+  assert.ok(await page.isEnabled("#train-start"));
+  const samples = await generate(page);
+  assert.equal(samples.length, 784);
+  assert.ok(samples.every(Number.isFinite));
+  await page.close();
+});
