@@ -182,6 +182,7 @@ function probeCanvas() {
 
 // Starts a worker on the chosen backend (falling back to the CPU if WebGPU fails) and loads the weights.
 async function startEngine() {
+  setStatus("loading", "Starting the model…"); // at once, so nothing reads the old error state
   pending.forEach(({ reject }) => reject(new Error("the engine restarted")));
   pending.clear();
   worker?.terminate();

@@ -32,8 +32,11 @@ pub async fn acquire() -> Result<(WgpuSetup, Option<String>), String> {
         Err(refused) => {
             let (device, queue) = request(wgpu::Limits::default())
                 .await
-                .map_err(|e| format!("the WebGPU adapter refused a device: {e}"))?;
-            let note = format!("The WebGPU adapter refused its own limits ({refused}); running with WebGPU's default limits.");
+                .map_err(|e| format!("the WebGPU adapter refused a device: {}", js_reason(&e)))?;
+            let note = format!(
+                "The WebGPU adapter refused its own limits ({}); running with WebGPU's default limits.",
+                js_reason(&refused)
+            );
             (device, queue, Some(note))
         }
     };
@@ -51,4 +54,11 @@ pub async fn acquire() -> Result<(WgpuSetup, Option<String>), String> {
 /// Whether the adapter is a software renderer (SwiftShader), where WebGPU is far slower than wasm.
 pub fn is_software(setup: &WgpuSetup) -> bool {
     setup.adapter.get_info().device_type == wgpu::DeviceType::Cpu
+}
+
+/// The first line of a browser error as wgpu reports it ("JsValue(OperationError: …\n<stack>)").
+fn js_reason(error: &impl std::fmt::Display) -> String {
+    let text = error.to_string();
+    let line = text.lines().next().unwrap_or_default();
+    line.trim_start_matches("JsValue(").trim_end_matches(')').to_string()
 }
