@@ -1,6 +1,6 @@
 #!/bin/bash
 # `make bench`: every figure beside its peer, measured in this run (see BENCHMARKS.md for the last
-# one). Takes 10-15 minutes on 2 cores. Other work on the machine skews it: run it on a quiet one.
+# one). Takes about 7 minutes on 2 cores. Other work on the machine skews it: run it on a quiet one.
 set -euo pipefail
 CACHE=${CACHE:-$HOME/.cache/ddpm-web}
 B=$CACHE/bench
