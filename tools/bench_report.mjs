@@ -48,7 +48,7 @@ for (const b of ["1", "16"]) for (const backend of ["webgpu", "cpu"]) {
 }
 const fs = web.first_sample;
 row(`page open → engine ready, cold / warm (${fs.backend})`, `${fs.cold.ready_ms} ms / ${fs.warm.ready_ms} ms`);
-row(`page open → first finished sample, default settings (${fs.steps ?? fs.cold.steps} steps), cold / warm`, `${fs.cold.first_sample_ms} ms / ${fs.warm.first_sample_ms} ms`);
+row(`page open → first finished sample, default settings (${fs.cold.steps} steps), cold / warm`, `${fs.cold.first_sample_ms} ms / ${fs.warm.first_sample_ms} ms`);
 const total = (bytes) => Object.values(bytes).reduce((t, b) => ({ raw: t.raw + b.raw, gzip: t.gzip + b.gzip, files: t.files + b.files }), { raw: 0, gzip: 0, files: 0 });
 for (const [kind, b] of [...Object.entries(fs.cold_bytes), ["all", total(fs.cold_bytes)]]) row(`cold load: ${kind} (${b.files} files), raw / gzip`, `${kb(b.raw)} / ${kb(b.gzip)}`);
 const warmTotal = total(fs.warm_bytes);

@@ -2,8 +2,9 @@
 // GENERATIONS times (default 500; DDIM 10 steps, one image, CPU path), then GPU_GENERATIONS
 // times on WebGPU (default 40: a software adapter here takes seconds a step) reading the GPU
 // allocator's bytes, and then trains for TRAIN_MINUTES (default 30; the small model), sampling
-// the wasm heap of the worker and the JS heaps of page and worker along the way. Prints the curves and fails if the heaps grew in the
-// second half of a run (after warm-up) by more than 5 % + 256 KB.
+// the wasm heap of the worker and the JS heaps of page and worker along the way. Prints the
+// curves and fails if the heaps grew in the second half of a run (after warm-up) by more than
+// 5 % + 256 KB.
 import assert from "node:assert/strict";
 import { start, open, ready } from "./harness.mjs";
 
@@ -12,8 +13,9 @@ const TRAIN_MINUTES = Number(process.env.TRAIN_MINUTES || 30);
 const GPU_GENERATIONS = Number(process.env.GPU_GENERATIONS ?? 40);
 const mb = (b) => (b === null ? "n/a" : (b / 2 ** 20).toFixed(2));
 
+const QUERY = "?sampler=ddim&steps=10&batch=1&seed=1";
 const ctx = await start();
-let { page, errors } = await open(ctx, { query: "?sampler=ddim&steps=10&batch=1&seed=1" });
+let { page, errors } = await open(ctx, { query: QUERY });
 const memory = async () => {
   await page.evaluate(() => window.gc?.());
   const { device, ...m } = await page.evaluate(() => window.ddpm.memory());
@@ -33,22 +35,24 @@ try {
   await ready(page);
   await clicks(GENERATIONS, "Generate clicks (CPU)");
   if (GPU_GENERATIONS > 0) {
-    assert.deepEqual(errors, []);
-    await page.close();
-    ({ page, errors } = await open(ctx, { query: "?sampler=ddim&steps=10&batch=1&seed=1&backend=webgpu" }));
-    await ready(page);
+    await reopen(`${QUERY}&backend=webgpu`);
     assert.equal(await page.evaluate(() => window.ddpm.backend), "webgpu");
     await clicks(GPU_GENERATIONS, "Generate clicks (WebGPU)");
-    assert.deepEqual(errors, []);
-    await page.close();
-    ({ page, errors } = await open(ctx, { query: "?sampler=ddim&steps=10&batch=1&seed=1" }));
-    await ready(page);
+    await reopen(QUERY);
   }
   if (TRAIN_MINUTES > 0) await soakTraining();
   assert.deepEqual(errors, []);
   console.log("soak: memory stayed flat");
 } finally {
   await ctx.close();
+}
+
+// A fresh page (after checking that the last one logged no error).
+async function reopen(query) {
+  assert.deepEqual(errors, []);
+  await page.close();
+  ({ page, errors } = await open(ctx, { query }));
+  await ready(page);
 }
 
 async function clicks(count, name) {

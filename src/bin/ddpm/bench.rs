@@ -33,14 +33,14 @@ pub struct BenchArgs {
 pub struct ExportArgs {
     #[arg(long, default_value = "www/assets/model.ddpm")]
     weights: PathBuf,
-    /// The safetensors file to write: PyTorch's layout, tensors named by their Burn module path,
-    /// plus `probe.*` tensors (an input and this model's output) to check the other side against.
+    /// The safetensors file to write: PyTorch's layout, tensors named by their Burn module path.
+    /// Beside it, OUT.probe.json: an input and this model's output, to check the other side against.
     #[arg(long, short)]
     out: PathBuf,
 }
 
 /// Median, min and max of timings in milliseconds.
-pub fn summary(mut ms: Vec<f64>) -> serde_json::Value {
+fn summary(mut ms: Vec<f64>) -> serde_json::Value {
     ms.sort_by(f64::total_cmp);
     json!({ "median": ms[ms.len() / 2], "min": ms[0], "max": ms[ms.len() - 1], "runs": ms.len() })
 }
