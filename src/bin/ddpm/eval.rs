@@ -12,6 +12,7 @@ use ddpm_web::data::{DEFAULT_DIR, Dataset, Split};
 use ddpm_web::frechet::frechet_between;
 use ddpm_web::noise::NoiseSource;
 use ddpm_web::sampler::{DdpmVariance, Guidance, SamplerKind, SamplingRun};
+use crate::journal::{BatchResult, Journal};
 use crate::load_weights;
 use indicatif::{ProgressBar, ProgressStyle};
 use std::path::{Path, PathBuf};
@@ -60,12 +61,24 @@ pub struct EvalArgs {
     seed: u64,
     #[arg(long, value_enum, default_value = "cpu")]
     device: DeviceArg,
+    /// Keep each finished batch in this file and, run again with the same settings, go on from
+    /// where it stopped (DDPM's 1000 steps take hours on a CPU).
+    #[arg(long, value_name = "FILE")]
+    resume: Option<PathBuf>,
 }
 
 fn bar(len: usize) -> ProgressBar {
     let b = ProgressBar::new(len as u64);
     b.set_style(ProgressStyle::with_template("{bar:40} {pos}/{len} [{elapsed_precise}<{eta_precise}] {msg}").unwrap());
     b
+}
+
+/// Names a file by its size and CRC-32, so a journal is never resumed for other weights.
+fn fingerprint(path: &Path) -> Result<String, String> {
+    let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let mut crc = flate2::Crc::new();
+    crc.update(&bytes);
+    Ok(format!("{} bytes crc32 {:08x}", bytes.len(), crc.sum()))
 }
 
 fn load_data(dir: &Path, split: Split) -> Result<Dataset, String> {
@@ -149,25 +162,48 @@ pub fn eval(args: EvalArgs) -> Result<(), String> {
         EvalSampler::Ddim => SamplerKind::Ddim { steps: args.steps, eta: 0.0 },
     };
     let schedule = description.schedule();
-    let progress = bar(n);
-    let (mut generated, mut asked, mut got) = (Vec::new(), Vec::new(), Vec::new());
-    for (b, start) in (0..n).step_by(args.batch).enumerate() {
-        let size = (start + args.batch).min(n) - start;
-        let labels: Vec<Option<usize>> = (start..start + size).map(|i| conditional.then_some(i % 10)).collect();
-        let guidance = Guidance { labels: labels.clone(), scale: args.guidance };
-        let run = SamplingRun::new(kind.build(&schedule)?, [size, 1, 28, 28], guidance, args.seed + b as u64, &device);
-        let x = run.finish(&model).clamp(-1.0, 1.0);
-        generated.extend(classifier.feature_vec(x.clone()));
-        got.extend(classifier.predict(x));
-        asked.extend(labels);
-        progress.inc(size as u64);
-    }
-    progress.finish_and_clear();
-    let fd = frechet_between(&generated, &test_features, FEATURES);
     let sampler = match args.sampler {
         EvalSampler::Ddpm => format!("DDPM {} steps", schedule.len()),
         EvalSampler::Ddim => format!("DDIM {} steps", args.steps),
     };
+    let mut journal = match &args.resume {
+        None => Journal::none(),
+        Some(path) => {
+            let settings = format!(
+                "weights {}, classifier {}, {sampler}, guidance {}, count {n}, batch {}, seed {}",
+                fingerprint(&args.weights)?,
+                fingerprint(&args.classifier)?,
+                args.guidance,
+                args.batch,
+                args.seed
+            );
+            Journal::open(path, &settings)?
+        }
+    };
+    let batches = n.div_ceil(args.batch);
+    if !journal.done.is_empty() {
+        eprintln!("resuming: {} of {batches} batches already done", journal.done.len());
+    }
+    let progress = bar(n);
+    for (b, start) in (0..n).step_by(args.batch).enumerate() {
+        let size = (start + args.batch).min(n) - start;
+        if journal.done.contains_key(&b) {
+            progress.inc(size as u64);
+            continue;
+        }
+        let labels: Vec<Option<usize>> = (start..start + size).map(|i| conditional.then_some(i % 10)).collect();
+        let guidance = Guidance { labels: labels.clone(), scale: args.guidance };
+        let run = SamplingRun::new(kind.build(&schedule)?, [size, 1, 28, 28], guidance, args.seed + b as u64, &device);
+        let x = run.finish(&model).clamp(-1.0, 1.0);
+        let (features, predicted) = (classifier.feature_vec(x.clone()), classifier.predict(x));
+        journal.record(BatchResult { batch: b, features, predicted, asked: labels })?;
+        progress.inc(size as u64);
+    }
+    progress.finish_and_clear();
+    let batches = journal.done.values();
+    let generated: Vec<f32> = batches.clone().flat_map(|r| r.features.iter().copied()).collect();
+    let (asked, got): (Vec<_>, Vec<_>) = batches.flat_map(|r| r.asked.iter().copied().zip(r.predicted.iter().copied())).unzip();
+    let fd = frechet_between(&generated, &test_features, FEATURES);
     println!("samples: {n} ({sampler}, guidance {})", args.guidance);
     println!("FD(samples, test) = {fd:.3}");
     println!("floor   FD(train, test) = {floor:.3}  → samples are {:.2}× the floor", fd / floor);

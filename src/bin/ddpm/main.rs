@@ -2,6 +2,7 @@
 
 mod bench;
 mod eval;
+mod journal;
 mod sample;
 mod train;
 
