@@ -48,3 +48,27 @@ fn real_images_sit_at_the_floor_far_below_noise() {
     let ceiling = frechet_between(&noise_features(&model, n, 28, 5, &device), &test_f, FEATURES);
     assert!(floor > 0.0 && floor < 0.05 * ceiling, "floor {floor}, ceiling {ceiling}");
 }
+
+#[test]
+fn fd_infinity_removes_most_of_the_small_sample_bias() {
+    // 400 samples of N(0, s² I) in 32 dimensions against N(0, I) known exactly: the true FD is
+    // d (1 − s)², and the raw FD of 400 samples sits well above it.
+    use ddpm_web::frechet::{frechet_distance, frechet_infinity, gaussian_fit};
+    use nalgebra::{DMatrix, DVector};
+    let (d, s, n) = (32usize, 1.5f64, 400usize);
+    let truth = d as f64 * (1.0 - s).powi(2);
+    let reference = (DVector::<f64>::zeros(d), DMatrix::<f64>::identity(d, d));
+    let (mut raw_err, mut inf_err) = (0.0, 0.0);
+    for seed in 0..5 {
+        let x: Vec<f32> = NoiseSource::new(10 + seed).normal_vec(n * d).iter().map(|v| v * s as f32).collect();
+        let (m, c) = gaussian_fit(&x, d);
+        let raw = frechet_distance((&m, &c), (&reference.0, &reference.1));
+        let inf = frechet_infinity(&x, (&reference.0, &reference.1), d, seed).unwrap();
+        println!("raw {raw:.3} FD∞ {inf:.3} truth {truth:.3}");
+        raw_err += (raw - truth).abs();
+        inf_err += (inf - truth).abs();
+    }
+    assert!(raw_err / 5.0 > 0.5, "the raw FD should be visibly biased here: {}", raw_err / 5.0);
+    assert!(inf_err < 0.5 * raw_err, "FD∞ error {inf_err} vs raw {raw_err}");
+    assert!(frechet_infinity(&NoiseSource::new(1).normal_vec(95 * d), (&reference.0, &reference.1), d, 0).is_none());
+}

@@ -9,7 +9,7 @@ use burn::store::{BurnpackStore, ModuleSnapshot};
 use burn::tensor::loss::cross_entropy_with_logits;
 use ddpm_web::classifier::{Classifier, FEATURES, dataset_features, noise_features};
 use ddpm_web::data::{DEFAULT_DIR, Dataset, Split};
-use ddpm_web::frechet::frechet_between;
+use ddpm_web::frechet::{frechet_distance, frechet_infinity, gaussian_fit};
 use ddpm_web::noise::NoiseSource;
 use ddpm_web::sampler::{DdpmVariance, Guidance, SamplerKind, SamplingRun};
 use crate::journal::{BatchResult, Journal};
@@ -149,12 +149,21 @@ pub fn eval(args: EvalArgs) -> Result<(), String> {
     if n < 2 {
         return Err("--count must be at least 2".into());
     }
-    let test_features = dataset_features(&classifier, &test, &(0..n).collect::<Vec<_>>(), &device);
-    // The floor: real images against real images (train images from the far end of the set).
-    let floor_features = dataset_features(&classifier, &train, &(train.len() - n..train.len()).collect::<Vec<_>>(), &device);
-    let floor = frechet_between(&floor_features, &test_features, FEATURES);
+    // Every FD is to all 10,000 test images, so only the n-sample side carries small-sample bias.
+    let reference = gaussian_fit(&dataset_features(&classifier, &test, &(0..test.len()).collect::<Vec<_>>(), &device), FEATURES);
+    let reference = (&reference.0, &reference.1);
+    let to_test = |features: &[f32]| {
+        let (m, s) = gaussian_fit(features, FEATURES);
+        frechet_distance((&m, &s), reference)
+    };
+    // The floor: real images (train images from the far end of the set), n of them as for the
+    // samples, and as many as the test set. Train and test images come from one distribution, so
+    // the floor is all small-sample bias: it shrinks towards 0 as n grows.
+    let floor_at = |count: usize| to_test(&dataset_features(&classifier, &train, &(train.len() - count..train.len()).collect::<Vec<_>>(), &device));
+    let large = test.len().min(train.len());
+    let (floor, floor_large) = (floor_at(n), floor_at(large));
     // The ceiling: pure noise, clamped to the image range.
-    let ceiling = frechet_between(&noise_features(&classifier, n, 28, args.seed ^ 0xce11, &device), &test_features, FEATURES);
+    let ceiling = to_test(&noise_features(&classifier, n, 28, args.seed ^ 0xce11, &device));
 
     let conditional = model.null_class().is_some();
     let kind = match args.sampler {
@@ -203,11 +212,20 @@ pub fn eval(args: EvalArgs) -> Result<(), String> {
     let batches = journal.done.values();
     let generated: Vec<f32> = batches.clone().flat_map(|r| r.features.iter().copied()).collect();
     let (asked, got): (Vec<_>, Vec<_>) = batches.flat_map(|r| r.asked.iter().copied().zip(r.predicted.iter().copied())).unzip();
-    let fd = frechet_between(&generated, &test_features, FEATURES);
-    println!("samples: {n} ({sampler}, guidance {})", args.guidance);
-    println!("FD(samples, test) = {fd:.3}");
-    println!("floor   FD(train, test) = {floor:.3}  → samples are {:.2}× the floor", fd / floor);
-    println!("ceiling FD(noise, test) = {ceiling:.3}");
+    let fd = (to_test(&generated), frechet_infinity(&generated, reference, FEATURES, args.seed));
+    println!("samples: {n} ({sampler}, guidance {}); every FD is to all {} test images", args.guidance, test.len());
+    println!("FD of the samples      {:>9.3}   (n = {n})", fd.0);
+    match fd.1 {
+        Some(inf) => println!("FD∞ of the samples     {inf:>9.3}   (bias-corrected: what n → ∞ would give)"),
+        None => println!("FD∞ of the samples     needs n ≥ {}", 3 * FEATURES),
+    }
+    println!("floor: train images    {floor:>9.3}   (n = {n});  {floor_large:.3} with n = {large}");
+    println!("ceiling: noise         {ceiling:>9.3}   (n = {n})");
+    println!("samples / floor        {:>8.2}×   (n = {n})", fd.0 / floor);
+    // A perfect model's samples would read the floor at any n; ours add FD∞ to it.
+    if let Some(inf) = fd.1 {
+        println!("samples / floor        {:>8.2}×   (n = {large}, estimated: (FD∞ + floor) / floor)", (inf + floor_large) / floor_large);
+    }
     if conditional {
         let hits = asked.iter().zip(&got).filter(|(a, g)| a.is_some_and(|a| a == **g)).count();
         println!("class accuracy of guided samples: {:.2} %", 100.0 * hits as f64 / n as f64);
