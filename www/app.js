@@ -6,21 +6,20 @@ import { initModels } from "./models.js";
 import { initTrain } from "./train.js";
 import { fetchWeights as fetchWeightsFrom } from "./weights.js";
 import { probeWebGpu } from "./webgpu.js";
+import { CLASS_NAMES, DDIM_STEPS, RANGES, SAMPLERS, clampNumber, randomSeed } from "./settings.js";
 
 const $ = (id) => document.getElementById(id);
-const CLASS_NAMES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"];
-const DDIM_STEPS = [10, 20, 25, 40, 50, 100, 125, 200, 250, 500, 1000]; // divisors of T = 1000
 const SCHEDULES = ["linear", "cosine", "quadratic", "sigmoid"];
 
 // Every setting the URL can carry: how to read it, its range, and its default.
 const SETTINGS = {
-  sampler: { choices: ["ddim", "ddpm", "ddpm-tilde"], def: "ddim" },
+  sampler: { choices: SAMPLERS, def: "ddim" },
   steps: { choices: DDIM_STEPS.map(String), def: "50" },
-  eta: { min: 0, max: 1, def: 0 },
-  seed: { min: 0, max: 4294967295, int: true, def: () => randomSeed() },
+  eta: RANGES.eta,
+  seed: { ...RANGES.seed, def: () => randomSeed() },
   class: { choices: ["any", ...CLASS_NAMES.map((_, i) => String(i))], def: "any" },
-  guidance: { min: 0, max: 8, def: 2 },
-  batch: { min: 1, max: 16, int: true, def: () => (engineInfo.backend === "cpu" ? 4 : 16) },
+  guidance: RANGES.guidance,
+  batch: { ...RANGES.batch, def: () => (engineInfo.backend === "cpu" ? 4 : 16) },
   view: { choices: ["both", "xt", "x0"], def: "both" },
   colormap: { choices: ["grey", "viridis"], def: "grey" },
   backend: { choices: ["auto", "webgpu", "cpu"], def: "auto" },
@@ -38,7 +37,6 @@ let nextId = 1;
 // What tests (and curious readers, from the console) can inspect.
 const ddpm = (window.ddpm = { steps: [], notices: [], state: "loading" });
 
-const randomSeed = () => crypto.getRandomValues(new Uint32Array(1))[0];
 const value = (spec) => (typeof spec.def === "function" ? spec.def() : spec.def);
 
 function setStatus(state, text) {
@@ -69,10 +67,9 @@ function readUrl() {
       out[key] = spec.choices.includes(raw) ? raw : (fixed.push(`${key}=${raw}`), null);
       continue;
     }
-    let v = Number(raw);
-    if (raw.trim() === "" || !Number.isFinite(v)) { fixed.push(`${key}=${raw}`); out[key] = null; continue; }
-    const clamped = Math.min(spec.max, Math.max(spec.min, spec.int ? Math.round(v) : v));
-    if (clamped !== v) fixed.push(`${key}=${raw} (using ${clamped})`);
+    const clamped = clampNumber(raw, spec);
+    if (clamped === null) { fixed.push(`${key}=${raw}`); out[key] = null; continue; }
+    if (clamped !== Number(raw)) fixed.push(`${key}=${raw} (using ${clamped})`);
     out[key] = clamped;
   }
   if (fixed.length) notice(`Some link settings were out of range or unreadable and were adjusted: ${fixed.join(", ")}.`);

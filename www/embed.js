@@ -11,10 +11,9 @@
 import { drawGrid, plotContext, scaledLayout } from "./draw2d.js";
 import { fetchWeights } from "./weights.js";
 import { probeWebGpu } from "./webgpu.js";
+import { CLASS_NAMES, DDIM_STEPS, RANGES, SAMPLERS, clampNumber, randomSeed } from "./settings.js";
 
 const BASE = new URL("./", import.meta.url);
-const CLASS_NAMES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"];
-const DDIM_STEPS = [10, 20, 25, 40, 50, 100, 125, 200, 250, 500, 1000];
 const SIZE = 28;
 
 // ---------- one engine for every demo on the page ----------
@@ -153,11 +152,8 @@ input[type=range] { flex: 1; min-width: 8em; accent-color: #7cc4ff; }
 let demoCount = 0;
 let sheet = null; // one constructed stylesheet for every demo (no inline <style>, so a strict CSP is fine)
 
-const number = (raw, min, max, def, int = false) => {
-  const v = Number(raw);
-  if (raw === null || raw.trim() === "" || !Number.isFinite(v)) return def;
-  return Math.min(max, Math.max(min, int ? Math.round(v) : v));
-};
+const number = (raw, min, max, def, int = false) => clampNumber(raw, { min, max, int }) ?? def;
+const setting = (raw, range, def) => clampNumber(raw, range) ?? def;
 
 function classIndex(raw) {
   if (raw === null || raw === "" || raw === "any") return -1;
@@ -181,14 +177,14 @@ class DdpmDemo extends HTMLElement {
 
   settings() {
     const a = (k) => this.getAttribute(k);
-    const sampler = ["ddim", "ddpm", "ddpm-tilde"].includes(a("sampler")) ? a("sampler") : "ddim";
+    const sampler = SAMPLERS.includes(a("sampler")) ? a("sampler") : "ddim";
     const steps = DDIM_STEPS.includes(Number(a("steps"))) ? Number(a("steps")) : 50;
-    const seed = this.seed ?? number(a("seed"), 0, 4294967295, crypto.getRandomValues(new Uint32Array(1))[0], true);
+    const seed = this.seed ?? setting(a("seed"), RANGES.seed, randomSeed());
     const cls = this.$("class") ? Number(this.$("class").value) : classIndex(a("class"));
     return {
       sampler, steps, eta: 0, seed, class: cls,
-      guidance: number(a("guidance"), 0, 8, 2),
-      batch: number(a("batch"), 1, 16, 4, true),
+      guidance: setting(a("guidance"), RANGES.guidance, RANGES.guidance.def),
+      batch: setting(a("batch"), RANGES.batch, 4),
       view: "both", colormap: 0, target: 0, trace: false, sendValues: true, tag: this.tag,
     };
   }
