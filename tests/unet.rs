@@ -75,10 +75,13 @@ fn check_against_pytorch(name: &str) {
     let expected = Tensor::<4>::from_data(read(&mut store, "output.eps"), &device);
     let labels = (config.num_classes > 0)
         .then(|| Tensor::<1, Int>::from_data(read(&mut store, "input.labels"), &device));
-    let out = model.forward(x, t, labels);
+    let out = model.forward(x.clone(), t.clone(), labels.clone());
     assert_eq!(out.dims(), expected.dims());
-    let err = max_abs_diff(out, expected);
+    let err = max_abs_diff(out, expected.clone());
     assert!(err < 1e-4, "{name}: max |burn − torch| = {err}");
+    // The sampling copy, with its kernels standardised once, computes the same ε.
+    let err = max_abs_diff(model.for_inference().forward(x, t, labels), expected);
+    assert!(err < 1e-4, "{name}, for_inference: max |burn − torch| = {err}");
 }
 
 #[test]

@@ -2,7 +2,7 @@
 //! weight-standardised convolutions, as in the Annotated Diffusion Model), ConvNeXt blocks, and
 //! the down/up resampling layers.
 
-use burn::module::Module;
+use burn::module::{Module, Param};
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::{GroupNorm, GroupNormConfig, Linear, LinearConfig, PaddingConfig2d};
 use burn::prelude::*;
@@ -22,18 +22,38 @@ pub fn conv(dim_in: usize, dim_out: usize, kernel: usize, device: &Device) -> Co
 #[derive(Module, Debug)]
 pub struct WeightStandardizedConv2d {
     pub conv: Conv2d,
+    /// The kernel is stored standardised already ([`WeightStandardizedConv2d::for_inference`]):
+    /// sampling skips the five kernels per conv that recompute it on every step.
+    pub prestandardized: bool,
 }
 
 impl WeightStandardizedConv2d {
-    pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
+    pub fn new(conv: Conv2d) -> Self {
+        Self { conv, prestandardized: false }
+    }
+
+    fn standardized_weight(&self) -> Tensor<4> {
         let weight = self.conv.weight.val();
+        if self.prestandardized {
+            return weight;
+        }
         let [o, i, kh, kw] = weight.dims();
         let flat = weight.reshape([o, i * kh * kw]);
         let (var, mean) = flat.clone().var_mean_bias(1);
-        let standardized = ((flat - mean) / (var + 1e-5).sqrt()).reshape([o, i, kh, kw]);
-        let pad = kh / 2;
+        ((flat - mean) / (var + 1e-5).sqrt()).reshape([o, i, kh, kw])
+    }
+
+    /// A copy for sampling only, with the kernel standardised once; not for training or saving.
+    pub fn for_inference(&self) -> Self {
+        let conv = Conv2d { weight: Param::from_tensor(self.standardized_weight()), ..self.conv.clone() };
+        Self { conv, prestandardized: true }
+    }
+
+    pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
+        let weight = self.standardized_weight();
+        let pad = weight.dims()[2] / 2;
         let options = ConvOptions::new([1, 1], [pad, pad], [1, 1], 1);
-        conv2d(x, standardized, self.conv.bias.as_ref().map(|b| b.val()), options)
+        conv2d(x, weight, self.conv.bias.as_ref().map(|b| b.val()), options)
     }
 }
 
@@ -47,9 +67,13 @@ pub struct Block {
 impl Block {
     pub fn new(dim: usize, dim_out: usize, groups: usize, device: &Device) -> Self {
         Self {
-            proj: WeightStandardizedConv2d { conv: conv(dim, dim_out, 3, device) },
+            proj: WeightStandardizedConv2d::new(conv(dim, dim_out, 3, device)),
             norm: GroupNormConfig::new(groups, dim_out).init(device),
         }
+    }
+
+    fn for_inference(&self) -> Self {
+        Self { proj: self.proj.for_inference(), norm: self.norm.clone() }
     }
 
     pub fn forward(&self, x: Tensor<4>, scale_shift: Option<(Tensor<4>, Tensor<4>)>) -> Tensor<4> {
@@ -78,6 +102,10 @@ impl ResnetBlock {
             block2: Block::new(dim_out, dim_out, groups, device),
             res_conv: (dim != dim_out).then(|| conv(dim, dim_out, 1, device)),
         }
+    }
+
+    fn for_inference(&self) -> Self {
+        Self { block1: self.block1.for_inference(), block2: self.block2.for_inference(), ..self.clone() }
     }
 
     pub fn forward(&self, x: Tensor<4>, time_emb: Tensor<2>) -> Tensor<4> {
@@ -142,6 +170,14 @@ pub enum ResBlock {
 }
 
 impl ResBlock {
+    /// A copy for sampling only: weight-standardised kernels computed once.
+    pub fn for_inference(&self) -> Self {
+        match self {
+            Self::Resnet(b) => Self::Resnet(b.for_inference()),
+            Self::ConvNext(b) => Self::ConvNext(b.clone()),
+        }
+    }
+
     pub fn forward(&self, x: Tensor<4>, time_emb: Tensor<2>) -> Tensor<4> {
         match self {
             Self::Resnet(b) => b.forward(x, time_emb),
@@ -197,4 +233,30 @@ pub fn upsample_nearest(x: Tensor<4>) -> Tensor<4> {
     x.reshape([b, c, h, 1, w, 1])
         .expand([b, c, h, 2, w, 2])
         .reshape([b, c, h * 2, w * 2])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::tensor::Distribution;
+
+    #[test]
+    fn the_inference_copy_stores_the_standardised_kernel_and_skips_recomputing_it() {
+        let device = Device::flex();
+        let mut raw = conv(3, 4, 3, &device);
+        // Far from standardised: mean 1, standard deviation 3.
+        raw.weight = Param::from_tensor(Tensor::random([4, 3, 3, 3], Distribution::Normal(1.0, 3.0), &device));
+        let ws = WeightStandardizedConv2d::new(raw);
+        let fast = ws.for_inference();
+        let (var, mean) = fast.conv.weight.val().reshape([4, 27]).var_mean_bias(1);
+        assert!(mean.abs().max().into_scalar::<f32>() < 1e-5);
+        assert!((var - 1.0).abs().max().into_scalar::<f32>() < 1e-3);
+
+        let x = Tensor::<4>::random([2, 3, 8, 8], Distribution::Normal(0.0, 1.0), &device);
+        let diff = (ws.forward(x.clone()) - fast.forward(x.clone())).abs().max().into_scalar::<f32>();
+        assert!(diff < 1e-4, "{diff}");
+        // The flag is what skips the work: the raw kernel marked standardised gives another result.
+        let wrong = WeightStandardizedConv2d { prestandardized: true, ..ws.clone() };
+        assert!((wrong.forward(x.clone()) - ws.forward(x)).abs().max().into_scalar::<f32>() > 0.1);
+    }
 }

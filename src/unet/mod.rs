@@ -202,6 +202,20 @@ impl UNet {
         self.final_conv.forward(x)
     }
 
+    /// A copy for sampling only, computing the same ε with fewer kernels per step (the
+    /// weight-standardised kernels are standardised once here). Train and save the original.
+    pub fn for_inference(&self) -> Self {
+        let level = |l: &Level| Level { block1: l.block1.for_inference(), block2: l.block2.for_inference(), ..l.clone() };
+        Self {
+            downs: self.downs.iter().map(level).collect(),
+            mid_block1: self.mid_block1.for_inference(),
+            mid_block2: self.mid_block2.for_inference(),
+            ups: self.ups.iter().map(level).collect(),
+            final_res_block: self.final_res_block.for_inference(),
+            ..self.clone()
+        }
+    }
+
     /// The class index the model reads as "unconditional", if it is conditional at all.
     pub fn null_class(&self) -> Option<usize> {
         self.class_emb.as_ref().map(|c| c.num_classes)

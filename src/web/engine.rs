@@ -17,8 +17,17 @@ use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::future_to_promise;
 
 pub(super) struct Loaded {
+    /// The weights as loaded or trained: what fine-tuning starts from and Save writes.
     pub model: UNet,
+    /// The same weights prepared for sampling ([`UNet::for_inference`]).
+    pub sampling: UNet,
     pub description: ModelDescription,
+}
+
+impl Loaded {
+    pub fn new(model: UNet, description: ModelDescription) -> Self {
+        Self { sampling: model.for_inference(), model, description }
+    }
 }
 
 pub(super) struct State {
@@ -156,7 +165,7 @@ impl Engine {
         let (model, description) = from_bytes(bytes, &state.device).map_err(js_err)?;
         let json = serde_json::to_string(&description).map_err(js_err)?;
         state.run = None;
-        state.model = Some(Loaded { model, description });
+        state.model = Some(Loaded::new(model, description));
         Ok(json)
     }
 
@@ -263,7 +272,7 @@ async fn step(state: Rc<RefCell<State>>) -> Result<Option<StepReport>, JsValue> 
         let (Some(loaded), Some(run)) = (model.as_ref(), run.as_mut()) else {
             return Err(js_err("nothing is being generated"));
         };
-        match run.step(&loaded.model) {
+        match run.step(&loaded.sampling) {
             Some(step) => (step, run.steps_done(), run.total_steps()),
             None => return Ok(None),
         }

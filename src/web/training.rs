@@ -201,7 +201,7 @@ impl Engine {
     pub fn preview(&self, count: usize, steps: usize, seed: u32) -> Result<js_sys::Promise, JsValue> {
         let state = self.state.borrow();
         let t = state.training.as_ref().ok_or_else(|| js_err("no training run"))?;
-        let model = t.trainer.inference_model();
+        let model = t.trainer.inference_model().for_inference();
         let unet = &t.description.unet;
         let sampler = SamplerKind::Ddim { steps, eta: 0.0 }.build(&t.trainer.schedule).map_err(js_err)?;
         let conditional = model.null_class().is_some();
@@ -221,7 +221,7 @@ impl Engine {
     pub fn use_trained(&self) -> Result<String, JsValue> {
         let mut state = self.state.borrow_mut();
         let t = state.training.as_ref().ok_or_else(|| js_err("no training run"))?;
-        let loaded = Loaded { model: t.trainer.inference_model(), description: t.description() };
+        let loaded = Loaded::new(t.trainer.inference_model(), t.description());
         let json = serde_json::to_string(&loaded.description).map_err(js_err)?;
         // A generation in progress goes on with the new weights.
         state.model = Some(loaded);

@@ -135,6 +135,7 @@ fn accuracy(model: &Classifier, data: &Dataset, device: &Device) -> f64 {
 pub fn eval(args: EvalArgs) -> Result<(), String> {
     let device = args.device.device()?;
     let (model, description) = load_weights(&args.weights, &device)?;
+    let model = model.for_inference();
     if description.unet.image_size != 28 || description.unet.channels != 1 {
         return Err("eval compares 28×28 grey images (Fashion-MNIST); these weights make other images".into());
     }

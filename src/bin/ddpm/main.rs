@@ -109,7 +109,7 @@ fn info(weights: Option<std::path::PathBuf>, time: bool, device: DeviceArg) -> R
     println!("{text}\nparameters: {}", model.num_params());
     if time {
         for batch in [1usize, 16] {
-            let t = bench::time_forward(&model, batch, 5);
+            let t = bench::time_forward(&model.for_inference(), batch, 5);
             let ms = |k: &str| t[k].as_f64().unwrap_or(f64::NAN);
             println!("forward, batch {batch:>2}: median {:.1} ms (min {:.1}, max {:.1})", ms("median"), ms("min"), ms("max"));
         }

@@ -62,6 +62,7 @@ pub struct Args {
 pub fn run(args: Args) -> Result<(), String> {
     let device = args.device.device()?;
     let (model, description) = load_weights(&args.weights, &device)?;
+    let model = model.for_inference();
     let class = match args.class.as_str() {
         "any" => None,
         s => match s.parse::<usize>() {
