@@ -45,7 +45,8 @@ pub struct EvalArgs {
     classifier: PathBuf,
     #[arg(long, default_value = DEFAULT_DIR)]
     data: PathBuf,
-    /// Generated samples (and reference images) compared.
+    /// How many samples to generate; they are compared as a set with all 10,000 test images
+    /// (FD∞ needs at least 384).
     #[arg(long, default_value_t = 10_000)]
     count: usize,
     #[arg(long, value_enum, default_value = "ddim")]
