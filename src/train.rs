@@ -20,6 +20,9 @@ pub struct TrainConfig {
     /// Linear learning-rate warm-up over this many steps (0: none).
     #[config(default = 0)]
     pub warmup_steps: usize,
+    /// After warm-up, a cosine decay of the learning rate that reaches 0 at this step (0: none).
+    #[config(default = 0)]
+    pub decay_steps: usize,
     /// Clip each gradient to this L2 norm (none when absent).
     #[config(default = "None")]
     pub grad_clip: Option<f32>,
@@ -37,13 +40,16 @@ pub struct TrainConfig {
 }
 
 impl TrainConfig {
-    /// The learning rate at `step` (0-based), after warm-up.
+    /// The learning rate at `step` (0-based): linear warm-up, then constant or cosine decay.
     pub fn lr_at(&self, step: usize) -> f64 {
-        if self.warmup_steps == 0 {
-            self.lr
+        let warm = if self.warmup_steps == 0 { 1.0 } else { ((step + 1) as f64 / self.warmup_steps as f64).min(1.0) };
+        let decay = if self.decay_steps <= self.warmup_steps {
+            1.0
         } else {
-            self.lr * ((step + 1) as f64 / self.warmup_steps as f64).min(1.0)
-        }
+            let p = (step.saturating_sub(self.warmup_steps) as f64 / (self.decay_steps - self.warmup_steps) as f64).min(1.0);
+            0.5 * (1.0 + (std::f64::consts::PI * p).cos())
+        };
+        self.lr * warm * decay
     }
 }
 

@@ -57,6 +57,18 @@ fn warmup_ramps_the_learning_rate_linearly() {
 }
 
 #[test]
+fn cosine_decay_follows_half_a_cosine_from_the_end_of_warm_up_to_zero() {
+    let c = TrainConfig::new().with_lr(1e-3).with_warmup_steps(100).with_decay_steps(1100);
+    assert!((c.lr_at(49) - 5e-4).abs() < 1e-12, "warm-up is unchanged");
+    assert!((c.lr_at(100) - 1e-3).abs() < 1e-12);
+    assert!((c.lr_at(600) - 5e-4).abs() < 1e-12, "half-way: cos(π/2) = 0");
+    let quarter = 1e-3 * 0.5 * (1.0 + (std::f64::consts::PI / 4.0).cos());
+    assert!((c.lr_at(350) - quarter).abs() < 1e-12);
+    assert!(c.lr_at(1100).abs() < 1e-12 && c.lr_at(5000).abs() < 1e-12);
+    assert!((TrainConfig::new().with_lr(1e-3).lr_at(5000) - 1e-3).abs() < 1e-12, "no decay by default");
+}
+
+#[test]
 fn a_loaded_model_can_be_fine_tuned_after_train() {
     // The page fine-tunes the model it loaded for sampling: plain device → `train()` → autodiff.
     let plain = Device::flex();

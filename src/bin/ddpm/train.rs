@@ -14,6 +14,12 @@ use indicatif::{ProgressBar, ProgressStyle};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
+#[derive(Clone, Copy, PartialEq, clap::ValueEnum)]
+enum LrSchedule {
+    Constant,
+    Cosine,
+}
+
 #[derive(clap::Args)]
 pub struct Args {
     /// Directory with the IDX files.
@@ -33,6 +39,10 @@ pub struct Args {
     lr: f64,
     #[arg(long, default_value_t = 0)]
     warmup: usize,
+    /// constant, or cosine: decays to 0 at the run's last step (--steps or --epochs; give the
+    /// same ones when resuming).
+    #[arg(long, value_enum, default_value = "constant")]
+    lr_schedule: LrSchedule,
     /// Clip each gradient to this L2 norm.
     #[arg(long)]
     clip: Option<f32>,
@@ -120,9 +130,12 @@ pub fn run(args: Args) -> Result<(), String> {
         data_checksum: Some(data.checksum()),
         precision: if args.f16 { Precision::F16 } else { Precision::F32 },
     };
+    let steps_per_epoch = data.len().div_ceil(args.batch);
+    let total = args.steps.unwrap_or(args.epochs * steps_per_epoch);
     let config = TrainConfig::new()
         .with_lr(args.lr)
         .with_warmup_steps(args.warmup)
+        .with_decay_steps(if args.lr_schedule == LrSchedule::Cosine { total } else { 0 })
         .with_grad_clip(args.clip)
         .with_loss(args.loss)
         .with_ema_decay(args.ema)
@@ -142,8 +155,6 @@ pub fn run(args: Args) -> Result<(), String> {
         trainer.ema = Some(ema);
     }
     trainer.steps_done = description.train_steps;
-    let steps_per_epoch = data.len().div_ceil(args.batch);
-    let total = args.steps.unwrap_or(args.epochs * steps_per_epoch);
     let start_step = trainer.steps_done;
     if total <= start_step {
         return Err(format!("already trained {start_step} steps (asked for {total})"));
