@@ -107,6 +107,24 @@ impl Trainer {
         loss.detach()
     }
 
+    /// Restarts the random source of t, ε and label dropout: `ddpm train` seeds it from the step
+    /// number, so a resumed run draws what an uninterrupted one would.
+    pub fn reseed(&mut self, seed: u64) {
+        self.rng = NoiseSource::new(seed);
+    }
+
+    /// Adam's moments (a burnpack, keyed by the parameters' ids, which weights files keep).
+    pub fn optimizer_state(&self) -> Result<Vec<u8>, String> {
+        self.optim.into_bytes().map(|b| b.to_vec()).map_err(|e| e.to_string())
+    }
+
+    /// Restores [`Trainer::optimizer_state`]; the model must come from the same run's weights.
+    pub fn load_optimizer_state(&mut self, bytes: &[u8]) -> Result<(), String> {
+        let bytes = burn::tensor::Bytes::from_bytes_vec(bytes.to_vec());
+        self.optim = self.optim.clone().from_bytes(bytes).map_err(|e| e.to_string())?;
+        Ok(())
+    }
+
     /// The weights to sample from: the EMA when there is one.
     pub fn inference_model(&self) -> UNet {
         self.ema.clone().unwrap_or_else(|| self.model.valid())

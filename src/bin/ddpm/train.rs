@@ -25,7 +25,8 @@ pub struct Args {
     /// Directory with the IDX files.
     #[arg(long, default_value = DEFAULT_DIR)]
     data: PathBuf,
-    /// Where the weights go (the EMA weights; the raw ones go to OUT.raw for --resume).
+    /// Where the weights go (the EMA weights; the raw ones and Adam's moments go to OUT.raw and
+    /// OUT.optim for --resume).
     #[arg(long, short, default_value = "model.ddpm")]
     out: PathBuf,
     /// Optimisation steps (overrides --epochs).
@@ -79,7 +80,7 @@ pub struct Args {
     device: DeviceArg,
     #[arg(long, default_value_t = 1000)]
     checkpoint_every: usize,
-    /// Continue from OUT and OUT.raw.
+    /// Continue from OUT, OUT.raw and OUT.optim (Adam's moments).
     #[arg(long)]
     resume: bool,
     /// Store the weights as f16 (half the size).
@@ -95,10 +96,25 @@ enum BlockArg {
     Convnext,
 }
 
-fn raw_path(out: &Path) -> PathBuf {
+fn sibling(out: &Path, suffix: &str) -> PathBuf {
     let mut s = out.as_os_str().to_owned();
-    s.push(".raw");
+    s.push(suffix);
     PathBuf::from(s)
+}
+
+fn raw_path(out: &Path) -> PathBuf {
+    sibling(out, ".raw")
+}
+
+/// Adam's moments, beside the raw weights.
+fn optim_path(out: &Path) -> PathBuf {
+    sibling(out, ".optim")
+}
+
+/// Every random draw of step `step` comes from its own stream, so a run resumed at any
+/// checkpoint goes on exactly as the uninterrupted run would have.
+fn step_seed(seed: u64, stream: u64, step: usize) -> u64 {
+    seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ (stream << 48) ^ step as u64
 }
 
 pub fn run(args: Args) -> Result<(), String> {
@@ -148,6 +164,8 @@ pub fn run(args: Args) -> Result<(), String> {
         description = ModelDescription { data_checksum: description.data_checksum, precision: description.precision, ..saved };
         (raw, Some(ema))
     } else {
+        // Seeded, so that the README's command reproduces the shipped file on the same backend.
+        device.seed(args.seed);
         (unet.init(&device), None)
     };
     let mut trainer = Trainer::new(model, description.schedule(), config);
@@ -155,6 +173,13 @@ pub fn run(args: Args) -> Result<(), String> {
         trainer.ema = Some(ema);
     }
     trainer.steps_done = description.train_steps;
+    if args.resume {
+        let path = optim_path(&args.out);
+        match std::fs::read(&path) {
+            Ok(bytes) => trainer.load_optimizer_state(&bytes).map_err(|e| format!("{}: {e}", path.display()))?,
+            Err(e) => eprintln!("warning: {}: {e}; Adam's moments start afresh", path.display()),
+        }
+    }
     let start_step = trainer.steps_done;
     if total <= start_step {
         return Err(format!("already trained {start_step} steps (asked for {total})"));
@@ -170,17 +195,18 @@ pub fn run(args: Args) -> Result<(), String> {
     );
     let bar = ProgressBar::new((total - start_step) as u64);
     bar.set_style(ProgressStyle::with_template("{bar:40} {pos}/{len} [{elapsed_precise}<{eta_precise}] {msg}").unwrap());
-    let mut order: Vec<usize> = (0..data.len()).collect();
-    let mut rng = NoiseSource::new(args.seed ^ 0x5eed);
+    let mut order: Vec<usize> = Vec::new();
     let started = Instant::now();
     let mut smoothed = None;
     for step in start_step..total {
-        let epoch_pos = step % steps_per_epoch;
-        if epoch_pos == 0 {
-            rng.shuffle(&mut order);
+        let (epoch, epoch_pos) = (step / steps_per_epoch, step % steps_per_epoch);
+        if epoch_pos == 0 || order.is_empty() {
+            order = (0..data.len()).collect();
+            NoiseSource::new(step_seed(args.seed, 1, epoch)).shuffle(&mut order);
         }
         let idx: Vec<usize> = (0..args.batch).map(|k| order[(epoch_pos * args.batch + k) % order.len()]).collect();
-        let (x, y) = data.batch(&idx, Some(&mut rng), &device);
+        let (x, y) = data.batch(&idx, Some(&mut NoiseSource::new(step_seed(args.seed, 2, step))), &device);
+        trainer.reseed(step_seed(args.seed, 3, step));
         let loss: f32 = trainer.step(x, &y).into_scalar();
         if !loss.is_finite() {
             return Err(format!("the loss diverged at step {step} ({loss}); try a smaller --lr or --clip 1"));
@@ -221,5 +247,6 @@ fn save(trainer: &Trainer, description: &ModelDescription, out: &Path) -> Result
     let ema = to_bytes(&trainer.inference_model(), description).map_err(|e| e.to_string())?;
     let raw = to_bytes(&trainer.model.valid(), description).map_err(|e| e.to_string())?;
     write(out, ema)?;
-    write(&raw_path(out), raw)
+    write(&raw_path(out), raw)?;
+    write(&optim_path(out), trainer.optimizer_state()?)
 }
