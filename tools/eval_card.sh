@@ -1,16 +1,19 @@
 #!/bin/bash
 # The model card's measurements of a weights file: FD (raw and FD∞) beside the floor and ceiling,
 # and the class accuracy of guided samples, for DDIM 20, DDIM 50 and DDPM 1000 (guidance 2,
-# 500 samples each). Each run keeps a journal under $CACHE/evals/, so running this again after an
-# interruption goes on where it stopped: DDPM's 1000 steps take about 5 hours on 2 CPU cores.
+# 500 samples each). Each run keeps a journal in docs/eval/<first 12 hex of the weights' SHA-256>/
+# (committed: the card's numbers can be recomputed from it in a minute, and a run interrupted on
+# one machine goes on from it on another): DDPM's 1000 steps take about 4-5 hours on 2 CPU cores.
 # Usage: tools/eval_card.sh WEIGHTS [CLASSIFIER]   (make cli first)
 set -euo pipefail
 weights=${1:?usage: tools/eval_card.sh WEIGHTS [CLASSIFIER]}
 CACHE=${CACHE:-$HOME/.cache/ddpm-web}
 ddpm=${DDPM:-$CACHE/target/debug/ddpm}
-classifier=${2:-$CACHE/classifier.bpk}
+evals=${EVALS:-$(dirname "$0")/../docs/eval}
+# The feature extractor is part of the measure: the committed one, so numbers agree across machines.
+classifier=${2:-$evals/classifier.bpk}
 [ -f "$classifier" ] || "$ddpm" classifier train -o "$classifier"
-dir=$CACHE/evals/$(sha256sum "$weights" | cut -c1-12)
+dir=$evals/$(sha256sum "$weights" | cut -c1-12)
 mkdir -p "$dir"
 # DDPM in batches of 25 so that an interruption loses at most ~15 minutes.
 for run in "ddim 20 250" "ddim 50 250" "ddpm 1000 25"; do
