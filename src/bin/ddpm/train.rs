@@ -164,7 +164,7 @@ pub fn run(args: Args) -> Result<(), String> {
         description = ModelDescription { data_checksum: description.data_checksum, precision: description.precision, ..saved };
         (raw, Some(ema))
     } else {
-        // Seeded, so that the README's command reproduces the shipped file on the same backend.
+        // Seeded, so that the same command reproduces the same file on the same backend.
         device.seed(args.seed);
         (unet.init(&device), None)
     };
@@ -200,7 +200,8 @@ pub fn run(args: Args) -> Result<(), String> {
     let mut smoothed = None;
     for step in start_step..total {
         let (epoch, epoch_pos) = (step / steps_per_epoch, step % steps_per_epoch);
-        if epoch_pos == 0 || order.is_empty() {
+        // A resumed run starts mid-epoch: rebuild that epoch's order first.
+        if epoch_pos == 0 || step == start_step {
             order = (0..data.len()).collect();
             NoiseSource::new(step_seed(args.seed, 1, epoch)).shuffle(&mut order);
         }
