@@ -3,7 +3,7 @@
 use burn::prelude::*;
 use ddpm_web::noise::NoiseSource;
 use ddpm_web::sampler::{
-    DdpmVariance, Guidance, NoisePredictor, SamplerKind, SamplingRun, guided_noise,
+    DdpmVariance, Guidance, NoisePredictor, SamplerKind, SamplingRun, X0, guided_noise,
 };
 use ddpm_web::schedule::{BetaSchedule, Schedule};
 
@@ -54,16 +54,43 @@ fn every_sampler_recovers_a_single_training_image() {
     let schedule = Schedule::new(BetaSchedule::Linear, 1000);
     let target = NoiseSource::new(99).normal([2, 1, 6, 6], &device).clamp(-1.0, 1.0);
     let oracle = PointOracle { schedule: schedule.clone(), target: target.clone() };
-    for kind in ALL_KINDS {
-        let sampler = kind.build(&schedule).unwrap();
+    // x★ lies in [−1, 1], so clipping x̂_0 changes nothing: the clipped samplers' other form of the
+    // update (DDPM's posterior mean, DDIM's recomputed ε̂) must land on x★ too.
+    for (kind, x0) in ALL_KINDS.into_iter().flat_map(|k| [(k, X0::Raw), (k, X0::Clipped)]) {
+        let sampler = kind.build(&schedule, x0).unwrap();
         let mut run = SamplingRun::new(sampler, [2, 1, 6, 6], Guidance::unconditional(2), 5, &device);
         while let Some(step) = run.step(&oracle) {
             // The oracle is exact, so every step's x̂_0 is x★.
             let err = values(step.x0 - target.clone()).iter().fold(0f32, |m, v| m.max(v.abs()));
-            assert!(err < 1e-2, "{kind:?} x̂_0 off by {err} at t={}", step.t);
+            assert!(err < 1e-2, "{kind:?} {x0:?} x̂_0 off by {err} at t={}", step.t);
         }
         let err = values(run.current() - target.clone()).iter().fold(0f32, |m, v| m.max(v.abs()));
-        assert!(err < 1e-4, "{kind:?}: final sample off by {err}");
+        assert!(err < 1e-4, "{kind:?} {x0:?}: final sample off by {err}");
+    }
+}
+
+#[test]
+fn clipped_x0_keeps_samples_in_the_data_range() {
+    let device = Device::flex();
+    let schedule = Schedule::new(BetaSchedule::Linear, 1000);
+    // A "data set" outside [−1, 1]: raw sampling must reach it, clipped sampling its clamp.
+    let wanted = [1.5f32, -1.7, 0.3, -0.2];
+    let target = Tensor::<4>::from_data(TensorData::new(wanted.to_vec(), [1, 1, 2, 2]), &device);
+    let oracle = PointOracle { schedule: schedule.clone(), target };
+    for kind in ALL_KINDS {
+        for (x0, expected) in [(X0::Raw, wanted), (X0::Clipped, wanted.map(|v| v.clamp(-1.0, 1.0)))] {
+            let sampler = kind.build(&schedule, x0).unwrap();
+            let mut run = SamplingRun::new(sampler, [1, 1, 2, 2], Guidance::unconditional(1), 3, &device);
+            while let Some(step) = run.step(&oracle) {
+                if x0 == X0::Clipped {
+                    let worst = values(step.x0).iter().fold(0f32, |m, v| m.max(v.abs()));
+                    assert!(worst <= 1.0, "{kind:?}: clipped x̂_0 reached {worst} at t={}", step.t);
+                }
+            }
+            for (got, want) in values(run.current()).iter().zip(expected) {
+                assert!((got - want).abs() < 1e-4, "{kind:?} {x0:?}: ended at {got}, expected {want}");
+            }
+        }
     }
 }
 
@@ -74,7 +101,7 @@ fn deterministic_ddim_keeps_the_initial_noise_direction() {
     let schedule = Schedule::new(BetaSchedule::Cosine, 1000);
     let target = NoiseSource::new(1).normal([1, 1, 4, 4], &device).clamp(-1.0, 1.0);
     let oracle = PointOracle { schedule: schedule.clone(), target: target.clone() };
-    let sampler = SamplerKind::Ddim { steps: 20, eta: 0.0 }.build(&schedule).unwrap();
+    let sampler = SamplerKind::Ddim { steps: 20, eta: 0.0 }.build(&schedule, X0::Raw).unwrap();
     let mut run = SamplingRun::new(sampler, [1, 1, 4, 4], Guidance::unconditional(1), 11, &device);
     let x_t0 = run.current();
     // x_T itself is not exactly noise: it is what the oracle reads at t = T−c. Undo that.
@@ -100,7 +127,7 @@ fn ancestral_sampling_reproduces_the_forward_marginals() {
     let schedule = Schedule::new(BetaSchedule::Linear, 1000);
     let target = Tensor::<4>::full([64, 1, 16, 16], 0.5, &device);
     let oracle = PointOracle { schedule: schedule.clone(), target: target.clone() };
-    let sampler = SamplerKind::Ddpm(DdpmVariance::BetaTilde).build(&schedule).unwrap();
+    let sampler = SamplerKind::Ddpm(DdpmVariance::BetaTilde).build(&schedule, X0::Raw).unwrap();
     let mut run = SamplingRun::new(sampler, [64, 1, 16, 16], Guidance::unconditional(64), 2, &device);
     for _ in 0..700 {
         run.step(&oracle);
@@ -128,7 +155,7 @@ fn gaussian_data_is_reproduced_in_mean_and_variance() {
         SamplerKind::Ddim { steps: 1000, eta: 0.0 },
         SamplerKind::Ddim { steps: 1000, eta: 1.0 },
     ] {
-        let sampler = kind.build(&schedule).unwrap();
+        let sampler = kind.build(&schedule, X0::Raw).unwrap();
         let run = SamplingRun::new(sampler, [64, 1, 16, 16], Guidance::unconditional(64), 3, &device);
         let x = values(run.finish(&oracle));
         let n = x.len() as f64;
@@ -160,7 +187,7 @@ fn deterministic_ddim_on_gaussian_data_is_the_predicted_affine_map() {
         a = ab_prev.sqrt() * x0a + (1.0 - ab_prev).sqrt() * ea;
         m = ab_prev.sqrt() * x0m + (1.0 - ab_prev).sqrt() * em;
     }
-    let sampler = SamplerKind::Ddim { steps: 100, eta: 0.0 }.build(&schedule).unwrap();
+    let sampler = SamplerKind::Ddim { steps: 100, eta: 0.0 }.build(&schedule, X0::Raw).unwrap();
     let run = SamplingRun::new(sampler, [4, 1, 8, 8], Guidance::unconditional(4), 9, &device);
     let x_t = values(run.current());
     let x_0 = values(run.finish(&oracle));
@@ -209,7 +236,7 @@ fn same_seed_same_image_other_seed_other_image() {
     let schedule = Schedule::new(BetaSchedule::Linear, 100);
     let oracle = GaussianOracle { schedule: schedule.clone(), mean: 0.0, var: 0.5 };
     let sample = |seed| {
-        let sampler = SamplerKind::Ddpm(DdpmVariance::Beta).build(&schedule).unwrap();
+        let sampler = SamplerKind::Ddpm(DdpmVariance::Beta).build(&schedule, X0::Raw).unwrap();
         values(SamplingRun::new(sampler, [1, 1, 4, 4], Guidance::unconditional(1), seed, &device).finish(&oracle))
     };
     assert_eq!(sample(42), sample(42));
@@ -220,8 +247,8 @@ fn same_seed_same_image_other_seed_other_image() {
 fn ddim_refuses_step_counts_that_do_not_divide_t() {
     let schedule = Schedule::new(BetaSchedule::Linear, 1000);
     for (steps, eta) in [(0, 0.0), (3, 0.0), (2000, 0.0), (50, 1.5), (50, -0.1)] {
-        let err = SamplerKind::Ddim { steps, eta }.build(&schedule).err();
+        let err = SamplerKind::Ddim { steps, eta }.build(&schedule, X0::Raw).err();
         assert!(err.is_some(), "steps={steps} η={eta} must be refused");
     }
-    assert!(SamplerKind::Ddim { steps: 1000, eta: 0.5 }.build(&schedule).is_ok());
+    assert!(SamplerKind::Ddim { steps: 1000, eta: 0.5 }.build(&schedule, X0::Raw).is_ok());
 }

@@ -1,7 +1,8 @@
 //! Ancestral sampling, Algorithm 2 of Ho et al.:
 //! x_{t−1} = 1/√α_t (x_t − β_t/√(1−ᾱ_t) ε̂) + σ_t z, with σ_t² = β_t or β̃_t and no noise at the last step.
+//! With x̂_0 clipped, the mean is that of q(x_{t−1} | x_t, x̂_0) (the same mean when nothing is clipped).
 
-use super::{Sampler, Step, predict_x0_at};
+use super::{Sampler, Step, X0, predict_x0_at};
 use crate::noise::NoiseSource;
 use crate::schedule::Schedule;
 use burn::prelude::*;
@@ -18,13 +19,14 @@ pub enum DdpmVariance {
 pub struct Ddpm {
     schedule: Schedule,
     variance: DdpmVariance,
+    x0: X0,
     timesteps: Vec<usize>,
 }
 
 impl Ddpm {
-    pub fn new(schedule: Schedule, variance: DdpmVariance) -> Self {
+    pub fn new(schedule: Schedule, variance: DdpmVariance, x0: X0) -> Self {
         let timesteps = (0..schedule.len()).rev().collect();
-        Self { schedule, variance, timesteps }
+        Self { schedule, variance, x0, timesteps }
     }
 }
 
@@ -36,9 +38,16 @@ impl Sampler for Ddpm {
     fn step(&self, i: usize, x_t: Tensor<4>, eps: Tensor<4>, noise: &mut NoiseSource) -> Step {
         let s = &self.schedule;
         let t = self.timesteps[i];
-        let x0 = predict_x0_at(s, x_t.clone(), t, eps.clone());
-        let eps_coef = s.betas[t] / s.sqrt_one_minus_alphas_cumprod[t];
-        let mean = (x_t.clone() - eps * eps_coef as f32) * s.sqrt_recip_alphas[t] as f32;
+        let x0 = predict_x0_at(s, x_t.clone(), t, eps.clone(), self.x0);
+        let mean = match self.x0 {
+            X0::Raw => {
+                let eps_coef = s.betas[t] / s.sqrt_one_minus_alphas_cumprod[t];
+                (x_t.clone() - eps * eps_coef as f32) * s.sqrt_recip_alphas[t] as f32
+            }
+            X0::Clipped => {
+                x0.clone() * s.posterior_mean_coef1[t] as f32 + x_t.clone() * s.posterior_mean_coef2[t] as f32
+            }
+        };
         let x_prev = if t == 0 {
             mean
         } else {

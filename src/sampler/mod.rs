@@ -35,10 +35,25 @@ pub trait Sampler {
     fn step(&self, i: usize, x_t: Tensor<4>, eps: Tensor<4>, noise: &mut NoiseSource) -> Step;
 }
 
+/// What a step does with its estimate x̂_0 of the clean image.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum X0 {
+    /// Used as predicted: the paper's Algorithm 2 and DDIM's update, exactly.
+    Raw,
+    /// Clamped to the data range [−1, 1] first, as Ho et al.'s released code and diffusers'
+    /// `clip_sample` do: early steps' x̂_0 overshoots far outside the range, and the clamp keeps
+    /// that error out of x_{t−1}.
+    Clipped,
+}
+
 /// x̂_0 for a batch that shares one time index.
-fn predict_x0_at(s: &Schedule, x_t: Tensor<4>, t: usize, eps: Tensor<4>) -> Tensor<4> {
+fn predict_x0_at(s: &Schedule, x_t: Tensor<4>, t: usize, eps: Tensor<4>, x0: X0) -> Tensor<4> {
     let batch = x_t.dims()[0];
-    crate::diffusion::predict_x0(s, x_t, &vec![t; batch], eps)
+    let raw = crate::diffusion::predict_x0(s, x_t, &vec![t; batch], eps);
+    match x0 {
+        X0::Raw => raw,
+        X0::Clipped => raw.clamp(-1.0, 1.0),
+    }
 }
 
 /// What the user asks a sampler for.
@@ -49,10 +64,10 @@ pub enum SamplerKind {
 }
 
 impl SamplerKind {
-    pub fn build(self, schedule: &Schedule) -> Result<Box<dyn Sampler>, String> {
+    pub fn build(self, schedule: &Schedule, x0: X0) -> Result<Box<dyn Sampler>, String> {
         Ok(match self {
-            Self::Ddpm(variance) => Box::new(Ddpm::new(schedule.clone(), variance)),
-            Self::Ddim { steps, eta } => Box::new(Ddim::new(schedule.clone(), steps, eta)?),
+            Self::Ddpm(variance) => Box::new(Ddpm::new(schedule.clone(), variance, x0)),
+            Self::Ddim { steps, eta } => Box::new(Ddim::new(schedule.clone(), steps, eta, x0)?),
         })
     }
 }

@@ -5,7 +5,7 @@ use super::{gpu, js_err, now_ms};
 use crate::data::Dataset;
 use crate::diffusion::q_sample;
 use crate::noise::NoiseSource;
-use crate::sampler::{DdpmVariance, Guidance, SamplerKind, SamplingRun};
+use crate::sampler::{DdpmVariance, Guidance, SamplerKind, SamplingRun, X0};
 use crate::schedule::{BetaSchedule, Schedule};
 use crate::unet::UNet;
 use crate::weights::{ModelDescription, from_bytes};
@@ -203,7 +203,7 @@ impl Engine {
             return Err(js_err(format!("guidance must be 0–20, not {guidance}")));
         }
         let description = &loaded.description;
-        let sampler = kind.build(&description.schedule()).map_err(js_err)?;
+        let sampler = kind.build(&description.schedule(), X0::Raw).map_err(js_err)?;
         let size = description.unet.image_size;
         let shape = [batch, description.unet.channels, size, size];
         let guidance = Guidance {

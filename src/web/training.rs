@@ -7,7 +7,7 @@ use super::{js_err, now_ms};
 use crate::data::{Dataset, Epochs};
 use crate::diffusion::LossKind;
 use crate::noise::NoiseSource;
-use crate::sampler::{Guidance, SamplerKind, SamplingRun};
+use crate::sampler::{Guidance, SamplerKind, SamplingRun, X0};
 use crate::schedule::BetaSchedule;
 use crate::train::{EvalBatch, TrainConfig, Trainer};
 use crate::unet::{UNet, UNetConfig};
@@ -203,7 +203,7 @@ impl Engine {
         let t = state.training.as_ref().ok_or_else(|| js_err("no training run"))?;
         let model = t.trainer.inference_model().for_inference();
         let unet = &t.description.unet;
-        let sampler = SamplerKind::Ddim { steps, eta: 0.0 }.build(&t.trainer.schedule).map_err(js_err)?;
+        let sampler = SamplerKind::Ddim { steps, eta: 0.0 }.build(&t.trainer.schedule, X0::Raw).map_err(js_err)?;
         let conditional = model.null_class().is_some();
         let guidance = Guidance {
             labels: (0..count).map(|i| conditional.then(|| t.classes[i % t.classes.len()])).collect(),

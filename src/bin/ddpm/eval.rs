@@ -11,7 +11,7 @@ use ddpm_web::classifier::{Classifier, FEATURES, dataset_features, noise_feature
 use ddpm_web::data::{DEFAULT_DIR, Dataset, Split};
 use ddpm_web::frechet::{frechet_distance, frechet_infinity, gaussian_fit};
 use ddpm_web::noise::NoiseSource;
-use ddpm_web::sampler::{DdpmVariance, Guidance, SamplerKind, SamplingRun};
+use ddpm_web::sampler::{DdpmVariance, Guidance, SamplerKind, SamplingRun, X0};
 use crate::journal::{BatchResult, Journal};
 use crate::load_weights;
 use indicatif::{ProgressBar, ProgressStyle};
@@ -53,6 +53,9 @@ pub struct EvalArgs {
     sampler: EvalSampler,
     #[arg(long, default_value_t = 50)]
     steps: usize,
+    /// Clamp each step's x̂_0 to [−1, 1] (Ho et al.'s released code; the paper's Algorithm 2 does not).
+    #[arg(long)]
+    clip_x0: bool,
     /// Guidance for class-conditional samples (balanced over the ten classes).
     #[arg(long, default_value_t = 1.0)]
     guidance: f32,
@@ -173,10 +176,14 @@ pub fn eval(args: EvalArgs) -> Result<(), String> {
         EvalSampler::Ddim => SamplerKind::Ddim { steps: args.steps, eta: 0.0 },
     };
     let schedule = description.schedule();
-    let sampler = match args.sampler {
+    let mut sampler = match args.sampler {
         EvalSampler::Ddpm => format!("DDPM {} steps", schedule.len()),
         EvalSampler::Ddim => format!("DDIM {} steps", args.steps),
     };
+    let x0 = if args.clip_x0 { X0::Clipped } else { X0::Raw };
+    if args.clip_x0 {
+        sampler += ", x̂0 clipped";
+    }
     let mut journal = match &args.resume {
         None => Journal::none(),
         Some(path) => {
@@ -204,7 +211,7 @@ pub fn eval(args: EvalArgs) -> Result<(), String> {
         }
         let labels: Vec<Option<usize>> = (start..start + size).map(|i| conditional.then_some(i % 10)).collect();
         let guidance = Guidance { labels: labels.clone(), scale: args.guidance };
-        let run = SamplingRun::new(kind.build(&schedule)?, [size, 1, 28, 28], guidance, args.seed + b as u64, &device);
+        let run = SamplingRun::new(kind.build(&schedule, x0)?, [size, 1, 28, 28], guidance, args.seed + b as u64, &device);
         let x = run.finish(&model).clamp(-1.0, 1.0);
         let (features, predicted) = (classifier.feature_vec(x.clone()), classifier.predict(x));
         journal.record(BatchResult { batch: b, features, predicted, asked: labels })?;

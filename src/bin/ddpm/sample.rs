@@ -3,7 +3,7 @@
 use crate::DeviceArg;
 use burn::prelude::*;
 use ddpm_web::data::CLASS_NAMES;
-use ddpm_web::sampler::{DdpmVariance, Guidance, SamplerKind, SamplingRun};
+use ddpm_web::sampler::{DdpmVariance, Guidance, SamplerKind, SamplingRun, X0};
 use crate::load_weights;
 use image::codecs::gif::{GifEncoder, Repeat};
 use image::{Delay, Frame, GrayImage, Luma, RgbaImage};
@@ -33,6 +33,9 @@ pub struct Args {
     /// DDIM η: 0 deterministic, 1 as noisy as DDPM.
     #[arg(long, default_value_t = 0.0)]
     eta: f64,
+    /// Clamp each step's x̂_0 to [−1, 1] (Ho et al.'s released code; the paper's Algorithm 2 does not).
+    #[arg(long)]
+    clip_x0: bool,
     #[arg(long, default_value_t = 0)]
     seed: u64,
     /// Class index 0–9 (or "any"); see --per-class for one row per class.
@@ -94,7 +97,7 @@ pub fn run(args: Args) -> Result<(), String> {
         SamplerArg::Ddim => SamplerKind::Ddim { steps: args.steps, eta: args.eta },
     };
     let schedule = description.schedule();
-    let sampler = kind.build(&schedule)?;
+    let sampler = kind.build(&schedule, if args.clip_x0 { X0::Clipped } else { X0::Raw })?;
     let size = description.unet.image_size;
     let shape = [count, description.unet.channels, size, size];
     let mut run = SamplingRun::new(sampler, shape, Guidance { labels, scale: args.guidance }, args.seed, &device);
