@@ -3,6 +3,7 @@
 //! With x̂_0 clipped, the mean is that of q(x_{t−1} | x_t, x̂_0) (the same mean when nothing is clipped).
 
 use super::{Sampler, Step, X0, predict_x0_at};
+use crate::diffusion::q_posterior;
 use crate::noise::NoiseSource;
 use crate::schedule::Schedule;
 use burn::prelude::*;
@@ -44,9 +45,7 @@ impl Sampler for Ddpm {
                 let eps_coef = s.betas[t] / s.sqrt_one_minus_alphas_cumprod[t];
                 (x_t.clone() - eps * eps_coef as f32) * s.sqrt_recip_alphas[t] as f32
             }
-            X0::Clipped => {
-                x0.clone() * s.posterior_mean_coef1[t] as f32 + x_t.clone() * s.posterior_mean_coef2[t] as f32
-            }
+            X0::Clipped => q_posterior(s, x0.clone(), x_t.clone(), &vec![t; x_t.dims()[0]]).0,
         };
         let x_prev = if t == 0 {
             mean
