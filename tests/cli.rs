@@ -75,3 +75,43 @@ fn a_resumed_run_ends_where_an_uninterrupted_one_does() {
     let d = weights_diff(&dir.join("whole.ddpm.raw"), &dir.join("forgetful.ddpm.raw"));
     assert!(d > 1e-4, "resuming without the moments should change the weights ({d})");
 }
+
+fn train_steps(path: &std::path::Path) -> usize {
+    let device = burn::prelude::Device::flex();
+    ddpm_web::weights::from_bytes(&std::fs::read(path).unwrap(), &device).unwrap().1.train_steps
+}
+
+#[test]
+fn a_timed_run_fits_its_length_to_the_minutes_and_says_how_to_repeat_it() {
+    let dir = temp("minutes");
+    let out = |name: &str| dir.join(name).to_str().unwrap().to_string();
+    let tiny = ["train", "--limit", "64", "--batch", "4", "--dim", "8", "--dim-mults", "1,2", "--attn-heads", "1", "--attn-dim-head", "8"];
+    // The warm-up covers the steps that measure the speed, so the decay only depends on the fitted length.
+    let cosine = ["--lr-schedule", "cosine", "--warmup", "50", "--checkpoint-every", "100000"];
+    let train = |extra: &[&str]| {
+        let o = Command::new(env!("CARGO_BIN_EXE_ddpm")).args(tiny).args(cosine).args(extra).output().unwrap();
+        let stdout = String::from_utf8_lossy(&o.stdout).into_owned();
+        assert!(o.status.success(), "{extra:?}: {stdout}{}", String::from_utf8_lossy(&o.stderr));
+        stdout
+    };
+    let said = train(&["--minutes", "0.3", "-o", &out("timed.ddpm")]);
+    let fitted: usize = said
+        .split("(--steps ")
+        .nth(1)
+        .and_then(|rest| rest.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no '--steps N repeats this run' in: {said}"));
+    assert!(fitted > 50, "{said}");
+    assert_eq!(train_steps(&dir.join("timed.ddpm")), fitted, "{said}");
+    train(&["--steps", &fitted.to_string(), "-o", &out("counted.ddpm")]);
+    for suffix in ["", ".raw"] {
+        let d = weights_diff(&dir.join(format!("timed.ddpm{suffix}")), &dir.join(format!("counted.ddpm{suffix}")));
+        assert!(d < 1e-6, "--minutes and the --steps it printed differ by {d} (weights{suffix})");
+    }
+    // Given --steps too, the minutes still end the run (and it saves where it stopped).
+    train(&["--minutes", "0.02", "--steps", "10000000", "-o", &out("cut.ddpm")]);
+    let cut = train_steps(&dir.join("cut.ddpm"));
+    assert!(cut > 0 && cut < 10_000_000, "{cut}");
+    fails_cleanly(&["train", "--minutes", "0", "--steps", "1"], "--minutes");
+    fails_cleanly(&["train", "--minutes", "1", "--resume", "--lr-schedule", "cosine", "-o", &out("timed.ddpm")], "--steps");
+}

@@ -12,7 +12,13 @@ use crate::load_weights;
 use ddpm_web::weights::{ModelDescription, Precision, to_bytes};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::path::{Path, PathBuf};
-use std::time::Instant;
+use std::time::{Duration, Instant};
+
+/// Steps between reads of the loss.
+const LOSS_EVERY: usize = 10;
+/// The steps (counted from the run's start) over which a --minutes run measures its speed.
+const FIT_FROM: usize = 10;
+const FIT_TO: usize = 50;
 
 #[derive(Clone, Copy, PartialEq, clap::ValueEnum)]
 enum LrSchedule {
@@ -32,6 +38,10 @@ pub struct Args {
     /// Optimisation steps (overrides --epochs).
     #[arg(long)]
     steps: Option<usize>,
+    /// Stop after this many minutes of training, saving a checkpoint. Without --steps the run's
+    /// length is fitted to them from the speed of its first steps (and so is a cosine decay).
+    #[arg(long)]
+    minutes: Option<f64>,
     #[arg(long, default_value_t = 1)]
     epochs: usize,
     #[arg(long, default_value_t = 128)]
@@ -147,11 +157,22 @@ pub fn run(args: Args) -> Result<(), String> {
         precision: if args.f16 { Precision::F16 } else { Precision::F32 },
     };
     let steps_per_epoch = data.len().div_ceil(args.batch);
-    let total = args.steps.unwrap_or(args.epochs * steps_per_epoch);
+    let cosine = args.lr_schedule == LrSchedule::Cosine;
+    let budget = match args.minutes {
+        Some(m) if m.is_finite() && m > 0.0 => Some(Duration::from_secs_f64(m * 60.0)),
+        Some(m) => return Err(format!("--minutes must be a positive number of minutes (got {m})")),
+        None => None,
+    };
+    // With a time budget and no --steps, the run's length is only known once its speed is.
+    let fitted = budget.is_some() && args.steps.is_none();
+    if fitted && cosine && args.resume {
+        return Err("a resumed cosine run needs the first run's --steps: its decay must keep its length".into());
+    }
+    let mut total = if fitted { usize::MAX } else { args.steps.unwrap_or(args.epochs * steps_per_epoch) };
     let config = TrainConfig::new()
         .with_lr(args.lr)
         .with_warmup_steps(args.warmup)
-        .with_decay_steps(if args.lr_schedule == LrSchedule::Cosine { total } else { 0 })
+        .with_decay_steps(if cosine && !fitted { total } else { 0 })
         .with_grad_clip(args.clip)
         .with_loss(args.loss)
         .with_ema_decay(args.ema)
@@ -184,21 +205,25 @@ pub fn run(args: Args) -> Result<(), String> {
     if total <= start_step {
         return Err(format!("already trained {start_step} steps (asked for {total})"));
     }
+    let length = if fitted { format!("{} minutes", args.minutes.unwrap_or_default()) } else { format!("{total} steps") };
     println!(
-        "training {} parameters on {} images ({:?}), {} → {} steps, batch {}",
+        "training {} parameters on {} images ({:?}), from step {start_step} for {length}, batch {}",
         burn::module::Module::num_params(&trainer.model),
         data.len(),
         args.device,
-        start_step,
-        total,
         args.batch
     );
-    let bar = ProgressBar::new((total - start_step) as u64);
+    let bar = ProgressBar::new(if fitted { 0 } else { (total - start_step) as u64 });
     bar.set_style(ProgressStyle::with_template("{bar:40} {pos}/{len} [{elapsed_precise}<{eta_precise}] {msg}").unwrap());
     let mut order: Vec<usize> = Vec::new();
     let started = Instant::now();
     let mut smoothed = None;
-    for step in start_step..total {
+    // Losses are read back in groups: a read waits for the device, and on a GPU waiting every
+    // step leaves it idle while the next step is recorded.
+    let mut pending: Vec<Tensor<1>> = Vec::new();
+    let mut calibration = None;
+    let mut step = start_step;
+    while step < total {
         let (epoch, epoch_pos) = (step / steps_per_epoch, step % steps_per_epoch);
         // A resumed run starts mid-epoch: rebuild that epoch's order first.
         if epoch_pos == 0 || step == start_step {
@@ -208,31 +233,64 @@ pub fn run(args: Args) -> Result<(), String> {
         let idx: Vec<usize> = (0..args.batch).map(|k| order[(epoch_pos * args.batch + k) % order.len()]).collect();
         let (x, y) = data.batch(&idx, Some(&mut NoiseSource::new(step_seed(args.seed, 2, step))), &device);
         trainer.reseed(step_seed(args.seed, 3, step));
-        let loss: f32 = trainer.step(x, &y).into_scalar();
-        if !loss.is_finite() {
-            return Err(format!("the loss diverged at step {step} ({loss}); try a smaller --lr or --clip 1"));
+        pending.push(trainer.step(x, &y));
+        step += 1;
+        let done = step - start_step;
+        let out_of_time = budget.is_some_and(|b| started.elapsed() >= b);
+        if done % LOSS_EVERY == 0 || done == 1 || step == total || out_of_time {
+            let losses = Tensor::cat(std::mem::take(&mut pending), 0).into_data().try_into_vec::<f32>().map_err(|e| format!("{e:?}"))?;
+            for (k, &loss) in losses.iter().enumerate() {
+                if !loss.is_finite() {
+                    let at = step - losses.len() + k;
+                    return Err(format!("the loss diverged at step {at} ({loss}); try a smaller --lr or --clip 1"));
+                }
+                smoothed = Some(smoothed.map_or(loss, |s: f32| 0.98 * s + 0.02 * loss));
+            }
+            // The first steps compile kernels; the speed is taken from the ones after.
+            if fitted && done == FIT_FROM {
+                calibration = Some((step, Instant::now()));
+            } else if let (true, FIT_TO, Some((from, at)), Some(budget)) = (fitted, done, calibration, budget) {
+                let per_sec = (step - from) as f64 / at.elapsed().as_secs_f64();
+                let left = budget.saturating_sub(started.elapsed()).as_secs_f64();
+                // A little short of the budget, so that the last checkpoint lands inside it.
+                total = step + (0.98 * left * per_sec) as usize;
+                if cosine {
+                    trainer.config.decay_steps = total;
+                }
+                bar.set_length((total - start_step) as u64);
+                // The steps so far ran undecayed: only when they were all warm-up does
+                // --steps repeat the run exactly.
+                let repeat = if args.warmup >= FIT_TO || !cosine { format!("--steps {total} repeats this run") } else { format!("--warmup {FIT_TO} or more makes it repeatable") };
+                bar.suspend(|| println!("{per_sec:.2} steps/s: {} minutes are {total} steps ({repeat})", args.minutes.unwrap_or_default()));
+            }
+            let rate = (done * args.batch) as f64 / started.elapsed().as_secs_f64();
+            let s = smoothed.unwrap_or(f32::NAN);
+            bar.set_message(format!("loss {s:.4}  {rate:.1} img/s"));
+            // Without a terminal (a log file, CI) the bar is hidden: print a line now and then.
+            if bar.is_hidden() && (step % 100 == 0 || done == 1) {
+                let of = if total == usize::MAX { "?".to_string() } else { total.to_string() };
+                println!("step {step}/{of}  loss {s:.4}  {rate:.1} img/s");
+            }
         }
-        let s = smoothed.map_or(loss, |s: f32| 0.98 * s + 0.02 * loss);
-        smoothed = Some(s);
-        let rate = ((step + 1 - start_step) * args.batch) as f64 / started.elapsed().as_secs_f64();
-        bar.set_message(format!("loss {s:.4}  {rate:.1} img/s"));
         bar.inc(1);
-        // Without a terminal (a log file, CI) the bar is hidden: print a line now and then.
-        if bar.is_hidden() && ((step + 1) % 100 == 0 || step == start_step) {
-            println!("step {}/{total}  loss {s:.4}  {rate:.1} img/s", step + 1);
-        }
-        if (step + 1) % args.checkpoint_every == 0 || step + 1 == total {
-            description.train_steps = step + 1;
+        if step % args.checkpoint_every == 0 || step == total || out_of_time {
+            description.train_steps = step;
             save(&trainer, &description, &args.out)?;
+        }
+        if out_of_time {
+            if step < total && trainer.config.decay_steps > step {
+                println!("the {} minutes ran out at step {step}, before the cosine decay's end ({total})", args.minutes.unwrap_or_default());
+            }
+            break;
         }
     }
     bar.finish();
     let secs = started.elapsed().as_secs_f64();
     println!(
         "done: {} steps in {:.1} s ({:.1} img/s), final loss {:.4}; weights in {}",
-        total - start_step,
+        step - start_step,
         secs,
-        ((total - start_step) * args.batch) as f64 / secs,
+        ((step - start_step) * args.batch) as f64 / secs,
         smoothed.unwrap_or(f32::NAN),
         args.out.display()
     );
