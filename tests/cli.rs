@@ -68,6 +68,16 @@ fn a_resumed_run_ends_where_an_uninterrupted_one_does() {
         let d = weights_diff(&dir.join(format!("whole.ddpm{suffix}")), &dir.join(format!("halves.ddpm{suffix}")));
         assert!(d < 1e-6, "2 + 2 steps differ from 4 steps by {d} (weights{suffix})");
     }
+    // --f16 shrinks the shipped (EMA) file; the raw weights a resume starts from stay f32.
+    train("1", &out("half.ddpm"), false);
+    let mut args = vec!["train", "--limit", "64", "--batch", "8", "--dim", "8", "--dim-mults", "1,2", "--attn-heads", "1"];
+    args.extend(["--attn-dim-head", "8", "--steps", "1", "--f16", "-o"]);
+    let half16 = out("half16.ddpm");
+    args.push(&half16);
+    assert_eq!(run(&args).0, 0);
+    let size = |name: &str| std::fs::metadata(dir.join(name)).unwrap().len() as f64;
+    assert!(size("half16.ddpm") < 0.7 * size("half.ddpm"), "{} vs {}", size("half16.ddpm"), size("half.ddpm"));
+    assert_eq!(size("half16.ddpm.raw"), size("half.ddpm.raw"));
     // Without Adam's moments the same resume lands elsewhere: the test above can tell.
     train("2", &out("forgetful.ddpm"), false);
     std::fs::remove_file(dir.join("forgetful.ddpm.optim")).unwrap();

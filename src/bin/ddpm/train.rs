@@ -304,7 +304,9 @@ fn save(trainer: &Trainer, description: &ModelDescription, out: &Path) -> Result
         std::fs::write(&tmp, bytes).and_then(|_| std::fs::rename(&tmp, path)).map_err(|e| format!("{}: {e}", path.display()))
     };
     let ema = to_bytes(&trainer.inference_model(), description).map_err(|e| e.to_string())?;
-    let raw = to_bytes(&trainer.model.valid(), description).map_err(|e| e.to_string())?;
+    // The raw weights are for resuming: always full precision, whatever the EMA file's storage.
+    let full = ModelDescription { precision: Precision::F32, ..description.clone() };
+    let raw = to_bytes(&trainer.model.valid(), &full).map_err(|e| e.to_string())?;
     write(out, ema)?;
     write(&raw_path(out), raw)?;
     write(&optim_path(out), trainer.optimizer_state()?)
