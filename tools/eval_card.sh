@@ -5,24 +5,27 @@
 # (committed: the card's numbers can be recomputed from it in a minute, and a run interrupted on
 # one machine goes on from it on another): DDPM's 1000 steps take about 4-5 hours on 2 CPU cores.
 # Usage: tools/eval_card.sh WEIGHTS [CLASSIFIER]   (make cli first)
+# Environment: DEVICE=cpu|wgpu, DATA=IDX folder, DDPM_BATCH (25 on a CPU; a GPU takes all 250 at once).
 set -euo pipefail
 weights=${1:?usage: tools/eval_card.sh WEIGHTS [CLASSIFIER]}
 CACHE=${CACHE:-$HOME/.cache/ddpm-web}
 ddpm=${DDPM:-$CACHE/target/debug/ddpm}
 evals=${EVALS:-$(dirname "$0")/../docs/eval}
+device=${DEVICE:-cpu}
+data=${DATA:-/usr/share/datasets/fashion-mnist}
 # The feature extractor is part of the measure: the committed one, so numbers agree across machines.
 classifier=${2:-$evals/classifier.bpk}
-[ -f "$classifier" ] || "$ddpm" classifier train -o "$classifier"
+[ -f "$classifier" ] || "$ddpm" classifier train -o "$classifier" --data "$data" --device "$device"
 dir=$evals/$(sha256sum "$weights" | cut -c1-12)
 mkdir -p "$dir"
 # DDPM in batches of 25 so that an interruption loses at most ~15 minutes.
-for run in "ddim 20 250" "ddim 50 250" "ddpm 1000 25"; do
+for run in "ddim 20 250" "ddim 50 250" "ddpm 1000 ${DDPM_BATCH:-25}"; do
   read -r sampler steps batch <<< "$run"
   out=$dir/$sampler$steps.txt
   if [ ! -s "$out" ]; then
     echo "== $sampler $steps steps → $out" >&2
     "$ddpm" eval -w "$weights" --classifier "$classifier" --count 500 --guidance 2 \
-      --sampler "$sampler" --steps "$steps" --batch "$batch" --resume "$dir/$sampler$steps.jsonl" > "$out.tmp"
+      --data "$data" --device "$device" --sampler "$sampler" --steps "$steps" --batch "$batch" --resume "$dir/$sampler$steps.jsonl" > "$out.tmp"
     mv "$out.tmp" "$out"
   fi
   cat "$out"

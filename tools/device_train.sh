@@ -1,0 +1,53 @@
+#!/bin/bash
+# Trains and measures the model within one call on a GPU lent through the `device` tool (15 minutes
+# of device time a session, 10 a call). Prepare here with tools/device_prepare.sh, then:
+#   run(command="bash tools/device_train.sh", carry=[".device"], timeout_s=600)
+# There it trains for MINUTES with Burn's wgpu backend on the GPU's Vulkan driver, the run's length
+# and cosine decay fitted to them (`ddpm train --minutes`), draws sample grids, and runs
+# tools/eval_card.sh on the GPU until DEADLINE seconds after its start. $OUT gets model.ddpm (the
+# EMA weights, f16), model.ddpm.raw and .optim (for --resume) and results.tar (logs, journals,
+# card rows, grids): commit the journals to docs/eval/ and ship with tools/ship_weights.sh.
+set -uo pipefail
+t0=$SECONDS
+MINUTES=${MINUTES:-5}
+DEADLINE=${DEADLINE:-560}
+# The blog's width, which 2 CPU cores could not train far enough (README, model card).
+TRAIN_ARGS=${TRAIN_ARGS:---dim 28 --dim-mults 1,2,4 --attn-heads 4 --attn-dim-head 32 --batch 128 --lr 1e-3 --warmup 200 --clip 1 --ema 0.999 --lr-schedule cosine --f16 --checkpoint-every 500 --seed 0}
+out=${OUT:?OUT: where the results go (the device tool sets it)}
+here=.device
+[ -f $here/ddpm.xz ] || { echo "no $here/ddpm.xz: run tools/device_prepare.sh here and carry .device" >&2; exit 2; }
+work=$(mktemp -d)
+pack() { tar -C "$work" -cf "$out/results.tar" .; }
+left() { echo $((DEADLINE - (SECONDS - t0))); }
+
+# The image has the NVIDIA driver and its Vulkan ICD but no loader.
+if ! ldconfig -p | grep -q 'libvulkan.so.1 '; then
+  for f in $here/gl/*.deb; do dpkg -x "$f" /; done
+  ldconfig
+fi
+# Vulkan's window-system layers complain without it (lavapipe here, say).
+export XDG_RUNTIME_DIR=${XDG_RUNTIME_DIR:-$(mktemp -d)}
+icd=/usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json
+[ -f $icd ] && export VK_DRIVER_FILES=${VK_DRIVER_FILES:-$icd}
+ddpm=/tmp/ddpm
+xz -dc $here/ddpm.xz > $ddpm 2>/dev/null || python3 -c "import lzma,sys; sys.stdout.buffer.write(lzma.open('$here/ddpm.xz').read())" > $ddpm
+chmod +x $ddpm
+{ nvidia-smi -L || echo "no nvidia-smi"; echo "ddpm from $(cat $here/commit 2>/dev/null)"; } 2>&1 | tee "$work/device.txt"
+$ddpm info --time --device wgpu 2>&1 | tail -3 | tee -a "$work/device.txt" || { pack; exit 1; }
+
+# shellcheck disable=SC2086  # TRAIN_ARGS is a list of options
+$ddpm train --device wgpu --data $here/data --out "$out/model.ddpm" --minutes "$MINUTES" $TRAIN_ARGS 2>&1 | tee "$work/train.log"
+[ -s "$out/model.ddpm" ] || { pack; exit 1; }
+pack
+$ddpm sample -w "$out/model.ddpm" --device wgpu --sampler ddim --steps 50 --per-class --count 40 \
+  --guidance 2 --scale 2 -o "$work/samples-ddim50.png" > /dev/null
+pack
+DEVICE=wgpu DATA=$here/data DDPM=$ddpm EVALS=$work/eval DDPM_BATCH=250 \
+  timeout "$(left)" bash tools/eval_card.sh "$out/model.ddpm" docs/eval/classifier.bpk 2>&1 | tee "$work/eval.log"
+pack
+if [ "$(left)" -gt 30 ]; then
+  timeout "$(left)" $ddpm sample -w "$out/model.ddpm" --device wgpu --sampler ddpm --per-class --count 40 \
+    --guidance 2 --scale 2 -o "$work/samples-ddpm1000.png" > /dev/null
+  pack
+fi
+echo "done in $((SECONDS - t0)) s"
