@@ -10,7 +10,10 @@ use serde_json::Value;
 use std::path::PathBuf;
 
 fn fixture(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name)
+    // Read when the test runs, not when it is built: cargo reuses test binaries from the shared
+    // target dir (~/.cache/ddpm-web) across checkouts, and a built-in path names the first one.
+    let root = std::env::var_os("CARGO_MANIFEST_DIR").map_or_else(|| PathBuf::from("."), PathBuf::from);
+    root.join("tests/fixtures").join(name)
 }
 
 fn meta(name: &str) -> Value {
