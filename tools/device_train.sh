@@ -4,9 +4,10 @@
 #   run(command="bash tools/device_train.sh", carry=[".device"], timeout_s=600)
 # There it trains for MINUTES with Burn's wgpu backend on the GPU's Vulkan driver, the run's length
 # and cosine decay fitted to them (`ddpm train --minutes`), draws sample grids, and runs
-# tools/eval_card.sh on the GPU until DEADLINE seconds after its start. $OUT gets model.ddpm (the
-# EMA weights, f16), model.ddpm.raw and .optim (for --resume) and results.tar (logs, journals,
-# card rows, grids): commit the journals to docs/eval/ and ship with tools/ship_weights.sh.
+# tools/eval_card.sh (guidance 2, then 1.5) on the GPU until DEADLINE seconds after its start.
+# $OUT gets model.ddpm (the EMA weights, f16), model.ddpm.raw and .optim (for --resume) and
+# results.tar (logs, journals, card rows, grids): commit the journals to docs/eval/ and ship with
+# tools/ship_weights.sh.
 set -uo pipefail
 t0=$SECONDS
 MINUTES=${MINUTES:-5}
@@ -44,11 +45,14 @@ $ddpm sample -w "$out/model.ddpm" --device wgpu --sampler ddim --steps 50 --per-
   --guidance 2 --scale 2 -o "$work/samples-ddim50.png" > /dev/null
 pack
 # (timeout 0 would mean no limit: only start what has time left.)
-if [ "$(left)" -gt 10 ]; then
-  DEVICE=wgpu DATA=$here/data DDPM=$ddpm EVALS=$work/eval DDPM_BATCH=250 \
-    timeout "$(left)" bash tools/eval_card.sh "$out/model.ddpm" docs/eval/classifier.bpk 2>&1 | tee "$work/eval.log"
-  pack
-fi
+# The card's guidance first, then 1.5, the shipped model's FD-best scale (README, model card).
+for guidance in 2 1.5; do
+  if [ "$(left)" -gt 10 ]; then
+    GUIDANCE=$guidance DEVICE=wgpu DATA=$here/data DDPM=$ddpm EVALS=$work/eval DDPM_BATCH=250 \
+      timeout "$(left)" bash tools/eval_card.sh "$out/model.ddpm" docs/eval/classifier.bpk 2>&1 | tee -a "$work/eval.log"
+    pack
+  fi
+done
 if [ "$(left)" -gt 30 ]; then
   timeout "$(left)" $ddpm sample -w "$out/model.ddpm" --device wgpu --sampler ddpm --per-class --count 40 \
     --guidance 2 --scale 2 -o "$work/samples-ddpm1000.png" > /dev/null
