@@ -39,7 +39,8 @@ pub struct Args {
     #[arg(long)]
     steps: Option<usize>,
     /// Stop after this many minutes of training, saving a checkpoint. Without --steps the run's
-    /// length is fitted to them from the speed of its first steps (and so is a cosine decay).
+    /// length is fitted to them from the speed of its first steps (and so is a cosine decay;
+    /// --epochs is then ignored).
     #[arg(long)]
     minutes: Option<f64>,
     #[arg(long, default_value_t = 1)]
