@@ -7,6 +7,9 @@ fn run(args: &[&str]) -> (i32, String) {
     (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stderr).into_owned())
 }
 
+/// A model and data set small enough for a step to take milliseconds.
+const TINY: [&str; 11] = ["train", "--limit", "64", "--dim", "8", "--dim-mults", "1,2", "--attn-heads", "1", "--attn-dim-head", "8"];
+
 fn temp(name: &str) -> std::path::PathBuf {
     let dir = std::env::temp_dir().join(format!("ddpm-cli-{}-{name}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
@@ -52,36 +55,30 @@ fn weights_diff(a: &std::path::Path, b: &std::path::Path) -> f32 {
 fn a_resumed_run_ends_where_an_uninterrupted_one_does() {
     let dir = temp("resume");
     let out = |name: &str| dir.join(name).to_str().unwrap().to_string();
-    let train = |steps: &str, o: &str, resume: bool| {
-        let mut args = vec!["train", "--limit", "64", "--batch", "8", "--dim", "8", "--dim-mults", "1,2", "--attn-heads", "1"];
-        args.extend(["--attn-dim-head", "8", "--checkpoint-every", "2", "--steps", steps, "-o", o]);
-        if resume {
-            args.push("--resume");
-        }
+    let train = |steps: &str, o: &str, extra: &[&str]| {
+        let mut args = TINY.to_vec();
+        args.extend(["--batch", "8", "--checkpoint-every", "2", "--steps", steps, "-o", o]);
+        args.extend(extra);
         let (code, stderr) = run(&args);
         assert_eq!(code, 0, "{args:?}: {stderr}");
     };
-    train("4", &out("whole.ddpm"), false);
-    train("2", &out("halves.ddpm"), false);
-    train("4", &out("halves.ddpm"), true);
+    train("4", &out("whole.ddpm"), &[]);
+    train("2", &out("halves.ddpm"), &[]);
+    train("4", &out("halves.ddpm"), &["--resume"]);
     for suffix in ["", ".raw"] {
         let d = weights_diff(&dir.join(format!("whole.ddpm{suffix}")), &dir.join(format!("halves.ddpm{suffix}")));
         assert!(d < 1e-6, "2 + 2 steps differ from 4 steps by {d} (weights{suffix})");
     }
     // --f16 shrinks the shipped (EMA) file; the raw weights a resume starts from stay f32.
-    train("1", &out("half.ddpm"), false);
-    let mut args = vec!["train", "--limit", "64", "--batch", "8", "--dim", "8", "--dim-mults", "1,2", "--attn-heads", "1"];
-    args.extend(["--attn-dim-head", "8", "--steps", "1", "--f16", "-o"]);
-    let half16 = out("half16.ddpm");
-    args.push(&half16);
-    assert_eq!(run(&args).0, 0);
+    train("1", &out("half.ddpm"), &[]);
+    train("1", &out("half16.ddpm"), &["--f16"]);
     let size = |name: &str| std::fs::metadata(dir.join(name)).unwrap().len() as f64;
     assert!(size("half16.ddpm") < 0.7 * size("half.ddpm"), "{} vs {}", size("half16.ddpm"), size("half.ddpm"));
     assert_eq!(size("half16.ddpm.raw"), size("half.ddpm.raw"));
     // Without Adam's moments the same resume lands elsewhere: the test above can tell.
-    train("2", &out("forgetful.ddpm"), false);
+    train("2", &out("forgetful.ddpm"), &[]);
     std::fs::remove_file(dir.join("forgetful.ddpm.optim")).unwrap();
-    train("4", &out("forgetful.ddpm"), true);
+    train("4", &out("forgetful.ddpm"), &["--resume"]);
     let d = weights_diff(&dir.join("whole.ddpm.raw"), &dir.join("forgetful.ddpm.raw"));
     assert!(d > 1e-4, "resuming without the moments should change the weights ({d})");
 }
@@ -95,11 +92,10 @@ fn train_steps(path: &std::path::Path) -> usize {
 fn a_timed_run_fits_its_length_to_the_minutes_and_says_how_to_repeat_it() {
     let dir = temp("minutes");
     let out = |name: &str| dir.join(name).to_str().unwrap().to_string();
-    let tiny = ["train", "--limit", "64", "--batch", "4", "--dim", "8", "--dim-mults", "1,2", "--attn-heads", "1", "--attn-dim-head", "8"];
     // The warm-up covers the steps that measure the speed, so the decay only depends on the fitted length.
     let cosine = ["--lr-schedule", "cosine", "--warmup", "50", "--checkpoint-every", "100000"];
     let train = |extra: &[&str]| {
-        let o = Command::new(env!("CARGO_BIN_EXE_ddpm")).args(tiny).args(cosine).args(extra).output().unwrap();
+        let o = Command::new(env!("CARGO_BIN_EXE_ddpm")).args(TINY).args(["--batch", "4"]).args(cosine).args(extra).output().unwrap();
         let stdout = String::from_utf8_lossy(&o.stdout).into_owned();
         assert!(o.status.success(), "{extra:?}: {stdout}{}", String::from_utf8_lossy(&o.stderr));
         stdout

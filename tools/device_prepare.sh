@@ -1,7 +1,7 @@
 #!/bin/bash
 # Makes .device/: what tools/device_train.sh needs on a lent GPU machine, which has the NVIDIA
 # driver but neither Rust, nor the data set, nor a Vulkan loader: the ddpm binary (stripped, xz),
-# Fashion-MNIST's IDX files and Debian's libvulkan1. Ignored by git; ~45 MB of the 64 MiB a call
+# Fashion-MNIST's IDX files and Debian's libvulkan1. Ignored by git; ~41 MB of the 64 MiB a call
 # may carry. Usage: tools/device_prepare.sh   (then see tools/device_train.sh)
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -166,6 +166,7 @@ pub fn run(args: Args) -> Result<(), String> {
     };
     // With a time budget and no --steps, the run's length is only known once its speed is.
     let fitted = budget.is_some() && args.steps.is_none();
+    let minutes = args.minutes.unwrap_or_default();
     if fitted && cosine && args.resume {
         return Err("a resumed cosine run needs the first run's --steps: its decay must keep its length".into());
     }
@@ -206,7 +207,7 @@ pub fn run(args: Args) -> Result<(), String> {
     if total <= start_step {
         return Err(format!("already trained {start_step} steps (asked for {total})"));
     }
-    let length = if fitted { format!("{} minutes", args.minutes.unwrap_or_default()) } else { format!("{total} steps") };
+    let length = if fitted { format!("{minutes} minutes") } else { format!("{total} steps") };
     println!(
         "training {} parameters on {} images ({:?}), from step {start_step} for {length}, batch {}",
         burn::module::Module::num_params(&trainer.model),
@@ -262,7 +263,7 @@ pub fn run(args: Args) -> Result<(), String> {
                 // The steps so far ran undecayed: only when they were all warm-up does
                 // --steps repeat the run exactly.
                 let repeat = if args.warmup >= FIT_TO || !cosine { format!("--steps {total} repeats this run") } else { format!("--warmup {FIT_TO} or more makes it repeatable") };
-                bar.suspend(|| println!("{per_sec:.2} steps/s: {} minutes are {total} steps ({repeat})", args.minutes.unwrap_or_default()));
+                bar.suspend(|| println!("{per_sec:.2} steps/s: {minutes} minutes are {total} steps ({repeat})"));
             }
             let rate = (done * args.batch) as f64 / started.elapsed().as_secs_f64();
             let s = smoothed.unwrap_or(f32::NAN);
@@ -280,7 +281,7 @@ pub fn run(args: Args) -> Result<(), String> {
         }
         if out_of_time {
             if step < total && trainer.config.decay_steps > step {
-                println!("the {} minutes ran out at step {step}, before the cosine decay's end ({total})", args.minutes.unwrap_or_default());
+                println!("the {minutes} minutes ran out at step {step}, before the cosine decay's end ({total})");
             }
             break;
         }
