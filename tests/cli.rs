@@ -38,6 +38,8 @@ fn bad_input_gives_a_one_line_error_and_a_non_zero_exit() {
     fails_cleanly(&["sample", "--steps", "abc"], "invalid value 'abc'");
     fails_cleanly(&["sample", "--weights", "www/assets/model.ddpm", "--sampler", "ddim", "--steps", "7"], "divide");
     fails_cleanly(&["sample", "--weights", "www/assets/model.ddpm", "--class", "12"], "--class");
+    fails_cleanly(&["sample", "--guidance-interval", "600-100"], "LO ≤ HI");
+    fails_cleanly(&["sample", "--weights", "www/assets/model.ddpm", "--guidance-interval", "0-1000"], "T = 1000");
     fails_cleanly(&["frobnicate"], "unrecognized subcommand");
 }
 

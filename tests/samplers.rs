@@ -218,7 +218,7 @@ fn classifier_free_guidance_extrapolates_from_unconditional() {
     let device = Device::flex();
     let x = Tensor::<4>::zeros([3, 1, 2, 2], &device);
     for scale in [0.0f32, 1.0, 2.0, 7.5] {
-        let guidance = Guidance { labels: vec![Some(2), None, Some(9)], scale };
+        let guidance = Guidance::new(vec![Some(2), None, Some(9)], scale);
         let eps = values(guided_noise(&LabelEcho, x.clone(), 10, &guidance));
         for (i, label) in [Some(2.0f32), None, Some(9.0)].iter().enumerate() {
             let expected = match label {
@@ -228,6 +228,20 @@ fn classifier_free_guidance_extrapolates_from_unconditional() {
             assert!(eps[i * 4..(i + 1) * 4].iter().all(|&v| (v - expected).abs() < 1e-5), "scale {scale}, image {i}");
         }
     }
+}
+
+#[test]
+fn a_guidance_interval_guides_inside_it_and_only_conditions_outside() {
+    let device = Device::flex();
+    let x = Tensor::<4>::zeros([2, 1, 2, 2], &device);
+    let guidance = Guidance::new(vec![Some(4), None], 3.0).within(Some(10..=20), 100).unwrap();
+    // LabelEcho: ε(c) = c, ε(∅) = −1, so guided class 4 reads −1 + 3·5 = 14, plain conditioning 4.
+    for (t, expected) in [(9, 4.0f32), (10, 14.0), (15, 14.0), (20, 14.0), (21, 4.0), (99, 4.0)] {
+        let eps = values(guided_noise(&LabelEcho, x.clone(), t, &guidance));
+        assert!(eps[..4].iter().all(|&v| (v - expected).abs() < 1e-5), "t {t}: {eps:?}");
+        assert!(eps[4..].iter().all(|&v| (v + 1.0).abs() < 1e-5), "t {t}: the unlabelled image stays unconditional");
+    }
+    assert!(Guidance::new(vec![Some(1)], 2.0).within(Some(0..=100), 100).is_err(), "t = 100 is past T − 1");
 }
 
 #[test]

@@ -10,6 +10,7 @@ pub use ddpm::{Ddpm, DdpmVariance};
 use crate::noise::NoiseSource;
 use crate::schedule::Schedule;
 use burn::prelude::*;
+use std::ops::RangeInclusive;
 
 /// Anything that predicts the noise ε in x_t: the U-Net, or an analytic oracle in tests.
 pub trait NoisePredictor {
@@ -78,11 +79,38 @@ impl SamplerKind {
 pub struct Guidance {
     pub labels: Vec<Option<usize>>,
     pub scale: f32,
+    /// The time indices where the scale applies; elsewhere w = 1. Kynkäänniemi et al. (2024):
+    /// guidance at the noisiest steps mostly removes diversity, at the last ones does little.
+    pub interval: Option<RangeInclusive<usize>>,
 }
 
 impl Guidance {
+    /// Guidance at every step.
+    pub fn new(labels: Vec<Option<usize>>, scale: f32) -> Self {
+        Self { labels, scale, interval: None }
+    }
+
     pub fn unconditional(batch: usize) -> Self {
-        Self { labels: vec![None; batch], scale: 1.0 }
+        Self::new(vec![None; batch], 1.0)
+    }
+
+    /// Guidance only at the time indices `interval` of a schedule with `total` steps.
+    pub fn within(mut self, interval: Option<RangeInclusive<usize>>, total: usize) -> Result<Self, String> {
+        if let Some(i) = &interval {
+            if i.is_empty() || *i.end() >= total {
+                return Err(format!("guidance interval {}-{} must be LO-HI with LO ≤ HI < T = {total}", i.start(), i.end()));
+            }
+        }
+        self.interval = interval;
+        Ok(self)
+    }
+
+    /// The scale in effect at time index `t`.
+    pub fn scale_at(&self, t: usize) -> f32 {
+        match &self.interval {
+            Some(interval) if !interval.contains(&t) => 1.0,
+            _ => self.scale,
+        }
     }
 }
 
@@ -95,7 +123,8 @@ pub fn guided_noise(
     guidance: &Guidance,
 ) -> Tensor<4> {
     let conditioned = guidance.labels.iter().any(Option::is_some);
-    if !conditioned || guidance.scale == 1.0 {
+    let scale = guidance.scale_at(t);
+    if !conditioned || scale == 1.0 {
         return model.predict_noise(x_t, t, &guidance.labels);
     }
     let batch = guidance.labels.len();
@@ -104,7 +133,7 @@ pub fn guided_noise(
     let both = model.predict_noise(Tensor::cat(vec![x_t.clone(), x_t], 0), t, &labels);
     let cond = both.clone().narrow(0, 0, batch);
     let uncond = both.narrow(0, batch, batch);
-    uncond.clone() + (cond - uncond) * guidance.scale
+    uncond.clone() + (cond - uncond) * scale
 }
 
 /// A reverse process in progress, advanced one step at a time so a caller (the page, the CLI's

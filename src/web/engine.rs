@@ -206,10 +206,7 @@ impl Engine {
         let sampler = kind.build(&description.schedule(), X0::Raw).map_err(js_err)?;
         let size = description.unet.image_size;
         let shape = [batch, description.unet.channels, size, size];
-        let guidance = Guidance {
-            labels: vec![label; batch],
-            scale: guidance,
-        };
+        let guidance = Guidance::new(vec![label; batch], guidance);
         let fresh = SamplingRun::new(sampler, shape, guidance, u64::from(seed), device);
         let total = fresh.total_steps();
         *run = Some(fresh);

@@ -205,10 +205,10 @@ impl Engine {
         let unet = &t.description.unet;
         let sampler = SamplerKind::Ddim { steps, eta: 0.0 }.build(&t.trainer.schedule, X0::Raw).map_err(js_err)?;
         let conditional = model.null_class().is_some();
-        let guidance = Guidance {
-            labels: (0..count).map(|i| conditional.then(|| t.classes[i % t.classes.len()])).collect(),
-            scale: if conditional { 2.0 } else { 0.0 },
-        };
+        let guidance = Guidance::new(
+            (0..count).map(|i| conditional.then(|| t.classes[i % t.classes.len()])).collect(),
+            if conditional { 2.0 } else { 0.0 },
+        );
         let shape = [count, unet.channels, unet.image_size, unet.image_size];
         let run = SamplingRun::new(sampler, shape, guidance, u64::from(seed), &state.device);
         let x0 = run.finish(&model);

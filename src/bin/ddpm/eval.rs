@@ -59,6 +59,9 @@ pub struct EvalArgs {
     /// Guidance for class-conditional samples (balanced over the ten classes).
     #[arg(long, default_value_t = 1.0)]
     guidance: f32,
+    /// Apply the guidance scale only at time indices LO-HI (e.g. 0-600); elsewhere scale 1.
+    #[arg(long, value_name = "LO-HI", value_parser = crate::parse_interval)]
+    guidance_interval: Option<std::ops::RangeInclusive<usize>>,
     #[arg(long, default_value_t = 250)]
     batch: usize,
     #[arg(long, default_value_t = 0)]
@@ -184,6 +187,10 @@ pub fn eval(args: EvalArgs) -> Result<(), String> {
     if args.clip_x0 {
         sampler += ", x̂0 clipped";
     }
+    // Part of the sampler's name, so a journal is resumed only with the same interval.
+    if let Some(i) = &args.guidance_interval {
+        sampler += &format!(", guidance at t {}-{}", i.start(), i.end());
+    }
     let mut journal = match &args.resume {
         None => Journal::none(),
         Some(path) => {
@@ -210,7 +217,7 @@ pub fn eval(args: EvalArgs) -> Result<(), String> {
             continue;
         }
         let labels: Vec<Option<usize>> = (start..start + size).map(|i| conditional.then_some(i % 10)).collect();
-        let guidance = Guidance { labels: labels.clone(), scale: args.guidance };
+        let guidance = Guidance::new(labels.clone(), args.guidance).within(args.guidance_interval.clone(), schedule.len())?;
         let run = SamplingRun::new(kind.build(&schedule, x0)?, [size, 1, 28, 28], guidance, args.seed + b as u64, &device);
         let x = run.finish(&model).clamp(-1.0, 1.0);
         let (features, predicted) = (classifier.feature_vec(x.clone()), classifier.predict(x));

@@ -47,6 +47,9 @@ pub struct Args {
     /// Classifier-free guidance scale (1: plain conditioning, 0: unconditional).
     #[arg(long, default_value_t = 1.0)]
     guidance: f32,
+    /// Apply the guidance scale only at time indices LO-HI (e.g. 0-600); elsewhere scale 1.
+    #[arg(long, value_name = "LO-HI", value_parser = crate::parse_interval)]
+    guidance_interval: Option<std::ops::RangeInclusive<usize>>,
     #[arg(long, default_value_t = 16)]
     count: usize,
     /// The PNG grid.
@@ -100,7 +103,8 @@ pub fn run(args: Args) -> Result<(), String> {
     let sampler = kind.build(&schedule, if args.clip_x0 { X0::Clipped } else { X0::Raw })?;
     let size = description.unet.image_size;
     let shape = [count, description.unet.channels, size, size];
-    let mut run = SamplingRun::new(sampler, shape, Guidance { labels, scale: args.guidance }, args.seed, &device);
+    let guidance = Guidance::new(labels, args.guidance).within(args.guidance_interval.clone(), schedule.len())?;
+    let mut run = SamplingRun::new(sampler, shape, guidance, args.seed, &device);
     let total = run.total_steps();
     let every = if args.gif_every == 0 { (total / 40).max(1) } else { args.gif_every };
     let mut frames = Vec::new();
