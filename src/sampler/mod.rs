@@ -94,7 +94,7 @@ impl Guidance {
         Self::new(vec![None; batch], 1.0)
     }
 
-    /// Guidance only at the time indices `interval` of a schedule with `total` steps.
+    /// Guidance only at the time indices `interval` (`None`: every step) of a schedule with `total` steps.
     pub fn within(mut self, interval: Option<RangeInclusive<usize>>, total: usize) -> Result<Self, String> {
         if let Some(i) = &interval {
             if i.is_empty() || *i.end() >= total {
