@@ -6,7 +6,7 @@ import { initModels } from "./models.js";
 import { initTrain } from "./train.js";
 import { fetchWeights as fetchWeightsFrom } from "./weights.js";
 import { probeWebGpu } from "./webgpu.js";
-import { CLASS_NAMES, DDIM_STEPS, RANGES, SAMPLERS, clampNumber, randomSeed } from "./settings.js";
+import { CLASS_NAMES, DDIM_STEPS, INTERVALS, RANGES, SAMPLERS, clampNumber, randomSeed } from "./settings.js";
 
 const $ = (id) => document.getElementById(id);
 const SCHEDULES = ["linear", "cosine", "quadratic", "sigmoid"];
@@ -19,6 +19,7 @@ const SETTINGS = {
   seed: { ...RANGES.seed, def: () => randomSeed() },
   class: { choices: ["any", ...CLASS_NAMES.map((_, i) => String(i))], def: "any" },
   guidance: RANGES.guidance,
+  interval: { choices: INTERVALS, def: INTERVALS[0] },
   batch: { ...RANGES.batch, def: () => (engineInfo.backend === "cpu" ? 4 : 16) },
   view: { choices: ["both", "xt", "x0"], def: "both" },
   colormap: { choices: ["grey", "viridis"], def: "grey" },
@@ -107,7 +108,7 @@ function syncOutputs() {
   const ddim = $("sampler").value === "ddim";
   for (const el of document.querySelectorAll('[data-for="ddim"]')) el.classList.toggle("off", !ddim);
   $("steps").disabled = $("eta").disabled = !ddim;
-  $("guidance").disabled = $("class").value === "any";
+  $("guidance").disabled = $("interval").disabled = $("class").value === "any";
   $("panel-labels").dataset.view = $("view").value;
 }
 
@@ -284,6 +285,7 @@ function generate(event) {
     seed: s.seed,
     class: s.class === "any" ? -1 : Number(s.class),
     guidance: s.guidance,
+    interval: s.interval,
     batch: s.batch,
     view: s.view,
     colormap: s.colormap === "viridis" ? 1 : 0,

@@ -11,7 +11,7 @@
 import { drawGrid, plotContext, scaledLayout } from "./draw2d.js";
 import { fetchWeights } from "./weights.js";
 import { probeWebGpu } from "./webgpu.js";
-import { CLASS_NAMES, DDIM_STEPS, RANGES, SAMPLERS, clampNumber, randomSeed } from "./settings.js";
+import { CLASS_NAMES, DDIM_STEPS, INTERVALS, RANGES, SAMPLERS, clampNumber, randomSeed } from "./settings.js";
 
 const BASE = new URL("./", import.meta.url);
 const SIZE = 28;
@@ -184,6 +184,7 @@ class DdpmDemo extends HTMLElement {
     return {
       sampler, steps, eta: 0, seed, class: cls,
       guidance: setting(a("guidance"), RANGES.guidance, RANGES.guidance.def),
+      interval: INTERVALS.includes(a("interval")) ? a("interval") : INTERVALS[0],
       batch: setting(a("batch"), RANGES.batch, 4),
       view: "both", colormap: 0, target: 0, trace: false, sendValues: true, tag: this.tag,
     };

@@ -4,6 +4,9 @@
 export const CLASS_NAMES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"];
 export const SAMPLERS = ["ddim", "ddpm", "ddpm-tilde"];
 export const DDIM_STEPS = [10, 20, 25, 40, 50, 100, 125, 200, 250, 500, 1000]; // divisors of T = 1000
+// Where guidance applies: time indices 0–600 (measured best for the shipped model: README,
+// model card) or every step.
+export const INTERVALS = ["0-600", "all"];
 export const RANGES = {
   eta: { min: 0, max: 1, def: 0 },
   seed: { min: 0, max: 4294967295, int: true },

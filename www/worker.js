@@ -49,7 +49,7 @@ function drawRun() {
 async function generate(settings) {
   // Every message of this run carries its tag, so a page with several demos knows whose it is.
   const say = (m) => post({ ...m, tag: settings.tag });
-  const total = engine.begin(settings.sampler, settings.steps, settings.eta, settings.seed, settings.class, settings.guidance, settings.batch);
+  const total = engine.begin(settings.sampler, settings.steps, settings.eta, settings.seed, settings.class, settings.guidance, settings.interval, settings.batch);
   const token = {};
   const noise = await engine.noise();
   // Before the first step x_T and x̂_0 are both shown as the starting noise.

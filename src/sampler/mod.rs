@@ -114,6 +114,15 @@ impl Guidance {
     }
 }
 
+/// An interval of time indices written `LO-HI`, inclusive (0 the least noisy, T − 1 pure noise).
+pub fn parse_interval(s: &str) -> Result<RangeInclusive<usize>, String> {
+    let parsed = s.split_once('-').and_then(|(lo, hi)| Some((lo.trim().parse().ok()?, hi.trim().parse().ok()?)));
+    match parsed {
+        Some((lo, hi)) if lo <= hi => Ok(lo..=hi),
+        _ => Err(format!("expected LO-HI with LO ≤ HI, e.g. 0-600, not {s:?}")),
+    }
+}
+
 /// The one place guidance is applied, for every sampler. The conditional and unconditional
 /// predictions share a single forward pass of twice the batch.
 pub fn guided_noise(

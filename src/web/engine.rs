@@ -5,7 +5,7 @@ use super::{gpu, js_err, now_ms};
 use crate::data::Dataset;
 use crate::diffusion::q_sample;
 use crate::noise::NoiseSource;
-use crate::sampler::{DdpmVariance, Guidance, SamplerKind, SamplingRun, X0};
+use crate::sampler::{DdpmVariance, Guidance, SamplerKind, SamplingRun, X0, parse_interval};
 use crate::schedule::{BetaSchedule, Schedule};
 use crate::unet::UNet;
 use crate::weights::{ModelDescription, from_bytes};
@@ -170,7 +170,8 @@ impl Engine {
     }
 
     /// Starts a reverse process: `sampler` is `ddpm` (σ² = β), `ddpm-tilde` (σ² = β̃) or `ddim`
-    /// (`steps`, `eta`); `class` < 0 means any class. Returns the number of steps.
+    /// (`steps`, `eta`); `class` < 0 means any class; `interval` is `LO-HI`, the time indices that
+    /// are guided (cut at the model's T), or `all`. Returns the number of steps.
     #[allow(clippy::too_many_arguments)]
     pub fn begin(
         &self,
@@ -180,6 +181,7 @@ impl Engine {
         seed: u32,
         class: i32,
         guidance: f32,
+        interval: &str,
         batch: usize,
     ) -> Result<usize, JsValue> {
         let mut state = self.state.borrow_mut();
@@ -203,10 +205,17 @@ impl Engine {
             return Err(js_err(format!("guidance must be 0–20, not {guidance}")));
         }
         let description = &loaded.description;
-        let sampler = kind.build(&description.schedule(), X0::Raw).map_err(js_err)?;
+        let schedule = description.schedule();
+        let sampler = kind.build(&schedule, X0::Raw).map_err(js_err)?;
         let size = description.unet.image_size;
         let shape = [batch, description.unet.channels, size, size];
-        let guidance = Guidance::new(vec![label; batch], guidance);
+        // A model with a shorter schedule is guided from its own T − 1 down.
+        let last = schedule.len() - 1;
+        let interval = match interval {
+            "all" => None,
+            s => parse_interval(s).map(|i| Some(*i.start()..=(*i.end()).min(last))).map_err(js_err)?,
+        };
+        let guidance = Guidance::new(vec![label; batch], guidance).within(interval, schedule.len()).map_err(js_err)?;
         let fresh = SamplingRun::new(sampler, shape, guidance, u64::from(seed), device);
         let total = fresh.total_steps();
         *run = Some(fresh);

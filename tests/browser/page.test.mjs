@@ -61,7 +61,8 @@ async function pngDifference(page, a, b) {
 }
 
 test("Generate on the CPU path: every step redraws, the page stays responsive, the PNG equals `ddpm sample`", async () => {
-  const { page, errors, foreign } = await open(ctx, { query: "?seed=3&sampler=ddim&steps=20&eta=0&batch=4&class=any&backend=cpu", initScript: watchLongTasks });
+  // A class with the page's default guidance, applied at t ≤ 600 only: the CLI must be told the same.
+  const { page, errors, foreign } = await open(ctx, { query: "?seed=3&sampler=ddim&steps=20&eta=0&batch=4&class=7&guidance=2&backend=cpu", initScript: watchLongTasks });
   await ready(page);
   const out = await generate(page, { trace: true });
   assert.equal(out.steps.length, 20);
@@ -74,7 +75,7 @@ test("Generate on the CPU path: every step redraws, the page stays responsive, t
   // The same seed and settings natively.
   const dir = mkdtempSync(join(tmpdir(), "ddpm-page-"));
   execFileSync(DDPM, ["sample", "--weights", "www/assets/model.ddpm", "--sampler", "ddim", "--steps", "20", "--eta", "0",
-    "--seed", "3", "--count", "4", "--class", "any", "--out", join(dir, "cli.png")]);
+    "--seed", "3", "--count", "4", "--class", "7", "--guidance", "2", "--guidance-interval", "0-600", "--out", join(dir, "cli.png")]);
   const [download] = await Promise.all([page.waitForEvent("download"), page.click("#download")]);
   await download.saveAs(join(dir, "page.png"));
   const diff = await pngDifference(page, readFileSync(join(dir, "cli.png")), readFileSync(join(dir, "page.png")));
@@ -173,15 +174,18 @@ test("the forward-process slider changes the picture, and t = 0 shows the clean 
 });
 
 test("link settings out of range or garbage are clamped with a notice", async () => {
-  const { page, errors } = await open(ctx, { query: "?seed=abc&batch=99&steps=7&guidance=-3&sampler=magic&backend=cpu" });
+  const { page, errors } = await open(ctx, { query: "?seed=abc&batch=99&steps=7&guidance=-3&sampler=magic&interval=1-2&backend=cpu" });
   await ready(page);
   const s = await page.evaluate(() => ({ batch: document.getElementById("batch").value, steps: document.getElementById("steps").value,
-    guidance: document.getElementById("guidance").value, sampler: document.getElementById("sampler").value, notices: window.ddpm.notices.join(" ") }));
+    guidance: document.getElementById("guidance").value, sampler: document.getElementById("sampler").value,
+    interval: document.getElementById("interval").value, notices: window.ddpm.notices.join(" ") }));
   assert.equal(s.batch, "16");
   assert.equal(s.steps, "50");
   assert.equal(s.guidance, "0");
   assert.equal(s.sampler, "ddim");
+  assert.equal(s.interval, "0-600");
   assert.match(s.notices, /batch=99/);
+  assert.match(s.notices, /interval=1-2/);
   assert.match(s.notices, /seed=abc/);
   assert.deepEqual(errors, []);
   await page.close();

@@ -67,15 +67,6 @@ impl DeviceArg {
     }
 }
 
-/// `--guidance-interval LO-HI`: inclusive time indices (0 the least noisy, T−1 pure noise).
-pub fn parse_interval(s: &str) -> Result<std::ops::RangeInclusive<usize>, String> {
-    let parsed = s.split_once('-').and_then(|(lo, hi)| Some((lo.trim().parse().ok()?, hi.trim().parse().ok()?)));
-    match parsed {
-        Some((lo, hi)) if lo <= hi => Ok(lo..=hi),
-        _ => Err(format!("expected LO-HI with LO ≤ HI, e.g. 0-600, not {s:?}")),
-    }
-}
-
 fn main() {
     let cli = Cli::parse();
     let result = match cli.command {

@@ -48,7 +48,7 @@ pub struct Args {
     #[arg(long, default_value_t = 1.0)]
     guidance: f32,
     /// Apply the guidance scale only at time indices LO-HI (e.g. 0-600); elsewhere scale 1.
-    #[arg(long, value_name = "LO-HI", value_parser = crate::parse_interval)]
+    #[arg(long, value_name = "LO-HI", value_parser = ddpm_web::sampler::parse_interval)]
     guidance_interval: Option<std::ops::RangeInclusive<usize>>,
     #[arg(long, default_value_t = 16)]
     count: usize,
