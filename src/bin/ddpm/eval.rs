@@ -1,7 +1,7 @@
 //! `ddpm classifier train` and `ddpm eval`: a feature extractor, and the Fréchet distance of
 //! generated samples to the test set beside its floor (train vs test) and ceiling (noise).
 
-use crate::DeviceArg;
+use crate::{DeviceArg, GuidanceArgs};
 use burn::module::Module;
 use burn::optim::{AdamConfig, GradientsParams};
 use burn::prelude::*;
@@ -11,7 +11,7 @@ use ddpm_web::classifier::{Classifier, FEATURES, dataset_features, noise_feature
 use ddpm_web::data::{DEFAULT_DIR, Dataset, Split};
 use ddpm_web::frechet::{frechet_distance, frechet_infinity, gaussian_fit};
 use ddpm_web::noise::NoiseSource;
-use ddpm_web::sampler::{DdpmVariance, Guidance, SamplerKind, SamplingRun, X0};
+use ddpm_web::sampler::{DdpmVariance, SamplerKind, SamplingRun, X0};
 use crate::journal::{BatchResult, Journal};
 use crate::load_weights;
 use indicatif::{ProgressBar, ProgressStyle};
@@ -45,7 +45,8 @@ pub struct EvalArgs {
     classifier: PathBuf,
     #[arg(long, default_value = DEFAULT_DIR)]
     data: PathBuf,
-    /// How many samples to generate; they are compared as a set with all 10,000 test images
+    /// How many samples to generate (balanced over the ten classes for a class-conditional
+    /// model); they are compared as a set with all 10,000 test images
     /// (FD∞ needs at least 384).
     #[arg(long, default_value_t = 10_000)]
     count: usize,
@@ -56,12 +57,8 @@ pub struct EvalArgs {
     /// Clamp each step's x̂_0 to [−1, 1] (Ho et al.'s released code; the paper's Algorithm 2 does not).
     #[arg(long)]
     clip_x0: bool,
-    /// Guidance for class-conditional samples (balanced over the ten classes).
-    #[arg(long, default_value_t = 1.0)]
-    guidance: f32,
-    /// Apply the guidance scale only at time indices LO-HI (e.g. 0-600); elsewhere scale 1.
-    #[arg(long, value_name = "LO-HI", value_parser = ddpm_web::sampler::parse_interval)]
-    guidance_interval: Option<std::ops::RangeInclusive<usize>>,
+    #[command(flatten)]
+    guide: GuidanceArgs,
     #[arg(long, default_value_t = 250)]
     batch: usize,
     #[arg(long, default_value_t = 0)]
@@ -188,7 +185,7 @@ pub fn eval(args: EvalArgs) -> Result<(), String> {
         sampler += ", x̂0 clipped";
     }
     // Part of the sampler's name, so a journal is resumed only with the same interval.
-    if let Some(i) = &args.guidance_interval {
+    if let Some(i) = &args.guide.guidance_interval {
         sampler += &format!(", guidance at t {}-{}", i.start(), i.end());
     }
     let mut journal = match &args.resume {
@@ -198,7 +195,7 @@ pub fn eval(args: EvalArgs) -> Result<(), String> {
                 "weights {}, classifier {}, {sampler}, guidance {}, count {n}, batch {}, seed {}",
                 fingerprint(&args.weights)?,
                 fingerprint(&args.classifier)?,
-                args.guidance,
+                args.guide.guidance,
                 args.batch,
                 args.seed
             );
@@ -217,7 +214,7 @@ pub fn eval(args: EvalArgs) -> Result<(), String> {
             continue;
         }
         let labels: Vec<Option<usize>> = (start..start + size).map(|i| conditional.then_some(i % 10)).collect();
-        let guidance = Guidance::new(labels.clone(), args.guidance).within(args.guidance_interval.clone(), schedule.len())?;
+        let guidance = args.guide.for_labels(labels.clone(), schedule.len())?;
         let run = SamplingRun::new(kind.build(&schedule, x0)?, [size, 1, 28, 28], guidance, args.seed + b as u64, &device);
         let x = run.finish(&model).clamp(-1.0, 1.0);
         let (features, predicted) = (classifier.feature_vec(x.clone()), classifier.predict(x));
@@ -229,7 +226,7 @@ pub fn eval(args: EvalArgs) -> Result<(), String> {
     let generated: Vec<f32> = batches.clone().flat_map(|r| r.features.iter().copied()).collect();
     let (asked, got): (Vec<_>, Vec<_>) = batches.flat_map(|r| r.asked.iter().copied().zip(r.predicted.iter().copied())).unzip();
     let fd = (to_test(&generated), frechet_infinity(&generated, reference, FEATURES, args.seed));
-    println!("samples: {n} ({sampler}, guidance {}); every FD is to all {} test images", args.guidance, test.len());
+    println!("samples: {n} ({sampler}, guidance {}); every FD is to all {} test images", args.guide.guidance, test.len());
     println!("FD of the samples      {:>9.3}   (n = {n})", fd.0);
     match fd.1 {
         Some(inf) => println!("FD∞ of the samples     {inf:>9.3}   (bias-corrected: what n → ∞ would give)"),

@@ -67,6 +67,24 @@ impl DeviceArg {
     }
 }
 
+/// Classifier-free guidance as `sample` and `eval` take it.
+#[derive(clap::Args)]
+pub struct GuidanceArgs {
+    /// Classifier-free guidance scale (1: plain conditioning, 0: unconditional).
+    #[arg(long, default_value_t = 1.0)]
+    pub guidance: f32,
+    /// Apply the guidance scale only at time indices LO-HI (e.g. 0-600); elsewhere scale 1.
+    #[arg(long, value_name = "LO-HI", value_parser = ddpm_web::sampler::parse_interval)]
+    pub guidance_interval: Option<std::ops::RangeInclusive<usize>>,
+}
+
+impl GuidanceArgs {
+    /// Guidance for these labels under a schedule of `timesteps` steps.
+    pub fn for_labels(&self, labels: Vec<Option<usize>>, timesteps: usize) -> Result<ddpm_web::sampler::Guidance, String> {
+        ddpm_web::sampler::Guidance::new(labels, self.guidance).within(self.guidance_interval.clone(), timesteps)
+    }
+}
+
 fn main() {
     let cli = Cli::parse();
     let result = match cli.command {

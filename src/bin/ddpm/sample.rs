@@ -1,9 +1,9 @@
 //! `ddpm sample`: a PNG grid of samples and an animated GIF of the reverse process.
 
-use crate::DeviceArg;
+use crate::{DeviceArg, GuidanceArgs};
 use burn::prelude::*;
 use ddpm_web::data::CLASS_NAMES;
-use ddpm_web::sampler::{DdpmVariance, Guidance, SamplerKind, SamplingRun, X0};
+use ddpm_web::sampler::{DdpmVariance, SamplerKind, SamplingRun, X0};
 use crate::load_weights;
 use image::codecs::gif::{GifEncoder, Repeat};
 use image::{Delay, Frame, GrayImage, Luma, RgbaImage};
@@ -44,12 +44,8 @@ pub struct Args {
     /// One row per class (count becomes a multiple of 10).
     #[arg(long)]
     per_class: bool,
-    /// Classifier-free guidance scale (1: plain conditioning, 0: unconditional).
-    #[arg(long, default_value_t = 1.0)]
-    guidance: f32,
-    /// Apply the guidance scale only at time indices LO-HI (e.g. 0-600); elsewhere scale 1.
-    #[arg(long, value_name = "LO-HI", value_parser = ddpm_web::sampler::parse_interval)]
-    guidance_interval: Option<std::ops::RangeInclusive<usize>>,
+    #[command(flatten)]
+    guide: GuidanceArgs,
     #[arg(long, default_value_t = 16)]
     count: usize,
     /// The PNG grid.
@@ -103,8 +99,7 @@ pub fn run(args: Args) -> Result<(), String> {
     let sampler = kind.build(&schedule, if args.clip_x0 { X0::Clipped } else { X0::Raw })?;
     let size = description.unet.image_size;
     let shape = [count, description.unet.channels, size, size];
-    let guidance = Guidance::new(labels, args.guidance).within(args.guidance_interval.clone(), schedule.len())?;
-    let mut run = SamplingRun::new(sampler, shape, guidance, args.seed, &device);
+    let mut run = SamplingRun::new(sampler, shape, args.guide.for_labels(labels, schedule.len())?, args.seed, &device);
     let total = run.total_steps();
     let every = if args.gif_every == 0 { (total / 40).max(1) } else { args.gif_every };
     let mut frames = Vec::new();
