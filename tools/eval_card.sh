@@ -7,7 +7,8 @@
 # Usage: tools/eval_card.sh WEIGHTS [CLASSIFIER]   (make cli first)
 # Environment: DEVICE=cpu|wgpu, DATA=IDX folder, DDPM_BATCH (25 on a CPU; a GPU takes all 250 at
 # once), GUIDANCE (2, the card's; other scales keep their files apart, e.g. ddim50-g1.5.txt),
-# INTERVAL (LO-HI: guidance only at those time indices, e.g. 0-600 → ddim50-g2-t0-600.txt).
+# INTERVAL (LO-HI: guidance only at those time indices, e.g. 0-600 → ddim50-g2-t0-600.txt),
+# SEED (the sampler's, 0 by default; others keep their files apart, e.g. ddim20-seed1.txt).
 set -euo pipefail
 weights=${1:?usage: tools/eval_card.sh WEIGHTS [CLASSIFIER]}
 CACHE=${CACHE:-$HOME/.cache/ddpm-web}
@@ -16,7 +17,8 @@ evals=${EVALS:-$(dirname "$0")/../docs/eval}
 device=${DEVICE:-cpu}
 guidance=${GUIDANCE:-2}
 interval=${INTERVAL:-}
-tag=$([ "$guidance" = 2 ] && [ -z "$interval" ] || echo "-g$guidance")${interval:+-t$interval}
+seed=${SEED:-0}
+tag=$([ "$guidance" = 2 ] && [ -z "$interval" ] || echo "-g$guidance")${interval:+-t$interval}$([ "$seed" = 0 ] || echo "-seed$seed")
 extra=(${interval:+--guidance-interval "$interval"})
 data=${DATA:-/usr/share/datasets/fashion-mnist}
 # The feature extractor is part of the measure: the committed one, so numbers agree across machines.
@@ -31,7 +33,7 @@ for run in "ddim 20 250" "ddim 50 250" "ddpm 1000 ${DDPM_BATCH:-25}"; do
   if [ ! -s "$out" ]; then
     echo "== $sampler $steps steps → $out" >&2
     "$ddpm" eval -w "$weights" --classifier "$classifier" --count 500 --guidance "$guidance" "${extra[@]}" \
-      --data "$data" --device "$device" --sampler "$sampler" --steps "$steps" --batch "$batch" --resume "$dir/$sampler$steps$tag.jsonl" > "$out.tmp"
+      --seed "$seed" --data "$data" --device "$device" --sampler "$sampler" --steps "$steps" --batch "$batch" --resume "$dir/$sampler$steps$tag.jsonl" > "$out.tmp"
     mv "$out.tmp" "$out"
   fi
   cat "$out"
