@@ -22,11 +22,10 @@ work=$(mktemp -d)
 pack() { tar -C "$work" -cf "$out/results.tar" .; }
 left() { echo $((DEADLINE - (SECONDS - t0))); }
 
-# The image has the NVIDIA driver and its Vulkan ICD but no loader.
-if ! ldconfig -p | grep -q 'libvulkan.so.1 '; then
-  for f in $here/gl/*.deb; do dpkg -x "$f" /; done
-  ldconfig
-fi
+# The image has the NVIDIA driver and its Vulkan ICD but neither the loader nor the GL dispatch
+# libraries the ICD links against.
+for f in $here/gl/*.deb; do dpkg -x "$f" /; done
+ldconfig
 # Vulkan's window-system layers complain without it (lavapipe here, say).
 export XDG_RUNTIME_DIR=${XDG_RUNTIME_DIR:-$(mktemp -d)}
 icd=/usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json
@@ -35,7 +34,12 @@ ddpm=/tmp/ddpm
 xz -dc $here/ddpm.xz > $ddpm 2>/dev/null || python3 -c "import lzma,sys; sys.stdout.buffer.write(lzma.open('$here/ddpm.xz').read())" > $ddpm
 chmod +x $ddpm
 { nvidia-smi -L || echo "no nvidia-smi"; echo "ddpm from $(cat $here/commit 2>/dev/null)"; } 2>&1 | tee "$work/device.txt"
-$ddpm info --time --device wgpu 2>&1 | tail -3 | tee -a "$work/device.txt" || { pack; exit 1; }
+if ! $ddpm info --time --device wgpu 2>&1 | tail -3 | tee -a "$work/device.txt"; then
+  # What the Vulkan loader saw, for the next try.
+  { ls -l /usr/local/nvidia/share/vulkan/icd.d /usr/share/vulkan/icd.d /etc/vulkan/icd.d
+    VK_LOADER_DEBUG=error,warn,driver $ddpm info --device wgpu 2>&1 | tail -40; } >> "$work/device.txt" 2>&1
+  pack; exit 1
+fi
 
 # shellcheck disable=SC2086  # TRAIN_ARGS is a list of options
 $ddpm train --device wgpu --data $here/data --out "$out/model.ddpm" --minutes "$MINUTES" $TRAIN_ARGS 2>&1 | tee "$work/train.log"
