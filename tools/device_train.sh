@@ -49,6 +49,8 @@ if ! adapter > /dev/null; then
   pack; exit 1
 fi
 
+# The GPU's load through the run: at 100 % a slow run is the kernels' fault, not the launches'.
+nvidia-smi --query-gpu=timestamp,utilization.gpu,memory.used --format=csv -l 5 > "$work/gpu.csv" 2>/dev/null &
 # shellcheck disable=SC2086  # TRAIN_ARGS is a list of options
 $ddpm train --device wgpu --data $here/data --out "$out/model.ddpm" --minutes "$MINUTES" $TRAIN_ARGS 2>&1 | tee "$work/train.log"
 [ -s "$out/model.ddpm" ] || { pack; exit 1; }
