@@ -35,14 +35,17 @@ xz -dc $here/ddpm.xz > $ddpm 2>/dev/null || python3 -c "import lzma,sys; sys.std
 chmod +x $ddpm
 { nvidia-smi -L || echo "no nvidia-smi"; echo "ddpm from $(cat $here/commit 2>/dev/null)"; } 2>&1 | tee "$work/device.txt"
 adapter() { $ddpm info --time --device wgpu 2>&1 | tail -3 | tee -a "$work/device.txt"; }
-if ! adapter; then
+found=
+if adapter; then
+  found=1
+else
   # Another copy of NVIDIA's ICD manifest, if the image keeps one elsewhere.
   for icd in $(find / -xdev \( -path /proc -o -path /sys \) -prune -o -name 'nvidia_icd*.json' -print 2>/dev/null); do
     echo "trying $icd" | tee -a "$work/device.txt"
-    VK_DRIVER_FILES=$icd adapter && { export VK_DRIVER_FILES=$icd; break; }
+    VK_DRIVER_FILES=$icd adapter && { export VK_DRIVER_FILES=$icd; found=1; break; }
   done
 fi
-if ! adapter > /dev/null; then
+if [ -z "$found" ]; then
   # What the Vulkan loader saw, for the next try.
   { ls -l /usr/local/nvidia/share/vulkan/icd.d /usr/share/vulkan/icd.d /etc/vulkan/icd.d
     VK_LOADER_DEBUG=error,warn,driver $ddpm info --device wgpu 2>&1 | tail -40; } >> "$work/device.txt" 2>&1
