@@ -48,6 +48,42 @@ fn ema_moves_towards_the_live_weights_by_one_minus_decay() {
 }
 
 #[test]
+fn the_ema_is_the_bias_corrected_average_of_the_runs_own_weights() {
+    // Closed form: after n updates with weights w₁…wₙ, Σ (1−d) dⁿ⁻ⁱ wᵢ / (1 − dⁿ), whatever came before.
+    let config = TrainConfig::new().with_ema_decay(0.99);
+    let d = 0.99_f64;
+    let weights: Vec<f64> = (0..500).map(|i| ((i * 7919) % 101) as f64 / 10.0 - 5.0).collect();
+    let mut ema = 123.0; // the initial weights: they must not count
+    for (k, w) in weights.iter().enumerate() {
+        let decay = config.ema_decay_at(k + 1);
+        ema = decay * ema + (1.0 - decay) * w;
+        let n = k + 1;
+        let weighted: f64 = weights[..n].iter().enumerate().map(|(i, w)| (1.0 - d) * d.powi((n - 1 - i) as i32) * w).sum();
+        let expected = weighted / (1.0 - d.powi(n as i32));
+        assert!((ema - expected).abs() < 1e-9, "after {n} updates: {ema} against {expected}");
+    }
+    assert_eq!(config.ema_decay_at(1), 0.0);
+    assert!((config.ema_decay_at(100_000) - d).abs() < 1e-12);
+}
+
+#[test]
+fn after_one_step_the_ema_is_the_live_model_not_its_random_init() {
+    let device = Device::flex().autodiff();
+    let config = UNetConfig::new().with_dim(4).with_dim_mults(vec![1]).with_image_size(4).with_resnet_block_groups(2);
+    let schedule = Schedule::new(BetaSchedule::Linear, 100);
+    let mut trainer = Trainer::new(config.init(&device), schedule, TrainConfig::new().with_lr(1e-2).with_ema_decay(0.999));
+    let first = |m: &ddpm_web::unet::UNet| m.init_conv.weight.val().into_data().try_into_vec::<f32>().unwrap();
+    let init = first(&trainer.model.valid());
+    let x0 = Tensor::<4>::random([2, 1, 4, 4], burn::tensor::Distribution::Uniform(-1.0, 1.0), &device);
+    trainer.step(x0, &[0, 1]);
+    let (live, ema) = (first(&trainer.model.valid()), first(&trainer.inference_model()));
+    assert!(live.iter().zip(&init).any(|(a, b)| (a - b).abs() > 1e-4), "the step moved the weights");
+    for (l, e) in live.iter().zip(&ema) {
+        assert!((l - e).abs() < 1e-6, "EMA {e} against live {l}");
+    }
+}
+
+#[test]
 fn warmup_ramps_the_learning_rate_linearly() {
     let c = TrainConfig::new().with_lr(1e-3).with_warmup_steps(10);
     assert!((c.lr_at(0) - 1e-4).abs() < 1e-12);
