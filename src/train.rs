@@ -53,9 +53,10 @@ impl TrainConfig {
     }
 
     /// The EMA's decay at its `n`-th update (1-based). The average is bias-corrected as Adam's
-    /// moments are: the weights of this run only, Σ (1−d) dⁿ⁻ⁱ wᵢ / (1 − dⁿ). Seeded with the
+    /// moments are: Σ (1−d) dⁿ⁻ⁱ wᵢ / (1 − dⁿ) over the updated weights only. Seeded with the
     /// initial weights instead, a short run's average stays mostly random init (0.999³⁸⁷ ≈ 0.68
-    /// after the 387 steps of a 4.5-minute GPU run, whose samples were pure noise).
+    /// after the 387 steps of a 4.5-minute GPU run, whose samples were pure noise). A loaded
+    /// model's EMA counts its training steps ([`Trainer::ema_updates`]), so n is large and d is d.
     pub fn ema_decay_at(&self, n: usize) -> f64 {
         let d = self.ema_decay;
         let n = i32::try_from(n.max(1)).unwrap_or(i32::MAX);
@@ -70,6 +71,9 @@ pub struct Trainer {
     pub schedule: Schedule,
     pub config: TrainConfig,
     pub steps_done: usize,
+    /// How many updates the EMA already averages: 0 for a fresh model, so its random init does not
+    /// count; a loaded model's training steps, so its EMA is kept as the average it is.
+    pub ema_updates: usize,
     optim: ModuleOptimizer,
     rng: NoiseSource,
 }
@@ -90,6 +94,7 @@ impl Trainer {
             schedule,
             config,
             steps_done: 0,
+            ema_updates: 0,
         }
     }
 
@@ -112,7 +117,8 @@ impl Trainer {
         self.model = self.optim.step(lr, self.model.clone(), grads);
         self.steps_done += 1;
         if let Some(ema) = self.ema.take() {
-            let decay = self.config.ema_decay_at(self.steps_done);
+            self.ema_updates += 1;
+            let decay = self.config.ema_decay_at(self.ema_updates);
             self.ema = Some(ema_update(ema, &self.model.valid(), decay));
         }
         loss.detach()

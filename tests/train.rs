@@ -66,20 +66,38 @@ fn the_ema_is_the_bias_corrected_average_of_the_runs_own_weights() {
     assert!((config.ema_decay_at(100_000) - d).abs() < 1e-12);
 }
 
-#[test]
-fn after_one_step_the_ema_is_the_live_model_not_its_random_init() {
+/// (initial, live, EMA) first-layer weights after one step of a fresh tiny model whose EMA is
+/// taken to average `ema_updates` earlier updates.
+fn one_step_weights(ema_updates: usize) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
     let device = Device::flex().autodiff();
     let config = UNetConfig::new().with_dim(4).with_dim_mults(vec![1]).with_image_size(4).with_resnet_block_groups(2);
     let schedule = Schedule::new(BetaSchedule::Linear, 100);
     let mut trainer = Trainer::new(config.init(&device), schedule, TrainConfig::new().with_lr(1e-2).with_ema_decay(0.999));
+    trainer.ema_updates = ema_updates;
     let first = |m: &ddpm_web::unet::UNet| m.init_conv.weight.val().into_data().try_into_vec::<f32>().unwrap();
     let init = first(&trainer.model.valid());
     let x0 = Tensor::<4>::random([2, 1, 4, 4], burn::tensor::Distribution::Uniform(-1.0, 1.0), &device);
     trainer.step(x0, &[0, 1]);
     let (live, ema) = (first(&trainer.model.valid()), first(&trainer.inference_model()));
     assert!(live.iter().zip(&init).any(|(a, b)| (a - b).abs() > 1e-4), "the step moved the weights");
+    (init, live, ema)
+}
+
+#[test]
+fn after_one_step_from_scratch_the_ema_is_the_live_model_not_its_random_init() {
+    let (_, live, ema) = one_step_weights(0);
     for (l, e) in live.iter().zip(&ema) {
         assert!((l - e).abs() < 1e-6, "EMA {e} against live {l}");
+    }
+}
+
+#[test]
+fn a_loaded_models_ema_stays_the_average_it_was() {
+    // Fine-tuning a model trained 8,000 steps: one update moves its EMA by 1 − 0.999 only.
+    let (init, live, ema) = one_step_weights(8000);
+    for ((i, l), e) in init.iter().zip(&live).zip(&ema) {
+        let expected = 0.999 * i + 0.001 * l;
+        assert!((e - expected).abs() < 1e-6, "EMA {e} against {expected}");
     }
 }
 

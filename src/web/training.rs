@@ -145,8 +145,11 @@ impl Engine {
             .with_ema_decay(o.ema)
             .with_seed(u64::from(o.seed));
         let json = serde_json::to_string(&description).map_err(js_err)?;
+        let mut trainer = Trainer::new(model, schedule, config);
+        // Fine-tuning keeps the loaded weights as the average they are (0 steps from scratch).
+        trainer.ema_updates = description.train_steps;
         state.training = Some(Training {
-            trainer: Trainer::new(model, schedule, config),
+            trainer,
             epochs: Epochs::new(data.len()),
             rng: NoiseSource::new(u64::from(o.seed) ^ 0x5eed),
             data,

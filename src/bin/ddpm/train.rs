@@ -196,6 +196,7 @@ pub fn run(args: Args) -> Result<(), String> {
         trainer.ema = Some(ema);
     }
     trainer.steps_done = description.train_steps;
+    trainer.ema_updates = description.train_steps;
     if args.resume {
         let path = optim_path(&args.out);
         match std::fs::read(&path) {
