@@ -4,7 +4,8 @@
 #   run(command="bash tools/device_train.sh", carry=[".device"], timeout_s=600)
 # There it trains for MINUTES with Burn's wgpu backend on the GPU's Vulkan driver, the run's length
 # and cosine decay fitted to them (`ddpm train --minutes`), draws sample grids, and runs
-# tools/eval_card.sh (1.5 at t ≤ 600; 2 at t ≤ 600, the page's; 2) on the GPU until DEADLINE seconds after its start.
+# tools/eval_card.sh (1.5 at t ≤ 600 with sampler seeds 0, 1, 2; 2 at t ≤ 600, the page's; 2) on the GPU
+# until DEADLINE seconds after its start.
 # $OUT gets model.ddpm (the EMA weights), model.ddpm.raw and .optim (for --resume) and
 # results.tar (logs, journals, card rows, grids): commit the journals to docs/eval/ and ship with
 # tools/ship_weights.sh.
