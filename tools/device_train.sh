@@ -9,6 +9,10 @@
 # $OUT gets model.ddpm (the EMA weights), model.ddpm.raw and .optim (for --resume) and
 # results.tar (logs, journals, card rows, grids): commit the journals to docs/eval/ and ship with
 # tools/ship_weights.sh.
+# WEIGHTS=.device/some.ddpm (a file in the carried tree) skips training and measures that file: a
+# DDPM row of 500 takes the GPU minutes where 2 CPU cores take hours. SETTINGS picks the rows, as
+# "guidance interval|- seed [rows]" items separated by ";" (rows as tools/eval_card.sh's RUNS), e.g.
+# SETTINGS="1.5 0-600 3 ddpm1000; 1.5 0-600 4 ddpm1000".
 set -uo pipefail
 t0=$SECONDS
 MINUTES=${MINUTES:-4.5}
@@ -57,8 +61,12 @@ fi
 
 # The GPU's load through the run: at 100 % a slow run is the kernels' fault, not the launches'.
 nvidia-smi --query-gpu=timestamp,utilization.gpu,memory.used --format=csv -l 5 > "$work/gpu.csv" 2>/dev/null &
-# shellcheck disable=SC2086  # TRAIN_ARGS is a list of options
-$ddpm train --device wgpu --data $here/data --out "$out/model.ddpm" --minutes "$MINUTES" $TRAIN_ARGS 2>&1 | tee "$work/train.log"
+if [ -n "${WEIGHTS:-}" ]; then
+  cp "$WEIGHTS" "$out/model.ddpm"
+else
+  # shellcheck disable=SC2086  # TRAIN_ARGS is a list of options
+  $ddpm train --device wgpu --data $here/data --out "$out/model.ddpm" --minutes "$MINUTES" $TRAIN_ARGS 2>&1 | tee "$work/train.log"
+fi
 [ -s "$out/model.ddpm" ] || { pack; exit 1; }
 pack
 $ddpm sample -w "$out/model.ddpm" --device wgpu --sampler ddim --steps 50 --per-class --count 40 \
@@ -67,12 +75,13 @@ pack
 # (timeout 0 would mean no limit: only start what has time left.)
 # The bar's decisive setting first, 1.5 at t ≤ 600 (DDPM's best on the shipped model), at the three
 # sampler seeds the card reports; then the page's 2 at t ≤ 600 and the card's first table, 2.
-for setting in "1.5 0-600 0" "1.5 0-600 1" "1.5 0-600 2" "2 0-600 0" "2 - 0"; do
-  read -r guidance interval seed <<< "$setting"
+IFS=';' read -ra settings <<< "${SETTINGS:-1.5 0-600 0; 1.5 0-600 1; 1.5 0-600 2; 2 0-600 0; 2 - 0}"
+for setting in "${settings[@]}"; do
+  read -r guidance interval seed runs <<< "$setting"
   [ "$interval" = - ] && interval=
   if [ "$(left)" -gt 10 ]; then
-    echo "[$((SECONDS - t0)) s] guidance $guidance, t $interval, seed $seed" | tee -a "$work/eval.log"
-    GUIDANCE=$guidance INTERVAL=$interval SEED=$seed DEVICE=wgpu DATA=$here/data DDPM=$ddpm EVALS=$work/eval DDPM_BATCH=250 \
+    echo "[$((SECONDS - t0)) s] guidance $guidance, t $interval, seed $seed ${runs:-}" | tee -a "$work/eval.log"
+    RUNS=$runs GUIDANCE=$guidance INTERVAL=$interval SEED=$seed DEVICE=wgpu DATA=$here/data DDPM=$ddpm EVALS=$work/eval DDPM_BATCH=250 \
       timeout "$(left)" bash tools/eval_card.sh "$out/model.ddpm" docs/eval/classifier.bpk 2>&1 | tee -a "$work/eval.log"
     pack
   fi

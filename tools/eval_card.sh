@@ -8,7 +8,8 @@
 # Environment: DEVICE=cpu|wgpu, DATA=IDX folder, DDPM_BATCH (25 on a CPU; a GPU takes all 250 at
 # once), GUIDANCE (2, the card's; other scales keep their files apart, e.g. ddim50-g1.5.txt),
 # INTERVAL (LO-HI: guidance only at those time indices, e.g. 0-600 → ddim50-g2-t0-600.txt),
-# SEED (the sampler's, 0 by default; others keep their files apart, e.g. ddim20-seed1.txt).
+# SEED (the sampler's, 0 by default; others keep their files apart, e.g. ddim20-seed1.txt),
+# RUNS (which rows, of "ddim20 ddim50 ddpm1000", the default).
 set -euo pipefail
 weights=${1:?usage: tools/eval_card.sh WEIGHTS [CLASSIFIER]}
 CACHE=${CACHE:-$HOME/.cache/ddpm-web}
@@ -27,8 +28,13 @@ classifier=${2:-$evals/classifier.bpk}
 dir=$evals/$(sha256sum "$weights" | cut -c1-12)
 mkdir -p "$dir"
 # DDPM in batches of 25 so that an interruption loses at most ~15 minutes.
-for run in "ddim 20 250" "ddim 50 250" "ddpm 1000 ${DDPM_BATCH:-25}"; do
-  read -r sampler steps batch <<< "$run"
+for run in ${RUNS:-ddim20 ddim50 ddpm1000}; do
+  case $run in
+    ddim20) sampler=ddim steps=20 batch=250 ;;
+    ddim50) sampler=ddim steps=50 batch=250 ;;
+    ddpm1000) sampler=ddpm steps=1000 batch=${DDPM_BATCH:-25} ;;
+    *) echo "RUNS: $run? expected ddim20, ddim50 or ddpm1000" >&2; exit 2 ;;
+  esac
   out=$dir/$sampler$steps$tag.txt
   if [ ! -s "$out" ]; then
     echo "== $sampler $steps steps → $out" >&2
