@@ -33,15 +33,19 @@ fn a_few_hundred_steps_lower_the_fixed_seed_validation_loss() {
     assert_eq!(trainer.steps_done, 200);
 }
 
+/// The first convolution's weights, as the EMA tests compare them.
+fn first_layer(m: &ddpm_web::unet::UNet) -> Vec<f32> {
+    m.init_conv.weight.val().into_data().try_into_vec::<f32>().unwrap()
+}
+
 #[test]
 fn ema_moves_towards_the_live_weights_by_one_minus_decay() {
     let device = Device::flex();
     let config = UNetConfig::new().with_dim(4).with_dim_mults(vec![1]).with_image_size(4).with_resnet_block_groups(2);
     let a = config.init(&device);
     let b = config.init(&device);
-    let first = |m: &ddpm_web::unet::UNet| m.init_conv.weight.val().into_data().try_into_vec::<f32>().unwrap();
-    let (wa, wb) = (first(&a), first(&b));
-    let blended = first(&ema_update(a, &b, 0.75));
+    let (wa, wb) = (first_layer(&a), first_layer(&b));
+    let blended = first_layer(&ema_update(a, &b, 0.75));
     for ((x, y), z) in wa.iter().zip(&wb).zip(&blended) {
         assert!((0.75 * x + 0.25 * y - z).abs() < 1e-6);
     }
@@ -74,11 +78,10 @@ fn one_step_weights(ema_updates: usize) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
     let schedule = Schedule::new(BetaSchedule::Linear, 100);
     let mut trainer = Trainer::new(config.init(&device), schedule, TrainConfig::new().with_lr(1e-2).with_ema_decay(0.999));
     trainer.ema_updates = ema_updates;
-    let first = |m: &ddpm_web::unet::UNet| m.init_conv.weight.val().into_data().try_into_vec::<f32>().unwrap();
-    let init = first(&trainer.model.valid());
+    let init = first_layer(&trainer.model.valid());
     let x0 = Tensor::<4>::random([2, 1, 4, 4], burn::tensor::Distribution::Uniform(-1.0, 1.0), &device);
     trainer.step(x0, &[0, 1]);
-    let (live, ema) = (first(&trainer.model.valid()), first(&trainer.inference_model()));
+    let (live, ema) = (first_layer(&trainer.model.valid()), first_layer(&trainer.inference_model()));
     assert!(live.iter().zip(&init).any(|(a, b)| (a - b).abs() > 1e-4), "the step moved the weights");
     (init, live, ema)
 }
