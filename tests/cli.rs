@@ -123,3 +123,26 @@ fn a_timed_run_fits_its_length_to_the_minutes_and_says_how_to_repeat_it() {
     fails_cleanly(&["train", "--minutes", "0", "--steps", "1"], "--minutes");
     fails_cleanly(&["train", "--minutes", "1", "--resume", "--lr-schedule", "cosine", "-o", &out("timed.ddpm")], "--steps");
 }
+
+/// `ddpm eval --resume` goes on from a journal only with the same sampler: DDPM with σ² = β and
+/// with σ² = β̃ draw different samples, so one's journal must never be finished by the other.
+#[test]
+fn an_eval_journal_is_resumed_only_by_the_same_ddpm_variance() {
+    let journal = temp("journal").join("ddpm.jsonl");
+    let _ = std::fs::remove_file(&journal);
+    let path = journal.to_str().unwrap();
+    let args = |sampler| {
+        ["eval", "--weights", "www/assets/model.ddpm", "--classifier", "docs/eval/classifier.bpk"]
+            .into_iter()
+            .chain(["--count", "2", "--batch", "1", "--sampler", sampler, "--resume", path])
+            .collect::<Vec<_>>()
+    };
+    let (code, stderr) = run(&args("ddpm"));
+    assert_eq!(code, 0, "{stderr}");
+    let written = std::fs::read(&journal).unwrap();
+    fails_cleanly(&args("ddpm-tilde"), "holds another evaluation");
+    assert_eq!(std::fs::read(&journal).unwrap(), written, "the refused run left the journal as it was");
+    let (code, stderr) = run(&args("ddpm"));
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stderr.contains("2 of 2 batches already done"), "the same sampler resumes: {stderr}");
+}

@@ -9,7 +9,8 @@
 # once), GUIDANCE (2, the card's; other scales keep their files apart, e.g. ddim50-g1.5.txt),
 # INTERVAL (LO-HI: guidance only at those time indices, e.g. 0-600 → ddim50-g2-t0-600.txt),
 # SEED (the sampler's, 0 by default; others keep their files apart, e.g. ddim20-seed1.txt),
-# RUNS (which rows, of "ddim20 ddim50 ddpm1000", the default).
+# RUNS (which rows, of "ddim20 ddim50 ddpm1000", the default; also ddpmtilde1000, DDPM with
+# σ² = β̃, written as ddpm-tilde1000*).
 set -euo pipefail
 weights=${1:?usage: tools/eval_card.sh WEIGHTS [CLASSIFIER]}
 CACHE=${CACHE:-$HOME/.cache/ddpm-web}
@@ -33,7 +34,8 @@ for run in ${RUNS:-ddim20 ddim50 ddpm1000}; do
     ddim20) sampler=ddim steps=20 batch=250 ;;
     ddim50) sampler=ddim steps=50 batch=250 ;;
     ddpm1000) sampler=ddpm steps=1000 batch=${DDPM_BATCH:-25} ;;
-    *) echo "RUNS: $run? expected ddim20, ddim50 or ddpm1000" >&2; exit 2 ;;
+    ddpmtilde1000) sampler=ddpm-tilde steps=1000 batch=${DDPM_BATCH:-25} ;;
+    *) echo "RUNS: $run? expected ddim20, ddim50, ddpm1000 or ddpmtilde1000" >&2; exit 2 ;;
   esac
   out=$dir/$sampler$steps$tag.txt
   if [ ! -s "$out" ]; then

@@ -33,7 +33,11 @@ pub struct ClassifierArgs {
 
 #[derive(Clone, Copy, clap::ValueEnum)]
 pub enum EvalSampler {
+    /// Algorithm 2 with σ² = β.
     Ddpm,
+    /// Algorithm 2 with σ² = β̃ (the posterior variance).
+    DdpmTilde,
+    /// DDIM (η = 0) on a subsequence of --steps timesteps.
     Ddim,
 }
 
@@ -173,11 +177,13 @@ pub fn eval(args: EvalArgs) -> Result<(), String> {
     let conditional = model.null_class().is_some();
     let kind = match args.sampler {
         EvalSampler::Ddpm => SamplerKind::Ddpm(DdpmVariance::Beta),
+        EvalSampler::DdpmTilde => SamplerKind::Ddpm(DdpmVariance::BetaTilde),
         EvalSampler::Ddim => SamplerKind::Ddim { steps: args.steps, eta: 0.0 },
     };
     let schedule = description.schedule();
     let mut sampler = match args.sampler {
         EvalSampler::Ddpm => format!("DDPM {} steps", schedule.len()),
+        EvalSampler::DdpmTilde => format!("DDPM (σ² = β̃) {} steps", schedule.len()),
         EvalSampler::Ddim => format!("DDIM {} steps", args.steps),
     };
     let x0 = if args.clip_x0 { X0::Clipped } else { X0::Raw };
