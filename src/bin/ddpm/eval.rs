@@ -1,7 +1,7 @@
 //! `ddpm classifier train` and `ddpm eval`: a feature extractor, and the Fréchet distance of
 //! generated samples to the test set beside its floor (train vs test) and ceiling (noise).
 
-use crate::{DeviceArg, GuidanceArgs};
+use crate::{DeviceArg, GuidanceArgs, SamplerArg};
 use burn::module::Module;
 use burn::optim::{AdamConfig, GradientsParams};
 use burn::prelude::*;
@@ -11,7 +11,7 @@ use ddpm_web::classifier::{Classifier, FEATURES, dataset_features, noise_feature
 use ddpm_web::data::{DEFAULT_DIR, Dataset, Split};
 use ddpm_web::frechet::{frechet_distance, frechet_infinity, gaussian_fit};
 use ddpm_web::noise::NoiseSource;
-use ddpm_web::sampler::{DdpmVariance, SamplerKind, SamplingRun, X0};
+use ddpm_web::sampler::{SamplingRun, X0};
 use crate::journal::{BatchResult, Journal};
 use crate::load_weights;
 use indicatif::{ProgressBar, ProgressStyle};
@@ -31,16 +31,6 @@ pub struct ClassifierArgs {
     device: DeviceArg,
 }
 
-#[derive(Clone, Copy, clap::ValueEnum)]
-pub enum EvalSampler {
-    /// Algorithm 2 with σ² = β.
-    Ddpm,
-    /// Algorithm 2 with σ² = β̃ (the posterior variance).
-    DdpmTilde,
-    /// DDIM (η = 0) on a subsequence of --steps timesteps.
-    Ddim,
-}
-
 #[derive(clap::Args)]
 pub struct EvalArgs {
     #[arg(long, short, default_value = "model.ddpm")]
@@ -55,7 +45,7 @@ pub struct EvalArgs {
     #[arg(long, default_value_t = 10_000)]
     count: usize,
     #[arg(long, value_enum, default_value = "ddim")]
-    sampler: EvalSampler,
+    sampler: SamplerArg,
     #[arg(long, default_value_t = 50)]
     steps: usize,
     /// Clamp each step's x̂_0 to [−1, 1] (Ho et al.'s released code; the paper's Algorithm 2 does not).
@@ -175,16 +165,13 @@ pub fn eval(args: EvalArgs) -> Result<(), String> {
     let ceiling = to_test(&noise_features(&classifier, n, 28, args.seed ^ 0xce11, &device));
 
     let conditional = model.null_class().is_some();
-    let kind = match args.sampler {
-        EvalSampler::Ddpm => SamplerKind::Ddpm(DdpmVariance::Beta),
-        EvalSampler::DdpmTilde => SamplerKind::Ddpm(DdpmVariance::BetaTilde),
-        EvalSampler::Ddim => SamplerKind::Ddim { steps: args.steps, eta: 0.0 },
-    };
+    // DDIM deterministic (η = 0): the settings a journal records name no η.
+    let kind = args.sampler.kind(args.steps, 0.0);
     let schedule = description.schedule();
     let mut sampler = match args.sampler {
-        EvalSampler::Ddpm => format!("DDPM {} steps", schedule.len()),
-        EvalSampler::DdpmTilde => format!("DDPM (σ² = β̃) {} steps", schedule.len()),
-        EvalSampler::Ddim => format!("DDIM {} steps", args.steps),
+        SamplerArg::Ddpm => format!("DDPM {} steps", schedule.len()),
+        SamplerArg::DdpmTilde => format!("DDPM (σ² = β̃) {} steps", schedule.len()),
+        SamplerArg::Ddim => format!("DDIM {} steps", args.steps),
     };
     let x0 = if args.clip_x0 { X0::Clipped } else { X0::Raw };
     if args.clip_x0 {

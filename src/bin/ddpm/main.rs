@@ -67,6 +67,29 @@ impl DeviceArg {
     }
 }
 
+/// The reverse process, as `sample` and `eval` take it.
+#[derive(Clone, Copy, ValueEnum)]
+pub enum SamplerArg {
+    /// Algorithm 2 with σ² = β.
+    Ddpm,
+    /// Algorithm 2 with σ² = β̃ (the posterior variance).
+    DdpmTilde,
+    /// DDIM on a subsequence of --steps timesteps.
+    Ddim,
+}
+
+impl SamplerArg {
+    /// `steps` and `eta` are DDIM's; DDPM walks all T steps.
+    pub fn kind(self, steps: usize, eta: f64) -> ddpm_web::sampler::SamplerKind {
+        use ddpm_web::sampler::{DdpmVariance, SamplerKind};
+        match self {
+            Self::Ddpm => SamplerKind::Ddpm(DdpmVariance::Beta),
+            Self::DdpmTilde => SamplerKind::Ddpm(DdpmVariance::BetaTilde),
+            Self::Ddim => SamplerKind::Ddim { steps, eta },
+        }
+    }
+}
+
 /// Classifier-free guidance as `sample` and `eval` take it.
 #[derive(clap::Args)]
 pub struct GuidanceArgs {

@@ -1,24 +1,14 @@
 //! `ddpm sample`: a PNG grid of samples and an animated GIF of the reverse process.
 
-use crate::{DeviceArg, GuidanceArgs};
+use crate::{DeviceArg, GuidanceArgs, SamplerArg};
 use burn::prelude::*;
 use ddpm_web::data::CLASS_NAMES;
-use ddpm_web::sampler::{DdpmVariance, SamplerKind, SamplingRun, X0};
+use ddpm_web::sampler::{SamplingRun, X0};
 use crate::load_weights;
 use image::codecs::gif::{GifEncoder, Repeat};
 use image::{Delay, Frame, GrayImage, Luma, RgbaImage};
 use indicatif::ProgressBar;
 use std::path::PathBuf;
-
-#[derive(Clone, Copy, clap::ValueEnum)]
-enum SamplerArg {
-    /// Algorithm 2 with σ² = β.
-    Ddpm,
-    /// Algorithm 2 with σ² = β̃ (the posterior variance).
-    DdpmTilde,
-    /// DDIM on a subsequence of --steps timesteps.
-    Ddim,
-}
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -90,11 +80,7 @@ pub fn run(args: Args) -> Result<(), String> {
     if count == 0 || count > 1024 {
         return Err("--count must be between 1 and 1024".into());
     }
-    let kind = match args.sampler {
-        SamplerArg::Ddpm => SamplerKind::Ddpm(DdpmVariance::Beta),
-        SamplerArg::DdpmTilde => SamplerKind::Ddpm(DdpmVariance::BetaTilde),
-        SamplerArg::Ddim => SamplerKind::Ddim { steps: args.steps, eta: args.eta },
-    };
+    let kind = args.sampler.kind(args.steps, args.eta);
     let schedule = description.schedule();
     let sampler = kind.build(&schedule, if args.clip_x0 { X0::Clipped } else { X0::Raw })?;
     let size = description.unet.image_size;
