@@ -102,7 +102,13 @@ fn a_timed_run_fits_its_length_to_the_minutes_and_says_how_to_repeat_it() {
         assert!(o.status.success(), "{extra:?}: {stdout}{}", String::from_utf8_lossy(&o.stderr));
         stdout
     };
-    let said = train(&["--minutes", "0.3", "-o", &out("timed.ddpm")]);
+    // The fit is made from the speed of steps 10-50; if the machine slows down after that (another
+    // job starting), the minutes end the run early and it says so. That is right, but not what this
+    // test checks, so such a run is tried again; a fit that is wrong every time still fails.
+    let said = (0..3)
+        .map(|_| train(&["--minutes", "0.3", "-o", &out("timed.ddpm")]))
+        .find(|said| !said.contains("minutes ran out"))
+        .expect("three --minutes runs in a row ran out of time before the length they fitted");
     let fitted: usize = said
         .split("(--steps ")
         .nth(1)
