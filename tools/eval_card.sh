@@ -10,7 +10,8 @@
 # INTERVAL (LO-HI: guidance only at those time indices, e.g. 0-600 → ddim50-g2-t0-600.txt),
 # SEED (the sampler's, 0 by default; others keep their files apart, e.g. ddim20-seed1.txt),
 # RUNS (which rows, of "ddim20 ddim50 ddpm1000", the default; also ddpmtilde1000, DDPM with
-# σ² = β̃, written as ddpm-tilde1000*).
+# σ² = β̃, written as ddpm-tilde1000*), CLIP=1 (x̂_0 clamped to [−1, 1] at each step, as Ho et
+# al.'s released sampler does: files end in -clip).
 set -euo pipefail
 weights=${1:?usage: tools/eval_card.sh WEIGHTS [CLASSIFIER]}
 CACHE=${CACHE:-$HOME/.cache/ddpm-web}
@@ -20,8 +21,9 @@ device=${DEVICE:-cpu}
 guidance=${GUIDANCE:-2}
 interval=${INTERVAL:-}
 seed=${SEED:-0}
-tag=$([ "$guidance" = 2 ] && [ -z "$interval" ] || echo "-g$guidance")${interval:+-t$interval}$([ "$seed" = 0 ] || echo "-seed$seed")
-extra=(${interval:+--guidance-interval "$interval"})
+clip=${CLIP:-}
+tag=$([ "$guidance" = 2 ] && [ -z "$interval" ] || echo "-g$guidance")${interval:+-t$interval}$([ "$seed" = 0 ] || echo "-seed$seed")${clip:+-clip}
+extra=(${interval:+--guidance-interval "$interval"} ${clip:+--clip-x0})
 data=${DATA:-/usr/share/datasets/fashion-mnist}
 # The feature extractor is part of the measure: the committed one, so numbers agree across machines.
 classifier=${2:-$evals/classifier.bpk}
