@@ -72,3 +72,75 @@ fn fd_infinity_removes_most_of_the_small_sample_bias() {
     assert!(inf_err < 0.5 * raw_err, "FD∞ error {inf_err} vs raw {raw_err}");
     assert!(frechet_infinity(&NoiseSource::new(1).normal_vec(95 * d), (&reference.0, &reference.1), d, 0).is_none());
 }
+
+mod paired {
+    use ddpm_web::frechet::{gaussian_fit, paired_difference};
+    use ddpm_web::noise::NoiseSource;
+
+    const D: usize = 8;
+    const N: usize = 500;
+
+    fn reference() -> (nalgebra::DVector<f64>, nalgebra::DMatrix<f64>) {
+        gaussian_fit(&NoiseSource::new(10).normal_vec(5000 * D), D)
+    }
+
+    fn shifted(x: &[f32], shift: &[f32]) -> Vec<f32> {
+        x.iter().enumerate().map(|(i, v)| v + shift[i % D]).collect()
+    }
+
+    #[test]
+    fn a_set_against_itself_differs_by_nothing_in_every_draw() {
+        let r = reference();
+        let x = NoiseSource::new(11).normal_vec(N * D);
+        let d = paired_difference(&x, &x, (&r.0, &r.1), D, 50, 0);
+        assert!(d.difference().abs() < 1e-9 && d.draws.iter().all(|v| v.abs() < 1e-9));
+    }
+
+    #[test]
+    fn a_shift_changes_fd_by_the_closed_form() {
+        // Covariances are untouched, so FD(a + c) − FD(a) = ‖μa + c − μr‖² − ‖μa − μr‖².
+        let r = reference();
+        let x = NoiseSource::new(12).normal_vec(N * D);
+        let c = [0.3f32, -0.2, 0.0, 0.1, 0.0, 0.0, 0.4, 0.0];
+        let (ma, _) = gaussian_fit(&x, D);
+        let expected: f64 = (0..D).map(|j| (ma[j] + c[j] as f64 - r.0[j]).powi(2) - (ma[j] - r.0[j]).powi(2)).sum();
+        let d = paired_difference(&x, &shifted(&x, &c), (&r.0, &r.1), D, 200, 0);
+        assert!((d.difference() - expected).abs() < 1e-6, "{} vs {expected}", d.difference());
+    }
+
+    #[test]
+    fn the_bootstrap_keeps_pairs_together() {
+        // B = A + c: each draw is 2c·(μ* − μr) + ‖c‖² for the draw's mean μ*, whose spread is
+        // 2‖c‖σ/√n. Drawing A's and B's rows apart would add two independent covariance
+        // fluctuations and spread the draws several times wider.
+        let r = reference();
+        let x = NoiseSource::new(13).normal_vec(N * D);
+        let mut c = [0.0f32; D];
+        c[0] = 0.1;
+        let d = paired_difference(&x, &shifted(&x, &c), (&r.0, &r.1), D, 400, 1);
+        let mean = d.draws.iter().sum::<f64>() / d.draws.len() as f64;
+        let sd = (d.draws.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (d.draws.len() - 1) as f64).sqrt();
+        let column: Vec<f64> = x.iter().step_by(D).map(|&v| v as f64).collect();
+        let m0 = column.iter().sum::<f64>() / N as f64;
+        let sigma = (column.iter().map(|v| (v - m0).powi(2)).sum::<f64>() / (N - 1) as f64).sqrt();
+        let expected = 2.0 * 0.1 * sigma / (N as f64).sqrt();
+        assert!((sd / expected - 1.0).abs() < 0.2, "spread {sd} vs {expected}");
+    }
+
+    #[test]
+    fn a_real_difference_is_resolved_and_none_is_not_invented() {
+        let r = reference();
+        let x = NoiseSource::new(16).normal_vec(N * D);
+        // B worse than A by a shift, with a little noise of its own per pair.
+        let jitter = NoiseSource::new(17).normal_vec(N * D);
+        let mut c = [0.0f32; D];
+        c[2] = 0.4;
+        let b: Vec<f32> = shifted(&x, &c).iter().zip(&jitter).map(|(v, j)| v + 0.05 * j).collect();
+        let d = paired_difference(&x, &b, (&r.0, &r.1), D, 400, 1);
+        assert!(d.quantile(0.025) > 0.0 && d.share_b_lower() < 0.025, "[{}, {}]", d.quantile(0.025), d.quantile(0.975));
+        // Two independent sets of one distribution: the interval holds 0.
+        let y = NoiseSource::new(18).normal_vec(N * D);
+        let same = paired_difference(&x, &y, (&r.0, &r.1), D, 400, 1);
+        assert!(same.quantile(0.025) < 0.0 && same.quantile(0.975) > 0.0, "[{}, {}]", same.quantile(0.025), same.quantile(0.975));
+    }
+}

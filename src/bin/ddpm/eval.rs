@@ -15,6 +15,7 @@ use ddpm_web::sampler::{SamplingRun, X0};
 use crate::journal::{BatchResult, Journal};
 use crate::load_weights;
 use indicatif::{ProgressBar, ProgressStyle};
+use nalgebra::{DMatrix, DVector};
 use std::path::{Path, PathBuf};
 
 #[derive(clap::Args)]
@@ -79,8 +80,20 @@ fn fingerprint(path: &Path) -> Result<String, String> {
     Ok(format!("{} bytes crc32 {:08x}", bytes.len(), crc.sum()))
 }
 
-fn load_data(dir: &Path, split: Split) -> Result<Dataset, String> {
+pub fn load_data(dir: &Path, split: Split) -> Result<Dataset, String> {
     Dataset::load(dir, split).map_err(|e| e.to_string())
+}
+
+pub fn load_classifier(path: &Path, device: &Device) -> Result<Classifier, String> {
+    let mut classifier = Classifier::new(device);
+    let mut store = BurnpackStore::from_file(path);
+    classifier.load_from(&mut store).map_err(|e| format!("{}: {e} (make one with `ddpm classifier train`)", path.display()))?;
+    Ok(classifier)
+}
+
+/// The Gaussian of all test images' features, which every FD is measured against.
+pub fn test_reference(classifier: &Classifier, test: &Dataset, device: &Device) -> (DVector<f64>, DMatrix<f64>) {
+    gaussian_fit(&dataset_features(classifier, test, &(0..test.len()).collect::<Vec<_>>(), device), FEATURES)
 }
 
 pub fn train_classifier(args: ClassifierArgs) -> Result<(), String> {
@@ -137,11 +150,7 @@ pub fn eval(args: EvalArgs) -> Result<(), String> {
     if description.unet.image_size != 28 || description.unet.channels != 1 {
         return Err("eval compares 28×28 grey images (Fashion-MNIST); these weights make other images".into());
     }
-    let mut classifier = Classifier::new(&device);
-    let mut store = BurnpackStore::from_file(&args.classifier);
-    classifier
-        .load_from(&mut store)
-        .map_err(|e| format!("{}: {e} (make one with `ddpm classifier train`)", args.classifier.display()))?;
+    let classifier = load_classifier(&args.classifier, &device)?;
     let train = load_data(&args.data, Split::Train)?;
     let test = load_data(&args.data, Split::Test)?;
     let n = args.count.min(test.len());
@@ -149,7 +158,7 @@ pub fn eval(args: EvalArgs) -> Result<(), String> {
         return Err("--count must be at least 2".into());
     }
     // Every FD is to all 10,000 test images, so only the n-sample side carries small-sample bias.
-    let reference = gaussian_fit(&dataset_features(&classifier, &test, &(0..test.len()).collect::<Vec<_>>(), &device), FEATURES);
+    let reference = test_reference(&classifier, &test, &device);
     let reference = (&reference.0, &reference.1);
     let to_test = |features: &[f32]| {
         let (m, s) = gaussian_fit(features, FEATURES);

@@ -42,25 +42,13 @@ impl Journal {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
             Err(e) => return Err(at(&e)),
         };
-        // Only lines ending in a newline were written whole.
-        let complete = text.rfind('\n').map_or(0, |i| i + 1);
-        let mut lines = text[..complete].lines();
+        let (written, complete) = parse(path, &text)?;
         let mut done = BTreeMap::new();
-        match lines.next() {
-            None => {}
-            Some(first) => {
-                let header: Header = serde_json::from_str(first).map_err(|_| at(&"not an evaluation journal (see --resume)"))?;
-                if header.settings != settings {
-                    return Err(at(&format!(
-                        "holds another evaluation ({}); this one is {settings}. Remove the file or name another",
-                        header.settings
-                    )));
-                }
-                for (i, line) in lines.enumerate() {
-                    let r: BatchResult = serde_json::from_str(line).map_err(|e| at(&format!("line {}: {e}", i + 2)))?;
-                    done.insert(r.batch, r);
-                }
+        if let Some((header, batches)) = written {
+            if header != settings {
+                return Err(at(&format!("holds another evaluation ({header}); this one is {settings}. Remove the file or name another")));
             }
+            done.extend(batches.into_iter().map(|r| (r.batch, r)));
         }
         let mut file = OpenOptions::new().create(true).write(true).truncate(false).open(path).map_err(|e| at(&e))?;
         file.set_len(complete as u64).and_then(|_| file.seek(SeekFrom::End(0))).map_err(|e| at(&e))?;
@@ -68,6 +56,15 @@ impl Journal {
             writeln!(file, "{}", serde_json::to_string(&Header { settings: settings.into() }).unwrap()).map_err(|e| at(&e))?;
         }
         Ok(Self { file: Some((path.to_path_buf(), file)), done })
+    }
+
+    /// A journal's settings and finished batches in batch order, for reading only (`ddpm compare`).
+    pub fn read(path: &Path) -> Result<(String, Vec<BatchResult>), String> {
+        let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let (written, _) = parse(path, &text)?;
+        let (settings, mut batches) = written.ok_or_else(|| format!("{}: empty, not an evaluation journal", path.display()))?;
+        batches.sort_by_key(|r| r.batch);
+        Ok((settings, batches))
     }
 
     /// Keeps a finished batch; on disk (flushed) before the next one starts.
@@ -79,6 +76,21 @@ impl Journal {
         self.done.insert(result.batch, result);
         Ok(())
     }
+}
+
+/// The header's settings and the batches of `text`, and how many of its bytes were written whole
+/// (only lines ending in a newline were: a last line cut short by a kill is dropped).
+fn parse(path: &Path, text: &str) -> Result<(Option<(String, Vec<BatchResult>)>, usize), String> {
+    let at = |e: &dyn std::fmt::Display| format!("{}: {e}", path.display());
+    let complete = text.rfind('\n').map_or(0, |i| i + 1);
+    let mut lines = text[..complete].lines();
+    let Some(first) = lines.next() else { return Ok((None, 0)) };
+    let header: Header = serde_json::from_str(first).map_err(|_| at(&"not an evaluation journal (see --resume)"))?;
+    let batches = lines
+        .enumerate()
+        .map(|(i, line)| serde_json::from_str(line).map_err(|e| at(&format!("line {}: {e}", i + 2))))
+        .collect::<Result<Vec<BatchResult>, String>>()?;
+    Ok((Some((header.settings, batches)), complete))
 }
 
 #[cfg(test)]
@@ -111,6 +123,9 @@ mod tests {
         assert_eq!(j.done.len(), 3);
         assert_eq!(j.done[&2], batch(2));
         assert_eq!(std::fs::read_to_string(&path).unwrap().lines().count(), 4);
+        // Read back for comparison, in batch order, whatever order they were written in.
+        let (settings, batches) = Journal::read(&path).unwrap();
+        assert_eq!((settings.as_str(), batches), ("A", vec![batch(0), batch(1), batch(2)]));
 
         // Other settings: refused, and the file is left as it was.
         let before = std::fs::read(&path).unwrap();

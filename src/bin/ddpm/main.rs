@@ -1,6 +1,7 @@
 //! `ddpm`: train, sample and inspect the diffusion model natively.
 
 mod bench;
+mod compare;
 mod eval;
 mod journal;
 mod sample;
@@ -27,6 +28,9 @@ enum Command {
     Classifier(ClassifierCommand),
     /// Fréchet distance of samples to the test set, beside its floor and ceiling.
     Eval(eval::EvalArgs),
+    /// Whether B's FD is really lower than A's: two `eval --resume` journals of one sampler seed,
+    /// paired sample by sample, with a bootstrap interval for the difference.
+    Compare(compare::CompareArgs),
     /// Time the U-Net forward pass and a training step, as JSON (the native half of `make bench`).
     Bench(bench::BenchArgs),
     /// Write weights as safetensors in PyTorch's layout, for the reference implementation.
@@ -115,6 +119,7 @@ fn main() {
         Command::Sample(args) => sample::run(args),
         Command::Classifier(ClassifierCommand::Train(args)) => eval::train_classifier(args),
         Command::Eval(args) => eval::eval(args),
+        Command::Compare(args) => compare::compare(args),
         Command::Bench(args) => bench::bench(args),
         Command::Export(args) => bench::export(args),
         Command::Info { weights, time, device } => info(weights, time, device),
