@@ -152,3 +152,47 @@ fn an_eval_journal_is_resumed_only_by_the_same_ddpm_variance() {
     assert_eq!(code, 0, "{stderr}");
     assert!(stderr.contains("2 of 2 batches already done"), "the same sampler resumes: {stderr}");
 }
+
+/// `ddpm compare` on two committed journals of one sampler seed: it reads the same FDs `ddpm eval`
+/// printed from them, sees that their samples pair up, and says when two journals' samples began
+/// from different noise.
+#[test]
+fn compare_pairs_journals_of_one_seed_and_reads_evals_fds() {
+    let dir = "docs/eval/94a440943056/";
+    let compare = |a: &str, b: &str| {
+        let out = Command::new(env!("CARGO_BIN_EXE_ddpm"))
+            .args(["compare", &format!("{dir}{a}.jsonl"), &format!("{dir}{b}.jsonl"), "--classifier", "docs/eval/classifier.bpk", "--draws", "100"])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).unwrap()
+    };
+    // What `ddpm eval` printed as "FD of the samples" when it wrote the journal.
+    let eval_fd = |name: &str| {
+        let text = std::fs::read_to_string(format!("{dir}{name}.txt")).unwrap();
+        let line = text.lines().find(|l| l.starts_with("FD of the samples")).unwrap().to_owned();
+        line.split_whitespace().nth(4).unwrap().to_owned()
+    };
+    let cosines = |out: &str| -> (f64, f64) {
+        let line = out.lines().find(|l| l.starts_with("pairs:")).unwrap();
+        let nums: Vec<f64> = line.split(|c: char| !(c.is_ascii_digit() || c == '.')).filter_map(|t| t.parse().ok()).collect();
+        (nums[nums.len() - 2], nums[nums.len() - 1])
+    };
+
+    let (a, b) = ("ddpm1000-g1.5-t0-600", "ddpm1000-g1.25-t0-600");
+    let out = compare(a, b);
+    let fds = out.lines().find(|l| l.starts_with("FD A")).unwrap();
+    assert!(fds.contains(&eval_fd(a)) && fds.contains(&eval_fd(b)), "{fds} vs eval's {} and {}", eval_fd(a), eval_fd(b));
+    let (paired, unpaired) = cosines(&out);
+    assert!(paired > 0.98 && unpaired < 0.9, "{out}");
+    assert!(!out.contains("note:"), "{out}");
+
+    // Another sampler seed: no pairs, and it says so.
+    let out = compare(a, "ddpm1000-g1.5-t0-600-seed1");
+    let (paired, unpaired) = cosines(&out);
+    assert!((paired - unpaired).abs() < 0.03, "{out}");
+    assert!(out.contains("note: A and B differ in sampler seed or batch size"), "{out}");
+
+    // A journal of 25 samples is too short for an FD over 128 features.
+    fails_cleanly(&["compare", &format!("{dir}{a}.jsonl"), &format!("{dir}ddpm1000-g1.5-t0-600-clip.jsonl")], "25 pairs");
+}

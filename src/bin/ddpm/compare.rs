@@ -35,6 +35,11 @@ fn samples(batches: &[BatchResult]) -> (Vec<f32>, Vec<Option<usize>>) {
     (batches.iter().flat_map(|r| r.features.iter().copied()).collect(), batches.iter().flat_map(|r| r.asked.iter().copied()).collect())
 }
 
+/// The value of `key` in a journal's settings ("…, batch 25, seed 0").
+fn setting<'a>(settings: &'a str, key: &str) -> Option<&'a str> {
+    settings.split(", ").find_map(|part| part.strip_prefix(key)?.strip_prefix(' ').filter(|v| !v.contains(' ')))
+}
+
 fn row(x: &[f32], k: usize) -> &[f32] {
     &x[k * FEATURES..(k + 1) * FEATURES]
 }
@@ -72,6 +77,11 @@ pub fn compare(args: CompareArgs) -> Result<(), String> {
     let unpaired = mean(&|i| cosine(row(fa, i), row(fb, (i + 10) % n)));
     println!("A: {} ({settings_a})", args.a.display());
     println!("B: {} ({settings_b})", args.b.display());
+    // Each batch draws its noise from seed + batch index, so both must match for pairs to share it.
+    let noise = |s: &str| (setting(s, "seed").map(str::to_owned), setting(s, "batch").map(str::to_owned));
+    if noise(&settings_a) != noise(&settings_b) {
+        println!("note: A and B differ in sampler seed or batch size, so their samples began from different noise: an unpaired comparison, with a wide interval");
+    }
     println!("pairs: {n} (A has {}, B {}); feature cosine of a pair {paired:.3}, of same-class samples from other noise {unpaired:.3}", asked_a.len(), asked_b.len());
     println!("FD A {:>9.3}   B {:>9.3}   (n = {n}, to all test images)", d.fd_a, d.fd_b);
     println!(
@@ -83,4 +93,14 @@ pub fn compare(args: CompareArgs) -> Result<(), String> {
         100.0 * d.share_b_lower()
     );
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn reads_a_setting_from_a_journal_header() {
+        let s = "weights 1 bytes crc32 0, DDPM 1000 steps, guidance at t 0-600, guidance 1.5, count 500, batch 25, seed 3";
+        assert_eq!((super::setting(s, "batch"), super::setting(s, "seed"), super::setting(s, "guidance")), (Some("25"), Some("3"), Some("1.5")));
+        assert_eq!(super::setting(s, "eta"), None);
+    }
 }
