@@ -11,7 +11,8 @@
 # SEED (the sampler's, 0 by default; others keep their files apart, e.g. ddim20-seed1.txt),
 # RUNS (which rows, of "ddim20 ddim50 ddpm1000", the default; also ddpmtilde1000, DDPM with
 # σ² = β̃, written as ddpm-tilde1000*), CLIP=1 (x̂_0 clamped to [−1, 1] at each step, as Ho et
-# al.'s released sampler does: files end in -clip).
+# al.'s released sampler does: files end in -clip), TAG (appended to the file names, e.g. -b250 for
+# a DDPM_BATCH whose journals must not meet the batch-25 ones: the batch size picks the noise).
 set -euo pipefail
 weights=${1:?usage: tools/eval_card.sh WEIGHTS [CLASSIFIER]}
 CACHE=${CACHE:-$HOME/.cache/ddpm-web}
@@ -22,7 +23,7 @@ guidance=${GUIDANCE:-2}
 interval=${INTERVAL:-}
 seed=${SEED:-0}
 clip=${CLIP:-}
-tag=$([ "$guidance" = 2 ] && [ -z "$interval" ] || echo "-g$guidance")${interval:+-t$interval}$([ "$seed" = 0 ] || echo "-seed$seed")${clip:+-clip}
+tag=$([ "$guidance" = 2 ] && [ -z "$interval" ] || echo "-g$guidance")${interval:+-t$interval}$([ "$seed" = 0 ] || echo "-seed$seed")${clip:+-clip}${TAG:-}
 extra=(${interval:+--guidance-interval "$interval"} ${clip:+--clip-x0})
 data=${DATA:-/usr/share/datasets/fashion-mnist}
 # The feature extractor is part of the measure: the committed one, so numbers agree across machines.
