@@ -13,7 +13,8 @@
 # the call's 64 MiB, which a copy of the model in .device/ overflowed) skips training and measures that file: a
 # DDPM row of 500 takes the GPU minutes where 2 CPU cores take hours. SETTINGS picks the rows, as
 # "guidance interval|- seed [rows]" items separated by ";" (rows as tools/eval_card.sh's RUNS), e.g.
-# SETTINGS="1.5 0-600 3 ddpm1000; 1.5 0-600 4 ddpm1000".
+# SETTINGS="1.5 0-600 3 ddpm1000; 1.5 0-600 4 ddpm1000". CLIP and TAG pass through to eval_card.sh
+# (TAG=-b250: the GPU's batch of 250 draws other noise than the CPU's 25, so its journals keep apart).
 set -uo pipefail
 t0=$SECONDS
 MINUTES=${MINUTES:-4.5}
