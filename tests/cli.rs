@@ -194,6 +194,11 @@ fn compare_pairs_journals_of_one_seed_and_reads_evals_fds() {
     assert!((paired - unpaired).abs() < 0.03, "{out}");
     assert!(out.contains("note: A and B differ in sampler seed or batch size"), "{out}");
 
+    // Features of another classifier do not compare.
+    fails_cleanly(
+        &["compare", &format!("{dir}{a}.jsonl"), &format!("{dir}{b}.jsonl"), "--classifier", "www/assets/model.ddpm"],
+        "another classifier",
+    );
     // A journal of 25 samples is too short for an FD over 128 features.
     fails_cleanly(&["compare", &format!("{dir}{a}.jsonl"), &format!("{dir}ddpm1000-g1.5-t0-600-clip.jsonl")], "25 pairs");
 }

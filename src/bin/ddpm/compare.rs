@@ -3,7 +3,7 @@
 //! difference is measured far more sharply than either FD alone: a paired bootstrap says how sharply.
 
 use crate::DeviceArg;
-use crate::eval::{load_classifier, load_data, test_reference};
+use crate::eval::{fingerprint, load_classifier, load_data, test_reference};
 use crate::journal::{BatchResult, Journal};
 use ddpm_web::classifier::FEATURES;
 use ddpm_web::data::{DEFAULT_DIR, Split};
@@ -65,6 +65,13 @@ pub fn compare(args: CompareArgs) -> Result<(), String> {
         return Err(format!("sample {i} asks for class {:?} in A and {:?} in B: the journals do not pair (same --count and --batch?)", asked_a[i], asked_b[i]));
     }
     let (fa, fb) = (&fa[..n * FEATURES], &fb[..n * FEATURES]);
+    // The features are the classifier's: FDs in two feature spaces do not compare.
+    let classifier = format!("classifier {}", fingerprint(&args.classifier)?);
+    for (name, settings) in [("A", &settings_a), ("B", &settings_b)] {
+        if !settings.split(", ").any(|part| part == classifier) {
+            return Err(format!("{name} was measured with another classifier than {} ({settings})", args.classifier.display()));
+        }
+    }
 
     let device = args.device.device()?;
     let classifier = load_classifier(&args.classifier, &device)?;

@@ -73,7 +73,7 @@ fn bar(len: usize) -> ProgressBar {
 }
 
 /// Names a file by its size and CRC-32, so a journal is never resumed for other weights.
-fn fingerprint(path: &Path) -> Result<String, String> {
+pub fn fingerprint(path: &Path) -> Result<String, String> {
     let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
     let mut crc = flate2::Crc::new();
     crc.update(&bytes);
