@@ -32,6 +32,17 @@ pub fn frechet_distance(a: (&DVector<f64>, &DMatrix<f64>), b: (&DVector<f64>, &D
     (diff.dot(&diff) + s1.trace() + s2.trace() - 2.0 * cross.trace()).max(0.0)
 }
 
+/// FD of a feature set to an already fitted reference (the test set's, fitted once).
+pub fn frechet_to(features: &[f32], reference: (&DVector<f64>, &DMatrix<f64>), dim: usize) -> f64 {
+    let (m, s) = gaussian_fit(features, dim);
+    frechet_distance((&m, &s), reference)
+}
+
+/// The given rows of `features` (`dim` values each), in that order, repeats allowed.
+fn gather(features: &[f32], rows: &[usize], dim: usize) -> Vec<f32> {
+    rows.iter().flat_map(|&r| features[r * dim..(r + 1) * dim].iter().copied()).collect()
+}
+
 /// FD between two feature sets.
 pub fn frechet_between(a: &[f32], b: &[f32], dim: usize) -> f64 {
     let (m1, s1) = gaussian_fit(a, dim);
@@ -58,9 +69,7 @@ pub fn frechet_infinity(samples: &[f32], reference: (&DVector<f64>, &DMatrix<f64
             let fd: f64 = (0..SUBSET_DRAWS)
                 .map(|_| {
                     rng.shuffle(&mut order);
-                    let subset: Vec<f32> = order[..size].iter().flat_map(|&r| samples[r * dim..(r + 1) * dim].iter().copied()).collect();
-                    let (m, s) = gaussian_fit(&subset, dim);
-                    frechet_distance((&m, &s), reference)
+                    frechet_to(&gather(samples, &order[..size], dim), reference, dim)
                 })
                 .sum::<f64>()
                 / SUBSET_DRAWS as f64;
@@ -110,16 +119,12 @@ pub fn paired_difference(a: &[f32], b: &[f32], reference: (&DVector<f64>, &DMatr
     assert_eq!(a.len(), b.len(), "paired sets need the same number of samples");
     assert!(draws > 0, "need at least one bootstrap draw");
     let n = a.len() / dim;
-    let fd = |x: &[f32]| {
-        let (m, s) = gaussian_fit(x, dim);
-        frechet_distance((&m, &s), reference)
-    };
-    let pick = |x: &[f32], rows: &[usize]| rows.iter().flat_map(|&r| x[r * dim..(r + 1) * dim].iter().copied()).collect::<Vec<f32>>();
+    let fd = |x: &[f32]| frechet_to(x, reference, dim);
     let mut rng = crate::noise::NoiseSource::new(seed);
     let mut diffs: Vec<f64> = (0..draws)
         .map(|_| {
             let rows: Vec<usize> = (0..n).map(|_| rng.below(n)).collect();
-            fd(&pick(b, &rows)) - fd(&pick(a, &rows))
+            fd(&gather(b, &rows, dim)) - fd(&gather(a, &rows, dim))
         })
         .collect();
     diffs.sort_by(f64::total_cmp);

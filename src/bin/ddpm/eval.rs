@@ -9,7 +9,7 @@ use burn::store::{BurnpackStore, ModuleSnapshot};
 use burn::tensor::loss::cross_entropy_with_logits;
 use ddpm_web::classifier::{Classifier, FEATURES, dataset_features, noise_features};
 use ddpm_web::data::{DEFAULT_DIR, Dataset, Split};
-use ddpm_web::frechet::{frechet_distance, frechet_infinity, gaussian_fit};
+use ddpm_web::frechet::{frechet_infinity, frechet_to, gaussian_fit};
 use ddpm_web::noise::NoiseSource;
 use ddpm_web::sampler::{SamplingRun, X0};
 use crate::journal::{BatchResult, Journal};
@@ -160,10 +160,7 @@ pub fn eval(args: EvalArgs) -> Result<(), String> {
     // Every FD is to all 10,000 test images, so only the n-sample side carries small-sample bias.
     let reference = test_reference(&classifier, &test, &device);
     let reference = (&reference.0, &reference.1);
-    let to_test = |features: &[f32]| {
-        let (m, s) = gaussian_fit(features, FEATURES);
-        frechet_distance((&m, &s), reference)
-    };
+    let to_test = |features: &[f32]| frechet_to(features, reference, FEATURES);
     // The floor: real images (train images from the far end of the set), n of them as for the
     // samples, and as many as the test set. Train and test images come from one distribution, so
     // the floor is all small-sample bias: it shrinks towards 0 as n grows.
