@@ -94,7 +94,7 @@ const SUBSET_DRAWS: usize = 4;
 pub struct PairedDifference {
     pub fd_a: f64,
     pub fd_b: f64,
-    /// The bootstrap's differences, sorted.
+    /// The bootstrap's differences, in the order they were drawn.
     pub draws: Vec<f64>,
 }
 
@@ -103,10 +103,27 @@ impl PairedDifference {
         self.fd_b - self.fd_a
     }
 
+    /// The mean over independent comparisons (e.g. one per sampler seed): both mean FDs, and the
+    /// bootstrap of the mean difference, draw k averaging every part's draw k. That needs the
+    /// parts' draws unsorted and independent (bootstraps seeded apart), or it would be as wide as
+    /// one part's.
+    pub fn mean(parts: &[PairedDifference]) -> PairedDifference {
+        assert!(!parts.is_empty(), "a mean needs at least one comparison");
+        let draws = parts[0].draws.len();
+        assert!(parts.iter().all(|p| p.draws.len() == draws), "every comparison needs as many draws");
+        let k = parts.len() as f64;
+        PairedDifference {
+            fd_a: parts.iter().map(|p| p.fd_a).sum::<f64>() / k,
+            fd_b: parts.iter().map(|p| p.fd_b).sum::<f64>() / k,
+            draws: (0..draws).map(|j| parts.iter().map(|p| p.draws[j]).sum::<f64>() / k).collect(),
+        }
+    }
+
     /// The q-quantile of the bootstrap differences (q in [0, 1]).
     pub fn quantile(&self, q: f64) -> f64 {
-        let i = (q * (self.draws.len() - 1) as f64).round() as usize;
-        self.draws[i]
+        let mut sorted = self.draws.clone();
+        sorted.sort_by(f64::total_cmp);
+        sorted[(q * (sorted.len() - 1) as f64).round() as usize]
     }
 
     /// The share of bootstrap draws in which b reads lower than a.
@@ -121,12 +138,11 @@ pub fn paired_difference(a: &[f32], b: &[f32], reference: (&DVector<f64>, &DMatr
     let n = a.len() / dim;
     let fd = |x: &[f32]| frechet_to(x, reference, dim);
     let mut rng = crate::noise::NoiseSource::new(seed);
-    let mut diffs: Vec<f64> = (0..draws)
+    let diffs: Vec<f64> = (0..draws)
         .map(|_| {
             let rows: Vec<usize> = (0..n).map(|_| rng.below(n)).collect();
             fd(&gather(b, &rows, dim)) - fd(&gather(a, &rows, dim))
         })
         .collect();
-    diffs.sort_by(f64::total_cmp);
     PairedDifference { fd_a: fd(a), fd_b: fd(b), draws: diffs }
 }

@@ -160,9 +160,11 @@ fn an_eval_journal_is_resumed_only_by_the_same_ddpm_variance() {
 #[test]
 fn compare_pairs_journals_of_one_seed_and_reads_evals_fds() {
     let dir = "docs/eval/94a440943056/";
-    let compare = |a: &str, b: &str| {
+    let compare = |journals: &[&str]| {
         let out = Command::new(env!("CARGO_BIN_EXE_ddpm"))
-            .args(["compare", &format!("{dir}{a}.jsonl"), &format!("{dir}{b}.jsonl"), "--classifier", "docs/eval/classifier.bpk", "--draws", "100"])
+            .arg("compare")
+            .args(journals.iter().map(|j| format!("{dir}{j}.jsonl")))
+            .args(["--classifier", "docs/eval/classifier.bpk", "--draws", "100"])
             .output()
             .unwrap();
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
@@ -180,16 +182,26 @@ fn compare_pairs_journals_of_one_seed_and_reads_evals_fds() {
         (nums[nums.len() - 2], nums[nums.len() - 1])
     };
 
+    // Two seeds of the same two settings: each pair, then their mean.
     let (a, b) = ("ddpm1000-g1.5-t0-600", "ddpm1000-g1.25-t0-600");
-    let out = compare(a, b);
+    let (a1, b1) = ("ddpm1000-g1.5-t0-600-seed1", "ddpm1000-g1.25-t0-600-seed1-b25");
+    let out = compare(&[a, b, a1, b1]);
     let fds = out.lines().find(|l| l.starts_with("FD A")).unwrap();
     assert!(fds.contains(&eval_fd(a)) && fds.contains(&eval_fd(b)), "{fds} vs eval's {} and {}", eval_fd(a), eval_fd(b));
     let (paired, unpaired) = cosines(&out);
     assert!(paired > 0.98 && unpaired < 0.9, "{out}");
-    assert!(!out.contains("note:"), "{out}");
+    assert!(!out.contains("note: A and B"), "{out}");
+    // The second pair is compared on B's 250 samples, so its FDs are at n = 250, and the mean says so.
+    let mean = out.lines().find(|l| l.starts_with("mean of 2 pairs:")).unwrap_or_else(|| panic!("{out}"));
+    let value = |line: &str, k: usize| -> f64 { line.split_whitespace().nth(k).unwrap().parse().unwrap() };
+    let fd_a: Vec<f64> = out.lines().filter(|l| l.starts_with("FD A")).map(|l| value(l, 2)).collect();
+    assert_eq!(format!("{:.3}", fd_a[0]), eval_fd(a));
+    assert!(fd_a[1] > value(&eval_fd(a1), 0), "A's first 250 samples read higher than its 500: {out}");
+    assert!((value(mean, 6) - (fd_a[0] + fd_a[1]) / 2.0).abs() < 0.002, "{mean} vs {fd_a:?}");
+    assert!(out.contains("note: the pairs hold 500 and 250 samples"), "{out}");
 
     // Another sampler seed: no pairs, and it says so.
-    let out = compare(a, "ddpm1000-g1.5-t0-600-seed1");
+    let out = compare(&[a, a1]);
     let (paired, unpaired) = cosines(&out);
     assert!((paired - unpaired).abs() < 0.03, "{out}");
     assert!(out.contains("note: A and B differ in sampler seed or batch size"), "{out}");
@@ -199,6 +211,10 @@ fn compare_pairs_journals_of_one_seed_and_reads_evals_fds() {
         &["compare", &format!("{dir}{a}.jsonl"), &format!("{dir}{b}.jsonl"), "--classifier", "www/assets/model.ddpm"],
         "another classifier",
     );
+    // Pairs come in twos, and a mean over seeds is of two settings only.
+    fails_cleanly(&["compare", &format!("{dir}{a}.jsonl"), &format!("{dir}{b}.jsonl"), &format!("{dir}{a1}.jsonl")], "come in pairs");
+    let mixed = [a, b, a1, "ddpm1000-g1.5-t0-400"].map(|j| format!("{dir}{j}.jsonl"));
+    fails_cleanly(&["compare", &mixed[0], &mixed[1], &mixed[2], &mixed[3], "--classifier", "docs/eval/classifier.bpk"], "the B journals sample differently");
     // A journal of 25 samples is too short for an FD over 128 features.
-    fails_cleanly(&["compare", &format!("{dir}{a}.jsonl"), &format!("{dir}ddpm1000-g1.5-t0-600-clip.jsonl")], "25 pairs");
+    fails_cleanly(&["compare", &format!("{dir}{a}.jsonl"), &format!("{dir}ddpm1000-g1.5-t0-600-clip.jsonl"), "--classifier", "docs/eval/classifier.bpk"], "25 pairs");
 }

@@ -74,7 +74,7 @@ fn fd_infinity_removes_most_of_the_small_sample_bias() {
 }
 
 mod paired {
-    use ddpm_web::frechet::{gaussian_fit, paired_difference};
+    use ddpm_web::frechet::{PairedDifference, gaussian_fit, paired_difference};
     use ddpm_web::noise::NoiseSource;
 
     const D: usize = 8;
@@ -86,6 +86,11 @@ mod paired {
 
     fn shifted(x: &[f32], shift: &[f32]) -> Vec<f32> {
         x.iter().enumerate().map(|(i, v)| v + shift[i % D]).collect()
+    }
+
+    fn sd(v: &[f64]) -> f64 {
+        let mean = v.iter().sum::<f64>() / v.len() as f64;
+        (v.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (v.len() - 1) as f64).sqrt()
     }
 
     #[test]
@@ -118,8 +123,7 @@ mod paired {
         let mut c = [0.0f32; D];
         c[0] = 0.1;
         let d = paired_difference(&x, &shifted(&x, &c), (&r.0, &r.1), D, 400, 1);
-        let mean = d.draws.iter().sum::<f64>() / d.draws.len() as f64;
-        let sd = (d.draws.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (d.draws.len() - 1) as f64).sqrt();
+        let sd = sd(&d.draws);
         let column: Vec<f64> = x.iter().step_by(D).map(|&v| v as f64).collect();
         let m0 = column.iter().sum::<f64>() / N as f64;
         let sigma = (column.iter().map(|v| (v - m0).powi(2)).sum::<f64>() / (N - 1) as f64).sqrt();
@@ -142,5 +146,27 @@ mod paired {
         let y = NoiseSource::new(18).normal_vec(N * D);
         let same = paired_difference(&x, &y, (&r.0, &r.1), D, 400, 1);
         assert!(same.quantile(0.025) < 0.0 && same.quantile(0.975) > 0.0, "[{}, {}]", same.quantile(0.025), same.quantile(0.975));
+    }
+
+    #[test]
+    fn a_mean_over_independent_comparisons_is_root_two_sharper() {
+        // Two sampler seeds' comparisons of one shift c: each draw's spread is 2‖c‖σ/√n (σ = 1
+        // here), their mean's that over √2. Averaging the draws in sorted order would keep one
+        // comparison's spread.
+        let r = reference();
+        let mut c = [0.0f32; D];
+        c[0] = 0.1;
+        let parts: Vec<PairedDifference> = [(13, 1), (14, 2)]
+            .iter()
+            .map(|&(data, bootstrap)| {
+                let x = NoiseSource::new(data).normal_vec(N * D);
+                paired_difference(&x, &shifted(&x, &c), (&r.0, &r.1), D, 400, bootstrap)
+            })
+            .collect();
+        let m = PairedDifference::mean(&parts);
+        assert!((m.fd_a - (parts[0].fd_a + parts[1].fd_a) / 2.0).abs() < 1e-12 && (m.fd_b - (parts[0].fd_b + parts[1].fd_b) / 2.0).abs() < 1e-12);
+        assert!((m.difference() - (parts[0].difference() + parts[1].difference()) / 2.0).abs() < 1e-12);
+        let expected = 2.0 * 0.1 / (N as f64).sqrt() / 2f64.sqrt();
+        assert!((sd(&m.draws) / expected - 1.0).abs() < 0.2, "spread {} vs {expected}", sd(&m.draws));
     }
 }

@@ -1,27 +1,30 @@
 //! `ddpm compare A.jsonl B.jsonl`: is B's FD really lower than A's? Two `eval --resume` journals
 //! of the same sampler seed hold samples that began from the same noise, pair by pair, so their
 //! difference is measured far more sharply than either FD alone: a paired bootstrap says how sharply.
+//! More pairs of journals (other sampler seeds) are compared each, then averaged: the mean FD over
+//! seeds is what a quality bar reads, and its difference is measured as sharply as the pairs allow.
 
 use crate::DeviceArg;
 use crate::eval::{fingerprint, load_classifier, load_data, test_reference};
 use crate::journal::{BatchResult, Journal};
 use ddpm_web::classifier::FEATURES;
 use ddpm_web::data::{DEFAULT_DIR, Split};
-use ddpm_web::frechet::paired_difference;
-use std::path::PathBuf;
+use ddpm_web::frechet::{PairedDifference, paired_difference};
+use std::path::{Path, PathBuf};
 
 #[derive(clap::Args)]
 pub struct CompareArgs {
-    /// The journal to compare against (`ddpm eval --resume A`).
-    a: PathBuf,
-    /// The journal compared (same --count, --batch and --seed as A for the pairs to share noise).
-    b: PathBuf,
-    /// The classifier both journals were measured with.
+    /// A.jsonl B.jsonl: `ddpm eval --resume` journals of one --count, --batch and --seed, so that
+    /// their samples pair. More pairs (A2 B2 …, other seeds of the same two settings) are compared
+    /// each and averaged.
+    #[arg(required = true, num_args = 2.., value_name = "JOURNAL")]
+    journals: Vec<PathBuf>,
+    /// The classifier every journal was measured with.
     #[arg(long, default_value = "classifier.bpk")]
     classifier: PathBuf,
     #[arg(long, default_value = DEFAULT_DIR)]
     data: PathBuf,
-    /// Bootstrap draws (each computes two FDs).
+    /// Bootstrap draws (each computes two FDs per pair).
     #[arg(long, default_value_t = 1000)]
     draws: usize,
     #[arg(long, default_value_t = 0)]
@@ -30,9 +33,32 @@ pub struct CompareArgs {
     device: DeviceArg,
 }
 
-/// Features and asked classes of a journal's samples, in sample order.
-fn samples(batches: &[BatchResult]) -> (Vec<f32>, Vec<Option<usize>>) {
-    (batches.iter().flat_map(|r| r.features.iter().copied()).collect(), batches.iter().flat_map(|r| r.asked.iter().copied()).collect())
+/// One journal's settings, and its samples' features and asked classes, in sample order.
+struct Samples {
+    path: PathBuf,
+    settings: String,
+    features: Vec<f32>,
+    asked: Vec<Option<usize>>,
+}
+
+impl Samples {
+    /// Reads a journal, refusing one measured with another classifier: FDs in two feature spaces
+    /// do not compare.
+    fn read(path: &Path, classifier: &Path) -> Result<Self, String> {
+        let (settings, batches) = Journal::read(path)?;
+        let fingerprint = format!("classifier {}", fingerprint(classifier)?);
+        if !settings.split(", ").any(|part| part == fingerprint) {
+            return Err(format!("{} was measured with another classifier than {} ({settings})", path.display(), classifier.display()));
+        }
+        let features = batches.iter().flat_map(|r: &BatchResult| r.features.iter().copied()).collect();
+        let asked = batches.iter().flat_map(|r| r.asked.iter().copied()).collect();
+        Ok(Samples { path: path.to_path_buf(), settings, features, asked })
+    }
+
+    /// What was sampled, less where its noise came from and how much of it.
+    fn sampler(&self) -> Vec<&str> {
+        self.settings.split(", ").filter(|part| !["seed ", "batch ", "count "].iter().any(|k| part.starts_with(k))).collect()
+    }
 }
 
 /// The value of `key` in a journal's settings ("…, batch 25, seed 0").
@@ -49,56 +75,97 @@ fn cosine(u: &[f32], v: &[f32]) -> f64 {
     dot(u, v) / (dot(u, u) * dot(v, v)).sqrt().max(f64::MIN_POSITIVE)
 }
 
+/// How many samples of A and B pair up: their common prefix (a half-finished journal is compared
+/// on what it has), asking for the same classes.
+fn pairs(a: &Samples, b: &Samples) -> Result<usize, String> {
+    let n = a.asked.len().min(b.asked.len());
+    if n < FEATURES {
+        return Err(format!("{n} pairs; an FD over {FEATURES} features needs at least {FEATURES} (finish the journals first)"));
+    }
+    if let Some(i) = (0..n).find(|&i| a.asked[i] != b.asked[i]) {
+        return Err(format!("sample {i} asks for class {:?} in A and {:?} in B: the journals do not pair (same --count and --batch?)", a.asked[i], b.asked[i]));
+    }
+    Ok(n)
+}
+
+/// "500 and 250", "500, 500 and 250".
+fn join(items: &[String]) -> String {
+    match items.split_last() {
+        Some((last, rest)) if !rest.is_empty() => format!("{} and {last}", rest.join(", ")),
+        _ => items.concat(),
+    }
+}
+
+fn print_difference(d: &PairedDifference, draws: usize) {
+    println!(
+        "B − A {:>+9.3}   95 % interval [{:+.3}, {:+.3}] (paired bootstrap, {draws} draws); B lower in {:.1} % of draws",
+        d.difference(),
+        d.quantile(0.025),
+        d.quantile(0.975),
+        100.0 * d.share_b_lower()
+    );
+}
+
 pub fn compare(args: CompareArgs) -> Result<(), String> {
     if args.draws < 100 {
         return Err("--draws must be at least 100 for a 95 % interval".into());
     }
-    let (settings_a, batches_a) = Journal::read(&args.a)?;
-    let (settings_b, batches_b) = Journal::read(&args.b)?;
-    let ((fa, asked_a), (fb, asked_b)) = (samples(&batches_a), samples(&batches_b));
-    // Only a common prefix pairs up; a half-finished journal is compared on what it has.
-    let n = asked_a.len().min(asked_b.len());
-    if n < FEATURES {
-        return Err(format!("{n} pairs; an FD over {FEATURES} features needs at least {FEATURES} (finish the journals first)"));
+    if !args.journals.len().is_multiple_of(2) {
+        return Err(format!("journals come in pairs (A B, then A2 B2 …); {} given", args.journals.len()));
     }
-    if let Some(i) = (0..n).find(|&i| asked_a[i] != asked_b[i]) {
-        return Err(format!("sample {i} asks for class {:?} in A and {:?} in B: the journals do not pair (same --count and --batch?)", asked_a[i], asked_b[i]));
-    }
-    let (fa, fb) = (&fa[..n * FEATURES], &fb[..n * FEATURES]);
-    // The features are the classifier's: FDs in two feature spaces do not compare.
-    let classifier = format!("classifier {}", fingerprint(&args.classifier)?);
-    for (name, settings) in [("A", &settings_a), ("B", &settings_b)] {
-        if !settings.split(", ").any(|part| part == classifier) {
-            return Err(format!("{name} was measured with another classifier than {} ({settings})", args.classifier.display()));
+    let journals = args.journals.iter().map(|p| Samples::read(p, &args.classifier)).collect::<Result<Vec<_>, _>>()?;
+    // A mean over pairs is a mean over seeds of two settings, not of anything at hand.
+    for (side, first) in [("A", &journals[0]), ("B", &journals[1])] {
+        if let Some(other) = journals.iter().skip(if side == "A" { 0 } else { 1 }).step_by(2).find(|j| j.sampler() != first.sampler()) {
+            return Err(format!(
+                "the {side} journals sample differently, beyond seed, batch and count: {} ({}) and {} ({})",
+                first.path.display(),
+                first.settings,
+                other.path.display(),
+                other.settings
+            ));
         }
     }
+    let pairs: Vec<(&Samples, &Samples, usize)> = journals.chunks(2).map(|p| Ok((&p[0], &p[1], pairs(&p[0], &p[1])?))).collect::<Result<_, String>>()?;
 
     let device = args.device.device()?;
-    let classifier = load_classifier(&args.classifier, &device)?;
-    let reference = test_reference(&classifier, &load_data(&args.data, Split::Test)?, &device);
-    let d = paired_difference(fa, fb, (&reference.0, &reference.1), FEATURES, args.draws, args.seed);
-
-    let mean = |f: &dyn Fn(usize) -> f64| (0..n).map(f).sum::<f64>() / n as f64;
-    // Index i and i + 10 ask for the same class (classes cycle), but began from different noise.
-    let paired = mean(&|i| cosine(row(fa, i), row(fb, i)));
-    let unpaired = mean(&|i| cosine(row(fa, i), row(fb, (i + 10) % n)));
-    println!("A: {} ({settings_a})", args.a.display());
-    println!("B: {} ({settings_b})", args.b.display());
-    // Each batch draws its noise from seed + batch index, so both must match for pairs to share it.
-    let noise = |s: &str| (setting(s, "seed").map(str::to_owned), setting(s, "batch").map(str::to_owned));
-    if noise(&settings_a) != noise(&settings_b) {
-        println!("note: A and B differ in sampler seed or batch size, so their samples began from different noise: an unpaired comparison, with a wide interval");
+    let model = load_classifier(&args.classifier, &device)?;
+    let reference = test_reference(&model, &load_data(&args.data, Split::Test)?, &device);
+    let mut parts = Vec::new();
+    for (k, &(a, b, n)) in pairs.iter().enumerate() {
+        let (fa, fb) = (&a.features[..n * FEATURES], &b.features[..n * FEATURES]);
+        // Seeded apart so that the pairs' bootstraps are independent, as their mean needs.
+        let d = paired_difference(fa, fb, (&reference.0, &reference.1), FEATURES, args.draws, args.seed + k as u64);
+        let mean = |f: &dyn Fn(usize) -> f64| (0..n).map(f).sum::<f64>() / n as f64;
+        // Index i and i + 10 ask for the same class (classes cycle), but began from different noise.
+        let paired = mean(&|i| cosine(row(fa, i), row(fb, i)));
+        let unpaired = mean(&|i| cosine(row(fa, i), row(fb, (i + 10) % n)));
+        if k > 0 {
+            println!();
+        }
+        println!("A: {} ({})", a.path.display(), a.settings);
+        println!("B: {} ({})", b.path.display(), b.settings);
+        // Each batch draws its noise from seed + batch index, so both must match for pairs to share it.
+        let noise = |s: &str| (setting(s, "seed").map(str::to_owned), setting(s, "batch").map(str::to_owned));
+        if noise(&a.settings) != noise(&b.settings) {
+            println!("note: A and B differ in sampler seed or batch size, so their samples began from different noise: an unpaired comparison, with a wide interval");
+        }
+        println!("pairs: {n} (A has {}, B {}); feature cosine of a pair {paired:.3}, of same-class samples from other noise {unpaired:.3}", a.asked.len(), b.asked.len());
+        println!("FD A {:>9.3}   B {:>9.3}   (n = {n}, to all test images)", d.fd_a, d.fd_b);
+        print_difference(&d, args.draws);
+        parts.push(d);
     }
-    println!("pairs: {n} (A has {}, B {}); feature cosine of a pair {paired:.3}, of same-class samples from other noise {unpaired:.3}", asked_a.len(), asked_b.len());
-    println!("FD A {:>9.3}   B {:>9.3}   (n = {n}, to all test images)", d.fd_a, d.fd_b);
-    println!(
-        "B − A {:>+9.3}   95 % interval [{:+.3}, {:+.3}] (paired bootstrap, {} draws); B lower in {:.1} % of draws",
-        d.difference(),
-        d.quantile(0.025),
-        d.quantile(0.975),
-        args.draws,
-        100.0 * d.share_b_lower()
-    );
+    if parts.len() > 1 {
+        let m = PairedDifference::mean(&parts);
+        println!();
+        println!("mean of {} pairs: FD A {:>9.3}   B {:>9.3}", parts.len(), m.fd_a, m.fd_b);
+        let counts: Vec<String> = pairs.iter().map(|p| p.2.to_string()).collect();
+        if counts.iter().any(|c| *c != counts[0]) {
+            // FD's small-sample bias grows as n shrinks; it cancels in a difference, not in a mean.
+            println!("note: the pairs hold {} samples, and FD reads higher at smaller n: these mean FDs do not compare with rows of other n; their difference does", join(&counts));
+        }
+        print_difference(&m, args.draws);
+    }
     Ok(())
 }
 
