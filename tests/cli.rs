@@ -160,10 +160,11 @@ fn an_eval_journal_is_resumed_only_by_the_same_ddpm_variance() {
 #[test]
 fn compare_pairs_journals_of_one_seed_and_reads_evals_fds() {
     let dir = "docs/eval/94a440943056/";
+    let path = |name: &str| if name.contains('/') { name.to_owned() } else { format!("{dir}{name}.jsonl") };
     let compare = |journals: &[&str]| {
         let out = Command::new(env!("CARGO_BIN_EXE_ddpm"))
             .arg("compare")
-            .args(journals.iter().map(|j| format!("{dir}{j}.jsonl")))
+            .args(journals.iter().map(|j| path(j)))
             .args(["--classifier", "docs/eval/classifier.bpk", "--draws", "100"])
             .output()
             .unwrap();
@@ -182,9 +183,14 @@ fn compare_pairs_journals_of_one_seed_and_reads_evals_fds() {
         (nums[nums.len() - 2], nums[nums.len() - 1])
     };
 
-    // Two seeds of the same two settings: each pair, then their mean.
+    // Two seeds of the same two settings: each pair, then their mean. The second B is cut to its
+    // first 10 batches, as a journal still being drawn is.
     let (a, b) = ("ddpm1000-g1.5-t0-600", "ddpm1000-g1.25-t0-600");
-    let (a1, b1) = ("ddpm1000-g1.5-t0-600-seed1", "ddpm1000-g1.25-t0-600-seed1-b25");
+    let a1 = "ddpm1000-g1.5-t0-600-seed1";
+    let half = temp("compare").join("half.jsonl");
+    let whole = std::fs::read_to_string(path("ddpm1000-g1.25-t0-600-seed1-b25")).unwrap();
+    std::fs::write(&half, whole.lines().take(11).map(|l| format!("{l}\n")).collect::<String>()).unwrap();
+    let b1 = half.to_str().unwrap();
     let out = compare(&[a, b, a1, b1]);
     let fds = out.lines().find(|l| l.starts_with("FD A")).unwrap();
     assert!(fds.contains(&eval_fd(a)) && fds.contains(&eval_fd(b)), "{fds} vs eval's {} and {}", eval_fd(a), eval_fd(b));
