@@ -66,6 +66,11 @@ fn setting<'a>(settings: &'a str, key: &str) -> Option<&'a str> {
     settings.split(", ").find_map(|part| part.strip_prefix(key)?.strip_prefix(' ').filter(|v| !v.contains(' ')))
 }
 
+/// Each batch draws its noise from seed + batch index, so both must match for samples to share it.
+fn noise(settings: &str) -> (Option<&str>, Option<&str>) {
+    (setting(settings, "seed"), setting(settings, "batch"))
+}
+
 fn row(x: &[f32], k: usize) -> &[f32] {
     &x[k * FEATURES..(k + 1) * FEATURES]
 }
@@ -114,9 +119,10 @@ pub fn compare(args: CompareArgs) -> Result<(), String> {
         return Err(format!("journals come in pairs (A B, then A2 B2 …); {} given", args.journals.len()));
     }
     let journals = args.journals.iter().map(|p| Samples::read(p, &args.classifier)).collect::<Result<Vec<_>, _>>()?;
-    // A mean over pairs is a mean over seeds of two settings, not of anything at hand.
-    for (side, first) in [("A", &journals[0]), ("B", &journals[1])] {
-        if let Some(other) = journals.iter().skip(if side == "A" { 0 } else { 1 }).step_by(2).find(|j| j.sampler() != first.sampler()) {
+    // A mean over pairs is a mean over draws of noise of two settings, not of anything at hand.
+    for (side, offset) in [("A", 0), ("B", 1)] {
+        let first = &journals[offset];
+        if let Some(other) = journals.iter().skip(offset).step_by(2).find(|j| j.sampler() != first.sampler()) {
             return Err(format!(
                 "the {side} journals sample differently, beyond seed, batch and count: {} ({}) and {} ({})",
                 first.path.display(),
@@ -125,6 +131,11 @@ pub fn compare(args: CompareArgs) -> Result<(), String> {
                 other.settings
             ));
         }
+    }
+    // Two pairs on one draw of noise are one draw counted twice: the mean's interval would be too narrow.
+    let draws: Vec<_> = journals.iter().step_by(2).map(|a| noise(&a.settings)).collect();
+    if let Some(k) = (1..draws.len()).find(|&k| draws[..k].contains(&draws[k])) {
+        return Err(format!("{} begins from the same noise (seed, batch) as an earlier A: each draw of noise goes in once", journals[2 * k].path.display()));
     }
     let pairs: Vec<(&Samples, &Samples, usize)> = journals.chunks(2).map(|p| Ok((&p[0], &p[1], pairs(&p[0], &p[1])?))).collect::<Result<_, String>>()?;
 
@@ -145,8 +156,6 @@ pub fn compare(args: CompareArgs) -> Result<(), String> {
         }
         println!("A: {} ({})", a.path.display(), a.settings);
         println!("B: {} ({})", b.path.display(), b.settings);
-        // Each batch draws its noise from seed + batch index, so both must match for pairs to share it.
-        let noise = |s: &str| (setting(s, "seed").map(str::to_owned), setting(s, "batch").map(str::to_owned));
         if noise(&a.settings) != noise(&b.settings) {
             println!("note: A and B differ in sampler seed or batch size, so their samples began from different noise: an unpaired comparison, with a wide interval");
         }
