@@ -215,16 +215,16 @@ fn compare_pairs_journals_of_one_seed_and_reads_evals_fds() {
 
     // Features of another classifier do not compare.
     fails_cleanly(
-        &["compare", &format!("{dir}{a}.jsonl"), &format!("{dir}{b}.jsonl"), "--classifier", "www/assets/model.ddpm"],
+        &["compare", &path(a), &path(b), "--classifier", "www/assets/model.ddpm"],
         "another classifier",
     );
     // Pairs come in twos, and a mean over seeds is of two settings only.
-    fails_cleanly(&["compare", &format!("{dir}{a}.jsonl"), &format!("{dir}{b}.jsonl"), &format!("{dir}{a1}.jsonl")], "come in pairs");
-    let mixed = [a, b, a1, "ddpm1000-g1.5-t0-400"].map(|j| format!("{dir}{j}.jsonl"));
+    fails_cleanly(&["compare", &path(a), &path(b), &path(a1)], "come in pairs");
+    let mixed = [a, b, a1, "ddpm1000-g1.5-t0-400"].map(path);
     fails_cleanly(&["compare", &mixed[0], &mixed[1], &mixed[2], &mixed[3], "--classifier", "docs/eval/classifier.bpk"], "the B journals sample differently");
     // One draw of noise counted twice would narrow the mean's interval for nothing.
-    let twice = [a, b, a, b].map(|j| format!("{dir}{j}.jsonl"));
+    let twice = [a, b, a, b].map(path);
     fails_cleanly(&["compare", &twice[0], &twice[1], &twice[2], &twice[3], "--classifier", "docs/eval/classifier.bpk"], "same noise");
     // A journal of 25 samples is too short for an FD over 128 features.
-    fails_cleanly(&["compare", &format!("{dir}{a}.jsonl"), &format!("{dir}ddpm1000-g1.5-t0-600-clip.jsonl"), "--classifier", "docs/eval/classifier.bpk"], "25 pairs");
+    fails_cleanly(&["compare", &path(a), &path("ddpm1000-g1.5-t0-600-clip"), "--classifier", "docs/eval/classifier.bpk"], "25 pairs");
 }

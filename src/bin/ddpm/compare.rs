@@ -42,12 +42,12 @@ struct Samples {
 }
 
 impl Samples {
-    /// Reads a journal, refusing one measured with another classifier: FDs in two feature spaces
-    /// do not compare.
-    fn read(path: &Path, classifier: &Path) -> Result<Self, String> {
+    /// Reads a journal, refusing one measured with another classifier than `classifier` (whose
+    /// setting, "classifier <fingerprint>", is `measured_with`): FDs in two feature spaces do not
+    /// compare.
+    fn read(path: &Path, classifier: &Path, measured_with: &str) -> Result<Self, String> {
         let (settings, batches) = Journal::read(path)?;
-        let fingerprint = format!("classifier {}", fingerprint(classifier)?);
-        if !settings.split(", ").any(|part| part == fingerprint) {
+        if !settings.split(", ").any(|part| part == measured_with) {
             return Err(format!("{} was measured with another classifier than {} ({settings})", path.display(), classifier.display()));
         }
         let features = batches.iter().flat_map(|r: &BatchResult| r.features.iter().copied()).collect();
@@ -82,7 +82,7 @@ fn cosine(u: &[f32], v: &[f32]) -> f64 {
 
 /// How many samples of A and B pair up: their common prefix (a half-finished journal is compared
 /// on what it has), asking for the same classes.
-fn pairs(a: &Samples, b: &Samples) -> Result<usize, String> {
+fn common_prefix(a: &Samples, b: &Samples) -> Result<usize, String> {
     let n = a.asked.len().min(b.asked.len());
     if n < FEATURES {
         return Err(format!("{n} pairs; an FD over {FEATURES} features needs at least {FEATURES} (finish the journals first)"));
@@ -118,7 +118,8 @@ pub fn compare(args: CompareArgs) -> Result<(), String> {
     if !args.journals.len().is_multiple_of(2) {
         return Err(format!("journals come in pairs (A B, then A2 B2 …); {} given", args.journals.len()));
     }
-    let journals = args.journals.iter().map(|p| Samples::read(p, &args.classifier)).collect::<Result<Vec<_>, _>>()?;
+    let measured_with = format!("classifier {}", fingerprint(&args.classifier)?);
+    let journals = args.journals.iter().map(|p| Samples::read(p, &args.classifier, &measured_with)).collect::<Result<Vec<_>, _>>()?;
     // A mean over pairs is a mean over draws of noise of two settings, not of anything at hand.
     for (side, offset) in [("A", 0), ("B", 1)] {
         let first = &journals[offset];
@@ -137,7 +138,7 @@ pub fn compare(args: CompareArgs) -> Result<(), String> {
     if let Some(k) = (1..draws.len()).find(|&k| draws[..k].contains(&draws[k])) {
         return Err(format!("{} begins from the same noise (seed, batch) as an earlier A: each draw of noise goes in once", journals[2 * k].path.display()));
     }
-    let pairs: Vec<(&Samples, &Samples, usize)> = journals.chunks(2).map(|p| Ok((&p[0], &p[1], pairs(&p[0], &p[1])?))).collect::<Result<_, String>>()?;
+    let pairs: Vec<(&Samples, &Samples, usize)> = journals.chunks(2).map(|p| Ok((&p[0], &p[1], common_prefix(&p[0], &p[1])?))).collect::<Result<_, String>>()?;
 
     let device = args.device.device()?;
     let model = load_classifier(&args.classifier, &device)?;
@@ -168,8 +169,8 @@ pub fn compare(args: CompareArgs) -> Result<(), String> {
         let m = PairedDifference::mean(&parts);
         println!();
         println!("mean of {} pairs: FD A {:>9.3}   B {:>9.3}", parts.len(), m.fd_a, m.fd_b);
-        let counts: Vec<String> = pairs.iter().map(|p| p.2.to_string()).collect();
-        if counts.iter().any(|c| *c != counts[0]) {
+        if pairs.iter().any(|p| p.2 != pairs[0].2) {
+            let counts: Vec<String> = pairs.iter().map(|p| p.2.to_string()).collect();
             // FD's small-sample bias grows as n shrinks; it cancels in a difference, not in a mean.
             println!("note: the pairs hold {} samples, and FD reads higher at smaller n: these mean FDs do not compare with rows of other n; their difference does", join(&counts));
         }
