@@ -6,6 +6,8 @@
 pub mod classifier;
 pub mod data;
 pub mod diffusion;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod draws;
 pub mod grid;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod frechet;

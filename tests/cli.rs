@@ -161,7 +161,7 @@ fn an_eval_journal_is_resumed_only_by_the_same_ddpm_variance() {
 #[test]
 fn compare_pairs_journals_of_one_seed_and_reads_evals_fds() {
     let dir = "docs/eval/94a440943056/";
-    let path = |name: &str| if name.contains('/') { name.to_owned() } else { format!("{dir}{name}.jsonl") };
+    let path = |name: &str| if name.contains('/') || name.starts_with("--") { name.to_owned() } else { format!("{dir}{name}.jsonl") };
     let compare = |journals: &[&str]| {
         let out = Command::new(env!("CARGO_BIN_EXE_ddpm"))
             .arg("compare")
@@ -206,6 +206,21 @@ fn compare_pairs_journals_of_one_seed_and_reads_evals_fds() {
     assert!(fd_a[1] > value(&eval_fd(a1), 0), "A's first 250 samples read higher than its 500: {out}");
     assert!((value(mean, 6) - (fd_a[0] + fd_a[1]) / 2.0).abs() < 0.002, "{mean} vs {fd_a:?}");
     assert!(out.contains("note: the pairs hold 500 and 250 samples"), "{out}");
+
+    // Rows of one setting alone join the pair in a mean over every draw of noise: the pair's draw
+    // read at A's row, B's lone row less the pair's difference, B's mean A's plus that difference.
+    let (a2, a3, b2) = ("ddpm1000-g1.5-t0-600-seed2", "ddpm1000-g1.5-t0-600-seed3", "ddpm1000-g1.25-t0-600-seed2");
+    let out = compare(&[a, b, "--a-alone", a2, "--a-alone", a3, "--b-alone", b2]);
+    let line = out.lines().skip_while(|l| !l.starts_with("over 4 draws of noise (1 with both, 2 with A alone, 1 with B alone")).nth(1).unwrap_or_else(|| panic!("{out}"));
+    let fd = |name: &str| value(&eval_fd(name), 0);
+    let delta = fd(b) - fd(a);
+    let level = (fd(a) + fd(a2) + fd(a3) + fd(b2) - delta) / 4.0;
+    assert!((value(line, 2) - level).abs() < 0.002 && (value(line, 6) - (level + delta)).abs() < 0.002, "{line}: levels {level}, δ {delta}");
+    // A lone row on a pair's draw is that draw counted twice; one of another setting or n does not belong.
+    fails_cleanly(&["compare", &path(a), &path(b), "--b-alone", &path(a), "--classifier", "docs/eval/classifier.bpk"], "samples differently");
+    fails_cleanly(&["compare", &path(a), &path(b), "--a-alone", &path("ddpm1000-g1.5-t0-600-clip"), "--classifier", "docs/eval/classifier.bpk"], "samples differently");
+    fails_cleanly(&["compare", &path(a), &path(b), "--b-alone", &path(b), "--classifier", "docs/eval/classifier.bpk"], "same noise");
+    fails_cleanly(&["compare", &path(a), &path(b), "--b-alone", b1, "--classifier", "docs/eval/classifier.bpk"], "one n");
 
     // Another sampler seed: no pairs, and it says so.
     let out = compare(&[a, a1]);

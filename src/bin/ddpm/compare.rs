@@ -3,13 +3,15 @@
 //! difference is measured far more sharply than either FD alone: a paired bootstrap says how sharply.
 //! More pairs of journals (other sampler seeds) are compared each, then averaged: the mean FD over
 //! seeds is what a quality bar reads, and its difference is measured as sharply as the pairs allow.
+//! Rows of one setting alone (--a-alone, --b-alone) join them in a mean over every draw of noise.
 
 use crate::DeviceArg;
 use crate::eval::{fingerprint, load_classifier, load_data, test_reference};
 use crate::journal::{BatchResult, Journal};
 use ddpm_web::classifier::FEATURES;
 use ddpm_web::data::{DEFAULT_DIR, Split};
-use ddpm_web::frechet::{PairedDifference, paired_difference};
+use ddpm_web::draws::over_draws;
+use ddpm_web::frechet::{PairedDifference, frechet_to, paired_difference};
 use std::path::{Path, PathBuf};
 
 #[derive(clap::Args)]
@@ -19,6 +21,13 @@ pub struct CompareArgs {
     /// each and averaged.
     #[arg(required = true, num_args = 2.., value_name = "JOURNAL")]
     journals: Vec<PathBuf>,
+    /// A journal of A's setting on a draw of noise (seed, batch) that B has no row on; repeatable.
+    /// With any of these or --b-alone, both settings are also read over every draw (`draws.rs`).
+    #[arg(long, value_name = "JOURNAL")]
+    a_alone: Vec<PathBuf>,
+    /// A journal of B's setting on a draw of noise that A has no row on; repeatable.
+    #[arg(long, value_name = "JOURNAL")]
+    b_alone: Vec<PathBuf>,
     /// The classifier every journal was measured with.
     #[arg(long, default_value = "classifier.bpk")]
     classifier: PathBuf,
@@ -133,12 +142,27 @@ pub fn compare(args: CompareArgs) -> Result<(), String> {
             ));
         }
     }
-    // Two pairs on one draw of noise are one draw counted twice: the mean's interval would be too narrow.
-    let draws: Vec<_> = journals.iter().step_by(2).map(|a| noise(&a.settings)).collect();
-    if let Some(k) = (1..draws.len()).find(|&k| draws[..k].contains(&draws[k])) {
-        return Err(format!("{} begins from the same noise (seed, batch) as an earlier A: each draw of noise goes in once", journals[2 * k].path.display()));
+    let read_all = |paths: &[PathBuf]| paths.iter().map(|p| Samples::read(p, &args.classifier, &measured_with)).collect::<Result<Vec<_>, _>>();
+    let (a_alone, b_alone) = (read_all(&args.a_alone)?, read_all(&args.b_alone)?);
+    for (side, first, alone) in [("A", &journals[0], &a_alone), ("B", &journals[1], &b_alone)] {
+        if let Some(other) = alone.iter().find(|j| j.sampler() != first.sampler()) {
+            return Err(format!("{} samples differently from the {side} journals, beyond seed, batch and count ({})", other.path.display(), other.settings));
+        }
+    }
+    // Two rows of one setting on one draw of noise are one draw counted twice: the mean's interval
+    // would be too narrow. A row of each on one draw is a pair.
+    let rows: Vec<&Samples> = journals.iter().step_by(2).chain(&a_alone).chain(&b_alone).collect();
+    if let Some(k) = (1..rows.len()).find(|&k| rows[..k].iter().any(|r| noise(&r.settings) == noise(&rows[k].settings))) {
+        return Err(format!("{} begins from the same noise (seed, batch) as an earlier row: each draw of noise goes in once, and A and B on one draw go in as a pair", rows[k].path.display()));
     }
     let pairs: Vec<(&Samples, &Samples, usize)> = journals.chunks(2).map(|p| Ok((&p[0], &p[1], common_prefix(&p[0], &p[1])?))).collect::<Result<_, String>>()?;
+    if !(a_alone.is_empty() && b_alone.is_empty()) {
+        let n = pairs[0].2;
+        let mut counts = pairs.iter().map(|p| (p.0, p.2)).chain(a_alone.iter().chain(&b_alone).map(|r| (r, r.asked.len())));
+        if let Some((r, m)) = counts.find(|c| c.1 != n) {
+            return Err(format!("a mean over draws needs every row at one n (FD reads higher at smaller n): {} has {m}, the first pair {n}", r.path.display()));
+        }
+    }
 
     let device = args.device.device()?;
     let model = load_classifier(&args.classifier, &device)?;
@@ -175,6 +199,25 @@ pub fn compare(args: CompareArgs) -> Result<(), String> {
             println!("note: the pairs hold {} samples, and FD reads higher at smaller n: these mean FDs do not compare with rows of other n; their difference does", join(&counts));
         }
         print_difference(&m, args.draws);
+    }
+    if !(a_alone.is_empty() && b_alone.is_empty()) {
+        let fd = |rows: &[Samples]| rows.iter().map(|r| frechet_to(&r.features, (&reference.0, &reference.1), FEATURES)).collect::<Vec<_>>();
+        let delta = PairedDifference::mean(&parts);
+        let spread = {
+            let m = delta.draws.iter().sum::<f64>() / delta.draws.len() as f64;
+            (delta.draws.iter().map(|d| (d - m).powi(2)).sum::<f64>() / (delta.draws.len() - 1) as f64).sqrt()
+        };
+        let fd_pairs: Vec<(f64, f64)> = parts.iter().map(|d| (d.fd_a, d.fd_b)).collect();
+        let o = over_draws(&fd_pairs, &fd(&a_alone), &fd(&b_alone), spread)?;
+        println!();
+        println!(
+            "over {} draws of noise ({} with both, {} with A alone, {} with B alone; each draw read at one level, B's rows less B − A):",
+            o.draws,
+            parts.len(),
+            a_alone.len(),
+            b_alone.len()
+        );
+        println!("FD A {:>9.3} ± {:.3}   B {:>9.3} ± {:.3}   (n = {}; ± one standard error; the draws' levels scatter by {:.3})", o.fd_a, o.se_a, o.fd_b, o.se_b, pairs[0].2, o.scatter);
     }
     Ok(())
 }
