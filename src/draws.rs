@@ -15,7 +15,7 @@ pub struct OverDraws {
     /// The standard deviation of the draws' levels: how far one row strays from the mean.
     pub scatter: f64,
     /// Standard errors of the two means: the levels' scatter over √draws, and δ's uncertainty
-    /// through the rows it shifts.
+    /// through the rows it shifts (checked against simulation in tests/draws.rs).
     pub se_a: f64,
     pub se_b: f64,
 }
@@ -36,16 +36,16 @@ pub fn over_draws(pairs: &[(f64, f64)], a_alone: &[f64], b_alone: &[f64], delta_
     let levels: Vec<f64> = pairs.iter().map(|(a, b)| (a + b - delta) / 2.0).chain(a_alone.iter().copied()).chain(b_alone.iter().map(|b| b - delta)).collect();
     let level = levels.iter().sum::<f64>() / k;
     let scatter = (levels.iter().map(|l| (l - level).powi(2)).sum::<f64>() / (k - 1.0)).sqrt();
-    // How much of δ each mean carries. The pairs' levels sum to their A rows (δ is their own mean
-    // difference), so A's mean holds δ only through B's lone rows, and B's, being A's plus δ,
-    // through every other row.
-    let se = |weight: f64| ((scatter * scatter) / k + (weight * delta_sd).powi(2)).sqrt();
+    // Var = scatter² / k + δ_sd² m (m + p) / k², m the other setting's lone rows (which δ shifts):
+    // the estimator's variance when each row is its draw's level plus its setting's effect plus
+    // noise of its own, the pairs' share of which is in both δ and the levels.
+    let se = |m: f64| ((scatter * scatter) / k + delta_sd * delta_sd * m * (m + p) / (k * k)).sqrt();
     Ok(OverDraws {
         draws: levels.len(),
         fd_a: level,
         fd_b: level + delta,
         scatter,
-        se_a: se(mb / k),
-        se_b: se((p + ma) / k),
+        se_a: se(mb),
+        se_b: se(ma),
     })
 }

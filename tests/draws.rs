@@ -1,6 +1,7 @@
 //! A bar read over draws of noise (`ddpm compare --a-alone/--b-alone`), against closed forms.
 
 use ddpm_web::draws::over_draws;
+use ddpm_web::noise::NoiseSource;
 
 fn close(x: f64, y: f64) -> bool {
     (x - y).abs() < 1e-12
@@ -39,14 +40,45 @@ fn with_pairs_alone_the_means_are_each_settings_own() {
 
 #[test]
 fn the_differences_uncertainty_weighs_by_the_rows_it_shifts() {
-    // Every level equal, so only δ's standard error (0.4) is left. Two pairs, two A-alone and two
-    // B-alone draws. A's mean subtracts δ from B's two lone rows (2 / 6 of it); B's mean is A's
-    // plus δ, so it carries δ on the other four draws (4 / 6).
+    // Every level equal, so only δ's standard error (0.4) is left, carried by the other setting's
+    // lone rows m as δ_sd √(m (m + p)) / k. Two pairs, two A-alone and two B-alone draws:
     let out = over_draws(&[(15.0, 14.0), (15.0, 14.0)], &[15.0, 15.0], &[14.0, 14.0], 0.4).unwrap();
-    assert!(close(out.scatter, 0.0) && close(out.se_a, 0.4 * 2.0 / 6.0) && close(out.se_b, 0.4 * 4.0 / 6.0), "{out:?}");
-    // With B alone on no draw, A's mean holds none of δ and B's all of it.
+    assert!(close(out.scatter, 0.0) && close(out.se_a, 0.4 * 8f64.sqrt() / 6.0) && close(out.se_b, 0.4 * 8f64.sqrt() / 6.0), "{out:?}");
+    // With B alone on no draw, A's mean holds none of δ.
     let out = over_draws(&[(15.0, 14.0)], &[15.0, 15.0, 15.0], &[], 0.4).unwrap();
-    assert!(close(out.se_a, 0.0) && close(out.se_b, 0.4), "{out:?}");
+    assert!(close(out.se_a, 0.0) && close(out.se_b, 0.4 * 12f64.sqrt() / 4.0), "{out:?}");
+}
+
+/// Rows simulated as the draw's level (spread `tau`) plus the setting's effect plus noise of their
+/// own (`sigma`): the standard errors match the means' spread over many simulated card tables.
+#[test]
+fn standard_errors_match_the_spread_of_the_means_in_simulation() {
+    // (tau, sigma, pairs, A alone, B alone): this card's shape, and one where δ's error dominates.
+    for (tau, sigma, p, ma, mb) in [(1.5, 0.35, 2, 2, 2), (0.2, 0.6, 1, 3, 0), (0.5, 0.5, 3, 1, 4)] {
+        let mut rng = NoiseSource::new(7);
+        let reps = 20_000;
+        let (mut fd_a, mut fd_b, mut var_a, mut var_b) = (vec![], vec![], 0.0, 0.0);
+        for _ in 0..reps {
+            let z: Vec<f64> = rng.normal_vec(p + ma + mb + 2 * p + ma + mb).iter().map(|&v| v as f64).collect();
+            let (level, noise) = z.split_at(p + ma + mb);
+            let row = |d: usize, effect: f64, e: usize| 15.0 + tau * level[d] + effect + sigma * noise[e];
+            let pairs: Vec<(f64, f64)> = (0..p).map(|i| (row(i, 0.0, 2 * i), row(i, -1.0, 2 * i + 1))).collect();
+            let a: Vec<f64> = (0..ma).map(|i| row(p + i, 0.0, 2 * p + i)).collect();
+            let b: Vec<f64> = (0..mb).map(|i| row(p + ma + i, -1.0, 2 * p + ma + i)).collect();
+            let out = over_draws(&pairs, &a, &b, sigma * (2.0 / p as f64).sqrt()).unwrap();
+            fd_a.push(out.fd_a);
+            fd_b.push(out.fd_b);
+            var_a += out.se_a.powi(2) / reps as f64;
+            var_b += out.se_b.powi(2) / reps as f64;
+        }
+        for (side, means, var) in [("A", &fd_a, var_a), ("B", &fd_b, var_b)] {
+            let m = means.iter().sum::<f64>() / reps as f64;
+            let sd = (means.iter().map(|x| (x - m).powi(2)).sum::<f64>() / (reps - 1) as f64).sqrt();
+            let truth = if side == "A" { 15.0 } else { 14.0 };
+            assert!((m - truth).abs() < 0.02, "{side} mean {m} against {truth}");
+            assert!((var.sqrt() / sd - 1.0).abs() < 0.05, "{side} of {tau} {sigma} {p} {ma} {mb}: standard error {} against a spread of {sd}", var.sqrt());
+        }
+    }
 }
 
 #[test]
