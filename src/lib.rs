@@ -8,6 +8,7 @@ pub mod data;
 pub mod diffusion;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod draws;
+pub mod floor;
 pub mod grid;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod frechet;

@@ -9,6 +9,7 @@ use burn::store::{BurnpackStore, ModuleSnapshot};
 use burn::tensor::loss::cross_entropy_with_logits;
 use ddpm_web::classifier::{Classifier, FEATURES, dataset_features, noise_features};
 use ddpm_web::data::{DEFAULT_DIR, Dataset, Split};
+use ddpm_web::floor::real_sets;
 use ddpm_web::frechet::{frechet_infinity, frechet_to, gaussian_fit};
 use ddpm_web::noise::NoiseSource;
 use ddpm_web::sampler::{SamplingRun, X0};
@@ -143,6 +144,9 @@ fn accuracy(model: &Classifier, data: &Dataset, device: &Device) -> f64 {
     hits as f64 / data.len() as f64
 }
 
+/// Disjoint draws of real images the floor at n averages: its standard error is then ~0.08 at n = 500.
+const FLOOR_DRAWS: usize = 40;
+
 pub fn eval(args: EvalArgs) -> Result<(), String> {
     let device = args.device.device()?;
     let (model, description) = load_weights(&args.weights, &device)?;
@@ -161,16 +165,25 @@ pub fn eval(args: EvalArgs) -> Result<(), String> {
     let reference = test_reference(&classifier, &test, &device);
     let reference = (&reference.0, &reference.1);
     let to_test = |features: &[f32]| frechet_to(features, reference, FEATURES);
-    // The floor: real images (train images from the far end of the set), n of them as for the
-    // samples, and as many as the test set. Train and test images come from one distribution, so
-    // the floor is all small-sample bias: it shrinks towards 0 as n grows.
-    let floor_at = |count: usize| to_test(&dataset_features(&classifier, &train, &(train.len() - count..train.len()).collect::<Vec<_>>(), &device));
+    // The classes the samples ask for, by position: the floor's real images follow the same plan.
+    let conditional = model.null_class().is_some();
+    let plan = |count: usize| (0..count).map(|i| conditional.then_some(i % 10)).collect::<Vec<_>>();
+    // The floor: train images, n of them as for the samples (the mean over disjoint draws), and as
+    // many as the test set. Train and test images come from one distribution, so the floor is all
+    // small-sample bias: it shrinks towards 0 as n grows.
+    let real_fd = |set: &Vec<usize>| to_test(&dataset_features(&classifier, &train, set, &device));
+    let floors: Vec<f64> = real_sets(&train.labels, &plan(n), FLOOR_DRAWS).iter().map(real_fd).collect();
     let large = test.len().min(train.len());
-    let (floor, floor_large) = (floor_at(n), floor_at(large));
+    let too_few = |count: usize| format!("the train set ({} images) holds too few of some class for a floor of {count} images", train.len());
+    if floors.is_empty() {
+        return Err(too_few(n));
+    }
+    let floor_large = real_sets(&train.labels, &plan(large), 1).first().map(real_fd).ok_or_else(|| too_few(large))?;
+    let floor = floors.iter().sum::<f64>() / floors.len() as f64;
+    let floor_sd = (floors.iter().map(|f| (f - floor).powi(2)).sum::<f64>() / (floors.len() as f64 - 1.0).max(1.0)).sqrt();
     // The ceiling: pure noise, clamped to the image range.
     let ceiling = to_test(&noise_features(&classifier, n, 28, args.seed ^ 0xce11, &device));
 
-    let conditional = model.null_class().is_some();
     // DDIM deterministic (η = 0): the settings a journal records name no η.
     let kind = args.sampler.kind(args.steps, 0.0);
     let schedule = description.schedule();
@@ -212,7 +225,7 @@ pub fn eval(args: EvalArgs) -> Result<(), String> {
             progress.inc(size as u64);
             continue;
         }
-        let labels: Vec<Option<usize>> = (start..start + size).map(|i| conditional.then_some(i % 10)).collect();
+        let labels: Vec<Option<usize>> = plan(start + size)[start..].to_vec();
         let guidance = args.guide.for_labels(labels.clone(), schedule.len())?;
         let run = SamplingRun::new(kind.build(&schedule, x0)?, [size, 1, 28, 28], guidance, args.seed + b as u64, &device);
         let x = run.finish(&model).clamp(-1.0, 1.0);
@@ -232,6 +245,10 @@ pub fn eval(args: EvalArgs) -> Result<(), String> {
         None => println!("FD∞ of the samples     needs n ≥ {}", 3 * FEATURES),
     }
     println!("floor: train images    {floor:>9.3}   (n = {n});  {floor_large:.3} with n = {large}");
+    println!(
+        "  (train images of the classes the samples asked for, in the same numbers; the floor at n = {n} is the mean of {} disjoint draws, which scatter by {floor_sd:.3})",
+        floors.len()
+    );
     println!("ceiling: noise         {ceiling:>9.3}   (n = {n})");
     println!("samples / floor        {:>8.2}×   (n = {n})", fd.0 / floor);
     // A perfect model's samples would read the floor at any n; ours add FD∞ to it.
