@@ -34,8 +34,7 @@ pub fn over_draws(pairs: &[(f64, f64)], a_alone: &[f64], b_alone: &[f64], delta_
     }
     let delta = pairs.iter().map(|(a, b)| b - a).sum::<f64>() / p;
     let levels: Vec<f64> = pairs.iter().map(|(a, b)| (a + b - delta) / 2.0).chain(a_alone.iter().copied()).chain(b_alone.iter().map(|b| b - delta)).collect();
-    let level = levels.iter().sum::<f64>() / k;
-    let scatter = (levels.iter().map(|l| (l - level).powi(2)).sum::<f64>() / (k - 1.0)).sqrt();
+    let (level, scatter) = mean_and_sd(&levels);
     // Var = scatter² / k + δ_sd² m (m + p) / k², m the other setting's lone rows (which δ shifts):
     // the estimator's variance when each row is its draw's level plus its setting's effect plus
     // noise of its own, the pairs' share of which is in both δ and the levels.
@@ -48,4 +47,11 @@ pub fn over_draws(pairs: &[(f64, f64)], a_alone: &[f64], b_alone: &[f64], delta_
         se_a: se(mb),
         se_b: se(ma),
     })
+}
+
+/// The mean and the sample standard deviation (n − 1) of `values`; the deviation is 0 for one value.
+pub fn mean_and_sd(values: &[f64]) -> (f64, f64) {
+    let n = values.len() as f64;
+    let mean = values.iter().sum::<f64>() / n;
+    (mean, (values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1.0).max(1.0)).sqrt())
 }

@@ -10,7 +10,7 @@ use crate::eval::{fingerprint, load_classifier, load_data, test_reference};
 use crate::journal::{BatchResult, Journal};
 use ddpm_web::classifier::FEATURES;
 use ddpm_web::data::{DEFAULT_DIR, Split};
-use ddpm_web::draws::over_draws;
+use ddpm_web::draws::{mean_and_sd, over_draws};
 use ddpm_web::frechet::{PairedDifference, frechet_to, paired_difference};
 use std::path::{Path, PathBuf};
 
@@ -203,10 +203,7 @@ pub fn compare(args: CompareArgs) -> Result<(), String> {
     if !(a_alone.is_empty() && b_alone.is_empty()) {
         let fd = |rows: &[Samples]| rows.iter().map(|r| frechet_to(&r.features, (&reference.0, &reference.1), FEATURES)).collect::<Vec<_>>();
         let delta = PairedDifference::mean(&parts);
-        let spread = {
-            let m = delta.draws.iter().sum::<f64>() / delta.draws.len() as f64;
-            (delta.draws.iter().map(|d| (d - m).powi(2)).sum::<f64>() / (delta.draws.len() - 1) as f64).sqrt()
-        };
+        let (_, spread) = mean_and_sd(&delta.draws);
         let fd_pairs: Vec<(f64, f64)> = parts.iter().map(|d| (d.fd_a, d.fd_b)).collect();
         let o = over_draws(&fd_pairs, &fd(&a_alone), &fd(&b_alone), spread)?;
         println!();

@@ -9,6 +9,7 @@ use burn::store::{BurnpackStore, ModuleSnapshot};
 use burn::tensor::loss::cross_entropy_with_logits;
 use ddpm_web::classifier::{Classifier, FEATURES, dataset_features, noise_features};
 use ddpm_web::data::{DEFAULT_DIR, Dataset, Split};
+use ddpm_web::draws::mean_and_sd;
 use ddpm_web::floor::real_sets;
 use ddpm_web::frechet::{frechet_infinity, frechet_to, gaussian_fit};
 use ddpm_web::noise::NoiseSource;
@@ -179,8 +180,7 @@ pub fn eval(args: EvalArgs) -> Result<(), String> {
         return Err(too_few(n));
     }
     let floor_large = real_sets(&train.labels, &plan(large), 1).first().map(real_fd).ok_or_else(|| too_few(large))?;
-    let floor = floors.iter().sum::<f64>() / floors.len() as f64;
-    let floor_sd = (floors.iter().map(|f| (f - floor).powi(2)).sum::<f64>() / (floors.len() as f64 - 1.0).max(1.0)).sqrt();
+    let (floor, floor_sd) = mean_and_sd(&floors);
     // The ceiling: pure noise, clamped to the image range.
     let ceiling = to_test(&noise_features(&classifier, n, 28, args.seed ^ 0xce11, &device));
 
