@@ -155,6 +155,27 @@ fn an_eval_journal_is_resumed_only_by_the_same_ddpm_variance() {
     assert!(stderr.contains("2 of 2 batches already done"), "the same sampler resumes: {stderr}");
 }
 
+/// `ddpm eval` recomputes a committed output from its finished journal without sampling, to the
+/// byte, and its floor is drawn as the samples are: train images of the classes they asked for, 50
+/// of each at n = 500, whose FD averages ~4.3 over draws, where 500 in a row average ~6.1.
+#[test]
+fn eval_recomputes_a_committed_row_from_its_journal_against_a_class_planned_floor() {
+    let name = "docs/eval/94a440943056/ddim50-g2-t0-600";
+    let journal = temp("recompute").join("journal.jsonl");
+    std::fs::copy(format!("{name}.jsonl"), &journal).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_ddpm"))
+        .args(["eval", "--weights", "www/assets/model.ddpm", "--classifier", "docs/eval/classifier.bpk", "--count", "500", "--batch", "250"])
+        .args(["--sampler", "ddim", "--steps", "50", "--guidance", "2", "--guidance-interval", "0-600", "--resume", journal.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success() && stderr.contains("2 of 2 batches already done"), "{stderr}");
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(stdout, std::fs::read_to_string(format!("{name}.txt")).unwrap(), "the committed output is what eval prints now");
+    let floor: f64 = stdout.lines().find(|l| l.starts_with("floor: train images")).and_then(|l| l.split_whitespace().nth(3)).unwrap().parse().unwrap();
+    assert!((4.1..4.6).contains(&floor) && stdout.contains("mean of 40 disjoint draws"), "{stdout}");
+}
+
 /// `ddpm compare` on two committed journals of one sampler seed: it reads the same FDs `ddpm eval`
 /// printed from them, sees that their samples pair up, and says when two journals' samples began
 /// from different noise.
