@@ -228,6 +228,13 @@ fn compare_pairs_journals_of_one_seed_and_reads_evals_fds() {
     assert!((value(mean, 6) - (fd_a[0] + fd_a[1]) / 2.0).abs() < 0.002, "{mean} vs {fd_a:?}");
     assert!(out.contains("note: the pairs hold 500 and 250 samples"), "{out}");
 
+    // A half-finished pair is left out of a mean over draws; two finished ones are read over both.
+    assert!(!out.contains("over 2 draws"), "{out}");
+    let out = compare(&[a, b, a1, "ddpm1000-g1.25-t0-600-seed1-b25"]);
+    let mean = out.lines().find(|l| l.starts_with("mean of 2 pairs:")).unwrap_or_else(|| panic!("{out}"));
+    let line = out.lines().skip_while(|l| !l.starts_with("over 2 draws of noise (2 with both, 0 with A alone, 0 with B alone")).nth(1).unwrap_or_else(|| panic!("{out}"));
+    assert!((value(line, 2) - value(mean, 6)).abs() < 0.002 && (value(line, 6) - value(mean, 8)).abs() < 0.002, "{line} vs {mean}");
+
     // Rows of one setting alone join the pair in a mean over every draw of noise: the pair's draw
     // read at A's row, B's lone row less the pair's difference, B's mean A's plus that difference.
     let (a2, a3, b2) = ("ddpm1000-g1.5-t0-600-seed2", "ddpm1000-g1.5-t0-600-seed3", "ddpm1000-g1.25-t0-600-seed2");

@@ -22,7 +22,8 @@ pub struct CompareArgs {
     #[arg(required = true, num_args = 2.., value_name = "JOURNAL")]
     journals: Vec<PathBuf>,
     /// A journal of A's setting on a draw of noise (seed, batch) that B has no row on; repeatable.
-    /// With any of these or --b-alone, both settings are also read over every draw (`draws.rs`).
+    /// With any of these or --b-alone, or more than one pair of one n, both settings are also read
+    /// over every draw, with standard errors (`draws.rs`).
     #[arg(long, value_name = "JOURNAL")]
     a_alone: Vec<PathBuf>,
     /// A journal of B's setting on a draw of noise that A has no row on; repeatable.
@@ -200,7 +201,10 @@ pub fn compare(args: CompareArgs) -> Result<(), String> {
         }
         print_difference(&m, args.draws);
     }
-    if !(a_alone.is_empty() && b_alone.is_empty()) {
+    // Over every draw: with lone rows, or more pairs than one, all of one n (a half-finished pair's
+    // FD reads higher, which a mean over draws would take for a harder draw).
+    let one_n = pairs.iter().all(|p| p.2 == pairs[0].2);
+    if !(a_alone.is_empty() && b_alone.is_empty()) || (parts.len() > 1 && one_n) {
         let fd = |rows: &[Samples]| rows.iter().map(|r| frechet_to(&r.features, (&reference.0, &reference.1), FEATURES)).collect::<Vec<_>>();
         let delta = PairedDifference::mean(&parts);
         let (_, spread) = mean_and_sd(&delta.draws);
