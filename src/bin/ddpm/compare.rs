@@ -157,7 +157,9 @@ pub fn compare(args: CompareArgs) -> Result<(), String> {
         return Err(format!("{} begins from the same noise (seed, batch) as an earlier row: each draw of noise goes in once, and A and B on one draw go in as a pair", rows[k].path.display()));
     }
     let pairs: Vec<(&Samples, &Samples, usize)> = journals.chunks(2).map(|p| Ok((&p[0], &p[1], common_prefix(&p[0], &p[1])?))).collect::<Result<_, String>>()?;
-    if !(a_alone.is_empty() && b_alone.is_empty()) {
+    let one_n = pairs.iter().all(|p| p.2 == pairs[0].2);
+    let lone_rows = !(a_alone.is_empty() && b_alone.is_empty());
+    if lone_rows {
         let n = pairs[0].2;
         let mut counts = pairs.iter().map(|p| (p.0, p.2)).chain(a_alone.iter().chain(&b_alone).map(|r| (r, r.asked.len())));
         if let Some((r, m)) = counts.find(|c| c.1 != n) {
@@ -194,7 +196,7 @@ pub fn compare(args: CompareArgs) -> Result<(), String> {
         let m = PairedDifference::mean(&parts);
         println!();
         println!("mean of {} pairs: FD A {:>9.3}   B {:>9.3}", parts.len(), m.fd_a, m.fd_b);
-        if pairs.iter().any(|p| p.2 != pairs[0].2) {
+        if !one_n {
             let counts: Vec<String> = pairs.iter().map(|p| p.2.to_string()).collect();
             // FD's small-sample bias grows as n shrinks; it cancels in a difference, not in a mean.
             println!("note: the pairs hold {} samples, and FD reads higher at smaller n: these mean FDs do not compare with rows of other n; their difference does", join(&counts));
@@ -203,8 +205,7 @@ pub fn compare(args: CompareArgs) -> Result<(), String> {
     }
     // Over every draw: with lone rows, or more pairs than one, all of one n (a half-finished pair's
     // FD reads higher, which a mean over draws would take for a harder draw).
-    let one_n = pairs.iter().all(|p| p.2 == pairs[0].2);
-    if !(a_alone.is_empty() && b_alone.is_empty()) || (parts.len() > 1 && one_n) {
+    if lone_rows || (parts.len() > 1 && one_n) {
         let fd = |rows: &[Samples]| rows.iter().map(|r| frechet_to(&r.features, (&reference.0, &reference.1), FEATURES)).collect::<Vec<_>>();
         let delta = PairedDifference::mean(&parts);
         let (_, spread) = mean_and_sd(&delta.draws);

@@ -173,7 +173,8 @@ pub fn eval(args: EvalArgs) -> Result<(), String> {
     // many as the test set. Train and test images come from one distribution, so the floor is all
     // small-sample bias: it shrinks towards 0 as n grows.
     let real_fd = |set: &Vec<usize>| to_test(&dataset_features(&classifier, &train, set, &device));
-    let floors: Vec<f64> = real_sets(&train.labels, &plan(n), FLOOR_DRAWS).iter().map(real_fd).collect();
+    let asked = plan(n);
+    let floors: Vec<f64> = real_sets(&train.labels, &asked, FLOOR_DRAWS).iter().map(real_fd).collect();
     let large = test.len().min(train.len());
     let too_few = |count: usize| format!("the train set ({} images) holds too few of some class for a floor of {count} images", train.len());
     if floors.is_empty() {
@@ -225,7 +226,7 @@ pub fn eval(args: EvalArgs) -> Result<(), String> {
             progress.inc(size as u64);
             continue;
         }
-        let labels: Vec<Option<usize>> = plan(start + size)[start..].to_vec();
+        let labels = asked[start..start + size].to_vec();
         let guidance = args.guide.for_labels(labels.clone(), schedule.len())?;
         let run = SamplingRun::new(kind.build(&schedule, x0)?, [size, 1, 28, 28], guidance, args.seed + b as u64, &device);
         let x = run.finish(&model).clamp(-1.0, 1.0);
