@@ -161,8 +161,8 @@ fn an_eval_journal_is_resumed_only_by_the_same_ddpm_variance() {
 #[test]
 fn eval_recomputes_a_committed_row_from_its_journal_against_a_class_planned_floor() {
     let name = "docs/eval/94a440943056/ddim50-g2-t0-600";
-    let journal = temp("recompute").join("journal.jsonl");
-    std::fs::copy(format!("{name}.jsonl"), &journal).unwrap();
+    let journal = temp("recompute").join("journal.jsonl.gz");
+    std::fs::copy(format!("{name}.jsonl.gz"), &journal).unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_ddpm"))
         .args(["eval", "--weights", "www/assets/model.ddpm", "--classifier", "docs/eval/classifier.bpk", "--count", "500", "--batch", "250"])
         .args(["--sampler", "ddim", "--steps", "50", "--guidance", "2", "--guidance-interval", "0-600", "--resume", journal.to_str().unwrap()])
@@ -182,7 +182,7 @@ fn eval_recomputes_a_committed_row_from_its_journal_against_a_class_planned_floo
 #[test]
 fn compare_pairs_journals_of_one_seed_and_reads_evals_fds() {
     let dir = "docs/eval/94a440943056/";
-    let path = |name: &str| if name.contains('/') || name.starts_with("--") { name.to_owned() } else { format!("{dir}{name}.jsonl") };
+    let path = |name: &str| if name.contains('/') || name.starts_with("--") { name.to_owned() } else { format!("{dir}{name}.jsonl.gz") };
     let compare = |journals: &[&str]| {
         let out = Command::new(env!("CARGO_BIN_EXE_ddpm"))
             .arg("compare")
@@ -210,7 +210,9 @@ fn compare_pairs_journals_of_one_seed_and_reads_evals_fds() {
     let (a, b) = ("ddpm1000-g1.5-t0-600", "ddpm1000-g1.25-t0-600");
     let a1 = "ddpm1000-g1.5-t0-600-seed1";
     let half = temp("compare").join("half.jsonl");
-    let whole = std::fs::read_to_string(path("ddpm1000-g1.25-t0-600-seed1-b25")).unwrap();
+    let mut whole = String::new();
+    let gz = std::fs::File::open(path("ddpm1000-g1.25-t0-600-seed1-b25")).unwrap();
+    std::io::Read::read_to_string(&mut flate2::read::MultiGzDecoder::new(gz), &mut whole).unwrap();
     std::fs::write(&half, whole.lines().take(11).map(|l| format!("{l}\n")).collect::<String>()).unwrap();
     let b1 = half.to_str().unwrap();
     let out = compare(&[a, b, a1, b1]);

@@ -44,7 +44,7 @@ for run in ${RUNS:-ddim20 ddim50 ddpm1000}; do
   if [ ! -s "$out" ]; then
     echo "== $sampler $steps steps → $out" >&2
     "$ddpm" eval -w "$weights" --classifier "$classifier" --count 500 --guidance "$guidance" "${extra[@]}" \
-      --seed "$seed" --data "$data" --device "$device" --sampler "$sampler" --steps "$steps" --batch "$batch" --resume "$dir/$sampler$steps$tag.jsonl" > "$out.tmp"
+      --seed "$seed" --data "$data" --device "$device" --sampler "$sampler" --steps "$steps" --batch "$batch" --resume "$dir/$sampler$steps$tag.jsonl.gz" > "$out.tmp"
     mv "$out.tmp" "$out"
   fi
   cat "$out"

@@ -1,11 +1,13 @@
 //! `ddpm eval --resume FILE`: each finished batch of samples is appended to FILE, so an
 //! evaluation that outlasts a session (DDPM's 1000 steps take hours on a CPU) goes on where it
-//! stopped instead of starting over.
+//! stopped instead of starting over. A FILE named `*.gz` is written as one gzip member per line:
+//! any gzip reader reads it whole, a batch is still one append, and the committed journals are a
+//! third of the size (they travel in the size-limited tree a lent GPU receives).
 
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
-use std::io::{Seek, SeekFrom, Write};
+use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 /// What the Fréchet distance and the class accuracy need from one batch of samples.
@@ -24,7 +26,7 @@ struct Header {
 
 /// The batches finished so far, and where new ones go (nowhere without `--resume`).
 pub struct Journal {
-    file: Option<(PathBuf, File)>,
+    file: Option<(PathBuf, File, Encoding)>,
     pub done: BTreeMap<usize, BatchResult>,
 }
 
@@ -37,60 +39,111 @@ impl Journal {
     /// settings is refused, never overwritten; a last line cut short by a kill is dropped.
     pub fn open(path: &Path, settings: &str) -> Result<Self, String> {
         let at = |e: &dyn std::fmt::Display| format!("{}: {e}", path.display());
-        let text = match std::fs::read_to_string(path) {
-            Ok(text) => text,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+        let bytes = match std::fs::read(path) {
+            Ok(bytes) => bytes,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
             Err(e) => return Err(at(&e)),
         };
-        let (written, complete) = parse(path, &text)?;
+        let (text, complete) = whole_lines(path, &bytes)?;
         let mut done = BTreeMap::new();
-        if let Some((header, batches)) = written {
+        if let Some((header, batches)) = parse(path, &text)? {
             if header != settings {
                 return Err(at(&format!("holds another evaluation ({header}); this one is {settings}. Remove the file or name another")));
             }
             done.extend(batches.into_iter().map(|r| (r.batch, r)));
         }
+        // Lines go on in the file's own encoding; a new file's is picked by its name.
+        let encoding = if complete > 0 { Encoding::of(&bytes) } else { Encoding::for_name(path) };
         let mut file = OpenOptions::new().create(true).write(true).truncate(false).open(path).map_err(|e| at(&e))?;
         file.set_len(complete as u64).and_then(|_| file.seek(SeekFrom::End(0))).map_err(|e| at(&e))?;
         if complete == 0 {
-            writeln!(file, "{}", serde_json::to_string(&Header { settings: settings.into() }).unwrap()).map_err(|e| at(&e))?;
+            let header = serde_json::to_string(&Header { settings: settings.into() }).unwrap();
+            encoding.append(&mut file, &header).map_err(|e| at(&e))?;
         }
-        Ok(Self { file: Some((path.to_path_buf(), file)), done })
+        Ok(Self { file: Some((path.to_path_buf(), file, encoding)), done })
     }
 
     /// A journal's settings and finished batches in batch order, for reading only (`ddpm compare`).
     pub fn read(path: &Path) -> Result<(String, Vec<BatchResult>), String> {
-        let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
-        let (written, _) = parse(path, &text)?;
-        let (settings, mut batches) = written.ok_or_else(|| format!("{}: empty, not an evaluation journal", path.display()))?;
+        let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let (text, _) = whole_lines(path, &bytes)?;
+        let (settings, mut batches) = parse(path, &text)?.ok_or_else(|| format!("{}: empty, not an evaluation journal", path.display()))?;
         batches.sort_by_key(|r| r.batch);
         Ok((settings, batches))
     }
 
     /// Keeps a finished batch; on disk (flushed) before the next one starts.
     pub fn record(&mut self, result: BatchResult) -> Result<(), String> {
-        if let Some((path, file)) = &mut self.file {
+        if let Some((path, file, encoding)) = &mut self.file {
             let line = serde_json::to_string(&result).unwrap();
-            writeln!(file, "{line}").and_then(|_| file.sync_data()).map_err(|e| format!("{}: {e}", path.display()))?;
+            encoding.append(file, &line).and_then(|_| file.sync_data()).map_err(|e| format!("{}: {e}", path.display()))?;
         }
         self.done.insert(result.batch, result);
         Ok(())
     }
 }
 
-/// The header's settings and the batches of `text`, and how many of its bytes were written whole
-/// (only lines ending in a newline were: a last line cut short by a kill is dropped).
-fn parse(path: &Path, text: &str) -> Result<(Option<(String, Vec<BatchResult>)>, usize), String> {
+#[derive(Clone, Copy, PartialEq, Debug)]
+enum Encoding {
+    Plain,
+    /// One gzip member per line.
+    Gzip,
+}
+
+impl Encoding {
+    fn of(bytes: &[u8]) -> Self {
+        if bytes.starts_with(&[0x1f, 0x8b]) { Self::Gzip } else { Self::Plain }
+    }
+
+    fn for_name(path: &Path) -> Self {
+        if path.extension().is_some_and(|e| e == "gz") { Self::Gzip } else { Self::Plain }
+    }
+
+    fn append(self, file: &mut File, line: &str) -> std::io::Result<()> {
+        match self {
+            Self::Plain => writeln!(file, "{line}"),
+            Self::Gzip => {
+                let mut member = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+                writeln!(member, "{line}")?;
+                file.write_all(&member.finish()?)
+            }
+        }
+    }
+}
+
+/// The text of the lines of `bytes` that were written whole, and how many bytes of the file hold
+/// them: a line (or gzip member) cut short by a kill is dropped.
+fn whole_lines(path: &Path, bytes: &[u8]) -> Result<(String, usize), String> {
     let at = |e: &dyn std::fmt::Display| format!("{}: {e}", path.display());
-    let complete = text.rfind('\n').map_or(0, |i| i + 1);
-    let mut lines = text[..complete].lines();
-    let Some(first) = lines.next() else { return Ok((None, 0)) };
+    if Encoding::of(bytes) == Encoding::Plain {
+        let complete = bytes.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+        let text = std::str::from_utf8(&bytes[..complete]).map_err(|e| at(&e))?;
+        return Ok((text.to_owned(), complete));
+    }
+    let (mut text, mut complete) = (String::new(), 0);
+    while complete < bytes.len() {
+        let mut member = flate2::bufread::GzDecoder::new(&bytes[complete..]);
+        let mut line = String::new();
+        if member.read_to_string(&mut line).is_err() || !line.ends_with('\n') {
+            break;
+        }
+        text += &line;
+        complete = bytes.len() - member.into_inner().len();
+    }
+    Ok((text, complete))
+}
+
+/// The header's settings and the batches of `text` (whole lines).
+fn parse(path: &Path, text: &str) -> Result<Option<(String, Vec<BatchResult>)>, String> {
+    let at = |e: &dyn std::fmt::Display| format!("{}: {e}", path.display());
+    let mut lines = text.lines();
+    let Some(first) = lines.next() else { return Ok(None) };
     let header: Header = serde_json::from_str(first).map_err(|_| at(&"not an evaluation journal (see --resume)"))?;
     let batches = lines
         .enumerate()
         .map(|(i, line)| serde_json::from_str(line).map_err(|e| at(&format!("line {}: {e}", i + 2))))
         .collect::<Result<Vec<BatchResult>, String>>()?;
-    Ok((Some((header.settings, batches)), complete))
+    Ok(Some((header.settings, batches)))
 }
 
 #[cfg(test)]
@@ -101,9 +154,9 @@ mod tests {
         BatchResult { batch: b, features: vec![b as f32 + 0.5, -1.25], predicted: vec![b % 10], asked: vec![Some(b % 10)] }
     }
 
-    #[test]
-    fn resumes_the_batches_written_and_drops_a_torn_last_line() {
-        let path = std::env::temp_dir().join(format!("ddpm-journal-{}.jsonl", std::process::id()));
+    /// The same story, plain and gzipped: what a kill leaves half-written (`torn`) is dropped.
+    fn resumes_the_batches_written_and_drops_a_torn_last_line(name: &str, torn: &[u8]) -> Vec<u8> {
+        let path = std::env::temp_dir().join(format!("ddpm-journal-{}-{name}", std::process::id()));
         let _ = std::fs::remove_file(&path);
         let mut j = Journal::open(&path, "A").unwrap();
         assert!(j.done.is_empty());
@@ -112,7 +165,7 @@ mod tests {
         drop(j);
         // A kill in the middle of writing batch 2.
         let mut f = OpenOptions::new().append(true).open(&path).unwrap();
-        write!(f, "{{\"batch\":2,\"features\":[0.").unwrap();
+        f.write_all(torn).unwrap();
         drop(f);
 
         let mut j = Journal::open(&path, "A").unwrap();
@@ -122,7 +175,6 @@ mod tests {
         let j = Journal::open(&path, "A").unwrap();
         assert_eq!(j.done.len(), 3);
         assert_eq!(j.done[&2], batch(2));
-        assert_eq!(std::fs::read_to_string(&path).unwrap().lines().count(), 4);
         // Read back for comparison, in batch order, whatever order they were written in.
         let (settings, batches) = Journal::read(&path).unwrap();
         assert_eq!((settings.as_str(), batches), ("A", vec![batch(0), batch(1), batch(2)]));
@@ -135,5 +187,25 @@ mod tests {
         std::fs::write(&path, "garbage\n").unwrap();
         assert!(Journal::open(&path, "A").err().unwrap().contains("not an evaluation journal"));
         std::fs::remove_file(&path).unwrap();
+        before
+    }
+
+    #[test]
+    fn a_plain_journal_resumes() {
+        let text = resumes_the_batches_written_and_drops_a_torn_last_line("plain.jsonl", b"{\"batch\":2,\"features\":[0.");
+        assert_eq!(String::from_utf8(text).unwrap().lines().count(), 4);
+    }
+
+    #[test]
+    fn a_gzipped_journal_resumes_and_any_gzip_reader_reads_it_as_the_plain_one() {
+        let mut member = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+        member.write_all(b"{\"batch\":2,\"features\":[0.5,-1.25],\"predicted\":[2],\"asked\":[2]}\n").unwrap();
+        let member = member.finish().unwrap();
+        let gz = resumes_the_batches_written_and_drops_a_torn_last_line("gz.jsonl.gz", &member[..member.len() - 5]);
+        let plain = resumes_the_batches_written_and_drops_a_torn_last_line("plain2.jsonl", b"");
+        assert_eq!(&gz[..2], &[0x1f, 0x8b]);
+        let mut text = Vec::new();
+        flate2::read::MultiGzDecoder::new(&gz[..]).read_to_end(&mut text).unwrap();
+        assert_eq!(text, plain);
     }
 }
