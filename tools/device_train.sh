@@ -40,8 +40,14 @@ export XDG_RUNTIME_DIR=${XDG_RUNTIME_DIR:-$(mktemp -d)}
 icd=/usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json
 [ -f $icd ] && export VK_DRIVER_FILES=${VK_DRIVER_FILES:-$icd}
 ddpm=/tmp/ddpm
-xz -dc $here/ddpm.xz > $ddpm 2>/dev/null || python3 -c "import lzma,sys; sys.stdout.buffer.write(lzma.open('$here/ddpm.xz').read())" > $ddpm
+unxz() { xz -dc "$1" 2>/dev/null || python3 -c "import lzma,sys; sys.stdout.buffer.write(lzma.open(sys.argv[1]).read())" "$1"; }
+unxz $here/ddpm.xz > $ddpm
 chmod +x $ddpm
+# The images travel as xz (smaller than gzip); the loader reads IDX plain or gzipped.
+data=$(mktemp -d)
+for f in $here/data/*; do
+  case $f in *.xz) unxz "$f" > "$data/$(basename "$f" .xz)" ;; *) cp "$f" "$data/" ;; esac
+done
 { nvidia-smi -L || echo "no nvidia-smi"; echo "ddpm from $(cat $here/commit 2>/dev/null)"; } 2>&1 | tee "$work/device.txt"
 adapter() { $ddpm info --time --device wgpu 2>&1 | tail -3 | tee -a "$work/device.txt"; }
 found=
@@ -67,7 +73,7 @@ if [ -n "${WEIGHTS:-}" ]; then
   cp "$WEIGHTS" "$out/model.ddpm"
 else
   # shellcheck disable=SC2086  # TRAIN_ARGS is a list of options
-  $ddpm train --device wgpu --data $here/data --out "$out/model.ddpm" --minutes "$MINUTES" $TRAIN_ARGS 2>&1 | tee "$work/train.log"
+  $ddpm train --device wgpu --data $data --out "$out/model.ddpm" --minutes "$MINUTES" $TRAIN_ARGS 2>&1 | tee "$work/train.log"
 fi
 [ -s "$out/model.ddpm" ] || { pack; exit 1; }
 pack
@@ -83,7 +89,7 @@ for setting in "${settings[@]}"; do
   [ "$interval" = - ] && interval=
   if [ "$(left)" -gt 10 ]; then
     echo "[$((SECONDS - t0)) s] guidance $guidance, t $interval, seed $seed ${runs:-}" | tee -a "$work/eval.log"
-    RUNS=$runs GUIDANCE=$guidance INTERVAL=$interval SEED=$seed DEVICE=wgpu DATA=$here/data DDPM=$ddpm EVALS=$work/eval DDPM_BATCH=250 \
+    RUNS=$runs GUIDANCE=$guidance INTERVAL=$interval SEED=$seed DEVICE=wgpu DATA=$data DDPM=$ddpm EVALS=$work/eval DDPM_BATCH=250 \
       timeout "$(left)" bash tools/eval_card.sh "$out/model.ddpm" docs/eval/classifier.bpk 2>&1 | tee -a "$work/eval.log"
     pack
   fi
