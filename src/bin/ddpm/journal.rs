@@ -102,13 +102,15 @@ impl Encoding {
     fn append(self, file: &mut File, line: &str) -> std::io::Result<()> {
         match self {
             Self::Plain => writeln!(file, "{line}"),
-            Self::Gzip => {
-                let mut member = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
-                writeln!(member, "{line}")?;
-                file.write_all(&member.finish()?)
-            }
+            Self::Gzip => file.write_all(&gzip_member(line)?),
         }
     }
+}
+
+fn gzip_member(line: &str) -> std::io::Result<Vec<u8>> {
+    let mut member = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    writeln!(member, "{line}")?;
+    member.finish()
 }
 
 /// The text of the lines of `bytes` that were written whole, and how many bytes of the file hold
@@ -124,8 +126,13 @@ fn whole_lines(path: &Path, bytes: &[u8]) -> Result<(String, usize), String> {
     while complete < bytes.len() {
         let mut member = flate2::bufread::GzDecoder::new(&bytes[complete..]);
         let mut line = String::new();
-        if member.read_to_string(&mut line).is_err() || !line.ends_with('\n') {
-            break;
+        match member.read_to_string(&mut line) {
+            // Cut short: the last batch was being written.
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => break,
+            // Anything else is damage, which resuming would cut away with everything after it.
+            Err(e) => return Err(at(&format!("damaged at byte {complete} ({e}); not resumed"))),
+            Ok(_) if !line.ends_with('\n') => return Err(at(&format!("damaged at byte {complete} (a line without its end)"))),
+            Ok(_) => {}
         }
         text += &line;
         complete = bytes.len() - member.into_inner().len();
@@ -198,14 +205,24 @@ mod tests {
 
     #[test]
     fn a_gzipped_journal_resumes_and_any_gzip_reader_reads_it_as_the_plain_one() {
-        let mut member = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
-        member.write_all(b"{\"batch\":2,\"features\":[0.5,-1.25],\"predicted\":[2],\"asked\":[2]}\n").unwrap();
-        let member = member.finish().unwrap();
-        let gz = resumes_the_batches_written_and_drops_a_torn_last_line("gz.jsonl.gz", &member[..member.len() - 5]);
+        let member = |line: &str| gzip_member(line).unwrap();
+        let batch2 = member(r#"{"batch":2,"features":[0.5,-1.25],"predicted":[2],"asked":[2]}"#);
+        let gz = resumes_the_batches_written_and_drops_a_torn_last_line("gz.jsonl.gz", &batch2[..batch2.len() - 5]);
         let plain = resumes_the_batches_written_and_drops_a_torn_last_line("plain2.jsonl", b"");
         assert_eq!(&gz[..2], &[0x1f, 0x8b]);
         let mut text = Vec::new();
         flate2::read::MultiGzDecoder::new(&gz[..]).read_to_end(&mut text).unwrap();
         assert_eq!(text, plain);
+
+        // A damaged byte in the first batch is refused, not cut away with the batches after it.
+        let path = std::env::temp_dir().join(format!("ddpm-journal-{}-damaged.jsonl.gz", std::process::id()));
+        let header = member(r#"{"settings":"A"}"#).len();
+        let mut damaged = gz.clone();
+        damaged[header + 20] ^= 0xff;
+        std::fs::write(&path, &damaged).unwrap();
+        let err = Journal::open(&path, "A").err().unwrap();
+        assert!(err.contains("damaged at byte"), "{err}");
+        assert_eq!(std::fs::read(&path).unwrap(), damaged);
+        std::fs::remove_file(&path).unwrap();
     }
 }
