@@ -9,8 +9,8 @@
 # $OUT gets model.ddpm (the EMA weights), model.ddpm.raw and .optim (for --resume) and
 # results.tar (logs, journals, card rows, grids): commit the journals to docs/eval/ and ship with
 # tools/ship_weights.sh.
-# WEIGHTS=www/assets/model.ddpm (a file in the carried tree; .device/ plus the tracked tree must fit
-# the call's 64 MiB, which a copy of the model in .device/ overflowed) skips training and measures that file: a
+# WEIGHTS=www/assets/model.ddpm (a file in the tree or in .device/; run tools/device_prepare.sh after
+# copying one there: it says whether the call's 64 MiB still hold it) skips training and measures that file: a
 # DDPM row of 500 takes the GPU minutes where 2 CPU cores take hours. SETTINGS picks the rows, as
 # "guidance interval|- seed [rows]" items separated by ";" (rows as tools/eval_card.sh's RUNS), e.g.
 # SETTINGS="1.5 0-600 3 ddpm1000; 1.5 0-600 4 ddpm1000". CLIP and TAG pass through to eval_card.sh
