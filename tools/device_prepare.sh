@@ -3,15 +3,16 @@
 # driver but neither Rust, nor the data set, nor a Vulkan loader: the ddpm binary (stripped, xz),
 # Fashion-MNIST's IDX files (images as xz, 4 MB less than gzip), Debian's libvulkan1 and the GL
 # dispatch libraries that NVIDIA's Vulkan driver links against (without them the loader finds no
-# adapter). Ignored by git. A call carries at most 64 MiB: the tracked tree, .device/ and a run's
-# state in .device/run/ (tools/device_train.sh), which this script keeps and counts.
+# adapter). Ignored by git. A call carries at most 64 MiB: the tracked tree and .device/, with any
+# weights copied there to be measured (WEIGHTS=.device/x.ddpm), which this script keeps and counts.
 # Usage: tools/device_prepare.sh   (then see tools/device_train.sh)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DATA=${DATA:-/usr/share/datasets/fashion-mnist}
 CACHE=${CACHE:-$HOME/.cache/ddpm-web}
 make cli
-find .device -mindepth 1 -maxdepth 1 ! -name run -exec rm -rf {} + 2>/dev/null || true
+# Weights to measure (WEIGHTS=.device/….ddpm) stay, and are counted below.
+find .device -mindepth 1 -maxdepth 1 ! -name '*.ddpm' -exec rm -rf {} + 2>/dev/null || true
 mkdir -p .device/data .device/gl
 strip -o .device/ddpm "$CACHE/target/debug/ddpm"
 xz -T0 -6 .device/ddpm
