@@ -58,9 +58,14 @@ impl Split {
     }
 }
 
+/// Whether the bytes start with gzip's magic (IDX files and evaluation journals may come either way).
+pub fn is_gzip(bytes: &[u8]) -> bool {
+    bytes.starts_with(&[0x1f, 0x8b])
+}
+
 /// Undoes gzip when the bytes start with its magic; IDX files may come either way.
 pub fn maybe_gunzip(bytes: Vec<u8>, what: &str) -> Result<Vec<u8>, DataError> {
-    if bytes.starts_with(&[0x1f, 0x8b]) {
+    if is_gzip(&bytes) {
         let mut out = Vec::new();
         flate2::read::GzDecoder::new(&bytes[..])
             .read_to_end(&mut out)

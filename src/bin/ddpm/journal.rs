@@ -92,7 +92,7 @@ enum Encoding {
 
 impl Encoding {
     fn of(bytes: &[u8]) -> Self {
-        if bytes.starts_with(&[0x1f, 0x8b]) { Self::Gzip } else { Self::Plain }
+        if ddpm_web::data::is_gzip(bytes) { Self::Gzip } else { Self::Plain }
     }
 
     fn for_name(path: &Path) -> Self {
