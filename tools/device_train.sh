@@ -23,7 +23,8 @@ DEADLINE=${DEADLINE:-575}
 # which 2 CPU cores trained to parity with the shipped model in 160,000 images. Batch 512: on the
 # H200 a step at batch 128 kept the GPU busy 27 % of the time (docs/device/2026-11-26-h200-2), so
 # a larger batch costs little more per step.
-TRAIN_ARGS=${TRAIN_ARGS:---dim 24 --dim-mults 1,2,4 --attn-heads 2 --attn-dim-head 16 --batch 512 --lr 1e-3 --warmup 200 --clip 1 --ema 0.999 --lr-schedule cosine --checkpoint-every 500 --seed 0}
+# No flips: Fashion-MNIST's shoes all face left (README → Model card).
+TRAIN_ARGS=${TRAIN_ARGS:---dim 24 --dim-mults 1,2,4 --attn-heads 2 --attn-dim-head 16 --batch 512 --lr 1e-3 --warmup 200 --clip 1 --ema 0.999 --lr-schedule cosine --checkpoint-every 500 --seed 0 --no-flips}
 out=${OUT:?OUT: where the results go (the device tool sets it)}
 here=.device
 [ -f $here/ddpm.xz ] || { echo "no $here/ddpm.xz: run tools/device_prepare.sh here and carry .device" >&2; exit 2; }

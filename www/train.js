@@ -81,6 +81,7 @@ export function initTrain({ post, notice, backend, targetWidth, models, classNam
       lr: Number($("train-lr").value),
       seed: state.seed ?? 0,
       ema: EMA_DECAY,
+      flips: $("train-flips").checked,
     };
     Object.assign(state, { done: 0, losses: [], evals: [], rates: [], previews: 0, snapshotAt: null, recoveredAt: null, options, finished: null });
     snapshot = null;
