@@ -160,11 +160,12 @@ fn an_eval_journal_is_resumed_only_by_the_same_ddpm_variance() {
 /// of each at n = 500, whose FD averages ~4.3 over draws, where 500 in a row average ~6.1.
 #[test]
 fn eval_recomputes_a_committed_row_from_its_journal_against_a_class_planned_floor() {
-    let name = "docs/eval/94a440943056/ddim50-g2-t0-600";
+    // The dim-24 candidate's row: its weights are committed beside it, whatever the page ships.
+    let name = "docs/eval/375827a8f7db/ddim50-g2-t0-600";
     let journal = temp("recompute").join("journal.jsonl.gz");
     std::fs::copy(format!("{name}.jsonl.gz"), &journal).unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_ddpm"))
-        .args(["eval", "--weights", "www/assets/model.ddpm", "--classifier", "docs/eval/classifier.bpk", "--count", "500", "--batch", "250"])
+        .args(["eval", "--weights", "docs/train/2026-11-26-dim24/fashion24-10k.ddpm", "--classifier", "docs/eval/classifier.bpk", "--count", "500", "--batch", "250"])
         .args(["--sampler", "ddim", "--steps", "50", "--guidance", "2", "--guidance-interval", "0-600", "--resume", journal.to_str().unwrap()])
         .output()
         .unwrap();
