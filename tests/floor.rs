@@ -28,8 +28,8 @@ fn an_unconditional_plan_takes_images_as_they_come() {
     assert_eq!(sets, vec![vec![6, 5, 4], vec![3, 2, 1]]);
 }
 
-/// The committed classifier's features of `set` (train images, each flipped left-right with
-/// probability ½ when `flips` is given), and their FD to all test images.
+/// Fashion-MNIST's train set, the committed classifier, and the Gaussian of all test images'
+/// features, against which `mean_fd` reads sets of train images (flipped or not).
 struct RealData {
     train: ddpm_web::data::Dataset,
     classifier: ddpm_web::classifier::Classifier,
