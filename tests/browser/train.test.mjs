@@ -146,6 +146,30 @@ test("fine-tuning the pretrained model continues its step count; Stop ends early
   await page.close();
 });
 
+test("the flips box reaches the trainer: the same seed fine-tunes to the same losses, ticking flips changes them", async () => {
+  // Fine-tuning starts from fixed weights and the seed fixes the batches, t and noise, so only the
+  // mirrored images can change the first step's loss.
+  const { page, errors } = await open(ctx);
+  await ready(page);
+  assert.equal(await page.isChecked("#train-flips"), false, "off by default: the shipped model learned left-facing shoes");
+  const run = async (flips) => {
+    await page.setChecked("#train-flips", flips);
+    await page.evaluate(() => { window.ddpm.train.seed = 5; });
+    await startTraining(page, { from: "active", lr: "0.0003", steps: 2, classes: [5, 7, 9] });
+    const train = await finished(page);
+    assert.equal(train.options.flips, flips);
+    await page.click("#model-pretrained");
+    await page.waitForFunction(() => window.ddpm.model.kind === "pretrained");
+    return train.losses;
+  };
+  const plain = await run(false);
+  assert.deepEqual(await run(false), plain, "the same seed and settings give the same losses");
+  const flipped = await run(true);
+  assert.notEqual(flipped[0], plain[0], `flips changed nothing: ${flipped} vs ${plain}`);
+  assert.deepEqual(errors, []);
+  await page.close();
+});
+
 test("training on WebGPU (forced onto this machine's software adapter): losses come back asynchronously and the held-out loss falls", async () => {
   // Slow here (SwiftShader: minutes of shader compiles, then ~35 s a step), so only a few steps.
   const { page, errors } = await open(ctx, { query: "?backend=webgpu" });
