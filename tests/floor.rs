@@ -1,6 +1,8 @@
 //! The floor's real images (`ddpm_web::floor`): drawn to the samples' class plan, disjoint.
 
 use ddpm_web::floor::real_sets;
+use nalgebra::{DMatrix, DVector};
+use std::sync::OnceLock;
 
 #[test]
 fn each_set_follows_the_plan_and_no_image_is_used_twice() {
@@ -33,7 +35,7 @@ fn an_unconditional_plan_takes_images_as_they_come() {
 struct RealData {
     train: ddpm_web::data::Dataset,
     classifier: ddpm_web::classifier::Classifier,
-    reference: (nalgebra::DVector<f64>, nalgebra::DMatrix<f64>),
+    reference: (DVector<f64>, DMatrix<f64>),
     device: burn::prelude::Device,
 }
 
@@ -43,12 +45,18 @@ impl RealData {
         use ddpm_web::classifier::{Classifier, FEATURES, dataset_features};
         use ddpm_web::data::{DEFAULT_DIR, Dataset, Split};
         let train = Dataset::load(DEFAULT_DIR.as_ref(), Split::Train).unwrap();
-        let test = Dataset::load(DEFAULT_DIR.as_ref(), Split::Test).unwrap();
         let device = burn::prelude::Device::flex();
         let mut classifier = Classifier::new(&device);
         classifier.load_from(&mut BurnpackStore::from_file("docs/eval/classifier.bpk")).unwrap();
-        let all: Vec<usize> = (0..test.len()).collect();
-        let reference = ddpm_web::frechet::gaussian_fit(&dataset_features(&classifier, &test, &all, &device), FEATURES);
+        // The test set's features are the slow part (~20 s): computed once for all tests.
+        static REFERENCE: OnceLock<(DVector<f64>, DMatrix<f64>)> = OnceLock::new();
+        let reference = REFERENCE
+            .get_or_init(|| {
+                let test = Dataset::load(DEFAULT_DIR.as_ref(), Split::Test).unwrap();
+                let all: Vec<usize> = (0..test.len()).collect();
+                ddpm_web::frechet::gaussian_fit(&dataset_features(&classifier, &test, &all, &device), FEATURES)
+            })
+            .clone();
         Self { train, classifier, reference, device }
     }
 
