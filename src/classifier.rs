@@ -68,6 +68,11 @@ pub fn dataset_features(model: &Classifier, data: &Dataset, indices: &[usize], d
         .collect()
 }
 
+/// The Gaussian of all test images' features, which every FD is measured against.
+pub fn test_reference(model: &Classifier, test: &Dataset, device: &Device) -> (nalgebra::DVector<f64>, nalgebra::DMatrix<f64>) {
+    crate::frechet::gaussian_fit(&dataset_features(model, test, &(0..test.len()).collect::<Vec<_>>(), device), FEATURES)
+}
+
 /// Features of `n` images of pure noise clamped to [-1, 1]: the far end of any distance scale.
 pub fn noise_features(model: &Classifier, n: usize, size: usize, seed: u64, device: &Device) -> Vec<f32> {
     let mut rng = crate::noise::NoiseSource::new(seed);

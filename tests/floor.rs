@@ -35,14 +35,14 @@ fn an_unconditional_plan_takes_images_as_they_come() {
 struct RealData {
     train: ddpm_web::data::Dataset,
     classifier: ddpm_web::classifier::Classifier,
-    reference: (DVector<f64>, DMatrix<f64>),
+    reference: &'static (DVector<f64>, DMatrix<f64>),
     device: burn::prelude::Device,
 }
 
 impl RealData {
     fn load() -> Self {
         use burn::store::{BurnpackStore, ModuleSnapshot};
-        use ddpm_web::classifier::{Classifier, FEATURES, dataset_features};
+        use ddpm_web::classifier::{Classifier, test_reference};
         use ddpm_web::data::{DEFAULT_DIR, Dataset, Split};
         let train = Dataset::load(DEFAULT_DIR.as_ref(), Split::Train).unwrap();
         let device = burn::prelude::Device::flex();
@@ -50,13 +50,9 @@ impl RealData {
         classifier.load_from(&mut BurnpackStore::from_file("docs/eval/classifier.bpk")).unwrap();
         // The test set's features are the slow part (~20 s): computed once for all tests.
         static REFERENCE: OnceLock<(DVector<f64>, DMatrix<f64>)> = OnceLock::new();
-        let reference = REFERENCE
-            .get_or_init(|| {
-                let test = Dataset::load(DEFAULT_DIR.as_ref(), Split::Test).unwrap();
-                let all: Vec<usize> = (0..test.len()).collect();
-                ddpm_web::frechet::gaussian_fit(&dataset_features(&classifier, &test, &all, &device), FEATURES)
-            })
-            .clone();
+        let reference = REFERENCE.get_or_init(|| {
+            test_reference(&classifier, &Dataset::load(DEFAULT_DIR.as_ref(), Split::Test).unwrap(), &device)
+        });
         Self { train, classifier, reference, device }
     }
 

@@ -6,7 +6,8 @@
 //! Rows of one setting alone (--a-alone, --b-alone) join them in a mean over every draw of noise.
 
 use crate::DeviceArg;
-use crate::eval::{fingerprint, load_classifier, load_data, test_reference};
+use crate::eval::{fingerprint, load_classifier, load_data};
+use ddpm_web::classifier::test_reference;
 use crate::journal::{BatchResult, Journal};
 use ddpm_web::classifier::FEATURES;
 use ddpm_web::data::{DEFAULT_DIR, Split};

@@ -7,17 +7,16 @@ use burn::optim::{AdamConfig, GradientsParams};
 use burn::prelude::*;
 use burn::store::{BurnpackStore, ModuleSnapshot};
 use burn::tensor::loss::cross_entropy_with_logits;
-use ddpm_web::classifier::{Classifier, FEATURES, dataset_features, noise_features};
+use ddpm_web::classifier::{Classifier, FEATURES, dataset_features, noise_features, test_reference};
 use ddpm_web::data::{DEFAULT_DIR, Dataset, Split};
 use ddpm_web::draws::mean_and_sd;
 use ddpm_web::floor::real_sets;
-use ddpm_web::frechet::{frechet_infinity, frechet_to, gaussian_fit};
+use ddpm_web::frechet::{frechet_infinity, frechet_to};
 use ddpm_web::noise::NoiseSource;
 use ddpm_web::sampler::{SamplingRun, X0};
 use crate::journal::{BatchResult, Journal};
 use crate::load_weights;
 use indicatif::{ProgressBar, ProgressStyle};
-use nalgebra::{DMatrix, DVector};
 use std::path::{Path, PathBuf};
 
 #[derive(clap::Args)]
@@ -91,11 +90,6 @@ pub fn load_classifier(path: &Path, device: &Device) -> Result<Classifier, Strin
     let mut store = BurnpackStore::from_file(path);
     classifier.load_from(&mut store).map_err(|e| format!("{}: {e} (make one with `ddpm classifier train`)", path.display()))?;
     Ok(classifier)
-}
-
-/// The Gaussian of all test images' features, which every FD is measured against.
-pub fn test_reference(classifier: &Classifier, test: &Dataset, device: &Device) -> (DVector<f64>, DMatrix<f64>) {
-    gaussian_fit(&dataset_features(classifier, test, &(0..test.len()).collect::<Vec<_>>(), device), FEATURES)
 }
 
 pub fn train_classifier(args: ClassifierArgs) -> Result<(), String> {
