@@ -27,4 +27,6 @@ echo "== native: PyTorch reference (same threads), FLOPs, ONNX export"
   --runs "$RUNS" --onnx "$B/unet.onnx" --json "$B/torch.json" > /dev/null
 echo "== browser: our page and onnxruntime-web, WebGPU and wasm"
 RUNS=$RUNS node tests/bench/browser.mjs "$B" > /dev/null
+echo "== browser engines: the page in Chromium, Firefox and WebKit, on the path each takes"
+node tests/bench/engines.mjs "$B" > /dev/null
 node tools/bench_report.mjs "$B"

@@ -2,13 +2,14 @@
 // one table: printed, and written to BENCHMARKS.md and benchmarks.json. Ratios are the peer's
 // time over ours, so above 1 means we are faster.
 // Usage: node tools/bench_report.mjs BENCH_DIR
-import { readFileSync, writeFileSync } from "node:fs";
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { cpus, totalmem } from "node:os";
 import { join } from "node:path";
 
 const dir = process.argv[2];
 const read = (f) => JSON.parse(readFileSync(join(dir, f), "utf8"));
 const [cpu, wgpu, torch, web] = ["cpu.json", "wgpu.json", "torch.json", "browser.json"].map(read);
+const engines = existsSync(join(dir, "engines.json")) ? read("engines.json") : {};
 
 const ms = (s) => (s ? `${s.median.toFixed(1)} ms (${s.min.toFixed(1)}–${s.max.toFixed(1)})` : "n/a");
 const ratio = (peer, us) => (peer && us ? `${(peer.median / us.median).toFixed(2)}×` : "n/a");
@@ -26,6 +27,13 @@ for (const b of ["1", "16"]) {
   const ow = web.ours.webgpu[b]?.step_ms, oc = web.ours.cpu[b]?.step_ms;
   const pw = web.ort.webgpu.step_ms?.[b], pc = web.ort.wasm.step_ms?.[b];
   row(b, ms(ow), pw ? ms(pw) : web.ort.webgpu.error ?? "n/a", ratio(pw, ow), ms(oc), pc ? ms(pc) : web.ort.wasm.error ?? "n/a", ratio(pc, oc));
+}
+
+section("Browser engines: the page's reverse step (DDIM, guided), on the path each engine takes by itself",
+  ["engine", "runs on", "drawn by", "batch 1", "batch 4"]);
+for (const [name, e] of Object.entries(engines)) {
+  if (e.error) row(name, e.error, "", "", "");
+  else row(name, e.backend === "cpu" ? `CPU (wasm)${e.webgpu ? "" : ", no WebGPU"}` : "WebGPU", e.drawing, `${e.step_ms["1"].toFixed(0)} ms`, `${e.step_ms["4"].toFixed(0)} ms`);
 }
 
 section("Native: one U-Net forward, and training (Algorithm 1 with Adam, clipping, EMA)",

@@ -21,8 +21,10 @@ apt_install() {
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
 }
 
-# Browser with WebGPU (SwiftShader), software Vulkan for native wgpu tests, the data set.
-apt_install chromium mesa-vulkan-drivers dataset-fashion-mnist ca-certificates
+# Browser with WebGPU (SwiftShader), software Vulkan for native wgpu tests, the data set; the other
+# engines the page is tested in: Firefox ESR (over WebDriver BiDi) and WebKitGTK's MiniBrowser with
+# its WebDriver, which needs a display (Xvfb).
+apt_install chromium mesa-vulkan-drivers dataset-fashion-mnist ca-certificates firefox-esr webkit2gtk-driver xvfb
 
 # A Rust that targets wasm32: rustup's target if it can be had, else Debian's rustc-web.
 if rustup target list --installed 2>/dev/null | grep -q '^wasm32-unknown-unknown$'; then

@@ -1,7 +1,7 @@
 // The page: controls, the URL, the weights, and the worker that runs the model (www/worker.js).
 // Nothing heavy happens on this thread, so the page stays responsive while the model works.
 
-import { plotContext } from "./draw2d.js";
+import { context2d, plotContext } from "./draw2d.js";
 import { initModels } from "./models.js";
 import { initTrain } from "./train.js";
 import { fetchWeights as fetchWeightsFrom } from "./weights.js";
@@ -122,12 +122,23 @@ function call(op, payload = {}, transfer = []) {
   });
 }
 
+const CANVASES = { gen: "gen-canvas", fwd: "fwd-canvas", train: "train-canvas" };
+
 // Canvases can be handed to a worker once, so each new worker gets fresh ones.
-function freshCanvas(id) {
+function freshCanvas(id, transfer) {
   const old = $(id);
   const canvas = old.cloneNode(false);
   old.replaceWith(canvas);
-  return canvas.transferControlToOffscreen();
+  return transfer ? canvas.transferControlToOffscreen() : canvas;
+}
+
+// Where canvases cannot be transferred to a worker, the worker posts pixels and they are drawn
+// here at one pixel per image pixel; the canvas's CSS scales them up with square pixels.
+function showPixels({ name, rgba, width, height }) {
+  const canvas = $(CANVASES[name]);
+  if (canvas.width !== width) canvas.width = width;
+  if (canvas.height !== height) canvas.height = height;
+  context2d(canvas).putImageData(new ImageData(rgba, width, height), 0, 0);
 }
 
 function onWorkerMessage({ data: m }) {
@@ -141,6 +152,7 @@ function onWorkerMessage({ data: m }) {
   switch (m.op) {
     case "begin": onBegin(m); break;
     case "step": onStep(m); break;
+    case "pixels": showPixels(m); break;
     case "paused": break;
     case "finished": onFinished(m); break;
     case "notice": notice(m.message); break;
@@ -201,9 +213,13 @@ async function startEngine() {
     await new Promise((resolve) => worker.addEventListener("message", function ready({ data }) {
       if (data.op === "ready") { worker.removeEventListener("message", ready); resolve(); }
     }));
-    const canvases = { gen: freshCanvas("gen-canvas"), fwd: freshCanvas("fwd-canvas"), train: freshCanvas("train-canvas") };
+    // Feature-tested, not browser-named: without transferable canvases the page draws itself.
+    const transfer = typeof HTMLCanvasElement.prototype.transferControlToOffscreen === "function";
+    const canvases = transfer ? Object.fromEntries(Object.entries(CANVASES).map(([name, id]) => [name, freshCanvas(id, true)])) : {};
     try {
-      engineInfo = await call("start", { backend, canvases, gpuCanvas, faults: window.ddpmTestFaults }, Object.values(canvases));
+      engineInfo = await call("start", { backend, canvases, gpuCanvas, pagePixels: !transfer, faults: window.ddpmTestFaults }, Object.values(canvases));
+      // The worker could not draw into a transferred canvas: fresh ones, drawn here.
+      if (transfer && engineInfo.drawing === "page") for (const id of Object.values(CANVASES)) freshCanvas(id, false);
       break;
     } catch (e) {
       worker.terminate();
@@ -236,7 +252,11 @@ async function startEngine() {
   syncOutputs();
   ddpm.backend = backend;
   ddpm.drawing = engineInfo.drawing;
-  $("stage-note").textContent = engineInfo.drawing === "webgpu" ? "Drawn by a WGSL shader." : "Drawn with Canvas 2D (WebGPU canvases are unavailable here).";
+  $("stage-note").textContent = {
+    webgpu: "Drawn by a WGSL shader.",
+    canvas2d: "Drawn with Canvas 2D (WebGPU canvases are unavailable here).",
+    page: "Drawn with Canvas 2D on the page (this browser cannot draw from a worker).",
+  }[engineInfo.drawing];
   setStatus("ready", "Ready. Click Generate.");
   setButtons();
   train.engineReady();

@@ -55,14 +55,22 @@ export function gridPixels(values, layout) {
   return { rgba, width, height };
 }
 
+// One 2D context per canvas, asked for once: Firefox refuses a second getContext on a canvas
+// transferred to a worker ("Cannot update created context to different thread").
+const contexts = new WeakMap();
+export function context2d(canvas) {
+  if (!contexts.has(canvas)) contexts.set(canvas, canvas.getContext("2d"));
+  return contexts.get(canvas);
+}
+
 // Draws the grid into a 2D canvas of the given size, nearest-neighbour scaled.
 export function drawGrid(canvas, values, layout) {
   const { rgba, width, height } = gridPixels(values, layout);
   const small = new OffscreenCanvas(width, height);
   small.getContext("2d").putImageData(new ImageData(rgba, width, height), 0, 0);
-  canvas.width = layout.width;
-  canvas.height = layout.height;
-  const ctx = canvas.getContext("2d");
+  if (canvas.width !== layout.width) canvas.width = layout.width;
+  if (canvas.height !== layout.height) canvas.height = layout.height;
+  const ctx = context2d(canvas);
   ctx.imageSmoothingEnabled = false;
   ctx.drawImage(small, 0, 0, layout.width, layout.height);
 }

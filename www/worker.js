@@ -1,7 +1,7 @@
 // The model runs here, off the main thread, so the page never freezes: the wasm engine steps
 // the sampler and draws each step into the canvases the page transferred to us.
 import init, { Engine, alphasCumprod, encodeGif } from "./ddpm-web.js";
-import { drawGrid, gridPng, gridPixels, scaledLayout } from "./draw2d.js";
+import { context2d, drawGrid, gridPng, gridPixels, scaledLayout } from "./draw2d.js";
 import { trainHandlers } from "./train-worker.js";
 
 const post = (msg, transfer) => postMessage(msg, transfer || []);
@@ -15,14 +15,24 @@ let wasm = null; // the module's exports (its memory is reported to soak tests)
 let size = 28;
 let timesteps = 1000;
 const surfaces = {}; // name → { canvas, painter (WebGPU) or null (2D) }
+// Where the page cannot give us its canvases (no transferable canvas, or one this thread cannot
+// draw into), it draws itself: each picture is posted to it as pixels at one pixel per image pixel.
+let pagePixels = false;
+const posted = {};    // name → the last { rgba, width, height } posted (for snapshots)
 let run = null;      // the generation in progress or last finished
 let wake = null;     // resolves when a paused run is continued
 
-// Draws into a transferred canvas; without one (the embed element draws itself) does nothing.
+// Draws into a transferred canvas, or posts the pixels to a page that draws itself; without
+// either (the embed element draws from the values it is sent) does nothing.
 function draw(name, values, layout) {
   const s = surfaces[name];
-  if (!s) return 0;
+  if (!s && !pagePixels) return 0;
   const t0 = performance.now();
+  if (!s) {
+    const { rgba, width, height } = (posted[name] = gridPixels(values, layout));
+    post({ op: "pixels", name, rgba, width, height });
+    return performance.now() - t0;
+  }
   const full = scaledLayout(layout, layout.target);
   if (s.painter) {
     s.painter.paint(values, full.count, full.cols, full.size, full.panels, full.colormap, full.width, full.height);
@@ -108,6 +118,7 @@ async function fingerprint(name) {
 }
 
 async function snapshot(name) {
+  if (!surfaces[name]) return { width: posted[name].width, height: posted[name].height, data: posted[name].rgba };
   const bitmap = await createImageBitmap(surfaces[name].canvas);
   const ctx = new OffscreenCanvas(bitmap.width, bitmap.height).getContext("2d");
   ctx.drawImage(bitmap, 0, 0);
@@ -131,19 +142,28 @@ function injectFaults(faults) {
 }
 
 const handlers = {
-  // `gpuCanvas`: the page found that WebGPU canvases work here (www/probe.js).
-  async start({ backend, canvases, gpuCanvas, faults }) {
+  // `gpuCanvas`: the page found that WebGPU canvases work here (www/probe.js). `pagePixels`: the
+  // page could not transfer its canvases and draws the pixels we post.
+  async start({ backend, canvases = {}, gpuCanvas, pagePixels: wanted = false, faults }) {
     injectFaults(faults);
     wasm = await init({ module_or_path: new URL("./ddpm-web_bg.wasm", import.meta.url) });
     engine = await Engine.start(backend, gpuCanvas);
+    pagePixels = wanted;
     for (const [name, canvas] of Object.entries(canvases)) {
       let painter = null;
       if (gpuCanvas) {
         try { painter = engine.painter(canvas) ?? null; } catch (e) { post({ op: "notice", message: `Drawing with Canvas 2D: ${e.message}` }); }
       }
-      surfaces[name] = { canvas, painter };
+      try {
+        if (!painter && !context2d(canvas)) throw new Error("no 2D context");
+        surfaces[name] = { canvas, painter };
+      } catch {
+        pagePixels = true; // a canvas this thread cannot draw into: the page draws them all
+      }
     }
-    return { op: "started", backend: engine.backend, adapter: engine.adapter, software: engine.software, note: engine.note, drawing: surfaces.gen?.painter ? "webgpu" : "canvas2d" };
+    if (pagePixels) for (const name of Object.keys(surfaces)) delete surfaces[name];
+    const drawing = pagePixels ? "page" : surfaces.gen?.painter ? "webgpu" : "canvas2d";
+    return { op: "started", backend: engine.backend, adapter: engine.adapter, software: engine.software, note: engine.note, drawing };
   },
   async load({ bytes }) {
     const description = JSON.parse(engine.load(new Uint8Array(bytes)));

@@ -2,7 +2,7 @@
 // with three demos, the iframe version, and a demo scrolled away mid-run.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { start, open } from "./harness.mjs";
+import { start, open, inBrowser } from "./harness.mjs";
 
 let ctx;
 before(async () => { ctx = await start({ prefix: "/blog/ddpm/" }); });
@@ -23,7 +23,11 @@ const demos = (page) => page.evaluate(() => [...document.querySelectorAll("ddpm-
   final: d.ddpm.finished?.final ? Array.from(d.ddpm.finished.final) : null,
 })));
 
-test("the example article: the visible demos generate, the off-screen one waits to be scrolled to, the host is untouched", async () => {
+const EXAMPLE_ARTICLE = "the example article: the visible demos generate, the off-screen one waits to be scrolled to, the host is untouched";
+test(EXAMPLE_ARTICLE, () => exampleArticle(ctx));
+test(`Firefox: ${EXAMPLE_ARTICLE}`, () => inBrowser("firefox", exampleArticle, { prefix: "/blog/ddpm/" }));
+
+async function exampleArticle(ctx) {
   const { page, errors, foreign } = await open(ctx, { query: "embed-example.html", initScript: hostScript });
   const weightRequests = [];
   page.on("request", (r) => { if (r.url().endsWith(".ddpm")) weightRequests.push(r.url()); });
@@ -76,7 +80,7 @@ test("the example article: the visible demos generate, the off-screen one waits 
   assert.deepEqual(foreign, []);
   assert.deepEqual(errors, []);
   await page.close();
-});
+}
 
 test("a demo scrolled out of view pauses, and goes on when scrolled back", async () => {
   const { page, errors } = await open(ctx, { query: "embed-example.html" });

@@ -1,7 +1,31 @@
-// Shared set-up for the browser tests: serve dist/ and start Debian's chromium with WebGPU.
+// Shared set-up for the browser tests: serve dist/ and start Debian's chromium with WebGPU (or,
+// for the tests that also run there, Debian's Firefox ESR: tests/browser/firefox.mjs).
 import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
+import { mkdtempSync, readFileSync } from "node:fs";
+import { homedir, tmpdir } from "node:os";
+import { join } from "node:path";
 import { chromium } from "playwright-core";
 import { serve } from "../serve.mjs";
+import { launchFirefox } from "./firefox.mjs";
+
+// The native CLI, from `make cli`: the reference the page's pictures are compared with.
+export const DDPM = process.env.DDPM_BIN || join(homedir(), ".cache/ddpm-web/target/debug/ddpm");
+
+// One generation every engine must draw as the CLI does: the page's query and `ddpm sample`'s flags
+// (a class with the page's default guidance, applied at t ≤ 600 only).
+export const REFERENCE_RUN = {
+  query: "?seed=3&sampler=ddim&steps=20&eta=0&batch=4&class=7&guidance=2&backend=cpu",
+  steps: 20,
+  cli: ["--sampler", "ddim", "--steps", "20", "--eta", "0", "--seed", "3", "--count", "4", "--class", "7", "--guidance", "2", "--guidance-interval", "0-600"],
+};
+
+// `ddpm sample`'s PNG of the reference run.
+export function referencePng() {
+  const out = join(mkdtempSync(join(tmpdir(), "ddpm-cli-")), "cli.png");
+  execFileSync(DDPM, ["sample", "--weights", "www/assets/model.ddpm", ...REFERENCE_RUN.cli, "--out", out]);
+  return readFileSync(out);
+}
 
 export const CHROMIUM_ARGS = [
   "--no-sandbox", "--enable-unsafe-webgpu", "--disable-background-networking",
@@ -9,10 +33,10 @@ export const CHROMIUM_ARGS = [
   "--js-flags=--expose-gc", // lets soak runs collect garbage before reading the heap
 ];
 
-export async function start({ prefix = "/" } = {}) {
+export async function start({ prefix = "/", browser: name = "chromium" } = {}) {
   const server = await serve("dist", 0, "127.0.0.1", prefix);
   const url = `http://127.0.0.1:${server.address().port}${prefix}`;
-  const browser = await chromium.launch({
+  const browser = name === "firefox" ? await launchFirefox() : await chromium.launch({
     executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
     headless: true,
     args: CHROMIUM_ARGS,
@@ -20,8 +44,15 @@ export async function start({ prefix = "/" } = {}) {
   return {
     url,
     browser,
+    name,
     async close() { await browser.close(); server.close(); },
   };
+}
+
+// Runs `body(ctx)` in a browser of its own (the cross-browser tests' Firefox runs).
+export async function inBrowser(name, body, options = {}) {
+  const ctx = await start({ ...options, browser: name });
+  try { return await body(ctx); } finally { await ctx.close(); }
 }
 
 // A page that records console errors and every request that leaves the page's origin.
@@ -33,7 +64,7 @@ export async function open(ctx, { initScript, query = "", viewport } = {}) {
   page.on("pageerror", (e) => errors.push(String(e)));
   page.on("request", (r) => { if (!r.url().startsWith(ctx.url) && !r.url().startsWith("data:")) foreign.push(r.url()); });
   if (process.env.DEBUG) page.on("console", (m) => console.log("console:", m.type(), m.text().slice(0, 300)));
-  if (initScript) await page.addInitScript(initScript);
+  for (const script of [initScript].flat()) if (script) await page.addInitScript(script);
   await page.goto(ctx.url + query);
   return { page, errors, foreign };
 }
@@ -49,4 +80,35 @@ export async function ready(page) {
   await page.waitForFunction(() => ["ready", "error"].includes(window.ddpm?.state), null, { timeout: 180000 });
   const state = await page.evaluate(() => [window.ddpm.state, document.getElementById("status").textContent]);
   assert.equal(state[0], "ready", state[1]);
+}
+
+// Clicks Generate and waits for the last step; `trace` records a fingerprint of the canvas per step.
+export async function generate(page, { trace = false } = {}) {
+  await page.evaluate((trace) => { window.ddpm.trace = trace; window.__longTasks = []; }, trace);
+  await page.click("#generate");
+  await page.waitForFunction(() => window.ddpm.final || window.ddpm.state === "error", null, { timeout: 300000 });
+  const out = await page.evaluate(() => ({ state: window.ddpm.state, status: document.getElementById("status").textContent,
+    steps: window.ddpm.steps, final: Array.from(window.ddpm.final || []), longTasks: window.__longTasks, notices: window.ddpm.notices }));
+  assert.equal(out.state, "done", out.status);
+  return out;
+}
+
+// Decodes two PNGs in the page and returns the per-pixel grey differences.
+export async function pngDifference(page, a, b) {
+  return page.evaluate(async ([a, b]) => {
+    const pixels = async (b64) => {
+      const img = new Image();
+      img.src = `data:image/png;base64,${b64}`;
+      await img.decode();
+      const bitmap = await createImageBitmap(img);
+      const c = new OffscreenCanvas(bitmap.width, bitmap.height).getContext("2d");
+      c.drawImage(bitmap, 0, 0);
+      return { w: bitmap.width, h: bitmap.height, d: c.getImageData(0, 0, bitmap.width, bitmap.height).data };
+    };
+    const [x, y] = [await pixels(a), await pixels(b)];
+    if (x.w !== y.w || x.h !== y.h) return { size: [x.w, x.h, y.w, y.h] };
+    const diffs = [];
+    for (let i = 0; i < x.d.length; i += 4) diffs.push(Math.abs(x.d[i] - y.d[i]));
+    return { size: null, max: Math.max(...diffs), mean: diffs.reduce((s, v) => s + v, 0) / diffs.length };
+  }, [a.toString("base64"), b.toString("base64")]);
 }

@@ -2,28 +2,17 @@
 // read the pixels back; compare with the native CLI and with Fashion-MNIST itself.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { execFileSync } from "node:child_process";
 import { readFileSync, mkdtempSync } from "node:fs";
 import { gunzipSync } from "node:zlib";
-import { tmpdir, homedir } from "node:os";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { start, open, ready, watchLongTasks } from "./harness.mjs";
+import { start, open, ready, watchLongTasks, inBrowser, generate, pngDifference, REFERENCE_RUN, referencePng } from "./harness.mjs";
 
-const DDPM = process.env.DDPM_BIN || join(homedir(), ".cache/ddpm-web/target/debug/ddpm");
 const DATA = process.env.DDPM_DATA || "/usr/share/datasets/fashion-mnist";
 let ctx;
 before(async () => { ctx = await start(); });
 after(async () => { await ctx?.close(); });
 
-async function generate(page, { trace = false } = {}) {
-  await page.evaluate((trace) => { window.ddpm.trace = trace; window.__longTasks = []; }, trace);
-  await page.click("#generate");
-  await page.waitForFunction(() => window.ddpm.final || window.ddpm.state === "error", null, { timeout: 300000 });
-  const out = await page.evaluate(() => ({ state: window.ddpm.state, status: document.getElementById("status").textContent,
-    steps: window.ddpm.steps, final: Array.from(window.ddpm.final || []), longTasks: window.__longTasks, notices: window.ddpm.notices }));
-  assert.equal(out.state, "done", out.status);
-  return out;
-}
 
 // Fashion-MNIST test images of one class, scaled to [-1, 1] as the model sees them: the reference.
 function fashionStats(label) {
@@ -40,30 +29,18 @@ function stats(raw) {
   return { mean, background };
 }
 
-// Decodes two PNGs in the page and returns the per-pixel grey differences.
-async function pngDifference(page, a, b) {
-  return page.evaluate(async ([a, b]) => {
-    const pixels = async (b64) => {
-      const img = new Image();
-      img.src = `data:image/png;base64,${b64}`;
-      await img.decode();
-      const bitmap = await createImageBitmap(img);
-      const c = new OffscreenCanvas(bitmap.width, bitmap.height).getContext("2d");
-      c.drawImage(bitmap, 0, 0);
-      return { w: bitmap.width, h: bitmap.height, d: c.getImageData(0, 0, bitmap.width, bitmap.height).data };
-    };
-    const [x, y] = [await pixels(a), await pixels(b)];
-    if (x.w !== y.w || x.h !== y.h) return { size: [x.w, x.h, y.w, y.h] };
-    const diffs = [];
-    for (let i = 0; i < x.d.length; i += 4) diffs.push(Math.abs(x.d[i] - y.d[i]));
-    return { size: null, max: Math.max(...diffs), mean: diffs.reduce((s, v) => s + v, 0) / diffs.length };
-  }, [a.toString("base64"), b.toString("base64")]);
-}
 
-test("Generate on the CPU path: every step redraws, the page stays responsive, the PNG equals `ddpm sample`", async () => {
-  // A class with the page's default guidance, applied at t ≤ 600 only: the CLI must be told the same.
-  const { page, errors, foreign } = await open(ctx, { query: "?seed=3&sampler=ddim&steps=20&eta=0&batch=4&class=7&guidance=2&backend=cpu", initScript: watchLongTasks });
+const GENERATE_MATCHES_CLI = "Generate on the CPU path: every step redraws, the page stays responsive, the PNG equals `ddpm sample`";
+test(GENERATE_MATCHES_CLI, () => generateMatchesCli(ctx));
+test(`Firefox: ${GENERATE_MATCHES_CLI}`, () => inBrowser("firefox", generateMatchesCli));
+// A browser that cannot hand a canvas to a worker: the worker posts pixels and the page draws them.
+test(`Without transferable canvases: ${GENERATE_MATCHES_CLI}`, () => generateMatchesCli(ctx, () => { delete HTMLCanvasElement.prototype.transferControlToOffscreen; }));
+
+// (Firefox has no long-task timing: there the responsiveness check has nothing to read.)
+async function generateMatchesCli(ctx, initScript) {
+  const { page, errors, foreign } = await open(ctx, { query: REFERENCE_RUN.query, initScript: [watchLongTasks, initScript] });
   await ready(page);
+  if (initScript) assert.equal(await page.evaluate(() => window.ddpm.drawing), "page", "the page draws the worker's pixels");
   const out = await generate(page, { trace: true });
   assert.equal(out.steps.length, 20);
   const frames = out.steps.map((s) => s.frame);
@@ -74,11 +51,9 @@ test("Generate on the CPU path: every step redraws, the page stays responsive, t
 
   // The same seed and settings natively.
   const dir = mkdtempSync(join(tmpdir(), "ddpm-page-"));
-  execFileSync(DDPM, ["sample", "--weights", "www/assets/model.ddpm", "--sampler", "ddim", "--steps", "20", "--eta", "0",
-    "--seed", "3", "--count", "4", "--class", "7", "--guidance", "2", "--guidance-interval", "0-600", "--out", join(dir, "cli.png")]);
   const [download] = await Promise.all([page.waitForEvent("download"), page.click("#download")]);
   await download.saveAs(join(dir, "page.png"));
-  const diff = await pngDifference(page, readFileSync(join(dir, "cli.png")), readFileSync(join(dir, "page.png")));
+  const diff = await pngDifference(page, referencePng(), readFileSync(join(dir, "page.png")));
   assert.equal(diff.size, null, `PNG sizes differ: ${diff.size}`);
   assert.ok(diff.max <= 2 && diff.mean < 0.05, `page vs CLI: max ${diff.max}, mean ${diff.mean} grey levels`);
   // The GIF of the denoising: x_t beside x̂_0, the noise first and the last frame the PNG's images.
@@ -98,7 +73,25 @@ test("Generate on the CPU path: every step redraws, the page stays responsive, t
   assert.deepEqual(errors, []);
   assert.deepEqual(foreign, []);
   await page.close();
-});
+}
+
+// A phone held upright: nothing may scroll sideways, before or after the canvases are drawn.
+async function fitsPhone(ctx) {
+  for (const width of [360, 390]) {
+    const { page, errors } = await open(ctx, { query: "?seed=1&steps=10&batch=4&backend=cpu", viewport: { width, height: 800 } });
+    await ready(page);
+    const widths = () => page.evaluate(() => [document.documentElement.scrollWidth, document.documentElement.clientWidth]);
+    const [before, client] = await widths();
+    assert.ok(before <= client, `${width}-px viewport: the page is ${before} px wide before generating`);
+    await generate(page);
+    const [after] = await widths();
+    assert.ok(after <= client, `${width}-px viewport: the page is ${after} px wide after generating`);
+    assert.deepEqual(errors, []);
+    await page.close();
+  }
+}
+test("the page fits a 360- and a 390-px phone viewport without sideways scrolling", () => fitsPhone(ctx));
+test("Firefox: the page fits a 360- and a 390-px phone viewport without sideways scrolling", () => inBrowser("firefox", fitsPhone));
 
 test("guided sneakers look like Fashion-MNIST's sneakers, not noise", async () => {
   const { page } = await open(ctx, { query: "?seed=11&sampler=ddim&steps=50&batch=16&class=7&guidance=2&backend=cpu" });

@@ -3,7 +3,7 @@
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
-import { start, open, ready, watchLongTasks } from "./harness.mjs";
+import { start, open, ready, watchLongTasks, inBrowser } from "./harness.mjs";
 
 let ctx;
 before(async () => { ctx = await start(); });
@@ -42,7 +42,11 @@ async function generate(page) {
 
 const maxDiff = (a, b) => a.reduce((m, v, i) => Math.max(m, Math.abs(v - b[i])), 0);
 
-test("training lowers the loss on a fixed held-out batch; pause holds the step counter; clicks are answered", async () => {
+const TRAINING_LOWERS_LOSS = "training lowers the loss on a fixed held-out batch; pause holds the step counter; clicks are answered";
+test(TRAINING_LOWERS_LOSS, () => trainingLowersLoss(ctx));
+test(`Firefox: ${TRAINING_LOWERS_LOSS}`, () => inBrowser("firefox", trainingLowersLoss));
+
+async function trainingLowersLoss(ctx) {
   const { page, errors, foreign } = await open(ctx, { initScript: watchLongTasks });
   await ready(page);
   // Only tasks while training count (not the page's own start-up).
@@ -85,7 +89,7 @@ test("training lowers the loss on a fixed held-out batch; pause holds the step c
   assert.deepEqual(foreign, []);
   assert.deepEqual(errors, []);
   await page.close();
-});
+}
 
 test("trained weights: Use saved after a reload and the downloaded file give the same samples; a broken file changes nothing", async () => {
   const { page, errors } = await open(ctx, { query: "?sampler=ddim&steps=10&seed=11&batch=2&class=any&eta=0" });

@@ -1,0 +1,33 @@
+// WebKit (WebKitGTK's MiniBrowser under Xvfb, over WebDriver): Generate on the CPU path draws every
+// step, and the Download PNG button gives `ddpm sample`'s picture.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { serve } from "../serve.mjs";
+import { generate, pngDifference, ready, REFERENCE_RUN, referencePng } from "./harness.mjs";
+import { launchWebKit } from "./webkit.mjs";
+
+test("WebKit: Generate on the CPU path: every step redraws, the PNG equals `ddpm sample`", async () => {
+  const server = await serve("dist", 0, "127.0.0.1", "/");
+  const page = await launchWebKit();
+  try {
+    await page.goto(`http://127.0.0.1:${server.address().port}/${REFERENCE_RUN.query}`);
+    await ready(page);
+    const out = await generate(page, { trace: true });
+    assert.equal(out.steps.length, REFERENCE_RUN.steps);
+    assert.equal(new Set(out.steps.map((s) => s.frame)).size, REFERENCE_RUN.steps, "the canvas changed at every step");
+    // MiniBrowser's downloads are out of WebDriver's reach: the link the button clicks is read instead.
+    await page.evaluate(() => { HTMLAnchorElement.prototype.click = function () { window.__download = this.href; }; });
+    await page.click("#download");
+    await page.waitForFunction(() => window.__download);
+    const png = await page.evaluate(async () => {
+      const bytes = new Uint8Array(await (await fetch(window.__download)).arrayBuffer());
+      return btoa(String.fromCharCode(...bytes));
+    });
+    const diff = await pngDifference(page, referencePng(), Buffer.from(png, "base64"));
+    assert.equal(diff.size, null, `PNG sizes differ: ${diff.size}`);
+    assert.ok(diff.max <= 2 && diff.mean < 0.05, `page vs CLI: max ${diff.max}, mean ${diff.mean} grey levels`);
+  } finally {
+    await page.close();
+    server.close();
+  }
+});
