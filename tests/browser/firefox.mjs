@@ -1,7 +1,7 @@
 // Firefox (Debian's firefox-esr), driven headless over WebDriver BiDi by puppeteer-core, behind the
 // part of Playwright's page API the cross-browser tests use: one test body runs in either browser.
 import puppeteer from "puppeteer-core";
-import { copyFileSync, mkdtempSync, readdirSync, statSync } from "node:fs";
+import { copyFileSync, mkdtempSync, readdirSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { basename, join } from "node:path";
 
@@ -41,6 +41,8 @@ class FirefoxPage {
   constructor(page, downloads) {
     this.page = page;
     this.downloads = downloads;
+    // What puppeteer itself defines in every page (for its ARIA selectors), not the page's doing.
+    this.driverGlobals = ["__ariaQuerySelector", "__ariaQuerySelectorAll"];
   }
   on(event, listener) { this.page.on(event, listener); }
   addInitScript(script) { return this.page.evaluateOnNewDocument(script); }
@@ -55,6 +57,15 @@ class FirefoxPage {
   waitForTimeout(ms) { return sleep(ms); }
   click(selector) { return this.page.click(selector); }
   fill(selector, value) { return this.page.locator(selector).fill(value); }
+  locator(selector) { return { fill: (value) => this.fill(selector, value) }; }
+  waitForSelector(selector) { return this.page.waitForSelector(selector); }
+  isEnabled(selector) { return this.page.$eval(selector, (el) => !el.disabled); }
+  // A path, or Playwright's { name, mimeType, buffer } (written to a file of that name first).
+  async setInputFiles(selector, file) {
+    let path = file;
+    if (typeof file !== "string") writeFileSync((path = join(mkdtempSync(join(tmpdir(), "ddpm-upload-")), file.name)), file.buffer);
+    await (await this.page.$(selector)).uploadFile(path);
+  }
   async selectOption(selector, value) { await this.page.select(selector, value); }
   async check(selector) { if (!(await this.isChecked(selector))) await this.click(selector); }
   isChecked(selector) { return this.page.$eval(selector, (el) => el.checked); }

@@ -140,7 +140,10 @@ test("without WebGPU the page says so, runs on the CPU and still generates", asy
   await page.close();
 });
 
-test("the forward-process slider changes the picture, and t = 0 shows the clean images", async () => {
+test("the forward-process slider changes the picture, and t = 0 shows the clean images", () => forwardSlider(ctx));
+test("Firefox: the forward-process slider changes the picture, and t = 0 shows the clean images", () => inBrowser("firefox", forwardSlider));
+
+async function forwardSlider(ctx) {
   const { page } = await open(ctx, { query: "?backend=cpu" });
   await ready(page);
   const fwd = () => page.evaluate(() => window.ddpm.snapshot("fwd").then((s) => ({ w: s.width, data: Array.from(s.data) })));
@@ -164,7 +167,7 @@ test("the forward-process slider changes the picture, and t = 0 shows the clean 
       worst = Math.max(worst, Math.abs(at((2 + x) * scale + (scale >> 1), (2 + y) * scale + (scale >> 1)) - examples[y * 28 + x]));
   assert.ok(worst <= 8, `t = 0 differs from the clean image by up to ${worst} grey levels`);
   await page.close();
-});
+}
 
 test("link settings out of range or garbage are clamped with a notice", async () => {
   const { page, errors } = await open(ctx, { query: "?seed=abc&batch=99&steps=7&guidance=-3&sampler=magic&interval=1-2&backend=cpu" });

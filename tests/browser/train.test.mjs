@@ -91,7 +91,10 @@ async function trainingLowersLoss(ctx) {
   await page.close();
 }
 
-test("trained weights: Use saved after a reload and the downloaded file give the same samples; a broken file changes nothing", async () => {
+test("trained weights: Use saved after a reload and the downloaded file give the same samples; a broken file changes nothing", () => savedWeights(ctx));
+test("Firefox: trained weights: Use saved after a reload and the downloaded file give the same samples; a broken file changes nothing", () => inBrowser("firefox", savedWeights));
+
+async function savedWeights(ctx) {
   const { page, errors } = await open(ctx, { query: "?sampler=ddim&steps=10&seed=11&batch=2&class=any&eta=0" });
   await ready(page);
   await startTraining(page, { steps: 12 });
@@ -130,7 +133,7 @@ test("trained weights: Use saved after a reload and the downloaded file give the
   assert.equal(await page.evaluate(() => window.ddpm.model.kind), "file", "the model in use is unchanged");
   assert.deepEqual(errors, []);
   await page.close();
-});
+}
 
 test("fine-tuning the pretrained model continues its step count; Stop ends early and keeps the weights", async () => {
   const { page, errors } = await open(ctx);
