@@ -5,7 +5,7 @@ import { context2d, plotContext } from "./draw2d.js";
 import { initModels } from "./models.js";
 import { initTrain } from "./train.js";
 import { fetchWeights as fetchWeightsFrom } from "./weights.js";
-import { probeWebGpu } from "./webgpu.js";
+import { moduleWorkers, probeWebGpu } from "./webgpu.js";
 import { CLASS_NAMES, DDIM_STEPS, INTERVALS, RANGES, SAMPLERS, clampNumber, randomSeed } from "./settings.js";
 
 const $ = (id) => document.getElementById(id);
@@ -198,6 +198,10 @@ async function startEngine() {
   worker?.terminate();
   generating = false;
   setButtons();
+  if (!moduleWorkers()) {
+    setStatus("error", "This browser cannot run the model: it has no module workers (Chrome 80+, Firefox 114+ and Safari 15+ have them).");
+    return;
+  }
   const gpu = await probeWebGpu();
   const wanted = $("backend").value;
   let backend = wanted === "cpu" || (wanted === "auto" && (!gpu.ok || gpu.software)) ? "cpu" : "webgpu";

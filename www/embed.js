@@ -10,7 +10,7 @@
 
 import { drawGrid, plotContext, scaledLayout } from "./draw2d.js";
 import { fetchWeights } from "./weights.js";
-import { probeWebGpu } from "./webgpu.js";
+import { moduleWorkers, probeWebGpu } from "./webgpu.js";
 import { CLASS_NAMES, DDIM_STEPS, INTERVALS, RANGES, SAMPLERS, clampNumber, randomSeed } from "./settings.js";
 
 const BASE = new URL("./", import.meta.url);
@@ -72,6 +72,7 @@ function workerUrl() {
 }
 
 async function startEngine() {
+  if (!moduleWorkers()) throw new Error("this browser has no module workers (Chrome 80+, Firefox 114+ and Safari 15+ have them)");
   const worker = new Worker(workerUrl(), { type: "module" });
   engine.worker = worker;
   await new Promise((resolve, reject) => {

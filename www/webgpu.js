@@ -9,3 +9,11 @@ export async function probeWebGpu() {
   const software = Boolean(info.isFallbackAdapter) || info.architecture === "swiftshader";
   return { ok: true, software, name: [info.vendor, info.architecture].filter(Boolean).join(" ") || "WebGPU adapter" };
 }
+
+// Module workers (the engine's worker imports the wasm module): asked without starting one, by
+// whether the browser reads the `type` option at all.
+export function moduleWorkers() {
+  let asked = false;
+  try { new Worker("http://[", { get type() { asked = true; return "module"; } }); } catch { /* the URL is invalid on purpose: nothing starts */ }
+  return asked;
+}

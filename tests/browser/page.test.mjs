@@ -140,6 +140,15 @@ test("without WebGPU the page says so, runs on the CPU and still generates", asy
   await page.close();
 });
 
+test("a browser without module workers is told so, not left loading", async () => {
+  // A Worker that never reads the `type` option, as such browsers' does.
+  const { page, errors } = await open(ctx, { initScript: () => { const Native = Worker; window.Worker = class extends Native { constructor(url) { super(url); } }; } });
+  await page.waitForFunction(() => window.ddpm?.state === "error", null, { timeout: 60000 });
+  assert.match(await page.textContent("#status"), /no module workers/);
+  assert.deepEqual(errors, []);
+  await page.close();
+});
+
 test("the forward-process slider changes the picture, and t = 0 shows the clean images", () => forwardSlider(ctx));
 test("Firefox: the forward-process slider changes the picture, and t = 0 shows the clean images", () => inBrowser("firefox", forwardSlider));
 
