@@ -43,6 +43,8 @@ export async function launchWebKit() {
     }
   }
   const at = `/session/${session.sessionId}`;
+  // MiniBrowser's own small window leaves controls below the fold, where clicks went astray.
+  await send("POST", `${at}/window/rect`, { width: 1280, height: 1000 });
   return {
     version: session.capabilities?.browserVersion,
     goto: (url) => send("POST", `${at}/url`, { url }),
