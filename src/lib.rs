@@ -12,6 +12,8 @@ pub mod floor;
 pub mod grid;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod frechet;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod launches;
 pub mod noise;
 pub mod sampler;
 pub mod schedule;

@@ -42,6 +42,13 @@ for (const b of ["1", "16"]) row(`forward, batch ${b}`, ms(cpu.forward_ms[b]), m
 const ips = (r) => (r.train ? `${r.train.images_per_s.toFixed(1)} img/s` : "n/a");
 row(`training, batch ${cpu.train?.batch}`, ips(cpu), ips(wgpu), ips(torch), cpu.train && torch.train ? `${(cpu.train.images_per_s / torch.train.images_per_s).toFixed(2)}×` : "n/a");
 
+section("Kernel launches (native wgpu, Burn without fusion; counted, not timed; tests/launches.rs holds them)",
+  ["work", "launches", "most launched kernels"]);
+for (const [work, l] of Object.entries(wgpu.launches ?? {})) {
+  const top = Object.entries(l.by_kernel).sort((a, b) => b[1] - a[1]).slice(0, 4).map(([k, n]) => `${k} ${n}`).join(", ");
+  row(work, l.total, top);
+}
+
 section("Arithmetic floor: FLOPs of one U-Net forward (PyTorch's FlopCounterMode; convolutions and matmuls)",
   ["batch", "GFLOP", "ours WebGPU GFLOP/s", "ours CPU wasm GFLOP/s", "Burn CPU native GFLOP/s", "PyTorch CPU GFLOP/s"]);
 for (const b of ["1", "16"]) {

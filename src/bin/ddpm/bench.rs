@@ -88,6 +88,11 @@ pub fn bench(args: BenchArgs) -> Result<(), String> {
         "params": model.num_params(),
         "forward_ms": forward,
     });
+    if matches!(args.device, DeviceArg::Wgpu) {
+        // Only CubeCL backends launch kernels: the CPU backend would count nothing.
+        let launches = ddpm_web::launches::measure(&model, &description.schedule(), description.unet.image_size)?;
+        report["launches"] = serde_json::to_value(launches).unwrap();
+    }
     if args.train_batch > 0 {
         // Algorithm 1 as `ddpm train` runs it: Adam, clipping, EMA, label dropout.
         let batch = args.train_batch;
