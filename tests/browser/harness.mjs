@@ -33,13 +33,14 @@ export const CHROMIUM_ARGS = [
   "--js-flags=--expose-gc", // lets soak runs collect garbage before reading the heap
 ];
 
-export async function start({ prefix = "/", browser: name = "chromium" } = {}) {
+// `args`: Chromium flags beyond CHROMIUM_ARGS.
+export async function start({ prefix = "/", browser: name = "chromium", args = [] } = {}) {
   const server = await serve("dist", 0, "127.0.0.1", prefix);
   const url = `http://127.0.0.1:${server.address().port}${prefix}`;
   const browser = name === "firefox" ? await launchFirefox() : await chromium.launch({
     executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
     headless: true,
-    args: CHROMIUM_ARGS,
+    args: [...CHROMIUM_ARGS, ...args],
   });
   return {
     url,
@@ -48,6 +49,9 @@ export async function start({ prefix = "/", browser: name = "chromium" } = {}) {
     async close() { await browser.close(); server.close(); },
   };
 }
+
+// Chromium's flags under which a WebGPU canvas keeps its device headless (TOOLCHAIN.md).
+export const WEBGPU_CANVAS_ARGS = ["--enable-features=Vulkan", "--use-vulkan=swiftshader", "--use-angle=swiftshader"];
 
 // Runs `body(ctx)` in a browser of its own (the cross-browser tests' Firefox runs).
 export async function inBrowser(name, body, options = {}) {

@@ -6,7 +6,7 @@ import { readFileSync, mkdtempSync } from "node:fs";
 import { gunzipSync } from "node:zlib";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { start, open, ready, watchLongTasks, inBrowser, generate, pngDifference, REFERENCE_RUN, referencePng } from "./harness.mjs";
+import { start, open, ready, watchLongTasks, inBrowser, generate, pngDifference, REFERENCE_RUN, referencePng, WEBGPU_CANVAS_ARGS } from "./harness.mjs";
 
 const DATA = process.env.DDPM_DATA || "/usr/share/datasets/fashion-mnist";
 let ctx;
@@ -92,6 +92,41 @@ async function fitsPhone(ctx) {
 }
 test("the page fits a 360- and a 390-px phone viewport without sideways scrolling", () => fitsPhone(ctx));
 test("Firefox: the page fits a 360- and a 390-px phone viewport without sideways scrolling", () => inBrowser("firefox", fitsPhone));
+
+test("the WGSL painter draws what Canvas 2D draws: grey exactly, viridis within 2 levels", () => inBrowser("chromium", async (ctx) => {
+  const { page, errors } = await open(ctx, { query: "?seed=3&sampler=ddim&steps=10&batch=4&backend=cpu&view=xt" });
+  await ready(page);
+  assert.equal(await page.evaluate(() => window.ddpm.drawing), "webgpu", "the page draws with its WebGPU painter");
+  await generate(page);
+  // The canvas as the page shows it (the worker cannot read a WebGPU canvas back), against
+  // draw2d.js's drawing of the final values at the same size.
+  const compare = () => page.evaluate(async () => {
+    const { drawGrid, scaledLayout } = await import("./draw2d.js");
+    const img = new Image();
+    img.src = document.getElementById("gen-canvas").toDataURL();
+    await img.decode();
+    const shown = new OffscreenCanvas(img.width, img.height).getContext("2d");
+    shown.drawImage(img, 0, 0);
+    const s = window.ddpm.settings;
+    const colormap = document.getElementById("colormap").value === "viridis" ? 1 : 0;
+    const reference = new OffscreenCanvas(1, 1);
+    drawGrid(reference, window.ddpm.final, scaledLayout({ count: s.batch, cols: Math.ceil(Math.sqrt(s.batch)), size: 28, panels: 1, colormap }, s.target));
+    const a = shown.getImageData(0, 0, img.width, img.height).data;
+    const b = reference.getContext("2d").getImageData(0, 0, reference.width, reference.height).data;
+    let max = 0;
+    for (let i = 0; i < a.length; i++) max = Math.max(max, Math.abs(a[i] - b[i]));
+    return { size: [img.width, img.height, reference.width, reference.height], max, url: img.src.length };
+  });
+  const grey = await compare();
+  assert.deepEqual(grey.size.slice(0, 2), grey.size.slice(2), "the same size");
+  assert.equal(grey.max, 0, "grey: every pixel equal");
+  await page.selectOption("#colormap", "viridis");
+  await page.waitForFunction((before) => document.getElementById("gen-canvas").toDataURL().length !== before, grey.url);
+  const viridis = await compare();
+  assert.ok(viridis.max <= 2, `viridis: up to ${viridis.max} levels apart`);
+  assert.deepEqual(errors, []);
+  await page.close();
+}, { args: WEBGPU_CANVAS_ARGS }));
 
 test("guided sneakers look like Fashion-MNIST's sneakers, not noise", async () => {
   const { page } = await open(ctx, { query: "?seed=11&sampler=ddim&steps=50&batch=16&class=7&guidance=2&backend=cpu" });
