@@ -118,7 +118,7 @@ async function fingerprint(name) {
 }
 
 async function snapshot(name) {
-  if (!surfaces[name]) return { width: posted[name].width, height: posted[name].height, data: posted[name].rgba };
+  if (!surfaces[name]) { const { width, height, rgba: data } = posted[name]; return { width, height, data }; }
   const bitmap = await createImageBitmap(surfaces[name].canvas);
   const ctx = new OffscreenCanvas(bitmap.width, bitmap.height).getContext("2d");
   ctx.drawImage(bitmap, 0, 0);

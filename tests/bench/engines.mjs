@@ -3,9 +3,8 @@
 // Usage: node tests/bench/engines.mjs [BENCH_DIR]  (writes engines.json there, prints a table)
 import { writeFileSync, mkdirSync } from "node:fs";
 import { join, resolve } from "node:path";
-import { serve } from "../serve.mjs";
 import { generate, inBrowser, open, ready } from "../browser/harness.mjs";
-import { launchWebKit } from "../browser/webkit.mjs";
+import { inWebKit } from "../browser/webkit.mjs";
 
 const dir = resolve(process.argv[2] || `${process.env.HOME}/.cache/ddpm-web/bench`);
 const BATCHES = [1, 4];
@@ -32,19 +31,8 @@ for (const name of ["chromium", "firefox"]) {
     return measure(page);
   });
 }
-{
-  const server = await serve("dist", 0, "127.0.0.1", "/");
-  const page = await launchWebKit();
-  try {
-    await page.goto(`http://127.0.0.1:${server.address().port}/${query(1)}`);
-    results.webkit = { ...(await measure(page)), version: page.version };
-  } catch (e) {
-    results.webkit = { error: e.message };
-  } finally {
-    await page.close();
-    server.close();
-  }
-}
+results.webkit = await inWebKit(query(1), async (page) => ({ ...(await measure(page)), version: page.version }))
+  .catch((e) => ({ error: e.message }));
 mkdirSync(dir, { recursive: true });
 writeFileSync(join(dir, "engines.json"), JSON.stringify(results, null, 1) + "\n");
 for (const [name, r] of Object.entries(results)) {

@@ -1,11 +1,10 @@
 // WebKit (Debian's WebKitGTK MiniBrowser), driven over classic WebDriver by its WebKitWebDriver.
 // WebKitGTK has no headless mode, so it runs in an Xvfb display of its own.
 import { spawn } from "node:child_process";
-import { existsSync } from "node:fs";
 import { createServer } from "node:net";
+import { serve } from "../serve.mjs";
 
 export const MINIBROWSER = process.env.MINIBROWSER || "/usr/lib/x86_64-linux-gnu/webkit2gtk-4.1/MiniBrowser";
-export const webkitAvailable = () => existsSync(MINIBROWSER) && ["/usr/bin/WebKitWebDriver", "/usr/bin/Xvfb"].every(existsSync);
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const freePort = () => new Promise((ok) => {
@@ -70,4 +69,18 @@ export async function launchWebKit() {
       xvfb.kill();
     },
   };
+}
+
+// Serves dist/, opens `query` in a WebKit of its own and runs `body(page)` (as harness.mjs's
+// inBrowser does for Chromium and Firefox).
+export async function inWebKit(query, body) {
+  const server = await serve("dist", 0, "127.0.0.1", "/");
+  const page = await launchWebKit();
+  try {
+    await page.goto(`http://127.0.0.1:${server.address().port}/${query}`);
+    return await body(page);
+  } finally {
+    await page.close();
+    server.close();
+  }
 }
