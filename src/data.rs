@@ -9,11 +9,10 @@ use std::path::{Path, PathBuf};
 /// Where Debian's `dataset-fashion-mnist` puts the files.
 pub const DEFAULT_DIR: &str = "/usr/share/datasets/fashion-mnist";
 
-/// The ten Fashion-MNIST classes, in label order.
-pub const CLASS_NAMES: [&str; 10] = [
-    "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag",
-    "Ankle boot",
-];
+/// The ten Fashion-MNIST classes, in label order (from www/limits.json, as the page names them).
+pub fn class_names() -> &'static [String] {
+    &crate::limits::limits().classes
+}
 
 const IMAGES_MAGIC: u32 = 0x0000_0803;
 const LABELS_MAGIC: u32 = 0x0000_0801;

@@ -3,17 +3,16 @@
 //! The science (schedule, forward process, samplers, U-Net) knows nothing of the browser; the
 //! `web` module is only the wasm-bindgen surface.
 
-pub mod classifier;
 pub mod data;
 pub mod diffusion;
 #[cfg(not(target_arch = "wasm32"))]
-pub mod draws;
-pub mod floor;
+pub mod eval;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod fusion;
 pub mod grid;
 #[cfg(not(target_arch = "wasm32"))]
-pub mod frechet;
-#[cfg(not(target_arch = "wasm32"))]
 pub mod launches;
+pub mod limits;
 pub mod noise;
 pub mod sampler;
 pub mod schedule;

@@ -54,9 +54,9 @@ impl TrainConfig {
 
     /// The EMA's decay at its `n`-th update (1-based). The average is bias-corrected as Adam's
     /// moments are: Σ (1−d) dⁿ⁻ⁱ wᵢ / (1 − dⁿ) over the updated weights only. Seeded with the
-    /// initial weights instead, a short run's average stays mostly random init (0.999³⁸⁷ ≈ 0.68
-    /// after the 387 steps of a 4.5-minute GPU run, whose samples were pure noise). A loaded
-    /// model's EMA counts its training steps ([`Trainer::ema_updates`]), so n is large and d is d.
+    /// initial weights instead, a short run's average would stay mostly random init (a share dⁿ of
+    /// it after n steps). A loaded model's EMA counts its training steps
+    /// ([`Trainer::ema_updates`]), so n is large and d is d.
     pub fn ema_decay_at(&self, n: usize) -> f64 {
         let d = self.ema_decay;
         let n = i32::try_from(n.max(1)).unwrap_or(i32::MAX);

@@ -140,7 +140,7 @@ fn an_eval_journal_is_resumed_only_by_the_same_ddpm_variance() {
     let _ = std::fs::remove_file(&journal);
     let path = journal.to_str().unwrap();
     let args = |sampler| {
-        ["eval", "--weights", "www/assets/model.ddpm", "--classifier", "docs/eval/classifier.bpk"]
+        ["eval", "--weights", "www/assets/model.ddpm", "--classifier", "assets/classifier.bpk"]
             .into_iter()
             .chain(["--count", "2", "--batch", "1", "--sampler", sampler, "--resume", path])
             .collect::<Vec<_>>()
@@ -161,11 +161,11 @@ fn an_eval_journal_is_resumed_only_by_the_same_ddpm_variance() {
 #[test]
 fn eval_recomputes_a_committed_row_from_its_journal_against_a_class_planned_floor() {
     // The dim-24 candidate's row: its weights are committed beside it, whatever the page ships.
-    let name = "docs/eval/375827a8f7db/ddim50-g2-t0-600";
+    let name = "docs/lab/eval/375827a8f7db/ddim50-g2-t0-600";
     let journal = temp("recompute").join("journal.jsonl.gz");
     std::fs::copy(format!("{name}.jsonl.gz"), &journal).unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_ddpm"))
-        .args(["eval", "--weights", "docs/train/2026-11-26-dim24/fashion24-10k.ddpm", "--classifier", "docs/eval/classifier.bpk", "--count", "500", "--batch", "250"])
+        .args(["eval", "--weights", "docs/lab/train/2026-11-26-dim24/fashion24-10k.ddpm", "--classifier", "assets/classifier.bpk", "--count", "500", "--batch", "250"])
         .args(["--sampler", "ddim", "--steps", "50", "--guidance", "2", "--guidance-interval", "0-600", "--resume", journal.to_str().unwrap()])
         .output()
         .unwrap();
@@ -182,13 +182,13 @@ fn eval_recomputes_a_committed_row_from_its_journal_against_a_class_planned_floo
 /// from different noise.
 #[test]
 fn compare_pairs_journals_of_one_seed_and_reads_evals_fds() {
-    let dir = "docs/eval/94a440943056/";
+    let dir = "docs/lab/eval/94a440943056/";
     let path = |name: &str| if name.contains('/') || name.starts_with("--") { name.to_owned() } else { format!("{dir}{name}.jsonl.gz") };
     let compare = |journals: &[&str]| {
         let out = Command::new(env!("CARGO_BIN_EXE_ddpm"))
             .arg("compare")
             .args(journals.iter().map(|j| path(j)))
-            .args(["--classifier", "docs/eval/classifier.bpk", "--draws", "100"])
+            .args(["--classifier", "assets/classifier.bpk", "--draws", "100"])
             .output()
             .unwrap();
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
@@ -248,10 +248,10 @@ fn compare_pairs_journals_of_one_seed_and_reads_evals_fds() {
     let level = (fd(a) + fd(a2) + fd(a3) + fd(b2) - delta) / 4.0;
     assert!((value(line, 2) - level).abs() < 0.002 && (value(line, 6) - (level + delta)).abs() < 0.002, "{line}: levels {level}, δ {delta}");
     // A lone row on a pair's draw is that draw counted twice; one of another setting or n does not belong.
-    fails_cleanly(&["compare", &path(a), &path(b), "--b-alone", &path(a), "--classifier", "docs/eval/classifier.bpk"], "samples differently");
-    fails_cleanly(&["compare", &path(a), &path(b), "--a-alone", &path("ddpm1000-g1.5-t0-600-clip"), "--classifier", "docs/eval/classifier.bpk"], "samples differently");
-    fails_cleanly(&["compare", &path(a), &path(b), "--b-alone", &path(b), "--classifier", "docs/eval/classifier.bpk"], "same noise");
-    fails_cleanly(&["compare", &path(a), &path(b), "--b-alone", b1, "--classifier", "docs/eval/classifier.bpk"], "one n");
+    fails_cleanly(&["compare", &path(a), &path(b), "--b-alone", &path(a), "--classifier", "assets/classifier.bpk"], "samples differently");
+    fails_cleanly(&["compare", &path(a), &path(b), "--a-alone", &path("ddpm1000-g1.5-t0-600-clip"), "--classifier", "assets/classifier.bpk"], "samples differently");
+    fails_cleanly(&["compare", &path(a), &path(b), "--b-alone", &path(b), "--classifier", "assets/classifier.bpk"], "same noise");
+    fails_cleanly(&["compare", &path(a), &path(b), "--b-alone", b1, "--classifier", "assets/classifier.bpk"], "one n");
 
     // Another sampler seed: no pairs, and it says so.
     let out = compare(&[a, a1]);
@@ -267,10 +267,10 @@ fn compare_pairs_journals_of_one_seed_and_reads_evals_fds() {
     // Pairs come in twos, and a mean over seeds is of two settings only.
     fails_cleanly(&["compare", &path(a), &path(b), &path(a1)], "come in pairs");
     let mixed = [a, b, a1, "ddpm1000-g1.5-t0-400"].map(path);
-    fails_cleanly(&["compare", &mixed[0], &mixed[1], &mixed[2], &mixed[3], "--classifier", "docs/eval/classifier.bpk"], "the B journals sample differently");
+    fails_cleanly(&["compare", &mixed[0], &mixed[1], &mixed[2], &mixed[3], "--classifier", "assets/classifier.bpk"], "the B journals sample differently");
     // One draw of noise counted twice would narrow the mean's interval for nothing.
     let twice = [a, b, a, b].map(path);
-    fails_cleanly(&["compare", &twice[0], &twice[1], &twice[2], &twice[3], "--classifier", "docs/eval/classifier.bpk"], "same noise");
+    fails_cleanly(&["compare", &twice[0], &twice[1], &twice[2], &twice[3], "--classifier", "assets/classifier.bpk"], "same noise");
     // A journal of 25 samples is too short for an FD over 128 features.
-    fails_cleanly(&["compare", &path(a), &path("ddpm1000-g1.5-t0-600-clip"), "--classifier", "docs/eval/classifier.bpk"], "25 pairs");
+    fails_cleanly(&["compare", &path(a), &path("ddpm1000-g1.5-t0-600-clip"), "--classifier", "assets/classifier.bpk"], "25 pairs");
 }

@@ -1,6 +1,6 @@
 //! A bar read over draws of noise (`ddpm compare --a-alone/--b-alone`), against closed forms.
 
-use ddpm_web::draws::over_draws;
+use ddpm_web::eval::draws::over_draws;
 use ddpm_web::noise::NoiseSource;
 
 fn close(x: f64, y: f64) -> bool {

@@ -1,6 +1,6 @@
-//! The floor's real images (`ddpm_web::floor`): drawn to the samples' class plan, disjoint.
+//! The floor's real images (`ddpm_web::eval::floor`): drawn to the samples' class plan, disjoint.
 
-use ddpm_web::floor::real_sets;
+use ddpm_web::eval::floor::real_sets;
 use nalgebra::{DMatrix, DVector};
 use std::sync::OnceLock;
 
@@ -34,7 +34,7 @@ fn an_unconditional_plan_takes_images_as_they_come() {
 /// features, against which `mean_fd` reads sets of train images (flipped or not).
 struct RealData {
     train: ddpm_web::data::Dataset,
-    classifier: ddpm_web::classifier::Classifier,
+    classifier: ddpm_web::eval::classifier::Classifier,
     reference: &'static (DVector<f64>, DMatrix<f64>),
     device: burn::prelude::Device,
 }
@@ -42,12 +42,12 @@ struct RealData {
 impl RealData {
     fn load() -> Self {
         use burn::store::{BurnpackStore, ModuleSnapshot};
-        use ddpm_web::classifier::{Classifier, test_reference};
+        use ddpm_web::eval::classifier::{Classifier, test_reference};
         use ddpm_web::data::{DEFAULT_DIR, Dataset, Split};
         let train = Dataset::load(DEFAULT_DIR.as_ref(), Split::Train).unwrap();
         let device = burn::prelude::Device::flex();
         let mut classifier = Classifier::new(&device);
-        classifier.load_from(&mut BurnpackStore::from_file("docs/eval/classifier.bpk")).unwrap();
+        classifier.load_from(&mut BurnpackStore::from_file("assets/classifier.bpk")).unwrap();
         // The test set's features are the slow part (~20 s): computed once for all tests.
         static REFERENCE: OnceLock<(DVector<f64>, DMatrix<f64>)> = OnceLock::new();
         let reference = REFERENCE.get_or_init(|| {
@@ -63,7 +63,7 @@ impl RealData {
         let fd = |set: &Vec<usize>, flips: Option<&mut ddpm_web::noise::NoiseSource>| {
             let features = self.classifier.feature_vec(self.train.batch(set, flips, &self.device).0);
             let reference = (&self.reference.0, &self.reference.1);
-            ddpm_web::frechet::frechet_to(&features, reference, ddpm_web::classifier::FEATURES)
+            ddpm_web::eval::frechet::frechet_to(&features, reference, ddpm_web::eval::classifier::FEATURES)
         };
         sets.iter().map(|set| fd(set, flips.as_deref_mut())).sum::<f64>() / 8.0
     }

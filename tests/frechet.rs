@@ -1,6 +1,6 @@
 //! The Fréchet distance against closed forms.
 
-use ddpm_web::frechet::frechet_between;
+use ddpm_web::eval::frechet::frechet_between;
 use ddpm_web::noise::NoiseSource;
 
 #[test]
@@ -35,7 +35,7 @@ fn real_images_sit_at_the_floor_far_below_noise() {
     // Train and test images are two samples of one distribution; noise is not. Even through an
     // untrained feature extractor the floor must be far below the ceiling.
     use burn::prelude::*;
-    use ddpm_web::classifier::{Classifier, FEATURES, dataset_features, noise_features};
+    use ddpm_web::eval::classifier::{Classifier, FEATURES, dataset_features, noise_features};
     use ddpm_web::data::{DEFAULT_DIR, Dataset, Split};
     let device = Device::flex();
     let model = Classifier::new(&device);
@@ -53,7 +53,7 @@ fn real_images_sit_at_the_floor_far_below_noise() {
 fn fd_infinity_removes_most_of_the_small_sample_bias() {
     // 400 samples of N(0, s² I) in 32 dimensions against N(0, I) known exactly: the true FD is
     // d (1 − s)², and the raw FD of 400 samples sits well above it.
-    use ddpm_web::frechet::{frechet_distance, frechet_infinity, gaussian_fit};
+    use ddpm_web::eval::frechet::{frechet_distance, frechet_infinity, gaussian_fit};
     use nalgebra::{DMatrix, DVector};
     let (d, s, n) = (32usize, 1.5f64, 400usize);
     let truth = d as f64 * (1.0 - s).powi(2);
@@ -74,7 +74,7 @@ fn fd_infinity_removes_most_of_the_small_sample_bias() {
 }
 
 mod paired {
-    use ddpm_web::frechet::{PairedDifference, gaussian_fit, paired_difference};
+    use ddpm_web::eval::frechet::{PairedDifference, gaussian_fit, paired_difference};
     use ddpm_web::noise::NoiseSource;
 
     const D: usize = 8;

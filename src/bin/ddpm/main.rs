@@ -1,14 +1,20 @@
-//! `ddpm`: train, sample and inspect the diffusion model natively.
+//! `ddpm`: train, sample and inspect the diffusion model natively. One file per subcommand; this
+//! one holds the command line, the argument types several commands share, and the dispatch.
 
 mod bench;
-mod compare;
+mod classifier;
 mod eval;
-mod journal;
+mod export;
+mod info;
 mod sample;
 mod train;
 
 use burn::prelude::*;
 use clap::{Parser, Subcommand, ValueEnum};
+use ddpm_web::data::{Dataset, Split};
+use indicatif::{ProgressBar, ProgressStyle};
+use serde::{Deserialize, Serialize};
+use std::path::Path;
 
 #[derive(Parser)]
 #[command(name = "ddpm", version, about = "Denoising diffusion on Fashion-MNIST, in Rust + Burn")]
@@ -27,30 +33,22 @@ enum Command {
     #[command(subcommand)]
     Classifier(ClassifierCommand),
     /// Fréchet distance of samples to the test set, beside its floor and ceiling.
-    Eval(eval::EvalArgs),
+    Eval(eval::Args),
     /// Whether B's FD is really lower than A's: two `eval --resume` journals of one sampler seed,
     /// paired sample by sample, with a bootstrap interval for the difference.
-    Compare(compare::CompareArgs),
+    Compare(eval::compare::Args),
     /// Time the U-Net forward pass and a training step, as JSON (the native half of `make bench`).
-    Bench(bench::BenchArgs),
+    Bench(bench::Args),
     /// Write weights as safetensors in PyTorch's layout, for the reference implementation.
-    Export(bench::ExportArgs),
+    Export(export::Args),
     /// Describe a weights file (or the default configuration) and count its parameters.
-    Info {
-        /// A weights file written by `ddpm train`.
-        weights: Option<std::path::PathBuf>,
-        /// Also time one forward pass at batch 1 and 16 (median of 5, after a warm-up).
-        #[arg(long)]
-        time: bool,
-        #[arg(long, value_enum, default_value = "cpu")]
-        device: DeviceArg,
-    },
+    Info(info::Args),
 }
 
 #[derive(Subcommand)]
 enum ClassifierCommand {
     /// Train it (two epochs reach 88.6 % test accuracy, five are needed for 90 %).
-    Train(eval::ClassifierArgs),
+    Train(classifier::Args),
 }
 
 /// Where tensors live.
@@ -66,13 +64,18 @@ impl DeviceArg {
     pub fn device(self) -> Result<Device, String> {
         match self {
             Self::Cpu => Ok(Device::flex()),
-            Self::Wgpu => Device::wgpu_options().init().map_err(|e| format!("no wgpu adapter: {e}")),
+            Self::Wgpu => {
+                ddpm_web::fusion::turn_off_from_env()?;
+                Device::wgpu_options().init().map_err(|e| format!("no wgpu adapter: {e}"))
+            }
         }
     }
 }
 
-/// The reverse process, as `sample` and `eval` take it.
-#[derive(Clone, Copy, ValueEnum)]
+/// The reverse process, as `sample` and `eval` take it (and an eval journal records it, by the
+/// same names).
+#[derive(Clone, Copy, Debug, PartialEq, ValueEnum, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum SamplerArg {
     /// Algorithm 2 with σ² = β.
     Ddpm,
@@ -113,16 +116,15 @@ impl GuidanceArgs {
 }
 
 fn main() {
-    let cli = Cli::parse();
-    let result = match cli.command {
+    let result = match Cli::parse().command {
         Command::Train(args) => train::run(args),
         Command::Sample(args) => sample::run(args),
-        Command::Classifier(ClassifierCommand::Train(args)) => eval::train_classifier(args),
-        Command::Eval(args) => eval::eval(args),
-        Command::Compare(args) => compare::compare(args),
-        Command::Bench(args) => bench::bench(args),
-        Command::Export(args) => bench::export(args),
-        Command::Info { weights, time, device } => info(weights, time, device),
+        Command::Classifier(ClassifierCommand::Train(args)) => classifier::train(args),
+        Command::Eval(args) => eval::run(args),
+        Command::Compare(args) => eval::compare::run(args),
+        Command::Bench(args) => bench::run(args),
+        Command::Export(args) => export::run(args),
+        Command::Info(args) => info::run(args),
     };
     if let Err(message) = result {
         eprintln!("error: {message}");
@@ -131,34 +133,19 @@ fn main() {
 }
 
 /// Reads a weights file, with the path in any error.
-pub fn load_weights(
-    path: &std::path::Path,
-    device: &Device,
-) -> Result<(ddpm_web::unet::UNet, ddpm_web::weights::ModelDescription), String> {
+pub fn load_weights(path: &Path, device: &Device) -> Result<(ddpm_web::unet::UNet, ddpm_web::weights::ModelDescription), String> {
     let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
     ddpm_web::weights::from_bytes(&bytes, device).map_err(|e| format!("{}: {e}", path.display()))
 }
 
-fn info(weights: Option<std::path::PathBuf>, time: bool, device: DeviceArg) -> Result<(), String> {
-    use burn::module::Module;
-    let device = device.device()?;
-    let (model, text) = match weights {
-        Some(path) => {
-            let (model, description) = load_weights(&path, &device)?;
-            (model, serde_json::to_string_pretty(&description).unwrap())
-        }
-        None => {
-            let config = ddpm_web::unet::UNetConfig::new();
-            (config.init(&device), serde_json::to_string_pretty(&config).unwrap())
-        }
-    };
-    println!("{text}\nparameters: {}", model.num_params());
-    if time {
-        for batch in [1usize, 16] {
-            let t = bench::time_forward(&model.for_inference(), batch, 5);
-            let ms = |k: &str| t[k].as_f64().unwrap_or(f64::NAN);
-            println!("forward, batch {batch:>2}: median {:.1} ms (min {:.1}, max {:.1})", ms("median"), ms("min"), ms("max"));
-        }
-    }
-    Ok(())
+/// Reads one split of the IDX files in `dir`.
+pub fn load_data(dir: &Path, split: Split) -> Result<Dataset, String> {
+    Dataset::load(dir, split).map_err(|e| e.to_string())
+}
+
+/// The progress bar every long command shows (hidden without a terminal).
+pub fn progress_bar(len: usize) -> ProgressBar {
+    let bar = ProgressBar::new(len as u64);
+    bar.set_style(ProgressStyle::with_template("{bar:40} {pos}/{len} [{elapsed_precise}<{eta_precise}] {msg}").unwrap());
+    bar
 }

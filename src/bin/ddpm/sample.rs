@@ -2,8 +2,9 @@
 
 use crate::{DeviceArg, GuidanceArgs, SamplerArg};
 use burn::prelude::*;
-use ddpm_web::data::CLASS_NAMES;
+use ddpm_web::data::class_names;
 use ddpm_web::sampler::{SamplingRun, X0};
+use ddpm_web::unet::UNet;
 use crate::load_weights;
 use image::codecs::gif::{GifEncoder, Repeat};
 use image::{Delay, Frame, GrayImage, Luma, RgbaImage};
@@ -59,66 +60,87 @@ pub fn run(args: Args) -> Result<(), String> {
     let device = args.device.device()?;
     let (model, description) = load_weights(&args.weights, &device)?;
     let model = model.for_inference();
-    let class = match args.class.as_str() {
-        "any" => None,
-        s => match s.parse::<usize>() {
-            Ok(c) if c < 10 => Some(c),
-            _ => return Err(format!("--class must be 0–9 or any, not {s:?}")),
-        },
-    };
-    let conditional = model.null_class().is_some();
-    if !conditional && (class.is_some() || args.per_class) {
-        return Err("these weights are unconditional: --class and --per-class need a class-conditional model".into());
-    }
-    let (count, cols, labels) = if args.per_class {
-        let per = args.count.div_ceil(10).max(1);
-        (per * 10, per, (0..10).flat_map(|c| std::iter::repeat_n(Some(c), per)).collect())
-    } else {
-        let cols = (args.count as f64).sqrt().ceil() as usize;
-        (args.count, cols.max(1), vec![class; args.count])
-    };
-    if count == 0 || count > 1024 {
-        return Err("--count must be between 1 and 1024".into());
-    }
-    let kind = args.sampler.kind(args.steps, args.eta);
+    let layout = Layout::of(&args, model.null_class().is_some())?;
     let schedule = description.schedule();
-    let sampler = kind.build(&schedule, if args.clip_x0 { X0::Clipped } else { X0::Raw })?;
+    let sampler = args.sampler.kind(args.steps, args.eta).build(&schedule, if args.clip_x0 { X0::Clipped } else { X0::Raw })?;
     let size = description.unet.image_size;
-    let shape = [count, description.unet.channels, size, size];
-    let mut run = SamplingRun::new(sampler, shape, args.guide.for_labels(labels, schedule.len())?, args.seed, &device);
+    let shape = [layout.count, description.unet.channels, size, size];
+    let guidance = args.guide.for_labels(layout.labels.clone(), schedule.len())?;
+    let mut run = SamplingRun::new(sampler, shape, guidance, args.seed, &device);
     let total = run.total_steps();
-    let every = if args.gif_every == 0 { (total / 40).max(1) } else { args.gif_every };
-    let mut frames = Vec::new();
-    let bar = ProgressBar::new(total as u64);
+    let frame_every = args.gif.is_some().then(|| if args.gif_every == 0 { (total / 40).max(1) } else { args.gif_every });
     let started = std::time::Instant::now();
-    while let Some(step) = run.step(&model) {
-        bar.inc(1);
-        let done = run.steps_done();
-        if args.gif.is_some() && (done % every == 0 || done == total) {
-            let left = grid(&to_pixels(step.x_prev), count, cols, size);
-            let right = grid(&to_pixels(step.x0), count, cols, size);
-            frames.push(side_by_side(&left, &right));
-        }
-    }
-    bar.finish_and_clear();
+    let frames = reverse_process(&mut run, &model, &layout, size, frame_every);
     let secs = started.elapsed().as_secs_f64();
-    let mut image = grid(&to_pixels(run.current()), count, cols, size);
+    let mut image = grid(&to_pixels(run.current()), layout.count, layout.cols, size);
     if args.scale > 1 {
         image = image::imageops::resize(&image, image.width() * args.scale, image.height() * args.scale, image::imageops::FilterType::Nearest);
     }
     image.save(&args.out).map_err(|e| format!("{}: {e}", args.out.display()))?;
     println!(
         "{} samples, {total} steps in {secs:.1} s ({:.1} ms/step) → {}{}",
-        count,
+        layout.count,
         secs * 1000.0 / total as f64,
         args.out.display(),
-        if args.per_class { format!(" (rows: {})", CLASS_NAMES.join(", ")) } else { String::new() }
+        if args.per_class { format!(" (rows: {})", class_names().join(", ")) } else { String::new() }
     );
     if let Some(path) = args.gif {
         write_gif(&path, frames).map_err(|e| format!("{}: {e}", path.display()))?;
         println!("reverse process (x_t | x̂_0) → {}", path.display());
     }
     Ok(())
+}
+
+/// How many samples, how many to a row of the grid, and the class each asks for.
+struct Layout {
+    count: usize,
+    cols: usize,
+    labels: Vec<Option<usize>>,
+}
+
+impl Layout {
+    fn of(args: &Args, conditional: bool) -> Result<Self, String> {
+        let class = match args.class.as_str() {
+            "any" => None,
+            s => match s.parse::<usize>() {
+                Ok(c) if c < 10 => Some(c),
+                _ => return Err(format!("--class must be 0–9 or any, not {s:?}")),
+            },
+        };
+        if !conditional && (class.is_some() || args.per_class) {
+            return Err("these weights are unconditional: --class and --per-class need a class-conditional model".into());
+        }
+        let layout = if args.per_class {
+            let per = args.count.div_ceil(10).max(1);
+            Self { count: per * 10, cols: per, labels: (0..10).flat_map(|c| std::iter::repeat_n(Some(c), per)).collect() }
+        } else {
+            let cols = (args.count as f64).sqrt().ceil() as usize;
+            Self { count: args.count, cols: cols.max(1), labels: vec![class; args.count] }
+        };
+        if layout.count == 0 || layout.count > 1024 {
+            return Err("--count must be between 1 and 1024".into());
+        }
+        Ok(layout)
+    }
+}
+
+/// Runs the reverse process to its end, keeping x_t beside x̂_0 every `frame_every` steps (and at
+/// the last) as frames for the GIF.
+fn reverse_process(run: &mut SamplingRun, model: &UNet, layout: &Layout, size: usize, frame_every: Option<usize>) -> Vec<RgbaImage> {
+    let total = run.total_steps();
+    let mut frames = Vec::new();
+    let bar = ProgressBar::new(total as u64);
+    while let Some(step) = run.step(model) {
+        bar.inc(1);
+        let done = run.steps_done();
+        if frame_every.is_some_and(|every| done % every == 0 || done == total) {
+            let left = grid(&to_pixels(step.x_prev), layout.count, layout.cols, size);
+            let right = grid(&to_pixels(step.x0), layout.count, layout.cols, size);
+            frames.push(side_by_side(&left, &right));
+        }
+    }
+    bar.finish_and_clear();
+    frames
 }
 
 /// [-1, 1] floats to grey bytes, one image after another.

@@ -69,9 +69,8 @@ pub fn dataset_features(model: &Classifier, data: &Dataset, indices: &[usize], d
 }
 
 /// The Gaussian of all test images' features, which every FD is measured against.
-#[cfg(not(target_arch = "wasm32"))] // as `frechet`: the page measures no FD
 pub fn test_reference(model: &Classifier, test: &Dataset, device: &Device) -> (nalgebra::DVector<f64>, nalgebra::DMatrix<f64>) {
-    crate::frechet::gaussian_fit(&dataset_features(model, test, &(0..test.len()).collect::<Vec<_>>(), device), FEATURES)
+    super::frechet::gaussian_fit(&dataset_features(model, test, &(0..test.len()).collect::<Vec<_>>(), device), FEATURES)
 }
 
 /// Features of `n` images of pure noise clamped to [-1, 1]: the far end of any distance scale.

@@ -1,10 +1,7 @@
 //! The floor of an FD: what real images score at the samples' n and with their classes. FD at n
-//! is biased upwards, and far more when the classes' shares wander from set to set: over 120
-//! disjoint draws, 500 train images in a row read 6.1 on average against all test images, 500 with
-//! 50 of each class 4.3 (standard deviations 1.3 and 0.5, with the committed classifier). `ddpm
-//! eval` asks for classes in a fixed rotation, so its real images are drawn class by class to the
-//! same plan, and over several disjoint draws, so that one lucky or unlucky draw does not set
-//! every ratio.
+//! is biased upwards, and far more when the classes' shares wander from set to set, so the real
+//! images are drawn class by class to the plan `ddpm eval`'s samples follow (a fixed rotation),
+//! and over several disjoint draws, so that one lucky or unlucky draw does not set every ratio.
 
 /// Up to `max_sets` disjoint sets of indices into `labels`, each holding at position i an image of
 /// class `asked[i]` (of any class where it is `None`, as for an unconditional model's samples),

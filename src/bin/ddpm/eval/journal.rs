@@ -1,9 +1,11 @@
 //! `ddpm eval --resume FILE`: each finished batch of samples is appended to FILE, so an
 //! evaluation that outlasts a session (DDPM's 1000 steps take hours on a CPU) goes on where it
-//! stopped instead of starting over. A FILE named `*.gz` is written as one gzip member per line:
-//! any gzip reader reads it whole, a batch is still one append, and the committed journals are a
-//! third of the size (they travel in the size-limited tree a lent GPU receives).
+//! stopped instead of starting over. The first line holds the [`Settings`]; a FILE named `*.gz` is
+//! written as one gzip member per line, so that any gzip reader reads it whole, a batch is still
+//! one append, and committed journals stay small (they travel in the size-limited tree a lent GPU
+//! receives).
 
+use super::settings::Settings;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
@@ -19,9 +21,11 @@ pub struct BatchResult {
     pub asked: Vec<Option<usize>>,
 }
 
+/// The first line: written with [`Settings`], read as any JSON value because journals written
+/// before the settings had fields hold their text form.
 #[derive(Serialize, Deserialize)]
-struct Header {
-    settings: String,
+struct Header<S> {
+    settings: S,
 }
 
 /// The batches finished so far, and where new ones go (nowhere without `--resume`).
@@ -37,7 +41,7 @@ impl Journal {
 
     /// Opens or starts `path` for an evaluation described by `settings`. A file written with other
     /// settings is refused, never overwritten; a last line cut short by a kill is dropped.
-    pub fn open(path: &Path, settings: &str) -> Result<Self, String> {
+    pub fn open(path: &Path, settings: &Settings) -> Result<Self, String> {
         let at = |e: &dyn std::fmt::Display| format!("{}: {e}", path.display());
         let bytes = match std::fs::read(path) {
             Ok(bytes) => bytes,
@@ -47,8 +51,9 @@ impl Journal {
         let (text, complete) = whole_lines(path, &bytes)?;
         let mut done = BTreeMap::new();
         if let Some((header, batches)) = parse(path, &text)? {
-            if header != settings {
-                return Err(at(&format!("holds another evaluation ({header}); this one is {settings}. Remove the file or name another")));
+            if let Some(differ) = header.differences(settings, &[]) {
+                let message = format!("holds another evaluation; the file's settings and this run's differ in {differ}. Remove the file or name another");
+                return Err(at(&message));
             }
             done.extend(batches.into_iter().map(|r| (r.batch, r)));
         }
@@ -57,14 +62,14 @@ impl Journal {
         let mut file = OpenOptions::new().create(true).write(true).truncate(false).open(path).map_err(|e| at(&e))?;
         file.set_len(complete as u64).and_then(|_| file.seek(SeekFrom::End(0))).map_err(|e| at(&e))?;
         if complete == 0 {
-            let header = serde_json::to_string(&Header { settings: settings.into() }).unwrap();
+            let header = serde_json::to_string(&Header { settings }).unwrap();
             encoding.append(&mut file, &header).map_err(|e| at(&e))?;
         }
         Ok(Self { file: Some((path.to_path_buf(), file, encoding)), done })
     }
 
     /// A journal's settings and finished batches in batch order, for reading only (`ddpm compare`).
-    pub fn read(path: &Path) -> Result<(String, Vec<BatchResult>), String> {
+    pub fn read(path: &Path) -> Result<(Settings, Vec<BatchResult>), String> {
         let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
         let (text, _) = whole_lines(path, &bytes)?;
         let (settings, mut batches) = parse(path, &text)?.ok_or_else(|| format!("{}: empty, not an evaluation journal", path.display()))?;
@@ -141,21 +146,29 @@ fn whole_lines(path: &Path, bytes: &[u8]) -> Result<(String, usize), String> {
 }
 
 /// The header's settings and the batches of `text` (whole lines).
-fn parse(path: &Path, text: &str) -> Result<Option<(String, Vec<BatchResult>)>, String> {
+fn parse(path: &Path, text: &str) -> Result<Option<(Settings, Vec<BatchResult>)>, String> {
     let at = |e: &dyn std::fmt::Display| format!("{}: {e}", path.display());
     let mut lines = text.lines();
     let Some(first) = lines.next() else { return Ok(None) };
-    let header: Header = serde_json::from_str(first).map_err(|_| at(&"not an evaluation journal (see --resume)"))?;
+    let header: Header<serde_json::Value> = serde_json::from_str(first).map_err(|_| at(&"not an evaluation journal (see --resume)"))?;
+    let settings = Settings::from_header(header.settings).map_err(|e| at(&e))?;
     let batches = lines
         .enumerate()
         .map(|(i, line)| serde_json::from_str(line).map_err(|e| at(&format!("line {}: {e}", i + 2))))
         .collect::<Result<Vec<BatchResult>, String>>()?;
-    Ok(Some((header.settings, batches)))
+    Ok(Some((settings, batches)))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::SamplerArg;
+
+    /// Settings as a journal of `sampler` records them.
+    fn settings(sampler: SamplerArg) -> Settings {
+        let (weights, classifier) = ("2534959 bytes crc32 b0d845b5".into(), "1687592 bytes crc32 9cc44be1".into());
+        Settings { weights, classifier, sampler, steps: 1000, clip_x0: false, guidance: 1.5, guidance_interval: Some((0, 600)), count: 3, batch: 1, seed: 0 }
+    }
 
     fn batch(b: usize) -> BatchResult {
         BatchResult { batch: b, features: vec![b as f32 + 0.5, -1.25], predicted: vec![b % 10], asked: vec![Some(b % 10)] }
@@ -165,7 +178,8 @@ mod tests {
     fn resumes_the_batches_written_and_drops_a_torn_last_line(name: &str, torn: &[u8]) -> Vec<u8> {
         let path = std::env::temp_dir().join(format!("ddpm-journal-{}-{name}", std::process::id()));
         let _ = std::fs::remove_file(&path);
-        let mut j = Journal::open(&path, "A").unwrap();
+        let a = settings(SamplerArg::Ddpm);
+        let mut j = Journal::open(&path, &a).unwrap();
         assert!(j.done.is_empty());
         j.record(batch(0)).unwrap();
         j.record(batch(1)).unwrap();
@@ -175,24 +189,23 @@ mod tests {
         f.write_all(torn).unwrap();
         drop(f);
 
-        let mut j = Journal::open(&path, "A").unwrap();
+        let mut j = Journal::open(&path, &a).unwrap();
         assert_eq!(j.done.values().cloned().collect::<Vec<_>>(), vec![batch(0), batch(1)]);
         j.record(batch(2)).unwrap();
         drop(j);
-        let j = Journal::open(&path, "A").unwrap();
+        let j = Journal::open(&path, &a).unwrap();
         assert_eq!(j.done.len(), 3);
         assert_eq!(j.done[&2], batch(2));
         // Read back for comparison, in batch order, whatever order they were written in.
-        let (settings, batches) = Journal::read(&path).unwrap();
-        assert_eq!((settings.as_str(), batches), ("A", vec![batch(0), batch(1), batch(2)]));
+        assert_eq!(Journal::read(&path).unwrap(), (a.clone(), vec![batch(0), batch(1), batch(2)]));
 
         // Other settings: refused, and the file is left as it was.
         let before = std::fs::read(&path).unwrap();
-        let err = Journal::open(&path, "B").err().unwrap();
-        assert!(err.contains("another evaluation (A)"), "{err}");
+        let err = Journal::open(&path, &settings(SamplerArg::DdpmTilde)).err().unwrap();
+        assert!(err.contains("holds another evaluation") && err.contains("differ in sampler (DDPM and DDPM (σ² = β̃))"), "{err}");
         assert_eq!(std::fs::read(&path).unwrap(), before);
         std::fs::write(&path, "garbage\n").unwrap();
-        assert!(Journal::open(&path, "A").err().unwrap().contains("not an evaluation journal"));
+        assert!(Journal::open(&path, &a).err().unwrap().contains("not an evaluation journal"));
         std::fs::remove_file(&path).unwrap();
         before
     }
@@ -216,13 +229,34 @@ mod tests {
 
         // A damaged byte in the first batch is refused, not cut away with the batches after it.
         let path = std::env::temp_dir().join(format!("ddpm-journal-{}-damaged.jsonl.gz", std::process::id()));
-        let header = member(r#"{"settings":"A"}"#).len();
+        let a = settings(SamplerArg::Ddpm);
+        let header = member(&serde_json::to_string(&Header { settings: &a }).unwrap()).len();
         let mut damaged = gz.clone();
         damaged[header + 20] ^= 0xff;
         std::fs::write(&path, &damaged).unwrap();
-        let err = Journal::open(&path, "A").err().unwrap();
+        let err = Journal::open(&path, &a).err().unwrap();
         assert!(err.contains("damaged at byte"), "{err}");
         assert_eq!(std::fs::read(&path).unwrap(), damaged);
+        std::fs::remove_file(&path).unwrap();
+    }
+
+    /// Journals written before the settings had fields (the committed ones) hold their text form:
+    /// read as the same settings, they are resumed and compared as a new journal is.
+    #[test]
+    fn an_old_journal_is_read_resumed_and_refused_by_its_settings() {
+        let path = std::env::temp_dir().join(format!("ddpm-journal-{}-old.jsonl", std::process::id()));
+        let a = settings(SamplerArg::Ddpm);
+        let old = format!("{}\n{}\n", serde_json::json!({ "settings": a.to_string() }), serde_json::to_string(&batch(0)).unwrap());
+        assert!(old.starts_with(r#"{"settings":"weights 2534959 bytes crc32 b0d845b5, classifier 1687592 bytes crc32 9cc44be1, DDPM 1000 steps, guidance at t 0-600, guidance 1.5, count 3, batch 1, seed 0"}"#), "{old}");
+        std::fs::write(&path, &old).unwrap();
+        assert_eq!(Journal::read(&path).unwrap(), (a.clone(), vec![batch(0)]));
+        let err = Journal::open(&path, &Settings { seed: 1, ..a.clone() }).err().unwrap();
+        assert!(err.contains("holds another evaluation") && err.contains("differ in seed (0 and 1)"), "{err}");
+        let mut j = Journal::open(&path, &a).unwrap();
+        j.record(batch(1)).unwrap();
+        drop(j);
+        assert_eq!(Journal::read(&path).unwrap(), (a, vec![batch(0), batch(1)]));
+        assert!(std::fs::read_to_string(&path).unwrap().starts_with(&old), "the old header stays as it was");
         std::fs::remove_file(&path).unwrap();
     }
 }

@@ -1,0 +1,53 @@
+//! What a caller may ask of the model: its class names, the samplers and DDIM step counts the page
+//! offers, the guidance intervals and the numeric ranges. They live in www/limits.json, which the
+//! page reads as well, so that the page, the embed element and the engine agree.
+
+use serde::Deserialize;
+use std::sync::OnceLock;
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Limits {
+    pub classes: Vec<String>,
+    pub samplers: Vec<String>,
+    pub ddim_steps: Vec<usize>,
+    pub intervals: Vec<String>,
+    pub ranges: Ranges,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct Ranges {
+    pub eta: Range,
+    pub seed: Range,
+    pub guidance: Range,
+    pub batch: Range,
+}
+
+/// A closed interval, whole numbers only where `int`; `def` is the page's default.
+#[derive(Debug, Deserialize)]
+pub struct Range {
+    pub min: f64,
+    pub max: f64,
+    #[serde(default)]
+    pub def: Option<f64>,
+    #[serde(default)]
+    pub int: bool,
+}
+
+impl Range {
+    /// Whether `value` lies in the range (and is whole, where it must be); the error names `what`.
+    pub fn check(&self, what: &str, value: f64) -> Result<(), String> {
+        let whole = !self.int || value.fract() == 0.0;
+        if value.is_finite() && whole && (self.min..=self.max).contains(&value) {
+            Ok(())
+        } else {
+            Err(format!("{what} must be {}–{}, not {value}", self.min, self.max))
+        }
+    }
+}
+
+/// The limits, parsed once from the copy of www/limits.json compiled into the crate.
+pub fn limits() -> &'static Limits {
+    static LIMITS: OnceLock<Limits> = OnceLock::new();
+    LIMITS.get_or_init(|| serde_json::from_str(include_str!("../www/limits.json")).expect("www/limits.json is valid"))
+}
