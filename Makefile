@@ -29,7 +29,7 @@ dist: web
 	@echo "dist/ is ready to copy to any static host or sub-path ($$(du -sh dist | cut -f1)); open embed-example.html for the embed."
 
 run: web
-	node tests/serve.mjs dist $(PORT)
+	node tools/serve.mjs dist $(PORT)
 
 ## The native CLI, from the same (dev-profile, optimised-dependency) build as the tests.
 cli: setup
@@ -51,7 +51,7 @@ soak: web
 	node tests/browser/soak.mjs
 
 ## Speed beside the peers a user would pick instead (onnxruntime-web, PyTorch), measured in one run:
-## prints a table, writes BENCHMARKS.md and benchmarks.json. Not part of `make test`; takes minutes.
+## prints a table, writes docs/benchmarks.md and docs/benchmarks.json. Not part of `make test`; takes minutes.
 bench: web cli
 	CACHE=$(CACHE) bash tools/bench.sh
 

@@ -1,6 +1,6 @@
 //! Fashion-MNIST's shoes all face one way (toe to the left). A model trained with random
 //! left-right flips draws half of them mirrored, which the test set never shows: half-flipped
-//! real images read FD ~14 against the test set, where unflipped ones read ~4.4 (README → Quality).
+//! real images read FD ~14 against the test set, where unflipped ones read ~4.4 (docs/model-card.md → Quality).
 //! These tests hold the shipped model to the data's orientation.
 
 use burn::prelude::*;

@@ -1,5 +1,5 @@
 #!/bin/bash
-# `make bench`: every figure beside its peer, measured in this run (see BENCHMARKS.md for the last
+# `make bench`: every figure beside its peer, measured in this run (see docs/benchmarks.md for the last
 # one). Takes about 7 minutes on 2 cores. Other work on the machine skews it: run it on a quiet one.
 set -euo pipefail
 CACHE=${CACHE:-$HOME/.cache/ddpm-web}
@@ -26,7 +26,7 @@ echo "== native: PyTorch reference (same threads), FLOPs, ONNX export"
 "$VENV/bin/python" -W ignore tools/bench_torch.py --safetensors "$B/model.safetensors" --threads "$(nproc)" \
   --runs "$RUNS" --onnx "$B/unet.onnx" --json "$B/torch.json" > /dev/null
 echo "== browser: our page and onnxruntime-web, WebGPU and wasm"
-RUNS=$RUNS node tests/bench/browser.mjs "$B" > /dev/null
+RUNS=$RUNS node tools/bench/browser.mjs "$B" > /dev/null
 echo "== browser engines: the page in Chromium, Firefox and WebKit, on the path each takes"
-node tests/bench/engines.mjs "$B" > /dev/null
+node tools/bench/engines.mjs "$B" > /dev/null
 node tools/bench_report.mjs "$B"

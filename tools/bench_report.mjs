@@ -1,5 +1,5 @@
 // Gathers the JSON that `make bench` wrote (native Burn CPU/wgpu, PyTorch, the browser run) into
-// one table: printed, and written to BENCHMARKS.md and benchmarks.json. Ratios are the peer's
+// one table: printed, and written to docs/benchmarks.md and docs/benchmarks.json. Ratios are the peer's
 // time over ours, so above 1 means we are faster.
 // Usage: node tools/bench_report.mjs BENCH_DIR
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
@@ -82,8 +82,10 @@ const header = [
   `- Machine: ${machine}; native threads: Burn ${cpu.threads}, PyTorch ${torch.threads} (torch ${torch.torch}).`,
   `- Browser: Chromium ${web.chromium}; WebGPU adapter: ${adapter}. Browser CPU paths are single-threaded wasm.`,
   `- Native wgpu: Burn's wgpu backend on the machine's Vulkan driver (software, lavapipe, where there is no GPU).`,
+  "",
+  "What each figure measures and how: [benchmark-method.md](benchmark-method.md). Earlier runs are in this file's git history.",
 ];
 const text = [...header, ...rows, ""].join("\n");
-writeFileSync("BENCHMARKS.md", text);
-writeFileSync("benchmarks.json", JSON.stringify({ machine, adapter: web.adapter, native: { burn_cpu: cpu, burn_wgpu: wgpu, pytorch: torch }, browser: web }, null, 1) + "\n");
+writeFileSync("docs/benchmarks.md", text);
+writeFileSync("docs/benchmarks.json", JSON.stringify({ machine, adapter: web.adapter, native: { burn_cpu: cpu, burn_wgpu: wgpu, pytorch: torch }, browser: web }, null, 1) + "\n");
 console.log(text);

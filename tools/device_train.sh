@@ -7,7 +7,7 @@
 # tools/eval_card.sh (1.5 at t ≤ 600 with sampler seeds 0, 1, 2; 2 at t ≤ 600, the page's; 2) on the GPU
 # until DEADLINE seconds after its start.
 # $OUT gets model.ddpm (the EMA weights), model.ddpm.raw and .optim (for --resume) and
-# results.tar (logs, journals, card rows, grids): commit the journals to docs/eval/ and ship with
+# results.tar (logs, journals, card rows, grids): commit the journals to docs/lab/eval/ and ship with
 # tools/ship_weights.sh.
 # WEIGHTS=www/assets/model.ddpm (a file in the tree or in .device/; run tools/device_prepare.sh after
 # copying one there: it says whether the call's 64 MiB still hold it) skips training and measures that file: a
@@ -19,11 +19,11 @@ set -uo pipefail
 t0=$SECONDS
 MINUTES=${MINUTES:-4.5}
 DEADLINE=${DEADLINE:-575}
-# The dim-24 candidate (docs/train/2026-11-26-dim24: 1.37 M, 1.7× the shipped model's CPU forward),
+# The dim-24 candidate (docs/lab/train/2026-11-26-dim24: 1.37 M, 1.7× the shipped model's CPU forward),
 # which 2 CPU cores trained to parity with the shipped model in 160,000 images. Batch 512: on the
-# H200 a step at batch 128 kept the GPU busy 27 % of the time (docs/device/2026-11-26-h200-2), so
+# H200 a step at batch 128 kept the GPU busy 27 % of the time (docs/lab/device/2026-11-26-h200-2), so
 # a larger batch costs little more per step.
-# No flips: Fashion-MNIST's shoes all face left (README → Model card).
+# No flips: Fashion-MNIST's shoes all face left (docs/model-card.md).
 TRAIN_ARGS=${TRAIN_ARGS:---dim 24 --dim-mults 1,2,4 --attn-heads 2 --attn-dim-head 16 --batch 512 --lr 1e-3 --warmup 200 --clip 1 --ema 0.999 --lr-schedule cosine --checkpoint-every 500 --seed 0 --no-flips}
 out=${OUT:?OUT: where the results go (the device tool sets it)}
 here=.device
@@ -91,7 +91,7 @@ for setting in "${settings[@]}"; do
   if [ "$(left)" -gt 10 ]; then
     echo "[$((SECONDS - t0)) s] guidance $guidance, t $interval, seed $seed ${runs:-}" | tee -a "$work/eval.log"
     RUNS=$runs GUIDANCE=$guidance INTERVAL=$interval SEED=$seed DEVICE=wgpu DATA=$data DDPM=$ddpm EVALS=$work/eval DDPM_BATCH=250 \
-      timeout "$(left)" bash tools/eval_card.sh "$out/model.ddpm" docs/eval/classifier.bpk 2>&1 | tee -a "$work/eval.log"
+      timeout "$(left)" bash tools/eval_card.sh "$out/model.ddpm" assets/classifier.bpk 2>&1 | tee -a "$work/eval.log"
     pack
   fi
 done

@@ -1,7 +1,7 @@
 #!/bin/bash
 # The model card's measurements of a weights file: FD (raw and FD∞) beside the floor and ceiling,
 # and the class accuracy of guided samples, for DDIM 20, DDIM 50 and DDPM 1000 (guidance 2,
-# 500 samples each). Each run keeps a journal in docs/eval/<first 12 hex of the weights' SHA-256>/
+# 500 samples each). Each run keeps a journal in docs/lab/eval/<first 12 hex of the weights' SHA-256>/
 # (committed: the card's numbers can be recomputed from it in a minute, and a run interrupted on
 # one machine goes on from it on another): DDPM's 1000 steps take about 4-5 hours on 2 CPU cores.
 # Usage: tools/eval_card.sh WEIGHTS [CLASSIFIER]   (make cli first)
@@ -17,7 +17,7 @@ set -euo pipefail
 weights=${1:?usage: tools/eval_card.sh WEIGHTS [CLASSIFIER]}
 CACHE=${CACHE:-$HOME/.cache/ddpm-web}
 ddpm=${DDPM:-$CACHE/target/debug/ddpm}
-evals=${EVALS:-$(dirname "$0")/../docs/eval}
+evals=${EVALS:-$(dirname "$0")/../docs/lab/eval}
 device=${DEVICE:-cpu}
 guidance=${GUIDANCE:-2}
 interval=${INTERVAL:-}
@@ -27,7 +27,7 @@ tag=$([ "$guidance" = 2 ] && [ -z "$interval" ] || echo "-g$guidance")${interval
 extra=(${interval:+--guidance-interval "$interval"} ${clip:+--clip-x0})
 data=${DATA:-/usr/share/datasets/fashion-mnist}
 # The feature extractor is part of the measure: the committed one, so numbers agree across machines.
-classifier=${2:-$evals/classifier.bpk}
+classifier=${2:-$(dirname "$0")/../assets/classifier.bpk}
 [ -f "$classifier" ] || "$ddpm" classifier train -o "$classifier" --data "$data" --device "$device"
 dir=$evals/$(sha256sum "$weights" | cut -c1-12)
 mkdir -p "$dir"

@@ -1,14 +1,14 @@
 // The browser half of `make bench` (not a test: it asserts nothing about speed). In one headless
 // Chromium, on one adapter: our page's reverse step on WebGPU and on its CPU fallback, against
-// onnxruntime-web running the same U-Net and weights (tests/bench/ort-bench.js); the share of a
+// onnxruntime-web running the same U-Net and weights (tools/bench/ort-bench.js); the share of a
 // step spent drawing; page open → first finished sample, cold and warm; bytes of a cold load.
-// Usage: node tests/bench/browser.mjs BENCH_DIR  (BENCH_DIR holds unet.onnx and model.probe.json)
+// Usage: node tools/bench/browser.mjs BENCH_DIR  (BENCH_DIR holds unet.onnx and model.probe.json)
 import { mkdir, rm, symlink, copyFile, writeFile } from "node:fs/promises";
 import { resolve, join } from "node:path";
 import { gzipSync } from "node:zlib";
 import { chromium } from "playwright-core";
 import { serve } from "../serve.mjs";
-import { CHROMIUM_ARGS } from "../browser/harness.mjs";
+import { CHROMIUM_ARGS } from "../../tests/browser/harness.mjs";
 
 const dir = resolve(process.argv[2] || `${process.env.HOME}/.cache/ddpm-web/bench`);
 const RUNS = Number(process.env.RUNS || 5);

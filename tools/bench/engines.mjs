@@ -1,10 +1,10 @@
 // The browser-engine part of `make bench` (not a test): the page's reverse step in each engine the
 // tests drive (Chromium, Firefox, WebKit), on the path each takes by itself, at batch 1 and 4.
-// Usage: node tests/bench/engines.mjs [BENCH_DIR]  (writes engines.json there, prints a table)
+// Usage: node tools/bench/engines.mjs [BENCH_DIR]  (writes engines.json there, prints a table)
 import { writeFileSync, mkdirSync } from "node:fs";
 import { join, resolve } from "node:path";
-import { generate, inBrowser, open, ready } from "../browser/harness.mjs";
-import { inWebKit } from "../browser/webkit.mjs";
+import { generate, inBrowser, open, ready } from "../../tests/browser/harness.mjs";
+import { inWebKit } from "../../tests/browser/webkit.mjs";
 
 const dir = resolve(process.argv[2] || `${process.env.HOME}/.cache/ddpm-web/bench`);
 const BATCHES = [1, 4];
