@@ -5,7 +5,7 @@ import { context2d, plotContext } from "./draw2d.js";
 import { initModels } from "./models.js";
 import { initTrain } from "./train.js";
 import { fetchWeights as fetchWeightsFrom } from "./weights.js";
-import { moduleWorkers, probeWebGpu } from "./webgpu.js";
+import { EVENT, NO_MODULE_WORKERS, OP, startEngine as startWorker } from "./protocol.js";
 import { CLASS_NAMES, DDIM_STEPS, INTERVALS, RANGES, SAMPLERS, clampNumber, randomSeed } from "./settings.js";
 
 const $ = (id) => document.getElementById(id);
@@ -26,15 +26,13 @@ const SETTINGS = {
   backend: { choices: ["auto", "webgpu", "cpu"], def: "auto" },
 };
 
-let worker = null;
+let worker = null;         // the engine's EngineWorker (www/protocol.js)
 let engineInfo = {};
 let weights = null;        // the verified pretrained weights file
 let models = null;         // which model is in use (www/models.js)
 let train = null;          // the Train card (www/train.js)
 let generating = false;
 let paused = false;
-const pending = new Map(); // request id → { resolve, reject }
-let nextId = 1;
 // What tests (and curious readers, from the console) can inspect.
 const ddpm = (window.ddpm = { steps: [], notices: [], state: "loading" });
 
@@ -114,13 +112,7 @@ function syncOutputs() {
 
 // ---------- the worker ----------
 
-function call(op, payload = {}, transfer = []) {
-  const id = nextId++;
-  return new Promise((resolve, reject) => {
-    pending.set(id, { resolve, reject });
-    worker.postMessage({ op, id, ...payload }, transfer);
-  });
-}
+const call = (op, fields) => worker.call(op, fields);
 
 const CANVASES = { gen: "gen-canvas", fwd: "fwd-canvas", train: "train-canvas" };
 
@@ -141,25 +133,18 @@ function showPixels({ name, rgba, width, height }) {
   context2d(canvas).putImageData(new ImageData(rgba, width, height), 0, 0);
 }
 
-function onWorkerMessage({ data: m }) {
-  if (m.id && pending.has(m.id)) {
-    const { resolve, reject } = pending.get(m.id);
-    pending.delete(m.id);
-    if (m.op === "error") reject(new Error(m.message));
-    else resolve(m);
-    return;
-  }
+function onWorkerEvent(m) {
   switch (m.op) {
-    case "begin": onBegin(m); break;
-    case "step": onStep(m); break;
-    case "pixels": showPixels(m); break;
-    case "paused": break;
-    case "finished": onFinished(m); break;
-    case "notice": notice(m.message); break;
-    case "error": failed(`Generating failed: ${m.message}`); break;
-    case "panic": crashed(`The model runtime crashed (${m.message}).`); break;
-    case "device-lost": crashed(`The GPU device was lost (${m.message}). This happens when the graphics driver resets or the tab was in the background for long.`); break;
-    case "gpu-error": console.warn("WebGPU:", m.message); break;
+    case EVENT.begin: onBegin(m); break;
+    case EVENT.step: onStep(m); break;
+    case EVENT.pixels: showPixels(m); break;
+    case EVENT.paused: break;
+    case EVENT.finished: onFinished(m); break;
+    case EVENT.notice: notice(m.message); break;
+    case EVENT.error: failed(`Generating failed: ${m.message}`); break;
+    case EVENT.panic: crashed(`The model runtime crashed (${m.message}).`); break;
+    case EVENT.deviceLost: crashed(`The GPU device was lost (${m.message}). This happens when the graphics driver resets or the tab was in the background for long.`); break;
+    case EVENT.gpuError: gpuError(m.message); break;
     default: if (m.op.startsWith("train-")) train.onMessage(m);
   }
 }
@@ -170,6 +155,17 @@ function crashed(text) {
   setStatus("error", "Stopped.");
   notice(`${text} Restart the engine to go on; your settings are kept.`, { recover: true });
   setButtons();
+}
+
+// A GPU error (a shader WebGPU rejected, an out-of-memory) leaves the run going but its numbers
+// suspect; the first one per engine is shown, all go to the console.
+let gpuErrorText = null;
+function gpuError(message) {
+  console.error("WebGPU:", message);
+  // A lost device is logged as an error too; its own event (device-lost) tells the reader.
+  if (gpuErrorText || /device (was )?lost/i.test(message)) return;
+  gpuErrorText = `The GPU reported an error (${message}); pictures from it may be wrong. Choose “CPU” under “Run on”, or restart the engine.`;
+  notice(gpuErrorText, { recover: true });
 }
 
 function failed(text) {
@@ -193,57 +189,52 @@ function probeCanvas() {
 // Starts a worker on the chosen backend (falling back to the CPU if WebGPU fails) and loads the weights.
 async function startEngine() {
   setStatus("loading", "Starting the model…"); // at once, so nothing reads the old error state
-  pending.forEach(({ reject }) => reject(new Error("the engine restarted")));
-  pending.clear();
-  worker?.terminate();
+  worker?.terminate("the engine restarted");
+  worker = null;
   generating = false;
+  gpuErrorText = null;
   setButtons();
-  if (!moduleWorkers()) {
-    setStatus("error", "This browser cannot run the model: it has no module workers (Chrome 80+, Firefox 114+ and Safari 15+ have them).");
+  const wanted = $("backend").value;
+  // Feature-tested, not browser-named: without transferable canvases the page draws itself.
+  const transfer = typeof HTMLCanvasElement.prototype.transferControlToOffscreen === "function";
+  let started;
+  try {
+    started = await startWorker({
+      url: new URL("./worker.js", import.meta.url),
+      wanted,
+      onAttempt: (backend) => setStatus("loading", `Starting the model on ${backend === "webgpu" ? "WebGPU" : "the CPU"}…`),
+      async startFields(backend, gpu) {
+        gpuCanvas ??= gpu.ok && (await probeCanvas());
+        const canvases = transfer ? Object.fromEntries(Object.entries(CANVASES).map(([name, id]) => [name, freshCanvas(id, true)])) : {};
+        return { fields: { canvases, gpuCanvas, pagePixels: !transfer, faults: window.ddpmTestFaults }, transfer: Object.values(canvases) };
+      },
+      onEvent: onWorkerEvent,
+      onError: (message) => failed(`The worker failed: ${message}.`),
+    });
+  } catch (e) {
+    setStatus("error", e.message === NO_MODULE_WORKERS
+      ? `This browser cannot run the model: ${NO_MODULE_WORKERS.replace(/^this browser /, "it ")}.`
+      : `The model could not start on this device: ${e.message}. Try another browser (Chrome, Edge, Safari 18+ or Firefox 141+).`);
     return;
   }
-  const gpu = await probeWebGpu();
-  const wanted = $("backend").value;
-  let backend = wanted === "cpu" || (wanted === "auto" && (!gpu.ok || gpu.software)) ? "cpu" : "webgpu";
+  const { gpu, backend } = started;
+  worker = started.engine;
+  engineInfo = started.info;
+  // The worker could not draw into a transferred canvas: fresh ones, drawn here.
+  if (transfer && engineInfo.drawing === "page") for (const id of Object.values(CANVASES)) freshCanvas(id, false);
   const notes = [];
-  gpuCanvas ??= gpu.ok && (await probeCanvas());
   if (!gpu.ok) notes.push(`${gpu.why} Running on the CPU in WebAssembly instead (slower; fewer images by default).`);
   else if (gpu.software && wanted === "auto") notes.push(`Your WebGPU adapter (${gpu.name}) is a software renderer, where the CPU path is much faster, so the model runs on the CPU. Choose “WebGPU” under “Run on” to try it anyway.`);
-  for (;;) {
-    setStatus("loading", `Starting the model on ${backend === "webgpu" ? "WebGPU" : "the CPU"}…`);
-    worker = new Worker(new URL("./worker.js", import.meta.url), { type: "module" });
-    worker.onmessage = onWorkerMessage;
-    worker.onerror = (e) => failed(`The worker failed to start: ${e.message || "unknown error"}.`);
-    await new Promise((resolve) => worker.addEventListener("message", function ready({ data }) {
-      if (data.op === "ready") { worker.removeEventListener("message", ready); resolve(); }
-    }));
-    // Feature-tested, not browser-named: without transferable canvases the page draws itself.
-    const transfer = typeof HTMLCanvasElement.prototype.transferControlToOffscreen === "function";
-    const canvases = transfer ? Object.fromEntries(Object.entries(CANVASES).map(([name, id]) => [name, freshCanvas(id, true)])) : {};
-    try {
-      engineInfo = await call("start", { backend, canvases, gpuCanvas, pagePixels: !transfer, faults: window.ddpmTestFaults }, Object.values(canvases));
-      // The worker could not draw into a transferred canvas: fresh ones, drawn here.
-      if (transfer && engineInfo.drawing === "page") for (const id of Object.values(CANVASES)) freshCanvas(id, false);
-      break;
-    } catch (e) {
-      worker.terminate();
-      if (backend === "cpu") {
-        setStatus("error", `The model could not start on this device: ${e.message}. Try another browser (Chrome, Edge, Safari 18+ or Firefox 141+).`);
-        ddpm.state = "error";
-        return;
-      }
-      notes.push(`WebGPU failed to start (${e.message}); running on the CPU instead.`);
-      backend = "cpu";
-    }
-  }
+  if (started.webgpuError) notes.push(`WebGPU failed to start (${started.webgpuError}); running on the CPU instead.`);
   if (engineInfo.note) notes.push(engineInfo.note);
   $("device").textContent = backend === "webgpu"
     ? `Running on WebGPU: ${engineInfo.adapter || gpu.name}${engineInfo.software ? " (software)" : ""}.`
     : `Running on the CPU (Burn's flex backend in WebAssembly).`;
-  notice(notes.join(" "));
+  // A GPU error during start-up stays on screen beside the start-up notes.
+  notice([...notes, gpuErrorText ?? ""].join(" ").trim(), { recover: Boolean(gpuErrorText) });
   try {
     if (!weights) models.setPretrained((weights = await fetchWeights()));
-    const { description } = await call("load", { bytes: models.startBytes().slice().buffer });
+    const { description } = await call(OP.load, { bytes: models.startBytes().slice().buffer });
     ddpm.description = description;
     models.started(description);
   } catch (e) {
@@ -323,7 +314,7 @@ function generate(event) {
   paused = false;
   setStatus("running", "Generating…");
   setButtons();
-  worker.postMessage({ op: "generate", settings });
+  worker.send(OP.generate, { settings });
 }
 
 function onBegin({ total }) {
@@ -350,7 +341,7 @@ function onFinished(m) {
 
 function togglePause() {
   paused = !paused;
-  worker.postMessage({ op: paused ? "pause" : "resume" });
+  worker.send(paused ? OP.pause : OP.resume);
   setStatus(paused ? "paused" : "running", paused ? "Paused." : "Generating…");
   setButtons();
 }
@@ -380,7 +371,7 @@ async function drawForward() {
       forwardAgain = false;
       const t = Number($("t").value);
       $("t-out").textContent = t;
-      ddpm.forward = await call("forward", { images: examples, t, schedule: $("schedule").value, seed: 7, target: targetWidth("fwd-canvas") });
+      ddpm.forward = await call(OP.forward, { images: examples, t, schedule: $("schedule").value, seed: 7, target: targetWidth("fwd-canvas") });
       marker();
     } while (forwardAgain);
   } catch (e) {
@@ -392,7 +383,7 @@ async function drawForward() {
 
 let curves = null;
 async function plotSchedules() {
-  ({ curves } = await call("alphas", { schedules: SCHEDULES }));
+  ({ curves } = await call(OP.alphas, { schedules: SCHEDULES }));
   marker();
 }
 
@@ -439,7 +430,7 @@ function init() {
     syncOutputs();
     if (["view", "colormap"].includes(e.target.id) && worker) {
       const s = currentSettings();
-      worker.postMessage({ op: "redraw", view: s.view, colormap: s.colormap === "viridis" ? 1 : 0, target: targetWidth("gen-canvas") });
+      worker.send(OP.redraw, { view: s.view, colormap: s.colormap === "viridis" ? 1 : 0, target: targetWidth("gen-canvas") });
     }
     writeUrl();
   });
@@ -457,12 +448,12 @@ function init() {
   $("t").addEventListener("input", drawForward);
   $("schedule").addEventListener("change", () => { drawForward(); marker(); });
   addEventListener("resize", marker);
-  ddpm.loseDevice = () => worker.postMessage({ op: "loseDevice" });
-  ddpm.snapshot = (name) => call("snapshot", { name });
-  ddpm.memory = async () => ({ ...(await call("memory")), pageHeap: performance.memory?.usedJSHeapSize ?? null });
+  ddpm.loseDevice = () => worker.send(OP.loseDevice);
+  ddpm.snapshot = (name) => call(OP.snapshot, { name });
+  ddpm.memory = async () => ({ ...(await call(OP.memory)), pageHeap: performance.memory?.usedJSHeapSize ?? null });
   models = initModels({ call, notice, onChange: () => { ddpm.description = models.active().description; } });
   train = initTrain({
-    post: (m) => worker.postMessage(m),
+    send: (op, fields) => worker.send(op, fields),
     notice,
     backend: () => ddpm.backend,
     targetWidth,

@@ -10,7 +10,7 @@
 
 import { drawGrid, plotContext, scaledLayout } from "./draw2d.js";
 import { fetchWeights } from "./weights.js";
-import { moduleWorkers, probeWebGpu } from "./webgpu.js";
+import { EVENT, OP, startEngine as startWorker } from "./protocol.js";
 import { CLASS_NAMES, DDIM_STEPS, INTERVALS, RANGES, SAMPLERS, clampNumber, randomSeed } from "./settings.js";
 
 const BASE = new URL("./", import.meta.url);
@@ -20,9 +20,7 @@ const SIZE = 28;
 
 const engine = {
   started: null,      // promise of { backend } once the worker runs
-  worker: null,
-  pending: new Map(), // request id → { resolve, reject }
-  nextId: 1,
+  worker: null,       // its EngineWorker (www/protocol.js)
   owner: null,        // the demo whose generation or training the worker is running
   waiting: [],        // demos waiting for their turn: { demo, resolve }
   weights: new Map(), // src ("" = the shipped model) → promise of bytes: each fetched once
@@ -30,31 +28,25 @@ const engine = {
   demos: new Set(),
 };
 
-function call(op, payload = {}) {
-  const id = engine.nextId++;
-  return new Promise((resolve, reject) => {
-    engine.pending.set(id, { resolve, reject });
-    engine.worker.postMessage({ op, id, ...payload });
-  });
-}
+const call = (op, fields) => engine.worker.call(op, fields);
 
-function onMessage({ data: m }) {
-  if (m.id && engine.pending.has(m.id)) {
-    const { resolve, reject } = engine.pending.get(m.id);
-    engine.pending.delete(m.id);
-    if (m.op === "error") reject(new Error(m.message)); else resolve(m);
-    return;
-  }
-  if (m.op === "panic" || m.op === "device-lost") {
+function onEvent(m) {
+  if (m.op === EVENT.panic || m.op === EVENT.deviceLost) {
     // The worker is unusable: every demo says so, and the next click starts a fresh one.
-    const why = m.op === "panic" ? `the model runtime crashed (${m.message})` : `the GPU device was lost (${m.message})`;
-    engine.worker.terminate();
-    Object.assign(engine, { started: null, owner: null, loaded: null });
+    const why = m.op === EVENT.panic ? `the model runtime crashed (${m.message})` : `the GPU device was lost (${m.message})`;
+    engine.worker.terminate(why);
+    Object.assign(engine, { started: null, owner: null, loaded: null, gpuError: false });
     const lost = new Error(why);
-    engine.pending.forEach(({ reject }) => reject(lost));
-    engine.pending.clear();
     engine.waiting.splice(0).forEach(({ reject }) => reject(lost));
     engine.demos.forEach((d) => d.failed(`Stopped: ${why}. Click to start again.`));
+    return;
+  }
+  if (m.op === EVENT.gpuError) {
+    // The run goes on, but its numbers are suspect: say so under every demo, once.
+    console.error("WebGPU:", m.message);
+    if (/device (was )?lost/i.test(m.message)) return; // its own event (device-lost) follows
+    if (!engine.gpuError) engine.demos.forEach((d) => d.note(`The GPU reported an error (${m.message}); pictures may be wrong. Set backend="cpu" to avoid it.`));
+    engine.gpuError = true;
     return;
   }
   // Messages of a run carry the tag of the demo that started it (a superseded run may still
@@ -72,23 +64,14 @@ function workerUrl() {
 }
 
 async function startEngine() {
-  if (!moduleWorkers()) throw new Error("this browser has no module workers (Chrome 80+, Firefox 114+ and Safari 15+ have them)");
-  const worker = new Worker(workerUrl(), { type: "module" });
-  engine.worker = worker;
-  await new Promise((resolve, reject) => {
-    worker.onmessage = ({ data }) => { if (data.op === "ready") resolve(); };
-    worker.onerror = (e) => reject(new Error(e.message || "the worker failed to start"));
+  // The demos draw the values they are sent: no canvases go to the worker.
+  const { engine: worker, backend } = await startWorker({
+    url: workerUrl(),
+    startFields: async () => ({ fields: { canvases: {}, gpuCanvas: false } }),
+    onEvent,
+    onError: (message) => engine.demos.forEach((d) => d.failed(`Stopped: the worker failed (${message}). Click to start again.`)),
   });
-  worker.onmessage = onMessage;
-  const gpu = await probeWebGpu();
-  let backend = gpu.ok && !gpu.software ? "webgpu" : "cpu";
-  try {
-    await call("start", { backend, canvases: {}, gpuCanvas: false });
-  } catch (e) {
-    if (backend === "cpu") throw e;
-    backend = "cpu";
-    await call("start", { backend, canvases: {}, gpuCanvas: false });
-  }
+  engine.worker = worker;
   return { backend };
 }
 
@@ -123,7 +106,7 @@ async function take(demo) {
   const src = demo.getAttribute("src") || "";
   const bytes = await weightsFor(src);
   if (engine.loaded !== src) {
-    await call("load", { bytes: bytes.slice().buffer });
+    await call(OP.load, { bytes: bytes.slice().buffer });
     engine.loaded = src;
   }
 }
@@ -206,7 +189,7 @@ class DdpmDemo extends HTMLElement {
 
   disconnectedCallback() {
     engine.demos.delete(this);
-    if (engine.owner === this) { engine.worker.postMessage({ op: this.mode === "train" ? "trainStop" : "pause" }); release(this); }
+    if (engine.owner === this) { engine.worker.send(this.mode === "train" ? OP.trainStop : OP.pause); release(this); }
   }
 
   build() {
@@ -273,6 +256,12 @@ class DdpmDemo extends HTMLElement {
     if (this.$("go")) this.$("go").disabled = ["waiting", "running", "paused"].includes(state);
   }
 
+  // A warning that leaves the demo running (a GPU error), kept in ddpm.notes for the curious.
+  note(text) {
+    this.$("status").textContent = text;
+    (this.ddpm.notes ??= []).push(text);
+  }
+
   failed(text) {
     release(this);
     this.setState("error", text);
@@ -290,7 +279,7 @@ class DdpmDemo extends HTMLElement {
         else ensureStarted().catch(() => {}); // warm up, so a click is answered quickly
       }
     } else if (this.ddpm.state === "running" && engine.owner === this) {
-      engine.worker.postMessage({ op: this.mode === "train" ? "trainPause" : "pause" });
+      engine.worker.send(this.mode === "train" ? OP.trainPause : OP.pause);
       this.setState("away", "Paused while out of view.");
       // A demo in view may be waiting for the engine (it was clicked before this one left the
       // view): give way now, and start over when seen again.
@@ -306,14 +295,14 @@ class DdpmDemo extends HTMLElement {
 
   resume() {
     if (this.ddpm.restart || engine.owner !== this) { this.ddpm.restart = false; this.start(); return; }
-    engine.worker.postMessage({ op: this.mode === "train" ? "trainResume" : "resume" });
+    engine.worker.send(this.mode === "train" ? OP.trainResume : OP.resume);
     this.setState("running", this.mode === "train" ? "Training…" : "Generating…");
   }
 
   togglePause() {
     const paused = this.ddpm.state === "paused";
     const train = this.mode === "train";
-    engine.worker.postMessage({ op: paused ? (train ? "trainResume" : "resume") : (train ? "trainPause" : "pause") });
+    engine.worker.send(paused ? (train ? OP.trainResume : OP.resume) : (train ? OP.trainPause : OP.pause));
     this.setState(paused ? "running" : "paused", paused ? "Continuing…" : "Paused.");
   }
 
@@ -331,11 +320,11 @@ class DdpmDemo extends HTMLElement {
       this.ddpm.losses = [];
       const options = { from: "scratch", classes: [classIndex(this.getAttribute("class")) >= 0 ? classIndex(this.getAttribute("class")) : 7], batch: 8, lr: 0.001, seed: 0, ema: 0.99 };
       const steps = number(this.getAttribute("steps"), 1, 5000, 300, true);
-      engine.worker.postMessage({ op: "train", settings: { options, steps, evalEvery: 1e9, previewEvery: 25, target: 0, sendValues: true, tag: this.tag } });
+      engine.worker.send(OP.train, { settings: { options, steps, evalEvery: 1e9, previewEvery: 25, target: 0, sendValues: true, tag: this.tag } });
       this.setState("running", "Training…");
     } else {
       this.current = this.ddpm.settings = this.settings();
-      engine.worker.postMessage({ op: "generate", settings: this.current });
+      engine.worker.send(OP.generate, { settings: this.current });
       this.setState("running", "Generating…");
     }
   }
@@ -350,7 +339,7 @@ class DdpmDemo extends HTMLElement {
         this.again = false;
         const t = Number(this.$("t")?.value ?? number(this.getAttribute("t"), 0, 999, 250, true));
         const schedule = ["linear", "cosine", "quadratic", "sigmoid"].includes(this.getAttribute("schedule")) ? this.getAttribute("schedule") : "linear";
-        const { values } = await call("forward", { images: this.examples, t, schedule, seed: 7, target: 0 });
+        const { values } = await call(OP.forward, { images: this.examples, t, schedule, seed: 7, target: 0 });
         this.draw(values, 10, 10, 1);
         this.ddpm.t = t;
         this.setState("done", `t = ${t}`);
@@ -371,38 +360,38 @@ class DdpmDemo extends HTMLElement {
   onEngine(m) {
     const batch = this.current?.batch;
     switch (m.op) {
-      case "begin":
+      case EVENT.begin:
         this.draw(m.values, batch, Math.ceil(Math.sqrt(batch)), 2);
         break;
-      case "step":
+      case EVENT.step:
         this.draw(m.values, batch, Math.ceil(Math.sqrt(batch)), 2);
         this.ddpm.steps = m.done;
         if (this.ddpm.state === "running") this.$("status").textContent = `Step ${m.done} / ${m.total} · ${m.millis.toFixed(0)} ms`;
         break;
-      case "finished":
+      case EVENT.finished:
         this.ddpm.finished = { total: m.total, seconds: m.seconds, final: m.final };
         release(this);
         this.setState("done", `Done: ${m.total} steps in ${m.seconds.toFixed(1)} s.`);
         break;
-      case "train-step":
+      case EVENT.trainStep:
         this.ddpm.steps = m.done;
         this.ddpm.losses.push(...m.losses);
         this.$("status").textContent = `Step ${m.done} · ${m.imagesPerSecond.toFixed(0)} images/s`;
         this.plotLoss();
         break;
-      case "train-preview":
+      case EVENT.trainPreview:
         this.draw(m.values, 8, 8, 1);
         break;
-      case "train-paused":
+      case EVENT.trainPaused:
         engine.loaded = null; // the worker now holds the weights being trained
         break;
-      case "train-finished":
+      case EVENT.trainFinished:
         engine.loaded = null;
         release(this);
         this.setState("done", `Done: ${m.done} steps.`);
         break;
-      case "error":
-      case "train-error":
+      case EVENT.error:
+      case EVENT.trainError:
         this.failed(`Stopped: ${m.message}`);
         break;
     }

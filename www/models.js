@@ -2,6 +2,7 @@
 // IndexedDB, or a file from disk. The active model's bytes are kept so that restarting the
 // engine (after a lost GPU device) brings the same model back.
 
+import { OP } from "./protocol.js";
 import { loadModel, saveModel } from "./store.js";
 
 const $ = (id) => document.getElementById(id);
@@ -26,7 +27,7 @@ export function initModels({ call, notice, onChange }) {
 
   // Loads `record` into the engine; on failure the model in use stays as it was.
   async function use(record) {
-    const { description } = await call("load", { bytes: record.bytes.slice().buffer });
+    const { description } = await call(OP.load, { bytes: record.bytes.slice().buffer });
     active = { ...record, description };
     show();
     onChange();
@@ -74,7 +75,7 @@ export function initModels({ call, notice, onChange }) {
     setPretrained(bytes) { pretrained = { name: "pretrained", kind: "pretrained", bytes }; },
     // The engine switched to weights from the training run; keep their bytes for restarts and saving.
     async trained(description) {
-      const { bytes } = await call("save");
+      const { bytes } = await call(OP.save);
       active = { name: "trained in this tab", kind: "trained", bytes: new Uint8Array(bytes), description };
       show();
       onChange();

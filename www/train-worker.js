@@ -3,6 +3,8 @@
 // loss and preview samples to the page. Between calls the worker reads its messages, so Pause
 // and Stop take effect within one call.
 
+import { EVENT, OP } from "./protocol.js";
+
 const PREVIEW = { count: 8, steps: 10, seed: 1 };
 // A call aims at this much work, so the page hears from us (and pause answers) a few times a second.
 const CALL_MS = 250;
@@ -16,7 +18,7 @@ export function trainHandlers(ctx) {
 
   async function loadData(say) {
     if (dataLoaded) return;
-    say({ op: "train-status", message: "Fetching the training images…" });
+    say({ op: EVENT.trainStatus, message: "Fetching the training images…" });
     const get = async (name) => {
       const response = await fetch(new URL(`./data/${name}`, import.meta.url));
       if (!response.ok) throw new Error(`the server answered ${response.status} for data/${name}`);
@@ -25,7 +27,7 @@ export function trainHandlers(ctx) {
     const [images, labels] = await Promise.all([get("t10k-images-idx3-ubyte.gz"), get("t10k-labels-idx1-ubyte.gz")]);
     const n = ctx.engine.loadData(images, labels);
     dataLoaded = true;
-    say({ op: "train-status", message: `${n} images loaded.` });
+    say({ op: EVENT.trainStatus, message: `${n} images loaded.` });
   }
 
   const post = (m) => ctx.post(m);
@@ -37,7 +39,7 @@ export function trainHandlers(ctx) {
   }
 
   async function evaluate(done, say) {
-    say({ op: "train-eval", done, loss: await ctx.engine.evalLoss() });
+    say({ op: EVENT.trainEval, done, loss: await ctx.engine.evalLoss() });
   }
 
   async function loop(settings) {
@@ -47,10 +49,10 @@ export function trainHandlers(ctx) {
     run = { token, paused: false, stop: false, wake: null };
     await loadData(say);
     const description = JSON.parse(ctx.engine.beginTraining(JSON.stringify(settings.options)));
-    say({ op: "train-begin", description, steps: settings.steps });
+    say({ op: EVENT.trainBegin, description, steps: settings.steps });
     await evaluate(0, say);
     const first = await preview(settings.target);
-    say({ op: "train-preview", done: 0, values: settings.sendValues ? first : undefined });
+    say({ op: EVENT.trainPreview, done: 0, values: settings.sendValues ? first : undefined });
     let done = 0;
     let chunk = 1;
     let evalAt = settings.evalEvery;
@@ -61,11 +63,11 @@ export function trainHandlers(ctx) {
       if (run.token !== token) return;
       if (run.stop) break;
       if (run.paused) {
-        say({ op: "train-paused", done, description: JSON.parse(ctx.engine.useTrained()) });
+        say({ op: EVENT.trainPaused, done, description: JSON.parse(ctx.engine.useTrained()) });
         await new Promise((r) => { run.wake = r; });
         if (run.token !== token) return;
         if (run.stop) break;
-        say({ op: "train-resumed", done });
+        say({ op: EVENT.trainResumed, done });
       }
       const report = await ctx.engine.trainSteps(Math.min(chunk, settings.steps - done));
       const { losses, millis } = report;
@@ -74,16 +76,16 @@ export function trainHandlers(ctx) {
       // Size the next call from this one's pace.
       const perStep = millis / losses.length;
       chunk = Math.max(1, Math.min(16, Math.round(CALL_MS / perStep)));
-      say({ op: "train-step", done, losses, millis, imagesPerSecond: (losses.length * settings.options.batch * 1000) / millis });
+      say({ op: EVENT.trainStep, done, losses, millis, imagesPerSecond: (losses.length * settings.options.batch * 1000) / millis });
       if (done >= evalAt || done === settings.steps) { await evaluate(done, say); evalAt = done + settings.evalEvery; }
       if (done >= previewAt || done === settings.steps) {
         const values = await preview(settings.target);
-        say({ op: "train-preview", done, values: settings.sendValues ? values : undefined });
+        say({ op: EVENT.trainPreview, done, values: settings.sendValues ? values : undefined });
         previewAt = done + settings.previewEvery;
       }
       if (performance.now() >= snapshotAt) {
         const bytes = await ctx.engine.trainedSnapshot();
-        say({ op: "train-snapshot", done, bytes: bytes.buffer });
+        say({ op: EVENT.trainSnapshot, done, bytes: bytes.buffer });
         snapshotAt = performance.now() + SNAPSHOT_MS;
       }
     }
@@ -91,23 +93,23 @@ export function trainHandlers(ctx) {
     const finalDescription = JSON.parse(ctx.engine.useTrained());
     ctx.engine.endTraining();
     run = null;
-    say({ op: "train-finished", done, description: finalDescription });
+    say({ op: EVENT.trainFinished, done, description: finalDescription });
   }
 
   return {
-    async train({ settings }) {
+    async [OP.train]({ settings }) {
       if (run) { run.token = null; run.wake?.(); }
       loop(settings).catch((e) => {
         run = null;
-        post({ op: "train-error", tag: settings.tag, message: e.message || String(e) });
+        post({ op: EVENT.trainError, tag: settings.tag, message: e.message || String(e) });
       });
       return null;
     },
-    async trainPause() { if (run) run.paused = true; return null; },
-    async trainResume() { if (run) { run.paused = false; run.wake?.(); run.wake = null; } return null; },
-    async trainStop() { if (run) { run.stop = true; run.wake?.(); run.wake = null; } return null; },
+    async [OP.trainPause]() { if (run) run.paused = true; return null; },
+    async [OP.trainResume]() { if (run) { run.paused = false; run.wake?.(); run.wake = null; } return null; },
+    async [OP.trainStop]() { if (run) { run.stop = true; run.wake?.(); run.wake = null; } return null; },
     // The active model as a weights file (after training: the trained weights).
-    async save() {
+    async [OP.save]() {
       const bytes = await ctx.engine.saveActive();
       return { op: "saved", bytes: bytes.buffer };
     },

@@ -2,12 +2,13 @@
 // preview. The training itself runs in the worker (www/train-worker.js).
 
 import { plotContext } from "./draw2d.js";
+import { EVENT, OP } from "./protocol.js";
 
 const $ = (id) => document.getElementById(id);
 const EMA_DECAY = 0.99; // short runs: the EMA should follow within ~100 steps
 const SMOOTHING = 0.1;
 
-export function initTrain({ post, notice, backend, targetWidth, models, classNames, onBusy }) {
+export function initTrain({ send, notice, backend, targetWidth, models, classNames, onBusy }) {
   const state = (window.ddpm.train = { state: "idle", done: 0, losses: [], evals: [], rates: [], previews: 0 });
   let total = 0;
   let snapshot = null; // { done, bytes }: the run's latest trained weights, kept for a restart
@@ -88,14 +89,14 @@ export function initTrain({ post, notice, backend, targetWidth, models, classNam
     total = steps;
     plot();
     setState("starting", "Starting…");
-    post({ op: "train", settings: { options, steps, evalEvery: 10, previewEvery: cpu ? 50 : 25, target: targetWidth("train-canvas") } });
+    send(OP.train, { settings: { options, steps, evalEvery: 10, previewEvery: cpu ? 50 : 25, target: targetWidth("train-canvas") } });
   }
 
   function onMessage(m) {
     switch (m.op) {
-      case "train-status": $("train-info").textContent = m.message; break;
-      case "train-begin": setState("running", `Step 0 / ${m.steps}`); break;
-      case "train-step": {
+      case EVENT.trainStatus: $("train-info").textContent = m.message; break;
+      case EVENT.trainBegin: setState("running", `Step 0 / ${m.steps}`); break;
+      case EVENT.trainStep: {
         state.done = m.done;
         state.losses.push(...m.losses);
         state.rates.push(m.imagesPerSecond);
@@ -105,27 +106,27 @@ export function initTrain({ post, notice, backend, targetWidth, models, classNam
         plot();
         break;
       }
-      case "train-eval":
+      case EVENT.trainEval:
         state.evals.push({ step: m.done, loss: m.loss });
         $("train-eval").textContent = `held-out loss ${m.loss.toFixed(4)}`;
         plot();
         break;
-      case "train-preview": state.previews++; break;
-      case "train-snapshot":
+      case EVENT.trainPreview: state.previews++; break;
+      case EVENT.trainSnapshot:
         snapshot = { done: m.done, bytes: new Uint8Array(m.bytes) };
         state.snapshotAt = m.done;
         break;
-      case "train-paused":
+      case EVENT.trainPaused:
         setState("paused", `Paused at step ${m.done} / ${total}. Generate now uses these weights.`);
         models.trained(m.description);
         break;
-      case "train-resumed": setState("running"); break;
-      case "train-finished":
+      case EVENT.trainResumed: setState("running"); break;
+      case EVENT.trainFinished:
         state.finished = m;
         setState("done", `Done: ${m.done} steps. Generate now uses the trained weights; Save keeps them.`);
         models.trained(m.description);
         break;
-      case "train-error":
+      case EVENT.trainError:
         setState("error", `Training stopped: ${m.message}`);
         break;
     }
@@ -168,10 +169,10 @@ export function initTrain({ post, notice, backend, targetWidth, models, classNam
   $("train-controls").addEventListener("input", () => (state.touched = true));
   $("train-pause").addEventListener("click", () => {
     const resume = state.state === "paused";
-    post({ op: resume ? "trainResume" : "trainPause" });
+    send(resume ? OP.trainResume : OP.trainPause);
     $("train-info").textContent = resume ? "Resuming…" : "Pausing after this step…";
   });
-  $("train-stop").addEventListener("click", () => { post({ op: "trainStop" }); $("train-info").textContent = "Stopping…"; });
+  $("train-stop").addEventListener("click", () => { send(OP.trainStop); $("train-info").textContent = "Stopping…"; });
   addEventListener("resize", plot);
   plot();
   return { onMessage, engineReady, running: () => ["running", "starting"].includes(state.state), paused: () => state.state === "paused" };

@@ -2,13 +2,14 @@
 // the sampler and draws each step into the canvases the page transferred to us.
 import init, { Engine, alphasCumprod, encodeGif } from "./ddpm-web.js";
 import { context2d, drawGrid, gridPng, gridPixels, scaledLayout } from "./draw2d.js";
+import { EVENT, OP } from "./protocol.js";
 import { trainHandlers } from "./train-worker.js";
 
 const post = (msg, transfer) => postMessage(msg, transfer || []);
 // The wasm module calls these (src/web): a panic or a lost device ends this worker's usefulness.
-self.ddpmOnPanic = (message) => post({ op: "panic", message: String(message).split("\n")[0] });
-self.ddpmOnDeviceLost = (message) => post({ op: "device-lost", message });
-self.ddpmOnGpuError = (message) => post({ op: "gpu-error", message });
+self.ddpmOnPanic = (message) => post({ op: EVENT.panic, message: String(message).split("\n")[0] });
+self.ddpmOnDeviceLost = (message) => post({ op: EVENT.deviceLost, message });
+self.ddpmOnGpuError = (message) => post({ op: EVENT.gpuError, message });
 
 let engine = null;
 let wasm = null; // the module's exports (its memory is reported to soak tests)
@@ -30,12 +31,12 @@ function draw(name, values, layout) {
   const t0 = performance.now();
   if (!s) {
     const { rgba, width, height } = (posted[name] = gridPixels(values, layout));
-    post({ op: "pixels", name, rgba, width, height });
+    post({ op: EVENT.pixels, name, rgba, width, height });
     return performance.now() - t0;
   }
   const full = scaledLayout(layout, layout.target);
   if (s.painter) {
-    s.painter.paint(values, full.count, full.cols, full.size, full.panels, full.colormap, full.width, full.height);
+    s.painter.paint(values, JSON.stringify(full));
   } else {
     drawGrid(s.canvas, values, full);
   }
@@ -59,7 +60,7 @@ function drawRun() {
 async function generate(settings) {
   // Every message of this run carries its tag, so a page with several demos knows whose it is.
   const say = (m) => post({ ...m, tag: settings.tag });
-  const total = engine.begin(settings.sampler, settings.steps, settings.eta, settings.seed, settings.class, settings.guidance, settings.interval, settings.batch);
+  const total = engine.begin(JSON.stringify(settings));
   const token = {};
   const noise = await engine.noise();
   // Before the first step x_T and x̂_0 are both shown as the starting noise.
@@ -69,7 +70,7 @@ async function generate(settings) {
   run = { token, settings, last: both, paused: false, done: 0, total, millis: [], frames: [], every: Math.max(1, Math.ceil(total / 60)) };
   drawRun();
   keepFrame();
-  say({ op: "begin", total, values: settings.sendValues ? run.last : undefined });
+  say({ op: EVENT.begin, total, values: settings.sendValues ? run.last : undefined });
   const started = performance.now();
   for (;;) {
     // Let messages (stop, continue, new settings) in between steps, even when a step resolves
@@ -77,7 +78,7 @@ async function generate(settings) {
     await new Promise((r) => setTimeout(r, 0));
     if (run.token !== token) return; // superseded by a newer Generate
     if (run.paused) {
-      say({ op: "paused", done: run.done, total });
+      say({ op: EVENT.paused, done: run.done, total });
       await new Promise((r) => { wake = r; });
       if (run.token !== token) return;
     }
@@ -91,10 +92,10 @@ async function generate(settings) {
     const drawMs = drawRun();
     if (run.done % run.every === 0 || run.done === total) keepFrame();
     const frame = settings.trace ? await fingerprint("gen") : undefined;
-    say({ op: "step", done: run.done, total, t, millis: run.millis.at(-1), drawMs, frame, values: settings.sendValues ? run.last : undefined });
+    say({ op: EVENT.step, done: run.done, total, t, millis: run.millis.at(-1), drawMs, frame, values: settings.sendValues ? run.last : undefined });
   }
   const n = settings.batch * size * size;
-  say({ op: "finished", total, seconds: (performance.now() - started) / 1000, final: run.last.slice(0, n), medianMs: median(run.millis) });
+  say({ op: EVENT.finished, total, seconds: (performance.now() - started) / 1000, final: run.last.slice(0, n), medianMs: median(run.millis) });
 }
 
 // A grey frame of x_t beside x̂_0 for the GIF (about 60 of them, whatever the step count).
@@ -127,8 +128,10 @@ async function snapshot(name) {
 
 // Faults the tests inject (the page passes `window.ddpmTestFaults`; nobody else sets it):
 // `refuseLimits`: the adapter refuses any device asking for more than WebGPU's default buffer
-// size, although it advertises more, as some drivers do.
+// size, although it advertises more, as some drivers do. `gpuError`: once started, the engine
+// reports this GPU error, as it does a shader WebGPU rejected.
 function injectFaults(faults) {
+  if (faults?.gpuError) setTimeout(() => self.ddpmOnGpuError(faults.gpuError), 0);
   if (!faults?.refuseLimits || !self.GPUAdapter || GPUAdapter.prototype.requestDevice.faulty) return;
   const real = GPUAdapter.prototype.requestDevice;
   const faulty = function (descriptor) {
@@ -144,7 +147,7 @@ function injectFaults(faults) {
 const handlers = {
   // `gpuCanvas`: the page found that WebGPU canvases work here (www/probe.js). `pagePixels`: the
   // page could not transfer its canvases and draws the pixels we post.
-  async start({ backend, canvases = {}, gpuCanvas, pagePixels: wanted = false, faults }) {
+  async [OP.start]({ backend, canvases = {}, gpuCanvas, pagePixels: wanted = false, faults }) {
     injectFaults(faults);
     wasm = await init({ module_or_path: new URL("./ddpm-web_bg.wasm", import.meta.url) });
     engine = await Engine.start(backend, gpuCanvas);
@@ -152,7 +155,7 @@ const handlers = {
     for (const [name, canvas] of Object.entries(canvases)) {
       let painter = null;
       if (gpuCanvas) {
-        try { painter = engine.painter(canvas) ?? null; } catch (e) { post({ op: "notice", message: `Drawing with Canvas 2D: ${e.message}` }); }
+        try { painter = engine.painter(canvas) ?? null; } catch (e) { post({ op: EVENT.notice, message: `Drawing with Canvas 2D: ${e.message}` }); }
       }
       try {
         if (!painter && !context2d(canvas)) throw new Error("no 2D context");
@@ -165,48 +168,48 @@ const handlers = {
     const drawing = pagePixels ? "page" : surfaces.gen?.painter ? "webgpu" : "canvas2d";
     return { op: "started", backend: engine.backend, adapter: engine.adapter, software: engine.software, note: engine.note, drawing };
   },
-  async load({ bytes }) {
+  async [OP.load]({ bytes }) {
     const description = JSON.parse(engine.load(new Uint8Array(bytes)));
     size = description.unet.image_size;
     timesteps = description.timesteps;
     return { op: "loaded", description };
   },
-  async generate({ settings }) {
+  async [OP.generate]({ settings }) {
     if (run) { run.token = null; wake?.(); }
-    generate(settings).catch((e) => post({ op: "error", context: "generate", tag: settings.tag, message: e.message || String(e) }));
+    generate(settings).catch((e) => post({ op: EVENT.error, context: "generate", tag: settings.tag, message: e.message || String(e) }));
     return null;
   },
-  async pause() { if (run) run.paused = true; return null; },
-  async resume() { if (run) { run.paused = false; wake?.(); wake = null; } return null; },
-  async redraw({ view, colormap, target }) {
+  async [OP.pause]() { if (run) run.paused = true; return null; },
+  async [OP.resume]() { if (run) { run.paused = false; wake?.(); wake = null; } return null; },
+  async [OP.redraw]({ view, colormap, target }) {
     if (run) { Object.assign(run.settings, { view, colormap, target }); drawRun(); }
     return null;
   },
-  async forward({ images, t, schedule, seed, target }) {
-    const values = await engine.forward(images, size, t, schedule, timesteps, seed);
+  async [OP.forward]({ images, t, schedule, seed, target }) {
+    const values = await engine.forward(images, JSON.stringify({ size, t, schedule, timesteps, seed }));
     const count = images.length / (size * size);
     draw("fwd", values, { count, cols: count, size, panels: 1, colormap: 0, target });
     return { op: "forwarded", t, schedule, values: surfaces.fwd ? undefined : values };
   },
-  async alphas({ schedules }) {
+  async [OP.alphas]({ schedules }) {
     return { op: "alphas", curves: Object.fromEntries(schedules.map((s) => [s, Array.from(alphasCumprod(s, timesteps))])) };
   },
-  async png() {
+  async [OP.png]() {
     if (!run || run.done < run.total) throw new Error("nothing finished to export yet");
     const n = run.settings.batch;
     return { op: "png", blob: await gridPng(run.last.subarray(0, n * size * size), n, Math.ceil(Math.sqrt(n)), size) };
   },
-  async gif() {
+  async [OP.gif]() {
     if (!run || run.done < run.total) throw new Error("nothing finished to export yet");
     const [width, height] = run.frameSize;
     const all = new Uint8Array(run.frames.length * width * height);
     run.frames.forEach((f, i) => all.set(f, i * width * height));
-    return { op: "gif", blob: new Blob([encodeGif(all, width, height, 8)], { type: "image/gif" }), frames: run.frames.length };
+    return { op: "gif", blob: new Blob([encodeGif(all, width, height)], { type: "image/gif" }), frames: run.frames.length };
   },
-  async snapshot({ name }) { return { op: "snapshot", ...(await snapshot(name)) }; },
-  async loseDevice() { engine.loseDevice(); return null; },
+  async [OP.snapshot]({ name }) { return { op: "snapshot", ...(await snapshot(name)) }; },
+  async [OP.loseDevice]() { engine.loseDevice(); return null; },
   // Memory in use here: the wasm heap (it only grows; a leak shows as growth) and this worker's JS heap.
-  async memory() {
+  async [OP.memory]() {
     const device = engine?.deviceMemory();
     return { op: "memory", wasmBytes: wasm?.memory.buffer.byteLength ?? 0, workerHeap: performance.memory?.usedJSHeapSize ?? null, device: device ? JSON.parse(device) : null };
   },
@@ -215,10 +218,11 @@ Object.assign(handlers, trainHandlers({ get engine() { return engine; }, get siz
 
 onmessage = async ({ data }) => {
   try {
+    if (!Object.hasOwn(handlers, data.op)) throw new Error(`no request named ${JSON.stringify(data.op)}`);
     const reply = await handlers[data.op](data);
     if (reply) post({ ...reply, id: data.id });
   } catch (e) {
-    post({ op: "error", context: data.op, id: data.id, message: e.message || String(e) });
+    post({ op: EVENT.error, context: data.op, id: data.id, message: e.message || String(e) });
   }
 };
-post({ op: "ready" });
+post({ op: EVENT.ready });

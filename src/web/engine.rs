@@ -1,43 +1,47 @@
 //! The model as the page sees it: a device, the loaded weights, and one sampling run at a time,
 //! stepped asynchronously so the worker can post every intermediate image.
 
-use super::{gpu, js_err, now_ms};
-use crate::data::Dataset;
+use super::state::{Loaded, State};
+use super::{float32, gpu, js_err, now_ms, read};
 use crate::diffusion::q_sample;
+use crate::limits::limits;
 use crate::noise::NoiseSource;
 use crate::sampler::{DdpmVariance, Guidance, SamplerKind, SamplingRun, X0, parse_interval};
 use crate::schedule::{BetaSchedule, Schedule};
-use crate::unet::UNet;
-use crate::weights::{ModelDescription, from_bytes};
+use crate::weights::from_bytes;
 use burn::prelude::*;
 use burn::tensor::wgpu::WgpuSetup;
+use serde::Deserialize;
 use std::cell::RefCell;
 use std::rc::Rc;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::future_to_promise;
 
-pub(super) struct Loaded {
-    /// The weights as loaded or trained: what fine-tuning starts from and Save writes.
-    pub model: UNet,
-    /// The same weights prepared for sampling ([`UNet::for_inference`]).
-    pub sampling: UNet,
-    pub description: ModelDescription,
+/// What Generate asks for (JSON from www/worker.js; the page's other settings are ignored).
+#[derive(Deserialize)]
+struct GenerateOptions {
+    /// `ddpm` (σ² = β), `ddpm-tilde` (σ² = β̃) or `ddim` (with `steps` and `eta`).
+    sampler: String,
+    steps: usize,
+    eta: f64,
+    seed: u32,
+    /// Below 0: any class.
+    class: i32,
+    guidance: f32,
+    /// `LO-HI`, the time indices that are guided (cut at the model's T), or `all`.
+    interval: String,
+    batch: usize,
 }
 
-impl Loaded {
-    pub fn new(model: UNet, description: ModelDescription) -> Self {
-        Self { sampling: model.for_inference(), model, description }
-    }
-}
-
-pub(super) struct State {
-    pub device: Device,
-    /// The model Generate uses: loaded from a file, or taken from a training run.
-    pub model: Option<Loaded>,
-    pub run: Option<SamplingRun>,
-    /// Images to train on, once the page has sent them.
-    pub data: Option<Dataset>,
-    pub training: Option<super::training::Training>,
+/// What the forward explorer asks for: time index `t` of `timesteps` under `schedule`, with noise
+/// from `seed` so that moving t alone changes the picture.
+#[derive(Deserialize)]
+struct ForwardOptions {
+    size: usize,
+    t: usize,
+    schedule: String,
+    timesteps: usize,
+    seed: u32,
 }
 
 #[wasm_bindgen]
@@ -169,41 +173,28 @@ impl Engine {
         Ok(json)
     }
 
-    /// Starts a reverse process: `sampler` is `ddpm` (σ² = β), `ddpm-tilde` (σ² = β̃) or `ddim`
-    /// (`steps`, `eta`); `class` < 0 means any class; `interval` is `LO-HI`, the time indices that
-    /// are guided (cut at the model's T), or `all`. Returns the number of steps.
-    #[allow(clippy::too_many_arguments)]
-    pub fn begin(
-        &self,
-        sampler: &str,
-        steps: usize,
-        eta: f64,
-        seed: u32,
-        class: i32,
-        guidance: f32,
-        interval: &str,
-        batch: usize,
-    ) -> Result<usize, JsValue> {
+    /// Starts a reverse process (see [`GenerateOptions`]); returns the number of steps.
+    pub fn begin(&self, options: &str) -> Result<usize, JsValue> {
+        let o: GenerateOptions = serde_json::from_str(options).map_err(|e| js_err(format!("generate options: {e}")))?;
         let mut state = self.state.borrow_mut();
         let State { device, model, run, .. } = &mut *state;
         let loaded = model.as_ref().ok_or_else(|| js_err("no weights are loaded"))?;
-        let kind = match sampler {
+        let kind = match o.sampler.as_str() {
             "ddpm" => SamplerKind::Ddpm(DdpmVariance::Beta),
             "ddpm-tilde" => SamplerKind::Ddpm(DdpmVariance::BetaTilde),
-            "ddim" => SamplerKind::Ddim { steps, eta },
+            "ddim" => SamplerKind::Ddim { steps: o.steps, eta: o.eta },
             other => return Err(js_err(format!("unknown sampler {other:?}"))),
         };
-        if !(1..=64).contains(&batch) {
-            return Err(js_err(format!("batch must be 1–64, not {batch}")));
-        }
-        let label = match class {
+        let ranges = &limits().ranges;
+        ranges.batch.check("batch", o.batch as f64).map_err(js_err)?;
+        ranges.guidance.check("guidance", f64::from(o.guidance)).map_err(js_err)?;
+        ranges.eta.check("eta", o.eta).map_err(js_err)?;
+        let (batch, guidance) = (o.batch, o.guidance);
+        let label = match o.class {
             c if c < 0 => None,
-            c if (c as usize) < 10 && loaded.model.null_class().is_some() => Some(c as usize),
+            c if (c as usize) < limits().classes.len() && loaded.model.null_class().is_some() => Some(c as usize),
             c => return Err(js_err(format!("class {c} is not available in this model"))),
         };
-        if !guidance.is_finite() || !(0.0..=20.0).contains(&guidance) {
-            return Err(js_err(format!("guidance must be 0–20, not {guidance}")));
-        }
         let description = &loaded.description;
         let schedule = description.schedule();
         let sampler = kind.build(&schedule, X0::Raw).map_err(js_err)?;
@@ -211,12 +202,12 @@ impl Engine {
         let shape = [batch, description.unet.channels, size, size];
         // A model with a shorter schedule is guided from its own T − 1 down.
         let last = schedule.len() - 1;
-        let interval = match interval {
+        let interval = match o.interval.as_str() {
             "all" => None,
             s => parse_interval(s).map(|i| Some(*i.start()..=(*i.end()).min(last))).map_err(js_err)?,
         };
         let guidance = Guidance::new(vec![label; batch], guidance).within(interval, schedule.len()).map_err(js_err)?;
-        let fresh = SamplingRun::new(sampler, shape, guidance, u64::from(seed), device);
+        let fresh = SamplingRun::new(sampler, shape, guidance, u64::from(o.seed), device);
         let total = fresh.total_steps();
         *run = Some(fresh);
         Ok(total)
@@ -241,19 +232,12 @@ impl Engine {
         future_to_promise(async move { Ok(step(state).await?.map_or(JsValue::UNDEFINED, JsValue::from)) })
     }
 
-    /// q(x_t | x_0) for the given images (each `size`² values in [-1, 1]) at time index `t`
-    /// under `schedule`, with noise from `seed` so that moving t alone changes the picture.
+    /// q(x_t | x_0) for `images` (each `size`² values in [-1, 1]), as [`ForwardOptions`] asks.
     /// A promise of a Float32Array.
-    pub fn forward(
-        &self,
-        images: Vec<f32>,
-        size: usize,
-        t: usize,
-        schedule: &str,
-        timesteps: usize,
-        seed: u32,
-    ) -> Result<js_sys::Promise, JsValue> {
-        let kind = BetaSchedule::parse(schedule).map_err(js_err)?;
+    pub fn forward(&self, images: Vec<f32>, options: &str) -> Result<js_sys::Promise, JsValue> {
+        let ForwardOptions { size, t, schedule, timesteps, seed } =
+            serde_json::from_str(options).map_err(|e| js_err(format!("forward options: {e}")))?;
+        let kind = BetaSchedule::parse(&schedule).map_err(js_err)?;
         if timesteps == 0 || t >= timesteps || size == 0 || images.is_empty() || images.len() % (size * size) != 0 {
             return Err(js_err(format!(
                 "forward: t = {t} of {timesteps}, {} values of {size}² images",
@@ -302,13 +286,4 @@ pub fn alphas_cumprod(schedule: &str, timesteps: usize) -> Result<Vec<f64>, JsVa
         return Err(js_err(format!("timesteps must be 1–10000, not {timesteps}")));
     }
     Ok(Schedule::new(kind, timesteps).alphas_cumprod)
-}
-
-pub(super) fn float32(values: Vec<f32>) -> JsValue {
-    js_sys::Float32Array::from(values.as_slice()).into()
-}
-
-pub(super) async fn read<const D: usize>(x: Tensor<D>) -> Result<Vec<f32>, JsValue> {
-    let data = x.into_data_async().await.map_err(|e| js_err(format!("{e:?}")))?;
-    data.try_into_vec::<f32>().map_err(|e| js_err(format!("{e:?}")))
 }

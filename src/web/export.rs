@@ -3,10 +3,13 @@
 use gif::{Encoder, Frame, Repeat};
 use wasm_bindgen::prelude::*;
 
+/// Hundredths of a second each frame shows: ~60 frames play in about five seconds.
+const DELAY_CS: u16 = 8;
+
 /// Encodes `frames` (each `width`·`height` grey bytes, one after the other) as a looping GIF;
-/// each frame shows for `delay_cs` hundredths of a second and the last one for two seconds.
+/// the last frame stays for two seconds.
 #[wasm_bindgen(js_name = encodeGif)]
-pub fn encode_gif(frames: &[u8], width: u16, height: u16, delay_cs: u16) -> Result<Vec<u8>, JsError> {
+pub fn encode_gif(frames: &[u8], width: u16, height: u16) -> Result<Vec<u8>, JsError> {
     let size = usize::from(width) * usize::from(height);
     if size == 0 || frames.is_empty() || frames.len() % size != 0 {
         return Err(JsError::new(&format!("encodeGif: {} bytes are not whole {width}×{height} frames", frames.len())));
@@ -18,7 +21,7 @@ pub fn encode_gif(frames: &[u8], width: u16, height: u16, delay_cs: u16) -> Resu
         encoder.set_repeat(Repeat::Infinite).map_err(|e| JsError::new(&e.to_string()))?;
         let count = frames.len() / size;
         for (i, pixels) in frames.chunks_exact(size).enumerate() {
-            let delay = if i + 1 == count { 200 } else { delay_cs };
+            let delay = if i + 1 == count { 200 } else { DELAY_CS };
             let frame = Frame { width, height, delay, buffer: pixels.into(), ..Frame::default() };
             encoder.write_frame(&frame).map_err(|e| JsError::new(&e.to_string()))?;
         }

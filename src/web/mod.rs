@@ -4,7 +4,9 @@
 mod engine;
 mod export;
 mod gpu;
+mod logging;
 mod painter;
+mod state;
 mod training;
 
 pub use engine::{Engine, StepReport, alphas_cumprod};
@@ -12,6 +14,7 @@ pub use export::encode_gif;
 pub use painter::Painter;
 pub use training::TrainReport;
 
+use burn::prelude::Tensor;
 use wasm_bindgen::prelude::*;
 
 /// A panic leaves the wasm instance unusable and its pending promises unsettled, so besides
@@ -22,6 +25,7 @@ pub fn start() {
         console_error_panic_hook::hook(info);
         call_global("ddpmOnPanic", &info.to_string());
     }));
+    logging::install();
 }
 
 /// Calls `globalThis[name](message)` if the page defined it (in a window or a worker).
@@ -47,4 +51,15 @@ fn now_ms() -> f64 {
             now.dyn_ref::<js_sys::Function>()?.call0(&p).ok()?.as_f64()
         })
         .unwrap_or(0.0)
+}
+
+/// Values for the page, as a Float32Array.
+fn float32(values: Vec<f32>) -> JsValue {
+    js_sys::Float32Array::from(values.as_slice()).into()
+}
+
+/// A tensor's values, read back asynchronously (a synchronous read panics in the browser).
+async fn read<const D: usize>(x: Tensor<D>) -> Result<Vec<f32>, JsValue> {
+    let data = x.into_data_async().await.map_err(|e| js_err(format!("{e:?}")))?;
+    data.try_into_vec::<f32>().map_err(|e| js_err(format!("{e:?}")))
 }

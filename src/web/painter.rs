@@ -68,22 +68,26 @@ impl Painter {
     }
 }
 
+/// A grid as www/draw2d.js lays it out (JSON; its other fields are ignored): `panels` panels of
+/// `count` images of `size`² values each, one after the other, in `cols` columns, drawn into a
+/// `width`×`height` canvas; `colormap` 0 is grey, 1 viridis.
+#[derive(serde::Deserialize)]
+struct PaintLayout {
+    count: u32,
+    cols: u32,
+    size: u32,
+    panels: u32,
+    colormap: u32,
+    width: u32,
+    height: u32,
+}
+
 #[wasm_bindgen]
 impl Painter {
-    /// Draws `panels` panels of `count` images each (`values` holds them one after the other)
-    /// into a `width`×`height` canvas.
-    #[allow(clippy::too_many_arguments)]
-    pub fn paint(
-        &mut self,
-        values: &[f32],
-        count: u32,
-        cols: u32,
-        size: u32,
-        panels: u32,
-        colormap: u32,
-        width: u32,
-        height: u32,
-    ) -> Result<(), JsError> {
+    /// Draws `values` laid out as `layout` says (see [`PaintLayout`]).
+    pub fn paint(&mut self, values: &[f32], layout: &str) -> Result<(), JsError> {
+        let PaintLayout { count, cols, size, panels, colormap, width, height } =
+            serde_json::from_str(layout).map_err(|e| JsError::new(&format!("paint layout: {e}")))?;
         let needed = (panels * count * size * size) as usize;
         if count == 0 || cols == 0 || !(1..=2).contains(&panels) || values.len() != needed {
             return Err(JsError::new(&format!(

@@ -2,8 +2,9 @@
 //! device and their losses read back asynchronously, a few steps at a time; nothing here reads
 //! a tensor synchronously (that panics on WebGPU in a browser).
 
-use super::engine::{Engine, Loaded, float32, read};
-use super::{js_err, now_ms};
+use super::engine::Engine;
+use super::state::{Loaded, Training};
+use super::{float32, js_err, now_ms, read};
 use crate::data::{Dataset, Epochs};
 use crate::diffusion::LossKind;
 use crate::noise::NoiseSource;
@@ -46,30 +47,6 @@ fn small_unet() -> UNetConfig {
 
 /// Images the fixed evaluation batch holds (the first ones of the chosen classes).
 const EVAL_IMAGES: usize = 32;
-
-pub(crate) struct Training {
-    trainer: Trainer,
-    data: Dataset,
-    classes: Vec<usize>,
-    epochs: Epochs,
-    rng: NoiseSource,
-    flips: bool,
-    eval: EvalBatch,
-    batch: usize,
-    /// The autodiff device the model trains on.
-    device: Device,
-    /// The description of the weights training started from; its step count grows with ours.
-    description: ModelDescription,
-}
-
-impl Training {
-    fn description(&self) -> ModelDescription {
-        ModelDescription {
-            train_steps: self.description.train_steps + self.trainer.steps_done,
-            ..self.description.clone()
-        }
-    }
-}
 
 /// What a call to `trainSteps` did.
 #[wasm_bindgen(getter_with_clone)]

@@ -300,8 +300,7 @@ test("a GPU device lost in the middle of generating is reported, and the button 
   await page.click("#generate");
   await page.waitForFunction(() => window.ddpm.steps.length >= 1, null, { timeout: 120000 });
   await page.evaluate(() => window.ddpm.loseDevice());
-  await page.waitForFunction(() => !document.getElementById("recover").hidden, null, { timeout: 60000 });
-  assert.match(await page.textContent("#notice-text"), /GPU device was lost/);
+  await page.waitForFunction(() => !document.getElementById("recover").hidden && /GPU device was lost/.test(document.getElementById("notice-text").textContent), null, { timeout: 60000 });
   assert.ok(await page.evaluate(() => window.ddpm.final === null && window.ddpm.steps.length < 10), "the interrupted run did not finish");
   assert.ok(await page.isEnabled("#recover"));
   await page.click("#recover");
@@ -309,6 +308,16 @@ test("a GPU device lost in the middle of generating is reported, and the button 
   assert.equal(await page.evaluate(() => window.ddpm.backend), "webgpu");
   const out = await generate(page);
   assert.equal(out.steps.length, 10);
+  await page.close();
+});
+
+test("a GPU error is not silent: the page says what happened and offers the CPU or a restart", async () => {
+  const { page } = await open(ctx, { query: "?seed=2&steps=10&batch=1", initScript: () => { window.ddpmTestFaults = { gpuError: "Shader validation failed (injected)" }; } });
+  await ready(page);
+  await page.waitForFunction(() => window.ddpm.notices.some((n) => n.includes("GPU reported an error")));
+  const text = await page.textContent("#notice-text");
+  assert.match(text, /The GPU reported an error \(Shader validation failed \(injected\)\); pictures from it may be wrong\. Choose “CPU” under “Run on”, or restart the engine\./);
+  assert.equal(await page.isVisible("#recover"), true, "a restart is offered");
   await page.close();
 });
 
