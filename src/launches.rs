@@ -48,12 +48,18 @@ pub fn count<R>(work: impl FnOnce() -> R) -> (R, Launches) {
 }
 
 /// Counts `work` after `warm_up` uncounted runs of it: the first run of a shape autotunes its
-/// kernels, benchmarking every candidate through the same launch path.
-fn warm_count<R>(warm_up: usize, mut work: impl FnMut() -> R) -> Launches {
+/// kernels, benchmarking every candidate through the same launch path. Each run ends with a sync,
+/// as a fused device only launches when its queued operations are needed.
+fn warm_count<R>(device: &Device, warm_up: usize, mut work: impl FnMut() -> R) -> Launches {
+    let mut run = || {
+        let out = work();
+        device.sync().expect("the device finishes its work");
+        out
+    };
     for _ in 0..warm_up {
-        let _ = work();
+        let _ = run();
     }
-    count(work).1
+    count(run).1
 }
 
 /// The units the GPU path's cost is judged by, named as `ddpm bench` reports them: a U-Net
@@ -68,14 +74,14 @@ pub fn measure(model: &UNet, schedule: &Schedule, size: usize) -> Result<BTreeMa
     for (name, batch) in [("forward, batch 1", 1), ("forward, batch 16", 16)] {
         let x = NoiseSource::new(0).normal([batch, channels, size, size], &device);
         let labels = vec![None; batch];
-        out.insert(name, warm_count(1, || inference.predict_noise(x.clone(), 500, &labels)));
+        out.insert(name, warm_count(&device, 1, || inference.predict_noise(x.clone(), 500, &labels)));
     }
 
     let batch = 4;
     let sampler = SamplerKind::Ddim { steps: 50, eta: 0.0 }.build(schedule, X0::Clipped)?;
     let guidance = Guidance::new(vec![Some(7); batch], 2.0);
     let mut run = SamplingRun::new(sampler, [batch, channels, size, size], guidance, 0, &device);
-    out.insert("guided DDIM step, batch 4", warm_count(1, || run.step(&inference)));
+    out.insert("guided DDIM step, batch 4", warm_count(&device, 1, || run.step(&inference)));
 
     let batch = 16;
     let config = TrainConfig::new().with_grad_clip(Some(1.0)).with_ema_decay(0.999);
@@ -85,6 +91,6 @@ pub fn measure(model: &UNet, schedule: &Schedule, size: usize) -> Result<BTreeMa
     let labels: Vec<usize> = (0..batch).map(|i| i % 10).collect();
     // Two: Adam's first step creates its moments, and only the second runs (and tunes) the
     // update every later step runs.
-    out.insert("training step, batch 16", warm_count(2, || trainer.step(x0.clone(), &labels)));
+    out.insert("training step, batch 16", warm_count(&autodiff, 2, || trainer.step(x0.clone(), &labels)));
     Ok(out)
 }

@@ -6,7 +6,7 @@
 use burn::prelude::*;
 use ddpm_web::{launches, weights};
 
-/// The counts recorded in BENCHMARKS.md (burn 0.22.1, CubeCL 0.11.3, no fusion). Autotune's
+/// The counts recorded in docs/benchmarks.md (burn 0.22.1, CubeCL 0.11.3, no fusion). Autotune's
 /// choices move them by under 1 % between runs. A count that falls is progress: record the new
 /// figure. One that grows past 10 % fails.
 const RECORDED: [(&str, usize); 4] = [

@@ -51,8 +51,18 @@ fn blog_configuration_has_the_reference_parameter_count() {
     assert_eq!(model.num_params(), expected);
 }
 
-fn check_against_pytorch(name: &str) {
-    let device = Device::flex();
+/// The wgpu device, started once per process (a second start is refused).
+fn wgpu() -> Device {
+    static DEVICE: std::sync::OnceLock<Device> = std::sync::OnceLock::new();
+    DEVICE
+        .get_or_init(|| {
+            ddpm_web::fusion::turn_off_from_env().unwrap();
+            Device::wgpu_options().init().expect("a wgpu adapter (lavapipe on machines without a GPU)")
+        })
+        .clone()
+}
+
+fn check_against_pytorch(name: &str, device: Device) {
     let meta = meta(&format!("unet_{name}.json"));
     let config = config_from(&meta);
     let mut model = config.init(&device);
@@ -89,12 +99,23 @@ fn check_against_pytorch(name: &str) {
 
 #[test]
 fn resnet_unet_matches_pytorch() {
-    check_against_pytorch("resnet");
+    check_against_pytorch("resnet", Device::flex());
 }
 
 #[test]
 fn convnext_unet_matches_pytorch() {
-    check_against_pytorch("convnext");
+    check_against_pytorch("convnext", Device::flex());
+}
+
+/// The GPU path's kernels (fused ones too, when the `fusion` feature is on) against the same probe.
+#[test]
+fn resnet_unet_matches_pytorch_on_wgpu() {
+    check_against_pytorch("resnet", wgpu());
+}
+
+#[test]
+fn convnext_unet_matches_pytorch_on_wgpu() {
+    check_against_pytorch("convnext", wgpu());
 }
 
 #[test]
@@ -127,7 +148,7 @@ fn invalid_configurations_are_errors_not_panics() {
 #[test]
 fn cpu_and_wgpu_backends_agree() {
     let cpu = Device::flex();
-    let gpu = Device::wgpu_options().init().expect("a wgpu adapter (lavapipe on machines without a GPU)");
+    let gpu = wgpu();
     let config = UNetConfig::new().with_dim(8).with_dim_mults(vec![1, 2]).with_image_size(8).with_num_classes(10);
     let model = config.init(&cpu);
     let x = NoiseSource::new(4).normal([2, 1, 8, 8], &cpu);
