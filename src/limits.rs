@@ -12,6 +12,8 @@ pub struct Limits {
     pub samplers: Vec<String>,
     pub ddim_steps: Vec<usize>,
     pub intervals: Vec<String>,
+    /// The β schedules the forward explorer compares.
+    pub schedules: Vec<String>,
     pub ranges: Ranges,
 }
 
@@ -50,4 +52,32 @@ impl Range {
 pub fn limits() -> &'static Limits {
     static LIMITS: OnceLock<Limits> = OnceLock::new();
     LIMITS.get_or_init(|| serde_json::from_str(include_str!("../www/limits.json")).expect("www/limits.json is valid"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::limits;
+    use crate::sampler::{SamplerKind, parse_interval};
+    use crate::schedule::BetaSchedule;
+
+    /// Every name the page may send is one the engine knows, and the ranges are ranges.
+    #[test]
+    fn the_pages_choices_are_the_engines() {
+        let l = limits();
+        assert_eq!(l.classes.len(), 10, "Fashion-MNIST's classes");
+        for name in &l.samplers {
+            SamplerKind::named(name, 50, 0.0).unwrap();
+        }
+        for name in &l.schedules {
+            BetaSchedule::parse(name).unwrap();
+        }
+        for interval in l.intervals.iter().filter(|i| *i != "all") {
+            parse_interval(interval).unwrap();
+        }
+        assert!(l.ddim_steps.iter().all(|s| 1000 % s == 0), "DDIM's step counts divide T = 1000");
+        for r in [&l.ranges.eta, &l.ranges.seed, &l.ranges.guidance, &l.ranges.batch] {
+            assert!(r.min <= r.max && r.def.is_none_or(|d| r.check("default", d).is_ok()), "{r:?}");
+        }
+        assert!(l.ranges.batch.check("batch", 17.0).is_err() && l.ranges.batch.check("batch", 1.5).is_err());
+    }
 }

@@ -4,12 +4,11 @@
 import { context2d, plotContext } from "./draw2d.js";
 import { initModels } from "./models.js";
 import { initTrain } from "./train.js";
-import { fetchWeights as fetchWeightsFrom } from "./weights.js";
+import { fetchExamples, fetchWeights as fetchWeightsFrom } from "./weights.js";
 import { EVENT, NO_MODULE_WORKERS, OP, startEngine as startWorker } from "./protocol.js";
-import { CLASS_NAMES, DDIM_STEPS, INTERVALS, RANGES, SAMPLERS, clampNumber, randomSeed } from "./settings.js";
+import { CLASS_NAMES, DDIM_STEPS, INTERVALS, RANGES, SAMPLERS, SCHEDULES, clampNumber, randomSeed } from "./settings.js";
 
 const $ = (id) => document.getElementById(id);
-const SCHEDULES = ["linear", "cosine", "quadratic", "sigmoid"];
 
 // Every setting the URL can carry: how to read it, its range, and its default.
 const SETTINGS = {
@@ -366,7 +365,7 @@ async function drawForward() {
   if (forwardBusy) { forwardAgain = true; return; }
   forwardBusy = true;
   try {
-    examples ??= Float32Array.from(new Uint8Array(await (await fetch("assets/examples.u8")).arrayBuffer()), (b) => b / 127.5 - 1);
+    examples ??= await fetchExamples(location.href);
     do {
       forwardAgain = false;
       const t = Number($("t").value);

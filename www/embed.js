@@ -9,9 +9,9 @@
 // scrolled away, and demos take turns on the engine.
 
 import { drawGrid, plotContext, scaledLayout } from "./draw2d.js";
-import { fetchWeights } from "./weights.js";
+import { fetchExamples, fetchWeights } from "./weights.js";
 import { EVENT, OP, startEngine as startWorker } from "./protocol.js";
-import { CLASS_NAMES, DDIM_STEPS, INTERVALS, RANGES, SAMPLERS, clampNumber, randomSeed } from "./settings.js";
+import { CLASS_NAMES, DDIM_STEPS, INTERVALS, RANGES, SAMPLERS, SCHEDULES, clampNumber, randomSeed } from "./settings.js";
 
 const BASE = new URL("./", import.meta.url);
 const SIZE = 28;
@@ -334,11 +334,11 @@ class DdpmDemo extends HTMLElement {
     this.busy = true;
     try {
       await ensureStarted();
-      this.examples ??= Float32Array.from(new Uint8Array(await (await fetch(new URL("assets/examples.u8", BASE))).arrayBuffer()), (b) => b / 127.5 - 1);
+      this.examples ??= await fetchExamples(BASE);
       do {
         this.again = false;
         const t = Number(this.$("t")?.value ?? number(this.getAttribute("t"), 0, 999, 250, true));
-        const schedule = ["linear", "cosine", "quadratic", "sigmoid"].includes(this.getAttribute("schedule")) ? this.getAttribute("schedule") : "linear";
+        const schedule = SCHEDULES.includes(this.getAttribute("schedule")) ? this.getAttribute("schedule") : "linear";
         const { values } = await call(OP.forward, { images: this.examples, t, schedule, seed: 7, target: 0 });
         this.draw(values, 10, 10, 1);
         this.ddpm.t = t;

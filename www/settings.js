@@ -1,5 +1,5 @@
 // What the page's URL and the embed element's attributes may ask of the model: the classes, the
-// samplers and their step counts, and the numeric ranges. They live in limits.json, which the
+// samplers and their step counts, the forward explorer's schedules, and the numeric ranges. They live in limits.json, which the
 // engine (src/limits.rs) reads too, so the page and the engine agree on them.
 // DDIM's step counts divide T = 1000; guidance applies at time indices 0–600 (measured best for
 // the shipped model: docs/model-card.md) or at every step.
@@ -10,6 +10,7 @@ export const CLASS_NAMES = LIMITS.classes;
 export const SAMPLERS = LIMITS.samplers;
 export const DDIM_STEPS = LIMITS.ddimSteps;
 export const INTERVALS = LIMITS.intervals;
+export const SCHEDULES = LIMITS.schedules;
 export const RANGES = LIMITS.ranges;
 
 export const randomSeed = () => crypto.getRandomValues(new Uint32Array(1))[0];

@@ -45,3 +45,10 @@ export async function fetchWeights(base, on = {}) {
   await cache?.put(url, new Response(bytes, { headers: { "content-type": "application/octet-stream" } }));
   return { bytes, source: "network" };
 }
+
+// The forward explorer's ten test images (assets/examples.u8, one byte per pixel), as values in [-1, 1].
+export async function fetchExamples(base) {
+  const response = await fetch(new URL("assets/examples.u8", base));
+  if (!response.ok) throw new Error(`the server answered ${response.status} for assets/examples.u8`);
+  return Float32Array.from(new Uint8Array(await response.arrayBuffer()), (b) => b / 127.5 - 1);
+}

@@ -65,6 +65,17 @@ pub enum SamplerKind {
 }
 
 impl SamplerKind {
+    /// The sampler the page names (www/limits.json): `ddpm` (σ² = β), `ddpm-tilde` (σ² = β̃) or
+    /// `ddim` (with `steps` and `eta`).
+    pub fn named(name: &str, steps: usize, eta: f64) -> Result<Self, String> {
+        match name {
+            "ddpm" => Ok(Self::Ddpm(DdpmVariance::Beta)),
+            "ddpm-tilde" => Ok(Self::Ddpm(DdpmVariance::BetaTilde)),
+            "ddim" => Ok(Self::Ddim { steps, eta }),
+            other => Err(format!("unknown sampler {other:?}")),
+        }
+    }
+
     pub fn build(self, schedule: &Schedule, x0: X0) -> Result<Box<dyn Sampler>, String> {
         Ok(match self {
             Self::Ddpm(variance) => Box::new(Ddpm::new(schedule.clone(), variance, x0)),

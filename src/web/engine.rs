@@ -6,7 +6,7 @@ use super::{float32, gpu, js_err, now_ms, read};
 use crate::diffusion::q_sample;
 use crate::limits::limits;
 use crate::noise::NoiseSource;
-use crate::sampler::{DdpmVariance, Guidance, SamplerKind, SamplingRun, X0, parse_interval};
+use crate::sampler::{Guidance, SamplerKind, SamplingRun, X0, parse_interval};
 use crate::schedule::{BetaSchedule, Schedule};
 use crate::weights::from_bytes;
 use burn::prelude::*;
@@ -179,12 +179,7 @@ impl Engine {
         let mut state = self.state.borrow_mut();
         let State { device, model, run, .. } = &mut *state;
         let loaded = model.as_ref().ok_or_else(|| js_err("no weights are loaded"))?;
-        let kind = match o.sampler.as_str() {
-            "ddpm" => SamplerKind::Ddpm(DdpmVariance::Beta),
-            "ddpm-tilde" => SamplerKind::Ddpm(DdpmVariance::BetaTilde),
-            "ddim" => SamplerKind::Ddim { steps: o.steps, eta: o.eta },
-            other => return Err(js_err(format!("unknown sampler {other:?}"))),
-        };
+        let kind = SamplerKind::named(&o.sampler, o.steps, o.eta).map_err(js_err)?;
         let ranges = &limits().ranges;
         ranges.batch.check("batch", o.batch as f64).map_err(js_err)?;
         ranges.guidance.check("guidance", f64::from(o.guidance)).map_err(js_err)?;
