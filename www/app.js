@@ -161,8 +161,7 @@ function crashed(text) {
 let gpuErrorText = null;
 function gpuError(message) {
   console.error("WebGPU:", message);
-  // A lost device is logged as an error too; its own event (device-lost) tells the reader.
-  if (gpuErrorText || /device (was )?lost/i.test(message)) return;
+  if (gpuErrorText) return;
   gpuErrorText = `The GPU reported an error (${message}); pictures from it may be wrong. Choose “CPU” under “Run on”, or restart the engine.`;
   notice(gpuErrorText, { recover: true });
 }

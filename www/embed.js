@@ -44,7 +44,6 @@ function onEvent(m) {
   if (m.op === EVENT.gpuError) {
     // The run goes on, but its numbers are suspect: say so under every demo, once.
     console.error("WebGPU:", m.message);
-    if (/device (was )?lost/i.test(m.message)) return; // its own event (device-lost) follows
     if (!engine.gpuError) engine.demos.forEach((d) => d.note(`The GPU reported an error (${m.message}); pictures may be wrong. Set backend="cpu" to avoid it.`));
     engine.gpuError = true;
     return;

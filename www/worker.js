@@ -9,7 +9,8 @@ const post = (msg, transfer) => postMessage(msg, transfer || []);
 // The wasm module calls these (src/web): a panic or a lost device ends this worker's usefulness.
 self.ddpmOnPanic = (message) => post({ op: EVENT.panic, message: String(message).split("\n")[0] });
 self.ddpmOnDeviceLost = (message) => post({ op: EVENT.deviceLost, message });
-self.ddpmOnGpuError = (message) => post({ op: EVENT.gpuError, message });
+// A lost device is logged as an error too (the console has it); its own event tells the page.
+self.ddpmOnGpuError = (message) => { if (!/device (was )?lost/i.test(message)) post({ op: EVENT.gpuError, message }); };
 
 let engine = null;
 let wasm = null; // the module's exports (its memory is reported to soak tests)

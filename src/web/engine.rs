@@ -184,7 +184,6 @@ impl Engine {
         ranges.batch.check("batch", o.batch as f64).map_err(js_err)?;
         ranges.guidance.check("guidance", f64::from(o.guidance)).map_err(js_err)?;
         ranges.eta.check("eta", o.eta).map_err(js_err)?;
-        let (batch, guidance) = (o.batch, o.guidance);
         let label = match o.class {
             c if c < 0 => None,
             c if (c as usize) < limits().classes.len() && loaded.model.null_class().is_some() => Some(c as usize),
@@ -194,14 +193,14 @@ impl Engine {
         let schedule = description.schedule();
         let sampler = kind.build(&schedule, X0::Raw).map_err(js_err)?;
         let size = description.unet.image_size;
-        let shape = [batch, description.unet.channels, size, size];
+        let shape = [o.batch, description.unet.channels, size, size];
         // A model with a shorter schedule is guided from its own T − 1 down.
         let last = schedule.len() - 1;
         let interval = match o.interval.as_str() {
             "all" => None,
             s => parse_interval(s).map(|i| Some(*i.start()..=(*i.end()).min(last))).map_err(js_err)?,
         };
-        let guidance = Guidance::new(vec![label; batch], guidance).within(interval, schedule.len()).map_err(js_err)?;
+        let guidance = Guidance::new(vec![label; o.batch], o.guidance).within(interval, schedule.len()).map_err(js_err)?;
         let fresh = SamplingRun::new(sampler, shape, guidance, u64::from(o.seed), device);
         let total = fresh.total_steps();
         *run = Some(fresh);
