@@ -1,4 +1,4 @@
-//! What a caller may ask of the model: its class names, the samplers and DDIM step counts the page
+//! What a caller may ask of the model: its class names, the samplers and step counts the page
 //! offers, the guidance intervals and the numeric ranges. They live in www/limits.json, which the
 //! page reads as well, so that the page, the embed element and the engine agree.
 
@@ -10,11 +10,19 @@ use std::sync::OnceLock;
 pub struct Limits {
     pub classes: Vec<String>,
     pub samplers: Vec<String>,
-    pub ddim_steps: Vec<usize>,
+    pub default_sampler: String,
+    /// The step counts offered for each sampler that takes one.
+    pub steps: std::collections::BTreeMap<String, Steps>,
     pub intervals: Vec<String>,
     /// The β schedules the forward explorer compares.
     pub schedules: Vec<String>,
     pub ranges: Ranges,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct Steps {
+    pub choices: Vec<usize>,
+    pub def: usize,
 }
 
 #[derive(Debug, Deserialize)]
@@ -65,16 +73,22 @@ mod tests {
     fn the_pages_choices_are_the_engines() {
         let l = limits();
         assert_eq!(l.classes.len(), 10, "Fashion-MNIST's classes");
+        let schedule = crate::schedule::Schedule::new(BetaSchedule::Linear, 1000);
         for name in &l.samplers {
+            let steps = l.steps.get(name).map(|s| s.choices.iter().chain([&s.def]));
+            for &n in steps.into_iter().flatten() {
+                SamplerKind::named(name, n, 0.0).unwrap().build(&schedule, crate::sampler::X0::Clipped).unwrap();
+            }
             SamplerKind::named(name, 50, 0.0).unwrap();
         }
+        assert!(l.samplers.contains(&l.default_sampler) && l.steps.keys().all(|s| l.samplers.contains(s)));
+        assert!(l.steps.values().all(|s| s.choices.contains(&s.def)), "each default is one of its choices");
         for name in &l.schedules {
             BetaSchedule::parse(name).unwrap();
         }
         for interval in l.intervals.iter().filter(|i| *i != "all") {
             parse_interval(interval).unwrap();
         }
-        assert!(l.ddim_steps.iter().all(|s| 1000 % s == 0), "DDIM's step counts divide T = 1000");
         for r in [&l.ranges.eta, &l.ranges.seed, &l.ranges.guidance, &l.ranges.batch] {
             assert!(r.min <= r.max && r.def.is_none_or(|d| r.check("default", d).is_ok()), "{r:?}");
         }

@@ -41,11 +41,13 @@ impl NoisePredictor for GaussianOracle {
     }
 }
 
-const ALL_KINDS: [SamplerKind; 4] = [
+const ALL_KINDS: [SamplerKind; 6] = [
     SamplerKind::Ddpm(DdpmVariance::Beta),
     SamplerKind::Ddpm(DdpmVariance::BetaTilde),
     SamplerKind::Ddim { steps: 50, eta: 0.0 },
     SamplerKind::Ddim { steps: 50, eta: 1.0 },
+    SamplerKind::DpmSolver { steps: 15 },
+    SamplerKind::DpmSolver { steps: 1 },
 ];
 
 #[test]
@@ -154,6 +156,8 @@ fn gaussian_data_is_reproduced_in_mean_and_variance() {
         SamplerKind::Ddpm(DdpmVariance::BetaTilde),
         SamplerKind::Ddim { steps: 1000, eta: 0.0 },
         SamplerKind::Ddim { steps: 1000, eta: 1.0 },
+        SamplerKind::DpmSolver { steps: 1000 },
+        SamplerKind::DpmSolver { steps: 25 },
     ] {
         let sampler = kind.build(&schedule, X0::Raw).unwrap();
         let run = SamplingRun::new(sampler, [64, 1, 16, 16], Guidance::unconditional(64), 3, &device);
@@ -196,6 +200,91 @@ fn deterministic_ddim_on_gaussian_data_is_the_predicted_affine_map() {
         assert!((*x0 as f64 - expected).abs() < 1e-4, "{x0} vs {expected}");
     }
     assert!(a * a < 0.95 * s2, "100 steps under-disperse (a² = {})", a * a);
+}
+
+/// DPM-Solver++(2M) on scalars in f64, for the linear oracle of N(μ, s²) data: x_0 = a·x_T + m.
+/// Written from the paper's update (Lu et al. 2022, Algorithm 2), apart from the sampler's code.
+fn dpm_solver_affine_map(schedule: &Schedule, ts: &[usize], mu: f64, s2: f64) -> (f64, f64) {
+    let ab = &schedule.alphas_cumprod;
+    let alpha = |t: usize| ab[t].sqrt();
+    let sigma = |t: usize| (1.0 - ab[t]).sqrt();
+    let lambda = |t: usize| (alpha(t) / sigma(t)).ln();
+    // x̂_0 of x = a·x_T + m at t, as an affine map of x_T.
+    let x0_of = |t: usize, (a, m): (f64, f64)| {
+        let k = (1.0 - ab[t]).sqrt() / (ab[t] * s2 + 1.0 - ab[t]);
+        let (ea, em) = (k * a, k * (m - ab[t].sqrt() * mu));
+        ((a - sigma(t) * ea) / alpha(t), (m - sigma(t) * em) / alpha(t))
+    };
+    let (mut x, mut previous): ((f64, f64), Option<((f64, f64), f64)>) = ((1.0, 0.0), None);
+    for (i, &s) in ts.iter().enumerate() {
+        let d0 = x0_of(s, x);
+        let Some(&t) = ts.get(i + 1) else { return d0 };
+        let h = lambda(t) - lambda(s);
+        let d = match previous {
+            None => d0,
+            Some((d1, h1)) => {
+                let r = h1 / h;
+                ((1.0 + 0.5 / r) * d0.0 - 0.5 / r * d1.0, (1.0 + 0.5 / r) * d0.1 - 0.5 / r * d1.1)
+            }
+        };
+        let (ratio, coef) = (sigma(t) / sigma(s), alpha(t) * ((-h).exp() - 1.0));
+        x = (ratio * x.0 - coef * d.0, ratio * x.1 - coef * d.1);
+        previous = Some((d0, h));
+    }
+    unreachable!("the loop returns at the last time index")
+}
+
+#[test]
+fn dpm_solver_on_gaussian_data_is_the_predicted_affine_map_and_second_order() {
+    // Exactness against the scalar reimplementation; then accuracy: the exact flow from t = T−1
+    // maps x to μ + s (x − √ᾱ μ)/√(ᾱ s² + 1 − ᾱ), and a second-order solver gets far closer to it
+    // than DDIM does in as many model calls.
+    let device = Device::flex();
+    let schedule = Schedule::new(BetaSchedule::Linear, 1000);
+    let (mu, s2) = (0.3f64, 0.25f64);
+    let oracle = GaussianOracle { schedule: schedule.clone(), mean: mu, var: s2 };
+    let sampler = SamplerKind::DpmSolver { steps: 20 }.build(&schedule, X0::Raw).unwrap();
+    let ts = sampler.timesteps().to_vec();
+    assert_eq!((ts.len(), ts[0], *ts.last().unwrap()), (20, 999, 0), "{ts:?}");
+    let (a, m) = dpm_solver_affine_map(&schedule, &ts, mu, s2);
+    let run = SamplingRun::new(sampler, [4, 1, 8, 8], Guidance::unconditional(4), 9, &device);
+    let x_t = values(run.current());
+    let x_0 = values(run.finish(&oracle));
+    for (xt, x0) in x_t.iter().zip(&x_0) {
+        let expected = a * *xt as f64 + m;
+        assert!((*x0 as f64 - expected).abs() < 1e-4, "{x0} vs {expected}");
+    }
+    let exact_slope = |t: usize| {
+        let ab = schedule.alphas_cumprod[t];
+        s2.sqrt() / (ab * s2 + 1.0 - ab).sqrt()
+    };
+    let dpm_error = (a - exact_slope(999)).abs();
+    // DDIM in 20 calls, the same recursion as the DDIM affine test, from its own first index.
+    let ab = &schedule.alphas_cumprod;
+    let ddim_ts: Vec<usize> = (0..20).rev().map(|k| k * 50).collect();
+    let mut slope = 1.0f64;
+    for (i, &t) in ddim_ts.iter().enumerate() {
+        let ab_prev = ddim_ts.get(i + 1).map_or(1.0, |&p| ab[p]);
+        let k = (1.0 - ab[t]).sqrt() / (ab[t] * s2 + 1.0 - ab[t]);
+        let x0 = (slope - (1.0 - ab[t]).sqrt() * k * slope) / ab[t].sqrt();
+        slope = ab_prev.sqrt() * x0 + (1.0 - ab_prev).sqrt() * k * slope;
+    }
+    let ddim_error = (slope - exact_slope(950)).abs();
+    assert!(dpm_error < ddim_error / 5.0, "DPM-Solver++ off by {dpm_error}, DDIM by {ddim_error}");
+}
+
+#[test]
+fn dpm_solver_refuses_step_counts_outside_one_to_t() {
+    let schedule = Schedule::new(BetaSchedule::Linear, 1000);
+    for steps in [0, 1001] {
+        assert!(SamplerKind::DpmSolver { steps }.build(&schedule, X0::Raw).is_err(), "steps={steps}");
+    }
+    for steps in [1, 7, 15, 1000] {
+        let sampler = SamplerKind::DpmSolver { steps }.build(&schedule, X0::Raw).unwrap();
+        let ts = sampler.timesteps();
+        assert_eq!(ts.len(), steps);
+        assert!(ts.windows(2).all(|w| w[0] > w[1]), "{steps} steps visit distinct, falling indices");
+    }
 }
 
 /// Predicts the label's value everywhere (−1 for "no class"), so guidance is easy to check.

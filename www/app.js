@@ -6,14 +6,15 @@ import { initModels } from "./models.js";
 import { initTrain } from "./train.js";
 import { fetchExamples, fetchWeights as fetchWeightsFrom } from "./weights.js";
 import { EVENT, NO_MODULE_WORKERS, OP, startEngine as startWorker } from "./protocol.js";
-import { CLASS_NAMES, DDIM_STEPS, INTERVALS, RANGES, SAMPLERS, SCHEDULES, clampNumber, randomSeed } from "./settings.js";
+import { CLASS_NAMES, DEFAULT_SAMPLER, INTERVALS, RANGES, SAMPLERS, SCHEDULES, STEPS, clampNumber, randomSeed, stepsFor } from "./settings.js";
 
 const $ = (id) => document.getElementById(id);
 
 // Every setting the URL can carry: how to read it, its range, and its default.
 const SETTINGS = {
-  sampler: { choices: SAMPLERS, def: "ddim" },
-  steps: { choices: DDIM_STEPS.map(String), def: "50" },
+  sampler: { choices: SAMPLERS, def: DEFAULT_SAMPLER },
+  // Any sampler's count is read from a link; applySettings keeps it only where the sampler offers it.
+  steps: { choices: [...new Set(Object.values(STEPS).flatMap((s) => s.choices.map(String)))], def: () => String(stepsFor($("sampler").value)) },
   eta: RANGES.eta,
   seed: { ...RANGES.seed, def: () => randomSeed() },
   class: { choices: ["any", ...CLASS_NAMES.map((_, i) => String(i))], def: "any" },
@@ -76,10 +77,19 @@ function readUrl() {
 
 function applySettings(s) {
   for (const [key, spec] of Object.entries(SETTINGS)) {
-    const el = $(key);
-    el.value = String(s[key] ?? value(spec));
+    if (key === "steps") continue;
+    $(key).value = String(s[key] ?? value(spec));
   }
+  fillSteps(s.steps);
   syncOutputs();
+}
+
+// The steps menu offers the chosen sampler's counts, keeping `wanted` where it is one of them.
+function fillSteps(wanted) {
+  const sampler = $("sampler").value;
+  const el = $("steps");
+  el.replaceChildren(...(STEPS[sampler]?.choices ?? []).map((n) => new Option(`${n} steps`, String(n))));
+  el.value = String(stepsFor(sampler, wanted ?? el.value) ?? "");
 }
 
 function currentSettings() {
@@ -102,9 +112,10 @@ function syncOutputs() {
   $("eta-out").textContent = Number($("eta").value).toFixed(2);
   $("guidance-out").textContent = Number($("guidance").value).toFixed(1);
   $("batch-out").textContent = $("batch").value;
-  const ddim = $("sampler").value === "ddim";
-  for (const el of document.querySelectorAll('[data-for="ddim"]')) el.classList.toggle("off", !ddim);
-  $("steps").disabled = $("eta").disabled = !ddim;
+  const sampler = $("sampler").value;
+  for (const el of document.querySelectorAll("[data-for]")) el.classList.toggle("off", el.dataset.for === "steps" ? !STEPS[sampler] : el.dataset.for !== sampler);
+  $("steps").disabled = !STEPS[sampler];
+  $("eta").disabled = sampler !== "ddim";
   $("guidance").disabled = $("interval").disabled = $("class").value === "any";
   $("panel-labels").dataset.view = $("view").value;
 }
@@ -349,7 +360,7 @@ async function download(kind) {
   const a = document.createElement("a");
   a.href = URL.createObjectURL(blob);
   const s = currentSettings();
-  a.download = `ddpm-${s.sampler}-${s.sampler === "ddim" ? s.steps + "steps-" : ""}seed${s.seed}.${kind}`;
+  a.download = `ddpm-${s.sampler}-${STEPS[s.sampler] ? s.steps + "steps-" : ""}seed${s.seed}.${kind}`;
   a.click();
   setTimeout(() => URL.revokeObjectURL(a.href), 10000);
 }
@@ -418,13 +429,13 @@ function marker() {
 // ---------- wiring ----------
 
 function init() {
-  for (const n of DDIM_STEPS) $("steps").add(new Option(`${n} steps`, String(n)));
   $("class").add(new Option("Any", "any"));
   CLASS_NAMES.forEach((name, i) => $("class").add(new Option(name, String(i))));
   applySettings(readUrl());
   $("controls").addEventListener("submit", generate);
   $("controls").addEventListener("input", (e) => {
     if (e.target.id === "batch") ddpm.batchTouched = true;
+    if (e.target.id === "sampler") fillSteps();
     syncOutputs();
     if (["view", "colormap"].includes(e.target.id) && worker) {
       const s = currentSettings();

@@ -11,7 +11,7 @@
 import { drawGrid, plotContext, scaledLayout } from "./draw2d.js";
 import { fetchExamples, fetchWeights } from "./weights.js";
 import { EVENT, OP, startEngine as startWorker } from "./protocol.js";
-import { CLASS_NAMES, DDIM_STEPS, INTERVALS, RANGES, SAMPLERS, SCHEDULES, clampNumber, randomSeed } from "./settings.js";
+import { CLASS_NAMES, DEFAULT_SAMPLER, INTERVALS, RANGES, SAMPLERS, SCHEDULES, clampNumber, randomSeed, stepsFor } from "./settings.js";
 
 const BASE = new URL("./", import.meta.url);
 const SIZE = 28;
@@ -160,8 +160,8 @@ class DdpmDemo extends HTMLElement {
 
   settings() {
     const a = (k) => this.getAttribute(k);
-    const sampler = SAMPLERS.includes(a("sampler")) ? a("sampler") : "ddim";
-    const steps = DDIM_STEPS.includes(Number(a("steps"))) ? Number(a("steps")) : 50;
+    const sampler = SAMPLERS.includes(a("sampler")) ? a("sampler") : DEFAULT_SAMPLER;
+    const steps = stepsFor(sampler, a("steps")) ?? 0;
     const seed = this.seed ?? setting(a("seed"), RANGES.seed, randomSeed());
     const cls = this.$("class") ? Number(this.$("class").value) : classIndex(a("class"));
     return {

@@ -1,14 +1,19 @@
 // What the page's URL and the embed element's attributes may ask of the model: the classes, the
 // samplers and their step counts, the forward explorer's schedules, and the numeric ranges. They live in limits.json, which the
 // engine (src/limits.rs) reads too, so the page and the engine agree on them.
-// DDIM's step counts divide T = 1000; guidance applies at time indices 0–600 (measured best for
+// DDIM's step counts divide T = 1000, DPM-Solver++'s need not; guidance applies at time indices 0–600 (measured best for
 // the shipped model: docs/model-card.md) or at every step.
 
 import LIMITS from "./limits.json" with { type: "json" };
 
 export const CLASS_NAMES = LIMITS.classes;
 export const SAMPLERS = LIMITS.samplers;
-export const DDIM_STEPS = LIMITS.ddimSteps;
+export const DEFAULT_SAMPLER = LIMITS.defaultSampler;
+// The samplers that take a step count (the others walk all T steps): their choices and defaults.
+export const STEPS = LIMITS.steps;
+// A step count for `sampler`: `wanted` if it is one of its choices, else its default.
+export const stepsFor = (sampler, wanted) =>
+  STEPS[sampler]?.choices.includes(Number(wanted)) ? Number(wanted) : STEPS[sampler]?.def ?? null;
 export const INTERVALS = LIMITS.intervals;
 export const SCHEDULES = LIMITS.schedules;
 export const RANGES = LIMITS.ranges;

@@ -41,7 +41,7 @@ impl Sampler for Ddim {
         &self.timesteps
     }
 
-    fn step(&self, i: usize, x_t: Tensor<4>, eps: Tensor<4>, noise: &mut NoiseSource) -> Step {
+    fn step(&mut self, i: usize, x_t: Tensor<4>, eps: Tensor<4>, noise: &mut NoiseSource) -> Step {
         let s = &self.schedule;
         let t = self.timesteps[i];
         // Clipped, ε̂ is recomputed from x̂_0 (diffusers' `use_clipped_model_output`), else the two disagree.

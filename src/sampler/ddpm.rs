@@ -36,7 +36,7 @@ impl Sampler for Ddpm {
         &self.timesteps
     }
 
-    fn step(&self, i: usize, x_t: Tensor<4>, eps: Tensor<4>, noise: &mut NoiseSource) -> Step {
+    fn step(&mut self, i: usize, x_t: Tensor<4>, eps: Tensor<4>, noise: &mut NoiseSource) -> Step {
         let s = &self.schedule;
         let t = self.timesteps[i];
         let x0 = predict_x0_at(s, x_t.clone(), t, eps.clone(), self.x0);

@@ -3,9 +3,11 @@
 
 mod ddim;
 mod ddpm;
+mod dpm_solver;
 
 pub use ddim::Ddim;
 pub use ddpm::{Ddpm, DdpmVariance};
+pub use dpm_solver::DpmSolver;
 
 use crate::noise::NoiseSource;
 use crate::schedule::Schedule;
@@ -32,8 +34,8 @@ pub trait Sampler {
     fn timesteps(&self) -> &[usize];
 
     /// Applies the update rule at position `i` of [`Sampler::timesteps`], drawing any noise it
-    /// needs from `noise`.
-    fn step(&self, i: usize, x_t: Tensor<4>, eps: Tensor<4>, noise: &mut NoiseSource) -> Step;
+    /// needs from `noise`. Steps come in order, once each (a multistep sampler remembers the last).
+    fn step(&mut self, i: usize, x_t: Tensor<4>, eps: Tensor<4>, noise: &mut NoiseSource) -> Step;
 }
 
 /// What a step does with its estimate x̂_0 of the clean image.
@@ -62,16 +64,18 @@ fn predict_x0_at(s: &Schedule, x_t: Tensor<4>, t: usize, eps: Tensor<4>, x0: X0)
 pub enum SamplerKind {
     Ddpm(DdpmVariance),
     Ddim { steps: usize, eta: f64 },
+    DpmSolver { steps: usize },
 }
 
 impl SamplerKind {
     /// The sampler the page names (www/limits.json): `ddpm` (σ² = β), `ddpm-tilde` (σ² = β̃) or
-    /// `ddim` (with `steps` and `eta`).
+    /// `ddim` (with `steps` and `eta`) or `dpm-solver` (DPM-Solver++(2M), with `steps`).
     pub fn named(name: &str, steps: usize, eta: f64) -> Result<Self, String> {
         match name {
             "ddpm" => Ok(Self::Ddpm(DdpmVariance::Beta)),
             "ddpm-tilde" => Ok(Self::Ddpm(DdpmVariance::BetaTilde)),
             "ddim" => Ok(Self::Ddim { steps, eta }),
+            "dpm-solver" => Ok(Self::DpmSolver { steps }),
             other => Err(format!("unknown sampler {other:?}")),
         }
     }
@@ -80,6 +84,7 @@ impl SamplerKind {
         Ok(match self {
             Self::Ddpm(variance) => Box::new(Ddpm::new(schedule.clone(), variance, x0)),
             Self::Ddim { steps, eta } => Box::new(Ddim::new(schedule.clone(), steps, eta, x0)?),
+            Self::DpmSolver { steps } => Box::new(DpmSolver::new(schedule.clone(), steps, x0)?),
         })
     }
 }

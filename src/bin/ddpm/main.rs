@@ -83,17 +83,21 @@ pub enum SamplerArg {
     DdpmTilde,
     /// DDIM on a subsequence of --steps timesteps.
     Ddim,
+    /// DPM-Solver++(2M) in --steps model calls.
+    DpmSolver,
 }
 
 impl SamplerArg {
-    /// `steps` and `eta` are DDIM's; DDPM walks all T steps.
+    /// `steps` is DDIM's and DPM-Solver's, `eta` DDIM's; DDPM walks all T steps.
     pub fn kind(self, steps: usize, eta: f64) -> ddpm_web::sampler::SamplerKind {
-        use ddpm_web::sampler::{DdpmVariance, SamplerKind};
-        match self {
-            Self::Ddpm => SamplerKind::Ddpm(DdpmVariance::Beta),
-            Self::DdpmTilde => SamplerKind::Ddpm(DdpmVariance::BetaTilde),
-            Self::Ddim => SamplerKind::Ddim { steps, eta },
-        }
+        // The CLI's names are the page's (www/limits.json), so one function reads them.
+        let name = self.to_possible_value().expect("no sampler is hidden");
+        ddpm_web::sampler::SamplerKind::named(name.get_name(), steps, eta).expect("every CLI sampler has a page name")
+    }
+
+    /// Whether --steps applies (else the sampler walks all T steps).
+    pub fn takes_steps(self) -> bool {
+        matches!(self, Self::Ddim | Self::DpmSolver)
     }
 }
 

@@ -18,7 +18,7 @@ pub struct Args {
     weights: PathBuf,
     #[arg(long, value_enum, default_value = "ddim")]
     sampler: SamplerArg,
-    /// DDIM steps (must divide T).
+    /// DDIM steps (must divide T) or DPM-Solver++ steps (any up to T).
     #[arg(long, default_value_t = 50)]
     steps: usize,
     /// DDIM η: 0 deterministic, 1 as noisy as DDPM.

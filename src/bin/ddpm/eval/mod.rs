@@ -106,7 +106,7 @@ fn settings(args: &Args, timesteps: usize, n: usize) -> Result<Settings, String>
         weights: fingerprint(&args.weights)?,
         classifier: fingerprint(&args.classifier)?,
         sampler: args.sampler,
-        steps: if args.sampler == SamplerArg::Ddim { args.steps } else { timesteps },
+        steps: if args.sampler.takes_steps() { args.steps } else { timesteps },
         clip_x0: args.clip_x0,
         guidance: args.guide.guidance,
         guidance_interval: args.guide.guidance_interval.as_ref().map(|i| (*i.start(), *i.end())),

@@ -2,6 +2,7 @@
 //! only by a run of the same settings, and journals are compared only where their settings allow.
 
 use crate::SamplerArg;
+use clap::ValueEnum;
 use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::path::Path;
@@ -14,7 +15,7 @@ pub struct Settings {
     /// The classifier file's [`fingerprint`].
     pub classifier: String,
     pub sampler: SamplerArg,
-    /// The reverse process's steps: DDIM's --steps, or all T of DDPM.
+    /// The reverse process's steps: DDIM's or DPM-Solver's --steps, or all T of DDPM.
     pub steps: usize,
     pub clip_x0: bool,
     pub guidance: f32,
@@ -45,6 +46,7 @@ fn sampler_name(sampler: SamplerArg) -> &'static str {
         SamplerArg::Ddpm => "DDPM",
         SamplerArg::DdpmTilde => "DDPM (σ² = β̃)",
         SamplerArg::Ddim => "DDIM",
+        SamplerArg::DpmSolver => "DPM-Solver++(2M)",
     }
 }
 
@@ -68,7 +70,7 @@ impl Settings {
         let parts: Vec<&str> = text.split(", ").collect();
         let [weights, classifier, sampler, extras @ .., guidance, count, batch, seed] = parts.as_slice() else { return None };
         let (name, steps) = sampler.strip_suffix(" steps")?.rsplit_once(' ')?;
-        let sampler = [SamplerArg::Ddpm, SamplerArg::DdpmTilde, SamplerArg::Ddim].into_iter().find(|&s| sampler_name(s) == name)?;
+        let sampler = SamplerArg::value_variants().iter().copied().find(|&s| sampler_name(s) == name)?;
         let mut settings = Settings {
             weights: value(weights, "weights")?,
             classifier: value(classifier, "classifier")?,
