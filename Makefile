@@ -18,17 +18,28 @@ WASM_ENV = CARGO_TARGET_DIR=$(CACHE)/target-wasm TRUNK_SKIP_VERSION_CHECK=true \
 setup:
 	@bash tools/setup.sh
 
-## The page, built in release with Trunk into dist/.
+# One wasm module of the crate into dist/: $(1) its name, $(2) its Cargo features. Without the
+# function names (a third of the compressed bytes; panics still say what and where).
+wasm_module = $(WASM_ENV) cargo build --release --lib --target wasm32-unknown-unknown --no-default-features $(2) && \
+  wasm-bindgen --target web --no-typescript --remove-name-section --remove-producers-section --out-dir dist \
+    --out-name $(1) $(CACHE)/target-wasm/wasm32-unknown-unknown/release/ddpm_web.wasm
+
+## The page, built in release into dist/: Trunk copies the page, then the crate is built twice, as
+## the sampling module (ddpm-web) and as the training module (ddpm-train, fetched when training starts).
 web: setup
 	@mkdir -p www/data && cp $(DATA)/t10k-images-idx3-ubyte.gz $(DATA)/t10k-labels-idx1-ubyte.gz www/data/
-	@echo "Building the wasm page (a cold build takes 20-25 minutes on 2 cores)…"
 	$(WASM_ENV) trunk build --release
+	@echo "Building the wasm modules (a cold build takes 20-25 minutes on 2 cores)…"
+	$(call wasm_module,ddpm-web,)
+	$(call wasm_module,ddpm-train,--features train)
 
-## dist/: the page, the embed element and its example, self-contained, relative URLs only.
+## dist/: the page, the embed element and its example, self-contained, relative URLs only; with
+## FILE.br and FILE.gz beside each large file, for hosts that serve precompressed files (README.md).
 dist: web
-	@echo "dist/ is ready to copy to any static host or sub-path ($$(du -sh dist | cut -f1)); open embed-example.html for the embed."
+	node tools/compress.mjs dist
+	@echo "dist/ is ready to copy to any static host or sub-path ($$(du -sh dist | cut -f1), .br/.gz copies included); open embed-example.html for the embed."
 
-run: web
+run: dist
 	node tools/serve.mjs dist $(PORT)
 
 ## The native CLI, from the same (dev-profile, optimised-dependency) build as the tests.
@@ -52,7 +63,7 @@ soak: web
 
 ## Speed beside the peers a user would pick instead (onnxruntime-web, PyTorch), measured in one run:
 ## prints a table, writes docs/benchmarks.md and docs/benchmarks.json. Not part of `make test`; takes minutes.
-bench: web cli
+bench: dist cli
 	CACHE=$(CACHE) bash tools/bench.sh
 
 clean-dist:

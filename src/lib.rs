@@ -10,12 +10,13 @@ pub mod eval;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod fusion;
 pub mod grid;
-#[cfg(not(target_arch = "wasm32"))]
+#[cfg(all(not(target_arch = "wasm32"), feature = "train"))]
 pub mod launches;
 pub mod limits;
 pub mod noise;
 pub mod sampler;
 pub mod schedule;
+#[cfg(feature = "train")]
 pub mod train;
 pub mod unet;
 pub mod weights;

@@ -64,10 +64,16 @@ for (const b of ["1", "16"]) for (const backend of ["webgpu", "cpu"]) {
 const fs = web.first_sample;
 row(`page open → engine ready, cold / warm (${fs.backend})`, `${fs.cold.ready_ms} ms / ${fs.warm.ready_ms} ms`);
 row(`page open → first finished sample, default settings (${fs.cold.steps} steps), cold / warm`, `${fs.cold.first_sample_ms} ms / ${fs.warm.first_sample_ms} ms`);
-const total = (bytes) => Object.values(bytes).reduce((t, b) => ({ raw: t.raw + b.raw, gzip: t.gzip + b.gzip, files: t.files + b.files }), { raw: 0, gzip: 0, files: 0 });
-for (const [kind, b] of [...Object.entries(fs.cold_bytes), ["all", total(fs.cold_bytes)]]) row(`cold load: ${kind} (${b.files} files), raw / gzip`, `${kb(b.raw)} / ${kb(b.gzip)}`);
+// Bytes: raw, gzip -9, brotli -q 11, and what was sent (with the encoding Chromium negotiated).
+const total = (bytes) => Object.values(bytes ?? {}).reduce((t, b) => ({ raw: t.raw + b.raw, gzip: t.gzip + b.gzip, brotli: t.brotli + (b.brotli ?? 0),
+  sent: t.sent + (b.sent ?? b.raw), files: t.files + b.files, encodings: [...new Set([...t.encodings, ...(b.encodings ?? [])])] }),
+  { raw: 0, gzip: 0, brotli: 0, sent: 0, files: 0, encodings: [] });
+const sizes = (b) => `${kb(b.raw)} / ${kb(b.gzip)} / ${b.brotli ? kb(b.brotli) : "n/a"} / ${kb(b.sent ?? b.raw)}${b.encodings?.length ? ` (${b.encodings.join(", ")})` : ""}`;
+const files = (n) => `${n} ${n === 1 ? "file" : "files"}`;
+for (const [kind, b] of [...Object.entries(fs.cold_bytes), ["all", total(fs.cold_bytes)]]) row(`cold load: ${kind}, ${files(b.files)}; raw / gzip / brotli / sent`, sizes(b));
 const warmTotal = total(fs.warm_bytes);
-row(`warm reload: all (${warmTotal.files} files; weights ${fs.warm_bytes.weights ? "fetched again" : "from the Cache API"}), raw / gzip`, `${kb(warmTotal.raw)} / ${kb(warmTotal.gzip)}`);
+row(`warm reload: all, ${files(warmTotal.files)} (weights ${fs.warm_bytes.weights ? "fetched again" : "from the Cache API"}); raw / gzip / brotli / sent`, sizes(warmTotal));
+for (const [kind, b] of Object.entries(fs.training_bytes ?? {})) row(`training start, on top of that: ${kind}, ${files(b.files)}; raw / gzip / brotli / sent`, sizes(b));
 
 const machine = `${cpus()[0].model}, ${cpus().length} cores, ${(totalmem() / 2 ** 30).toFixed(0)} GiB`;
 const adapter = web.adapter ? `${web.adapter.vendor} ${web.adapter.architecture}${web.adapter.fallback ? " (software fallback adapter)" : ""}` : "none";

@@ -10,7 +10,7 @@
 # INTERVAL (LO-HI: guidance only at those time indices, e.g. 0-600 → ddim50-g2-t0-600.txt),
 # SEED (the sampler's, 0 by default; others keep their files apart, e.g. ddim20-seed1.txt),
 # RUNS (which rows, of "ddim20 ddim50 ddpm1000", the default; also ddpmtilde1000, DDPM with
-# σ² = β̃, written as ddpm-tilde1000*), CLIP=1 (x̂_0 clamped to [−1, 1] at each step, as Ho et
+# σ² = β̃, written as ddpm-tilde1000*, and dpm10, dpm15, … DPM-Solver++(2M) in that many steps), CLIP=1 (x̂_0 clamped to [−1, 1] at each step, as Ho et
 # al.'s released sampler does: files end in -clip), TAG (appended to the file names, e.g. -b250 for
 # a DDPM_BATCH whose journals must not meet the batch-25 ones: the batch size picks the noise).
 set -euo pipefail
@@ -36,9 +36,10 @@ for run in ${RUNS:-ddim20 ddim50 ddpm1000}; do
   case $run in
     ddim20) sampler=ddim steps=20 batch=250 ;;
     ddim50) sampler=ddim steps=50 batch=250 ;;
+    dpm5|dpm8|dpm10|dpm12|dpm15|dpm20|dpm25) sampler=dpm-solver steps=${run#dpm} batch=250 ;;
     ddpm1000) sampler=ddpm steps=1000 batch=${DDPM_BATCH:-25} ;;
     ddpmtilde1000) sampler=ddpm-tilde steps=1000 batch=${DDPM_BATCH:-25} ;;
-    *) echo "RUNS: $run? expected ddim20, ddim50, ddpm1000 or ddpmtilde1000" >&2; exit 2 ;;
+    *) echo "RUNS: $run? expected ddim20, ddim50, dpm5…dpm25 (DPM-Solver++), ddpm1000 or ddpmtilde1000" >&2; exit 2 ;;
   esac
   out=$dir/$sampler$steps$tag.txt
   if [ ! -s "$out" ]; then

@@ -1,5 +1,7 @@
 // A static file server for dist/: correct MIME types (application/wasm included), loopback only.
-// Used by `make run` and by the browser tests.
+// Where the browser accepts brotli or gzip and `make dist` wrote FILE.br or FILE.gz beside FILE
+// (tools/compress.mjs), it sends that with Content-Encoding, as nginx's brotli_static/gzip_static do.
+// Used by `make run`, the browser tests and the bench.
 import { createServer } from "node:http";
 import { readFile, stat } from "node:fs/promises";
 import { extname, join, normalize, resolve } from "node:path";
@@ -10,11 +12,36 @@ const TYPES = {
   ".css": "text/css; charset=utf-8", ".wasm": "application/wasm", ".json": "application/json",
   ".png": "image/png", ".svg": "image/svg+xml", ".bin": "application/octet-stream",
   ".bpk": "application/octet-stream", ".ico": "image/x-icon", ".gz": "application/gzip",
-  ".onnx": "application/octet-stream",
+  ".onnx": "application/octet-stream", ".txt": "text/plain; charset=utf-8",
 };
 
-// `prefix` serves dist/ under a sub-path (e.g. "/blog/ddpm/"), as a blog host would; `onServe(path,
-// body)` hears of every file sent (the bench counts the bytes of a cold load with it).
+// The codings a request's Accept-Encoding allows, best first: brotli before gzip at equal q; q=0
+// refuses one; `*` stands for those not named.
+export function acceptedEncodings(header = "") {
+  const q = {};
+  for (const part of String(header).split(",")) {
+    const [name, ...params] = part.trim().toLowerCase().split(";");
+    if (!name) continue;
+    const qp = params.map((p) => p.trim()).find((p) => p.startsWith("q="));
+    const value = qp ? Number(qp.slice(2)) : 1;
+    q[name] = Number.isFinite(value) ? value : 0;
+  }
+  const of = (name) => q[name] ?? q["*"] ?? 0;
+  return [["br", ".br"], ["gzip", ".gz"]].filter(([name]) => of(name) > 0).sort((a, b) => of(b[0]) - of(a[0]));
+}
+
+// The precompressed copy to send for `file`, if any: it must be at least as new as the file (a
+// copy left from an older build is not sent). Never for .gz/.br themselves (data/*.gz are real
+// gzip files the page decompresses itself: they are sent as they are).
+async function precompressed(file, acceptEncoding, fileTime) {
+  if ([".gz", ".br"].includes(extname(file))) return null;
+  for (const [encoding, ext] of acceptedEncodings(acceptEncoding)) {
+    const info = await stat(file + ext).catch(() => null);
+    if (info?.isFile() && info.mtimeMs >= fileTime) return { encoding, file: file + ext };
+  }
+  return null;
+}
+
 export function serve(root, port = 0, host = "127.0.0.1", prefix = "/", onServe = null) {
   root = resolve(root);
   const server = createServer(async (req, res) => {
@@ -24,11 +51,18 @@ export function serve(root, port = 0, host = "127.0.0.1", prefix = "/", onServe 
       const path = normalize(decodeURIComponent("/" + url.slice(prefix.length)));
       let file = join(root, path);
       if (!file.startsWith(root)) throw Object.assign(new Error("outside root"), { code: "ENOENT" });
-      if ((await stat(file)).isDirectory()) file = join(file, "index.html");
-      const body = await readFile(file);
-      res.writeHead(200, { "content-type": TYPES[extname(file)] || "application/octet-stream", "cache-control": "no-cache" });
+      let info = await stat(file);
+      if (info.isDirectory()) info = await stat((file = join(file, "index.html")));
+      const headers = { "content-type": TYPES[extname(file)] || "application/octet-stream", "cache-control": "no-cache" };
+      const packed = await precompressed(file, req.headers["accept-encoding"], info.mtimeMs);
+      const body = await readFile(packed?.file ?? file);
+      if (packed) headers["content-encoding"] = packed.encoding;
+      if (![".gz", ".br"].includes(extname(file))) headers.vary = "Accept-Encoding";
+      headers["content-length"] = body.length;
+      res.writeHead(200, headers);
+      if (req.method === "HEAD") return void res.end();
       res.end(body);
-      onServe?.(url, body);
+      onServe?.(url, body, packed?.encoding ?? null);
     } catch (e) {
       res.writeHead(e.code === "ENOENT" ? 404 : 500, { "content-type": "text/plain" });
       res.end(e.code === "ENOENT" ? "not found" : "server error");

@@ -372,6 +372,9 @@ class DdpmDemo extends HTMLElement {
         release(this);
         this.setState("done", `Done: ${m.total} steps in ${m.seconds.toFixed(1)} s.`);
         break;
+      case EVENT.trainStatus:
+        this.$("status").textContent = m.message;
+        break;
       case EVENT.trainStep:
         this.ddpm.steps = m.done;
         this.ddpm.losses.push(...m.losses);

@@ -47,6 +47,7 @@ export function trainHandlers(ctx) {
     const say = (m) => post({ ...m, tag: settings.tag });
     const token = {};
     run = { token, paused: false, stop: false, wake: null };
+    await ctx.trainingEngine(say);
     await loadData(say);
     const description = JSON.parse(ctx.engine.beginTraining(JSON.stringify(settings.options)));
     say({ op: EVENT.trainBegin, description, steps: settings.steps });

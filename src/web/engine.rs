@@ -101,7 +101,9 @@ impl Engine {
             device,
             model: None,
             run: None,
+            #[cfg(feature = "train")]
             data: None,
+            #[cfg(feature = "train")]
             training: None,
         };
         Ok(Engine {

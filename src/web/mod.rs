@@ -7,11 +7,15 @@ mod gpu;
 mod logging;
 mod painter;
 mod state;
+#[cfg(feature = "train")]
 mod training;
+#[cfg(feature = "train")]
+mod training_state;
 
 pub use engine::{Engine, StepReport, alphas_cumprod};
 pub use export::encode_gif;
 pub use painter::Painter;
+#[cfg(feature = "train")]
 pub use training::TrainReport;
 
 use burn::prelude::Tensor;

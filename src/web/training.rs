@@ -3,7 +3,8 @@
 //! a tensor synchronously (that panics on WebGPU in a browser).
 
 use super::engine::Engine;
-use super::state::{Loaded, Training};
+use super::state::Loaded;
+use super::training_state::Training;
 use super::{float32, js_err, now_ms, read};
 use crate::data::{Dataset, Epochs};
 use crate::diffusion::LossKind;

@@ -118,7 +118,7 @@ async function iframeVersion(ctx) {
   assert.equal(d.state, "done", d.status);
   assert.equal(d.steps, 10);
   assert.equal(d.final.length, 28 * 28);
-  assert.deepEqual(d.settings, { class: 1, steps: 10, batch: 1, seed: 4, sampler: "ddim" });
+  assert.deepEqual(d.settings, { class: 1, steps: 10, batch: 1, seed: 4, sampler: "dpm-solver" });
   // A trouser: two legs, so in the lower half the middle column is darker than the legs beside it.
   const column = (x) => d.final.filter((_, i) => i % 28 === x && i >= 28 * 16).reduce((a, v) => a + v, 0);
   assert.ok(column(14) < (column(11) + column(12) + column(16) + column(17)) / 4 - 2, "guided towards trousers");

@@ -220,9 +220,9 @@ test("link settings out of range or garbage are clamped with a notice", async ()
     guidance: document.getElementById("guidance").value, sampler: document.getElementById("sampler").value,
     interval: document.getElementById("interval").value, notices: window.ddpm.notices.join(" ") }));
   assert.equal(s.batch, "16");
-  assert.equal(s.steps, "50");
+  assert.equal(s.steps, "10");
   assert.equal(s.guidance, "0");
-  assert.equal(s.sampler, "ddim");
+  assert.equal(s.sampler, "dpm-solver");
   assert.equal(s.interval, "0-600");
   assert.match(s.notices, /batch=99/);
   assert.match(s.notices, /interval=1-2/);

@@ -5,7 +5,8 @@
 // Usage: node tools/bench/browser.mjs BENCH_DIR  (BENCH_DIR holds unet.onnx and model.probe.json)
 import { mkdir, rm, symlink, copyFile, writeFile } from "node:fs/promises";
 import { resolve, join } from "node:path";
-import { gzipSync } from "node:zlib";
+import { createHash } from "node:crypto";
+import { brotliCompressSync, brotliDecompressSync, constants, gunzipSync, gzipSync } from "node:zlib";
 import { chromium } from "playwright-core";
 import { serve } from "../serve.mjs";
 import { CHROMIUM_ARGS } from "../../tests/browser/harness.mjs";
@@ -24,15 +25,38 @@ await symlink(resolve("node_modules/onnxruntime-web/dist"), join(site, "ort"));
 for (const f of ["ort.html", "ort-bench.js"]) await copyFile(join(here, f), join(site, f));
 for (const f of ["unet.onnx", "model.probe.json"]) await symlink(join(dir, f), join(site, f));
 
-let served = null; // while set, the bytes sent per kind of file
-const server = await serve(site, 0, "127.0.0.1", "/", (path, body) => {
-  if (!served) return;
-  const kind = path.endsWith(".wasm") ? "wasm" : path.endsWith(".js") ? "js" : path.endsWith(".ddpm") ? "weights" : "other";
-  served[kind] ??= { raw: 0, gzip: 0, files: 0 };
-  served[kind].raw += body.length;
-  served[kind].gzip += gzipSync(body, { level: 9 }).length;
-  served[kind].files += 1;
-});
+// Bytes of a load, per kind of file: raw (the file as the page reads it), sent (what went on the wire,
+// brotli or gzip where the browser asked for it and `make dist` wrote FILE.br/FILE.gz, else raw), and
+// what gzip -9 and brotli -q 11 would make of it. The server only notes each body; compressing waits
+// until the timed run is over (brotli at quality 11 would stall the server for a minute).
+let served = null; // while set, the files sent
+const server = await serve(site, 0, "127.0.0.1", "/", (path, body, encoding) => served?.push({ path, body, encoding }));
+const kindOf = (path) =>
+  path.endsWith(".wasm") ? (/ddpm-train[^/]*\.wasm$/.test(path) ? "wasm (training)" : "wasm (sampling)")
+    : path.endsWith(".js") ? "js" : path.endsWith(".ddpm") ? "weights" : path.includes("/data/") ? "data" : "other";
+const packedSizes = new Map(); // sha-1 of the raw bytes → { gzip, brotli }
+function tally(files) {
+  const bytes = {};
+  for (const { path, body, encoding } of files) {
+    const raw = encoding === "br" ? brotliDecompressSync(body) : encoding === "gzip" ? gunzipSync(body) : body;
+    const key = createHash("sha1").update(raw).digest("hex");
+    if (!packedSizes.has(key)) {
+      packedSizes.set(key, {
+        gzip: gzipSync(raw, { level: 9 }).length,
+        brotli: brotliCompressSync(raw, { params: { [constants.BROTLI_PARAM_QUALITY]: 11, [constants.BROTLI_PARAM_LGWIN]: 24, [constants.BROTLI_PARAM_SIZE_HINT]: raw.length } }).length,
+      });
+    }
+    const kind = kindOf(path);
+    const b = (bytes[kind] ??= { raw: 0, gzip: 0, brotli: 0, sent: 0, files: 0, encodings: [] });
+    b.raw += raw.length;
+    b.gzip += packedSizes.get(key).gzip;
+    b.brotli += packedSizes.get(key).brotli;
+    b.sent += body.length;
+    b.files += 1;
+    if (!b.encodings.includes(encoding ?? "identity")) b.encodings.push(encoding ?? "identity");
+  }
+  return bytes;
+}
 const base = `http://127.0.0.1:${server.address().port}/`;
 const browser = await chromium.launch({ executablePath: process.env.CHROMIUM || "/usr/bin/chromium", headless: true, args: CHROMIUM_ARGS });
 const stats = (ms) => {
@@ -89,9 +113,12 @@ async function peer(ep) {
   }
 }
 
+const TRAINING_FILES = ["ddpm-train.js", "ddpm-train_bg.wasm", "data/t10k-images-idx3-ubyte.gz", "data/t10k-labels-idx1-ubyte.gz"];
+
 // Page open → first finished sample with the default settings, as a reader would click; the
 // warm run reloads in the same profile (weights from the Cache API; the server says no-cache, so
-// the rest is fetched again). Bytes are counted as the server sends them, workers' fetches included.
+// the rest is fetched again). Bytes are counted as the server sends them, workers' fetches included;
+// then what starting training would fetch on top.
 async function firstSample() {
   const context = await browser.newContext();
   const page = await context.newPage();
@@ -104,17 +131,24 @@ async function firstSample() {
     const run = await generate(page);
     return { ready_ms: readyMs, first_sample_ms: Date.now() - started, steps: run.steps.length, state: run.state };
   };
-  served = {};
+  served = [];
   const cold = await once(() => page.goto(`${base}app/`));
-  const coldBytes = served;
+  const coldFiles = served;
   const backend = await page.evaluate(() => window.ddpm.backend);
-  served = {};
+  served = [];
   const warm = await once(() => page.reload());
-  const warmBytes = served;
+  const warmFiles = served;
+  // What starting training fetches on top (www/worker.js, www/train-worker.js): the training module
+  // and the data, fetched here by the page itself so that the browser negotiates the encoding.
+  served = [];
+  await page.evaluate(async (paths) => {
+    for (const p of paths) await (await fetch(new URL(p, location.href), { cache: "no-store" })).arrayBuffer();
+  }, TRAINING_FILES);
+  const trainingFiles = served;
   served = null;
   await context.close();
-  log(`first sample (${backend}): cold ${cold.first_sample_ms} ms, warm ${warm.first_sample_ms} ms`);
-  return { backend, cold, warm, cold_bytes: coldBytes, warm_bytes: warmBytes };
+  log(`first sample (${backend}): cold ${cold.first_sample_ms} ms, warm ${warm.first_sample_ms} ms; counting bytes (brotli -q 11)…`);
+  return { backend, cold, warm, cold_bytes: tally(coldFiles), warm_bytes: tally(warmFiles), training_bytes: tally(trainingFiles) };
 }
 
 const result = { chromium: browser.version() };

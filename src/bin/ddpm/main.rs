@@ -3,6 +3,7 @@
 
 mod bench;
 mod classifier;
+mod convert;
 mod eval;
 mod export;
 mod info;
@@ -43,6 +44,8 @@ enum Command {
     Export(export::Args),
     /// Describe a weights file (or the default configuration) and count its parameters.
     Info(info::Args),
+    /// Store weights at another precision (f16: half the bytes).
+    Convert(convert::Args),
 }
 
 #[derive(Subcommand)]
@@ -129,6 +132,7 @@ fn main() {
         Command::Bench(args) => bench::run(args),
         Command::Export(args) => export::run(args),
         Command::Info(args) => info::run(args),
+        Command::Convert(args) => convert::run(args),
     };
     if let Err(message) = result {
         eprintln!("error: {message}");
