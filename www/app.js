@@ -84,12 +84,12 @@ function applySettings(s) {
   syncOutputs();
 }
 
-// The steps menu offers the chosen sampler's counts, keeping `wanted` where it is one of them.
+// The steps menu offers the chosen sampler's counts: `wanted` where it is one of them, else the
+// sampler's default.
 function fillSteps(wanted) {
   const sampler = $("sampler").value;
-  const el = $("steps");
-  el.replaceChildren(...(STEPS[sampler]?.choices ?? []).map((n) => new Option(`${n} steps`, String(n))));
-  el.value = String(stepsFor(sampler, wanted ?? el.value) ?? "");
+  $("steps").replaceChildren(...(STEPS[sampler]?.choices ?? []).map((n) => new Option(`${n} steps`, String(n))));
+  $("steps").value = String(stepsFor(sampler, wanted) ?? "");
 }
 
 function currentSettings() {
