@@ -170,17 +170,9 @@ fn gaussian_data_is_reproduced_in_mean_and_variance() {
     }
 }
 
-#[test]
-fn deterministic_ddim_on_gaussian_data_is_the_predicted_affine_map() {
-    // With a linear oracle, η = 0 DDIM maps x_T to a·x_T + m; a and m follow from the update
-    // rule written out here on scalars, in f64. With few steps a² falls short of s²: that is the
-    // discretisation error, and the sampler must reproduce it exactly.
-    let device = Device::flex();
-    let schedule = Schedule::new(BetaSchedule::Linear, 1000);
-    let (mu, s2) = (0.3f64, 0.25f64);
-    let oracle = GaussianOracle { schedule: schedule.clone(), mean: mu, var: s2 };
+/// η = 0 DDIM on scalars in f64, for the linear oracle of N(μ, s²) data: x_0 = a·x_T + m.
+fn ddim_affine_map(schedule: &Schedule, ts: &[usize], mu: f64, s2: f64) -> (f64, f64) {
     let ab = &schedule.alphas_cumprod;
-    let ts: Vec<usize> = (0..100).rev().map(|k| k * 10).collect();
     let (mut a, mut m) = (1.0f64, 0.0f64);
     for (i, &t) in ts.iter().enumerate() {
         let ab_prev = ts.get(i + 1).map_or(1.0, |&p| ab[p]);
@@ -191,14 +183,33 @@ fn deterministic_ddim_on_gaussian_data_is_the_predicted_affine_map() {
         a = ab_prev.sqrt() * x0a + (1.0 - ab_prev).sqrt() * ea;
         m = ab_prev.sqrt() * x0m + (1.0 - ab_prev).sqrt() * em;
     }
-    let sampler = SamplerKind::Ddim { steps: 100, eta: 0.0 }.build(&schedule, X0::Raw).unwrap();
+    (a, m)
+}
+
+/// Runs `kind` with the Gaussian oracle and checks that it maps x_T to a·x_T + m, elementwise.
+fn assert_affine(kind: SamplerKind, schedule: &Schedule, (mu, s2): (f64, f64), (a, m): (f64, f64)) {
+    let device = Device::flex();
+    let oracle = GaussianOracle { schedule: schedule.clone(), mean: mu, var: s2 };
+    let sampler = kind.build(schedule, X0::Raw).unwrap();
     let run = SamplingRun::new(sampler, [4, 1, 8, 8], Guidance::unconditional(4), 9, &device);
     let x_t = values(run.current());
     let x_0 = values(run.finish(&oracle));
     for (xt, x0) in x_t.iter().zip(&x_0) {
         let expected = a * *xt as f64 + m;
-        assert!((*x0 as f64 - expected).abs() < 1e-4, "{x0} vs {expected}");
+        assert!((*x0 as f64 - expected).abs() < 1e-4, "{kind:?}: {x0} vs {expected}");
     }
+}
+
+#[test]
+fn deterministic_ddim_on_gaussian_data_is_the_predicted_affine_map() {
+    // With a linear oracle, η = 0 DDIM maps x_T to a·x_T + m; a and m follow from the update
+    // rule written out here on scalars, in f64. With few steps a² falls short of s²: that is the
+    // discretisation error, and the sampler must reproduce it exactly.
+    let schedule = Schedule::new(BetaSchedule::Linear, 1000);
+    let (mu, s2) = (0.3f64, 0.25f64);
+    let ts: Vec<usize> = (0..100).rev().map(|k| k * 10).collect();
+    let (a, m) = ddim_affine_map(&schedule, &ts, mu, s2);
+    assert_affine(SamplerKind::Ddim { steps: 100, eta: 0.0 }, &schedule, (mu, s2), (a, m));
     assert!(a * a < 0.95 * s2, "100 steps under-disperse (a² = {})", a * a);
 }
 
@@ -239,37 +250,21 @@ fn dpm_solver_on_gaussian_data_is_the_predicted_affine_map_and_second_order() {
     // Exactness against the scalar reimplementation; then accuracy: the exact flow from t = T−1
     // maps x to μ + s (x − √ᾱ μ)/√(ᾱ s² + 1 − ᾱ), and a second-order solver gets far closer to it
     // than DDIM does in as many model calls.
-    let device = Device::flex();
     let schedule = Schedule::new(BetaSchedule::Linear, 1000);
     let (mu, s2) = (0.3f64, 0.25f64);
-    let oracle = GaussianOracle { schedule: schedule.clone(), mean: mu, var: s2 };
-    let sampler = SamplerKind::DpmSolver { steps: 20 }.build(&schedule, X0::Raw).unwrap();
-    let ts = sampler.timesteps().to_vec();
+    let kind = SamplerKind::DpmSolver { steps: 20 };
+    let ts = kind.build(&schedule, X0::Raw).unwrap().timesteps().to_vec();
     assert_eq!((ts.len(), ts[0], *ts.last().unwrap()), (20, 999, 0), "{ts:?}");
     let (a, m) = dpm_solver_affine_map(&schedule, &ts, mu, s2);
-    let run = SamplingRun::new(sampler, [4, 1, 8, 8], Guidance::unconditional(4), 9, &device);
-    let x_t = values(run.current());
-    let x_0 = values(run.finish(&oracle));
-    for (xt, x0) in x_t.iter().zip(&x_0) {
-        let expected = a * *xt as f64 + m;
-        assert!((*x0 as f64 - expected).abs() < 1e-4, "{x0} vs {expected}");
-    }
+    assert_affine(kind, &schedule, (mu, s2), (a, m));
     let exact_slope = |t: usize| {
         let ab = schedule.alphas_cumprod[t];
         s2.sqrt() / (ab * s2 + 1.0 - ab).sqrt()
     };
     let dpm_error = (a - exact_slope(999)).abs();
-    // DDIM in 20 calls, the same recursion as the DDIM affine test, from its own first index.
-    let ab = &schedule.alphas_cumprod;
+    // DDIM in 20 calls, from its own first index.
     let ddim_ts: Vec<usize> = (0..20).rev().map(|k| k * 50).collect();
-    let mut slope = 1.0f64;
-    for (i, &t) in ddim_ts.iter().enumerate() {
-        let ab_prev = ddim_ts.get(i + 1).map_or(1.0, |&p| ab[p]);
-        let k = (1.0 - ab[t]).sqrt() / (ab[t] * s2 + 1.0 - ab[t]);
-        let x0 = (slope - (1.0 - ab[t]).sqrt() * k * slope) / ab[t].sqrt();
-        slope = ab_prev.sqrt() * x0 + (1.0 - ab_prev).sqrt() * k * slope;
-    }
-    let ddim_error = (slope - exact_slope(950)).abs();
+    let ddim_error = (ddim_affine_map(&schedule, &ddim_ts, mu, s2).0 - exact_slope(950)).abs();
     assert!(dpm_error < ddim_error / 5.0, "DPM-Solver++ off by {dpm_error}, DDIM by {ddim_error}");
 }
 
