@@ -40,6 +40,9 @@ fn bad_input_gives_a_one_line_error_and_a_non_zero_exit() {
     fails_cleanly(&["sample", "--weights", "www/assets/model.ddpm", "--class", "12"], "--class");
     fails_cleanly(&["sample", "--guidance-interval", "600-100"], "LO ≤ HI");
     fails_cleanly(&["sample", "--weights", "www/assets/model.ddpm", "--guidance-interval", "0-1000"], "T = 1000");
+    fails_cleanly(&["sample", "--weights", "www/assets/model.ddpm", "--morph", "3,8", "--sampler", "ddpm"], "deterministic sampler");
+    fails_cleanly(&["sample", "--weights", "www/assets/model.ddpm", "--morph", "3,8", "--count", "1"], "between 2 and 64");
+    fails_cleanly(&["sample", "--morph", "3"], "two seeds A,B");
     fails_cleanly(&["frobnicate"], "unrecognized subcommand");
 }
 

@@ -3,7 +3,7 @@
 use burn::prelude::*;
 use ddpm_web::noise::NoiseSource;
 use ddpm_web::sampler::{
-    DdpmVariance, Guidance, NoisePredictor, SamplerKind, SamplingRun, X0, guided_noise,
+    DdpmVariance, Guidance, NoisePredictor, SamplerKind, SamplingRun, X0, guided_noise, morph_noise, slerp,
 };
 use ddpm_web::schedule::{BetaSchedule, Schedule};
 
@@ -349,4 +349,58 @@ fn ddim_refuses_step_counts_that_do_not_divide_t() {
         assert!(err.is_some(), "steps={steps} η={eta} must be refused");
     }
     assert!(SamplerKind::Ddim { steps: 1000, eta: 0.5 }.build(&schedule, X0::Raw).is_ok());
+}
+
+#[test]
+fn slerp_keeps_the_norm_as_the_closed_form_says() {
+    // |slerp(t)|² = (sin²((1−t)θ)|a|² + sin²(tθ)|b|² + 2 sin((1−t)θ) sin(tθ) a·b) / sin²θ; for two
+    // vectors of one norm r, that is r² at every t (the straight line dips inside the sphere).
+    let a = NoiseSource::new(1).normal_vec(784);
+    let b = NoiseSource::new(2).normal_vec(784);
+    let dot = |x: &[f32], y: &[f32]| x.iter().zip(y).map(|(&p, &q)| p as f64 * q as f64).sum::<f64>();
+    let (aa, bb, ab) = (dot(&a, &a), dot(&b, &b), dot(&a, &b));
+    let theta = (ab / (aa * bb).sqrt()).acos();
+    let r = aa.sqrt();
+    let b_on_sphere: Vec<f32> = b.iter().map(|&v| (v as f64 * r / bb.sqrt()) as f32).collect();
+    for t in [0.0, 0.1, 0.25, 0.5, 0.8, 1.0] {
+        let (wa, wb) = (((1.0 - t) * theta).sin(), (t * theta).sin());
+        let closed = (wa * wa * aa + wb * wb * bb + 2.0 * wa * wb * ab) / theta.sin().powi(2);
+        let got = dot(&slerp(&a, &b, t), &slerp(&a, &b, t));
+        assert!((got / closed - 1.0).abs() < 1e-5, "t {t}: |slerp|² {got} vs {closed}");
+        let on_sphere = dot(&slerp(&a, &b_on_sphere, t), &slerp(&a, &b_on_sphere, t)).sqrt();
+        assert!((on_sphere / r - 1.0).abs() < 1e-5, "t {t}: norm {on_sphere} vs {r}");
+        let line: Vec<f32> = a.iter().zip(&b_on_sphere).map(|(&p, &q)| ((1.0 - t) * p as f64 + t * q as f64) as f32).collect();
+        if t == 0.5 {
+            assert!(dot(&line, &line).sqrt() < 0.8 * r, "the straight line's midpoint lies well inside the sphere");
+        }
+    }
+    assert_eq!(slerp(&a, &b, 0.0), a);
+    assert_eq!(slerp(&a, &b, 1.0), b);
+}
+
+#[test]
+fn a_morph_strip_ends_at_the_two_seeds_samples_and_moves_in_small_steps() {
+    let device = Device::flex();
+    let schedule = Schedule::new(BetaSchedule::Linear, 1000);
+    let oracle = GaussianOracle { schedule: schedule.clone(), mean: 0.3, var: 0.25 };
+    let (seeds, count, shape) = ((3, 8), 7, [1, 6, 6]);
+    for kind in [SamplerKind::Ddim { steps: 20, eta: 0.0 }, SamplerKind::DpmSolver { steps: 10 }] {
+        assert!(kind.is_deterministic());
+        let run = |x| SamplingRun::from_noise(kind.build(&schedule, X0::Raw).unwrap(), x, Guidance::unconditional(count), 0);
+        let strip = values(run(morph_noise(seeds, count, shape, &device)).finish(&oracle));
+        let alone = |seed| {
+            let sampler = kind.build(&schedule, X0::Raw).unwrap();
+            values(SamplingRun::new(sampler, [1, 1, 6, 6], Guidance::unconditional(1), seed, &device).finish(&oracle))
+        };
+        let image = |i: usize| &strip[i * 36..(i + 1) * 36];
+        let distance = |x: &[f32], y: &[f32]| x.iter().zip(y).map(|(p, q)| (p - q).powi(2)).sum::<f32>().sqrt();
+        assert!(distance(image(0), &alone(seeds.0)) < 1e-5, "{kind:?}: the first image is seed {}'s sample", seeds.0);
+        assert!(distance(image(count - 1), &alone(seeds.1)) < 1e-5, "{kind:?}: the last image is seed {}'s sample", seeds.1);
+        let ends = distance(image(0), image(count - 1));
+        for i in 1..count {
+            let step = distance(image(i - 1), image(i));
+            assert!(step < ends / 2.0, "{kind:?}: images {} and {i} lie {step} apart, the ends {ends}", i - 1);
+        }
+    }
+    assert!(!SamplerKind::Ddim { steps: 20, eta: 0.5 }.is_deterministic() && !SamplerKind::Ddpm(DdpmVariance::Beta).is_deterministic());
 }

@@ -4,10 +4,12 @@
 mod ddim;
 mod ddpm;
 mod dpm_solver;
+mod morph;
 
 pub use ddim::Ddim;
 pub use ddpm::{Ddpm, DdpmVariance};
 pub use dpm_solver::DpmSolver;
+pub use morph::{morph_noise, slerp};
 
 use crate::noise::NoiseSource;
 use crate::schedule::Schedule;
@@ -68,6 +70,16 @@ pub enum SamplerKind {
 }
 
 impl SamplerKind {
+    /// Whether the reverse process draws no noise, so that x_T alone decides the image (a morph
+    /// needs this).
+    pub fn is_deterministic(self) -> bool {
+        match self {
+            Self::Ddpm(_) => false,
+            Self::Ddim { eta, .. } => eta == 0.0,
+            Self::DpmSolver { .. } => true,
+        }
+    }
+
     /// The sampler the page names (www/limits.json): `ddpm` (σ² = β), `ddpm-tilde` (σ² = β̃) or
     /// `ddim` (with `steps` and `eta`) or `dpm-solver` (DPM-Solver++(2M), with `steps`).
     pub fn named(name: &str, steps: usize, eta: f64) -> Result<Self, String> {
@@ -180,9 +192,19 @@ impl SamplingRun {
         seed: u64,
         device: &Device,
     ) -> Self {
-        assert_eq!(guidance.labels.len(), shape[0], "one label per image");
         let mut noise = NoiseSource::new(seed);
         let x = noise.normal(shape, device);
+        Self::starting_at(sampler, x, guidance, noise)
+    }
+
+    /// Starts from a given x_T (a morph's interpolated noises); any noise the steps draw comes
+    /// from `seed`.
+    pub fn from_noise(sampler: Box<dyn Sampler>, x: Tensor<4>, guidance: Guidance, seed: u64) -> Self {
+        Self::starting_at(sampler, x, guidance, NoiseSource::new(seed))
+    }
+
+    fn starting_at(sampler: Box<dyn Sampler>, x: Tensor<4>, guidance: Guidance, noise: NoiseSource) -> Self {
+        assert_eq!(guidance.labels.len(), x.dims()[0], "one label per image");
         Self { sampler, noise, guidance, x, next: 0 }
     }
 

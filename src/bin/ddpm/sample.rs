@@ -1,9 +1,10 @@
-//! `ddpm sample`: a PNG grid of samples and an animated GIF of the reverse process.
+//! `ddpm sample`: a PNG grid of samples (or a morph between two seeds) and an animated GIF of the
+//! reverse process.
 
 use crate::{DeviceArg, GuidanceArgs, SamplerArg};
 use burn::prelude::*;
 use ddpm_web::data::class_names;
-use ddpm_web::sampler::{SamplingRun, X0};
+use ddpm_web::sampler::{SamplingRun, X0, morph_noise};
 use ddpm_web::unet::UNet;
 use crate::load_weights;
 use image::codecs::gif::{GifEncoder, Repeat};
@@ -35,6 +36,10 @@ pub struct Args {
     /// One row per class (count becomes a multiple of 10).
     #[arg(long)]
     per_class: bool,
+    /// A morph: --count images in one row, from seed A's sample to seed B's, sampled from
+    /// spherical interpolations of their starting noise (needs DDIM with η = 0 or DPM-Solver++).
+    #[arg(long, value_name = "A,B", value_parser = parse_seeds, conflicts_with = "per_class")]
+    morph: Option<(u64, u64)>,
     #[command(flatten)]
     guide: GuidanceArgs,
     #[arg(long, default_value_t = 16)]
@@ -66,7 +71,16 @@ pub fn run(args: Args) -> Result<(), String> {
     let size = description.unet.image_size;
     let shape = [layout.count, description.unet.channels, size, size];
     let guidance = args.guide.for_labels(layout.labels.clone(), schedule.len())?;
-    let mut run = SamplingRun::new(sampler, shape, guidance, args.seed, &device);
+    let mut run = match args.morph {
+        Some(seeds) => {
+            if !args.sampler.kind(args.steps, args.eta).is_deterministic() {
+                return Err("--morph needs a deterministic sampler: --sampler ddim with --eta 0, or dpm-solver".into());
+            }
+            let noise = morph_noise(seeds, layout.count, [shape[1], size, size], &device);
+            SamplingRun::from_noise(sampler, noise, guidance, args.seed)
+        }
+        None => SamplingRun::new(sampler, shape, guidance, args.seed, &device),
+    };
     let total = run.total_steps();
     let frame_every = args.gif.is_some().then(|| if args.gif_every == 0 { (total / 40).max(1) } else { args.gif_every });
     let started = std::time::Instant::now();
@@ -110,7 +124,12 @@ impl Layout {
         if !conditional && (class.is_some() || args.per_class) {
             return Err("these weights are unconditional: --class and --per-class need a class-conditional model".into());
         }
-        let layout = if args.per_class {
+        let layout = if args.morph.is_some() {
+            if !(2..=64).contains(&args.count) {
+                return Err("--morph needs --count between 2 and 64".into());
+            }
+            Self { count: args.count, cols: args.count, labels: vec![class; args.count] }
+        } else if args.per_class {
             let per = args.count.div_ceil(10).max(1);
             Self { count: per * 10, cols: per, labels: (0..10).flat_map(|c| std::iter::repeat_n(Some(c), per)).collect() }
         } else {
@@ -188,4 +207,10 @@ fn write_gif(path: &PathBuf, frames: Vec<RgbaImage>) -> Result<(), String> {
             .map_err(|e| e.to_string())?;
     }
     Ok(())
+}
+
+/// Two seeds written `A,B`.
+fn parse_seeds(s: &str) -> Result<(u64, u64), String> {
+    let parsed = s.split_once(',').and_then(|(a, b)| Some((a.trim().parse().ok()?, b.trim().parse().ok()?)));
+    parsed.ok_or_else(|| format!("expected two seeds A,B, e.g. 3,8, not {s:?}"))
 }
