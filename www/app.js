@@ -17,6 +17,8 @@ const SETTINGS = {
   steps: { choices: [...new Set(Object.values(STEPS).flatMap((s) => s.choices.map(String)))], def: () => String(stepsFor($("sampler").value)) },
   eta: RANGES.eta,
   seed: { ...RANGES.seed, def: () => randomSeed() },
+  morph: { ...RANGES.seed, def: () => randomSeed() },
+  frames: { choices: ["5", "7", "9"], def: "7" },
   class: { choices: ["any", ...CLASS_NAMES.map((_, i) => String(i))], def: "any" },
   guidance: RANGES.guidance,
   interval: { choices: INTERVALS, def: INTERVALS[0] },
@@ -288,7 +290,7 @@ async function fetchWeights() {
 
 function setButtons() {
   const ready = ["ready", "done", "running", "paused"].includes(ddpm.state) || (ddpm.state === "error" && worker && ddpm.description);
-  $("generate").disabled = !ready || train.running();
+  $("generate").disabled = $("morph-go").disabled = !ready || train.running();
   $("generate").title = train.running() ? "Pause or stop training to generate." : "";
   $("pause").disabled = !generating;
   $("pause").textContent = paused ? "Continue" : "Pause";
@@ -298,10 +300,23 @@ function setButtons() {
 // Display width in device pixels: the worker scales the grid by an integer factor up to this.
 const targetWidth = (id) => Math.round($(id).parentElement.clientWidth * (devicePixelRatio || 1));
 
-function generate(event) {
+// A morph needs a sampler whose image x_T alone decides.
+const deterministic = (s) => s.sampler === "dpm-solver" || (s.sampler === "ddim" && s.eta === 0);
+
+function morph() {
+  if (!deterministic(currentSettings())) {
+    notice("A morph needs a deterministic sampler: choose DPM-Solver++, or DDIM with η = 0.");
+    return;
+  }
+  notice("");
+  generate(null, { morph: true });
+}
+
+function generate(event, { morph = false } = {}) {
   event?.preventDefault();
   const s = currentSettings();
   writeUrl();
+  const morphing = morph ? { morphTo: s.morph, batch: Number(s.frames) } : {};
   const settings = {
     sampler: s.sampler,
     steps: Number(s.steps),
@@ -315,6 +330,7 @@ function generate(event) {
     colormap: s.colormap === "viridis" ? 1 : 0,
     target: targetWidth("gen-canvas"),
     trace: Boolean(ddpm.trace),
+    ...morphing,
   };
   ddpm.steps = [];
   ddpm.final = null;
@@ -360,7 +376,8 @@ async function download(kind) {
   const a = document.createElement("a");
   a.href = URL.createObjectURL(blob);
   const s = currentSettings();
-  a.download = `ddpm-${s.sampler}-${STEPS[s.sampler] ? s.steps + "steps-" : ""}seed${s.seed}.${kind}`;
+  const seeds = ddpm.settings?.morphTo === undefined ? `seed${s.seed}` : `morph${ddpm.settings.seed}-${ddpm.settings.morphTo}`;
+  a.download = `ddpm-${s.sampler}-${STEPS[s.sampler] ? s.steps + "steps-" : ""}${seeds}.${kind}`;
   a.click();
   setTimeout(() => URL.revokeObjectURL(a.href), 10000);
 }
@@ -445,6 +462,7 @@ function init() {
   });
   $("backend").addEventListener("change", () => startEngine());
   $("dice").addEventListener("click", () => { $("seed").value = randomSeed(); writeUrl(); });
+  $("morph-go").addEventListener("click", morph);
   $("pause").addEventListener("click", togglePause);
   $("download").addEventListener("click", () => download("png").catch((e) => notice(`Export failed: ${e.message}`)));
   $("download-gif").addEventListener("click", () => download("gif").catch((e) => notice(`Export failed: ${e.message}`)));

@@ -154,22 +154,27 @@ class DdpmDemo extends HTMLElement {
     this.tag = `demo-${++demoCount}`;
   }
 
-  get mode() { return ["generate", "forward", "train"].includes(this.getAttribute("mode")) ? this.getAttribute("mode") : "generate"; }
+  get mode() { return ["generate", "morph", "forward", "train"].includes(this.getAttribute("mode")) ? this.getAttribute("mode") : "generate"; }
   get controls() { return ["full", "minimal", "none"].includes(this.getAttribute("controls")) ? this.getAttribute("controls") : "minimal"; }
   get autoplay() { const a = this.getAttribute("autoplay"); return a !== null ? a !== "false" : this.controls === "none"; }
 
   settings() {
     const a = (k) => this.getAttribute(k);
-    const sampler = SAMPLERS.includes(a("sampler")) ? a("sampler") : DEFAULT_SAMPLER;
+    const morph = this.mode === "morph";
+    // A morph needs a deterministic sampler: DDPM falls back to the default (η is always 0 here).
+    const wanted = SAMPLERS.includes(a("sampler")) ? a("sampler") : DEFAULT_SAMPLER;
+    const sampler = morph && wanted.startsWith("ddpm") ? DEFAULT_SAMPLER : wanted;
     const steps = stepsFor(sampler, a("steps")) ?? 0;
     const seed = this.seed ?? setting(a("seed"), RANGES.seed, randomSeed());
     const cls = this.$("class") ? Number(this.$("class").value) : classIndex(a("class"));
+    const morphing = morph ? { morphTo: this.to ?? setting(a("to"), RANGES.seed, randomSeed()), batch: number(a("count"), 5, 9, 7, true) } : {};
     return {
       sampler, steps, eta: 0, seed, class: cls,
       guidance: setting(a("guidance"), RANGES.guidance, RANGES.guidance.def),
       interval: INTERVALS.includes(a("interval")) ? a("interval") : INTERVALS[0],
       batch: setting(a("batch"), RANGES.batch, 4),
       view: "both", colormap: 0, target: 0, trace: false, sendValues: true, tag: this.tag,
+      ...morphing,
     };
   }
 
@@ -198,7 +203,7 @@ class DdpmDemo extends HTMLElement {
     demo.setAttribute("part", "demo");
     const canvas = document.createElement("canvas");
     canvas.id = "canvas";
-    const ratio = { generate: [2, 1], forward: [10, 1.3], train: [8, 1] }[this.mode];
+    const ratio = { generate: [2, 1], morph: [number(this.getAttribute("count"), 5, 9, 7, true), 1.1], forward: [10, 1.3], train: [8, 1] }[this.mode];
     canvas.style.aspectRatio = `${ratio[0]} / ${ratio[1]}`;
     if (this.mode === "train") {
       const plot = document.createElement("canvas");
@@ -212,8 +217,8 @@ class DdpmDemo extends HTMLElement {
     bar.className = "bar";
     const button = (id, text, cls = "") => Object.assign(document.createElement("button"), { id, textContent: text, className: cls, type: "button" });
     if (this.controls !== "none") {
-      if (this.mode === "generate") {
-        bar.append(button("go", "Generate"), button("pause", "Pause", "second"));
+      if (this.mode === "generate" || this.mode === "morph") {
+        bar.append(button("go", this.mode === "morph" ? "Morph" : "Generate"), button("pause", "Pause", "second"));
         if (this.controls === "full") {
           const select = document.createElement("select");
           select.id = "class";
@@ -240,9 +245,13 @@ class DdpmDemo extends HTMLElement {
     root.append(demo);
     this.$("go")?.addEventListener("click", () => this.start());
     this.$("pause")?.addEventListener("click", () => this.togglePause());
-    this.$("dice")?.addEventListener("click", () => { this.seed = crypto.getRandomValues(new Uint32Array(1))[0]; this.start(); });
+    this.$("dice")?.addEventListener("click", () => {
+      [this.seed, this.to] = crypto.getRandomValues(new Uint32Array(2));
+      this.start();
+    });
     this.$("t")?.addEventListener("input", () => this.forward());
-    this.setState("idle", this.mode === "forward" ? "" : this.mode === "train" ? "Train a small model on sneakers, here." : "Click Generate.");
+    const hint = { forward: "", train: "Train a small model on sneakers, here.", morph: "Click Morph: one garment turns into another." };
+    this.setState("idle", hint[this.mode] ?? "Click Generate.");
   }
 
   setState(state, text) {
@@ -356,14 +365,20 @@ class DdpmDemo extends HTMLElement {
     drawGrid(canvas, values, scaledLayout({ count, cols, size: SIZE, panels, colormap: 0 }, target));
   }
 
+  // A generation's x_t beside x̂_0; a morph's row of x_t alone.
+  drawRun(values) {
+    const batch = this.current.batch;
+    if (this.mode === "morph") this.draw(values.subarray(0, batch * SIZE * SIZE), batch, batch, 1);
+    else this.draw(values, batch, Math.ceil(Math.sqrt(batch)), 2);
+  }
+
   onEngine(m) {
-    const batch = this.current?.batch;
     switch (m.op) {
       case EVENT.begin:
-        this.draw(m.values, batch, Math.ceil(Math.sqrt(batch)), 2);
+        this.drawRun(m.values);
         break;
       case EVENT.step:
-        this.draw(m.values, batch, Math.ceil(Math.sqrt(batch)), 2);
+        this.drawRun(m.values);
         this.ddpm.steps = m.done;
         if (this.ddpm.state === "running") this.$("status").textContent = `Step ${m.done} / ${m.total} · ${m.millis.toFixed(0)} ms`;
         break;

@@ -55,10 +55,13 @@ function viewValues(values, count, view) {
   return { values, panels: 2 };
 }
 
+// A morph is one row; other runs are as square as their batch allows.
+const columns = (s) => (s.morphTo === undefined ? Math.ceil(Math.sqrt(s.batch)) : s.batch);
+
 function drawRun() {
   const { last, settings: s } = run;
   const { values, panels } = viewValues(last, s.batch, s.view);
-  return draw("gen", values, { count: s.batch, cols: Math.ceil(Math.sqrt(s.batch)), size, panels, colormap: s.colormap, target: s.target });
+  return draw("gen", values, { count: s.batch, cols: columns(s), size, panels, colormap: s.colormap, target: s.target });
 }
 
 async function generate(settings) {
@@ -105,11 +108,26 @@ async function generate(settings) {
 // A grey frame of x_t beside x̂_0 for the GIF (about 60 of them, whatever the step count).
 function keepFrame() {
   const count = run.settings.batch;
-  const { rgba, width, height } = gridPixels(run.last, { count, cols: Math.ceil(Math.sqrt(count)), size, panels: 2, colormap: 0 });
-  const grey = new Uint8Array(width * height);
-  for (let i = 0; i < grey.length; i++) grey[i] = rgba[4 * i];
+  const { grey, width, height } = greyPixels(run.last, { count, cols: columns(run.settings), size, panels: 2, colormap: 0 });
   run.frames.push(grey);
   run.frameSize = [width, height];
+}
+
+function greyPixels(values, layout) {
+  const { rgba, width, height } = gridPixels(values, layout);
+  const grey = new Uint8Array(width * height);
+  for (let i = 0; i < grey.length; i++) grey[i] = rgba[4 * i];
+  return { grey, width, height };
+}
+
+// A finished morph as a GIF: its images one at a time, first to last and back, each pixel 4×4.
+function morphFrames(scale = 4) {
+  const n = run.settings.batch;
+  const order = [...Array(n).keys(), ...[...Array(n).keys()].slice(1, -1).reverse()];
+  const frames = order.map((i) => greyPixels(run.last.subarray(i * size * size, (i + 1) * size * size), { count: 1, cols: 1, size, panels: 1, colormap: 0 }));
+  const [width, height] = [frames[0].width * scale, frames[0].height * scale];
+  const enlarge = ({ grey, width: w }) => Uint8Array.from({ length: width * height }, (_, k) => grey[Math.floor(k / width / scale) * w + Math.floor((k % width) / scale)]);
+  return { frames: frames.map(enlarge), width, height };
 }
 
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? 0;
@@ -203,14 +221,14 @@ const handlers = {
   async [OP.png]() {
     if (!run || run.done < run.total) throw new Error("nothing finished to export yet");
     const n = run.settings.batch;
-    return { op: "png", blob: await gridPng(run.last.subarray(0, n * size * size), n, Math.ceil(Math.sqrt(n)), size) };
+    return { op: "png", blob: await gridPng(run.last.subarray(0, n * size * size), n, columns(run.settings), size) };
   },
   async [OP.gif]() {
     if (!run || run.done < run.total) throw new Error("nothing finished to export yet");
-    const [width, height] = run.frameSize;
-    const all = new Uint8Array(run.frames.length * width * height);
-    run.frames.forEach((f, i) => all.set(f, i * width * height));
-    return { op: "gif", blob: new Blob([encodeGif(all, width, height)], { type: "image/gif" }), frames: run.frames.length };
+    const { frames, width, height } = run.settings.morphTo === undefined ? { frames: run.frames, width: run.frameSize[0], height: run.frameSize[1] } : morphFrames();
+    const all = new Uint8Array(frames.length * width * height);
+    frames.forEach((f, i) => all.set(f, i * width * height));
+    return { op: "gif", blob: new Blob([encodeGif(all, width, height)], { type: "image/gif" }), frames: frames.length };
   },
   async [OP.snapshot]({ name }) { return { op: "snapshot", ...(await snapshot(name)) }; },
   async [OP.loseDevice]() { engine.loseDevice(); return null; },

@@ -6,7 +6,7 @@ use super::{float32, gpu, js_err, now_ms, read};
 use crate::diffusion::q_sample;
 use crate::limits::limits;
 use crate::noise::NoiseSource;
-use crate::sampler::{Guidance, SamplerKind, SamplingRun, X0, parse_interval};
+use crate::sampler::{Guidance, SamplerKind, SamplingRun, X0, morph_noise, parse_interval};
 use crate::schedule::{BetaSchedule, Schedule};
 use crate::weights::from_bytes;
 use burn::prelude::*;
@@ -31,6 +31,10 @@ struct GenerateOptions {
     /// `LO-HI`, the time indices that are guided (cut at the model's T), or `all`.
     interval: String,
     batch: usize,
+    /// A morph: the batch's images pass from `seed`'s sample to this seed's (a deterministic
+    /// sampler only).
+    #[serde(default, rename = "morphTo")]
+    morph_to: Option<u32>,
 }
 
 /// What the forward explorer asks for: time index `t` of `timesteps` under `schedule`, with noise
@@ -203,7 +207,15 @@ impl Engine {
             s => parse_interval(s).map(|i| Some(*i.start()..=(*i.end()).min(last))).map_err(js_err)?,
         };
         let guidance = Guidance::new(vec![label; o.batch], o.guidance).within(interval, schedule.len()).map_err(js_err)?;
-        let fresh = SamplingRun::new(sampler, shape, guidance, u64::from(o.seed), device);
+        let fresh = match o.morph_to {
+            None => SamplingRun::new(sampler, shape, guidance, u64::from(o.seed), device),
+            Some(_) if !kind.is_deterministic() => return Err(js_err("a morph needs DPM-Solver++, or DDIM with η = 0")),
+            Some(_) if o.batch < 2 => return Err(js_err("a morph needs two images at least")),
+            Some(to) => {
+                let noise = morph_noise((u64::from(o.seed), u64::from(to)), o.batch, [shape[1], size, size], device);
+                SamplingRun::from_noise(sampler, noise, guidance, u64::from(o.seed))
+            }
+        };
         let total = fresh.total_steps();
         *run = Some(fresh);
         Ok(total)

@@ -126,3 +126,25 @@ async function iframeVersion(ctx) {
   assert.deepEqual(errors, []);
   await page.close();
 }
+
+test('<ddpm-demo mode="morph"> draws a row whose ends are the two seeds\' garments', async () => {
+  const finished = async (query) => {
+    const { page, errors, foreign } = await open(ctx, { query });
+    await page.waitForFunction(() => ["done", "error"].includes(document.querySelector("ddpm-demo")?.ddpm.state), null, { timeout: 300000 });
+    const [d] = await demos(page);
+    assert.equal(d.state, "done", d.status);
+    assert.deepEqual([errors, foreign], [[], []]);
+    await page.close();
+    return d;
+  };
+  const common = "class=sneaker&guidance=2&sampler=dpm-solver&steps=5&autoplay";
+  const strip = await finished(`embed.html?mode=morph&seed=3&to=8&count=5&${common}`);
+  assert.equal(strip.final.length, 5 * 28 * 28, "five images");
+  assert.equal(strip.settings.batch, 5);
+  const image = (i) => strip.final.slice(i * 784, (i + 1) * 784);
+  const distance = (a, b) => Math.sqrt(a.reduce((s, v, i) => s + (v - b[i]) ** 2, 0));
+  for (const [seed, i] of [[3, 0], [8, 4]]) {
+    const alone = await finished(`embed.html?mode=generate&seed=${seed}&batch=1&${common}`);
+    assert.ok(distance(image(i), alone.final) < 1e-2, `image ${i} is seed ${seed}'s garment`);
+  }
+});

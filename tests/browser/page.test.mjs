@@ -330,3 +330,37 @@ test("an adapter that refuses its own advertised limits: WebGPU's defaults are u
   assert.equal(out.steps.length, 10);
   await page.close();
 });
+
+test("Morph draws a row from one seed's garment to the other's; its ends are what Generate draws for each seed", async () => {
+  const { page, errors } = await open(ctx, { query: "?seed=3&morph=8&frames=5&sampler=dpm-solver&steps=5&class=7&guidance=2&batch=1&backend=cpu" });
+  await ready(page);
+  await page.click("#morph-go");
+  await page.waitForFunction(() => window.ddpm.final || window.ddpm.state === "error", null, { timeout: 300000 });
+  const strip = await page.evaluate(() => ({ state: window.ddpm.state, final: Array.from(window.ddpm.final || []), width: document.getElementById("gen-canvas").width }));
+  assert.equal(strip.state, "done");
+  assert.equal(strip.final.length, 5 * 28 * 28, "five images");
+  const image = (values, i) => values.slice(i * 784, (i + 1) * 784);
+  const distance = (a, b) => Math.sqrt(a.reduce((s, v, i) => s + (v - b[i]) ** 2, 0));
+  const alone = async (seed) => {
+    await page.fill("#seed", String(seed));
+    return (await generate(page)).final;
+  };
+  const [first, last] = [await alone(3), await alone(8)];
+  assert.ok(distance(image(strip.final, 0), first) < 1e-2, `the first image is seed 3's (${distance(image(strip.final, 0), first)})`);
+  assert.ok(distance(image(strip.final, 4), last) < 1e-2, `the last image is seed 8's (${distance(image(strip.final, 4), last)})`);
+  const ends = distance(first, last);
+  for (let i = 1; i < 5; i++) assert.ok(distance(image(strip.final, i - 1), image(strip.final, i)) < ends, `images ${i - 1} and ${i} lie closer than the ends`);
+  assert.deepEqual(errors, []);
+  await page.close();
+});
+
+test("Morph with a stochastic sampler says what it needs instead of running", async () => {
+  const { page, errors } = await open(ctx, { query: "?seed=3&morph=8&sampler=ddpm&backend=cpu" });
+  await ready(page);
+  await page.click("#morph-go");
+  const notices = await page.evaluate(() => window.ddpm.notices.join(" "));
+  assert.match(notices, /deterministic sampler/);
+  assert.notEqual(await page.evaluate(() => window.ddpm.state), "running");
+  assert.deepEqual(errors, []);
+  await page.close();
+});
