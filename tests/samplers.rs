@@ -3,7 +3,7 @@
 use burn::prelude::*;
 use ddpm_web::noise::NoiseSource;
 use ddpm_web::sampler::{
-    DdpmVariance, Guidance, NoisePredictor, SamplerKind, SamplingRun, X0, guided_noise, morph_noise, slerp,
+    DdpmVariance, Guidance, Inpaint, NoisePredictor, SamplerKind, SamplingRun, X0, guided_noise, morph_noise, slerp,
 };
 use ddpm_web::schedule::{BetaSchedule, Schedule};
 
@@ -403,4 +403,43 @@ fn a_morph_strip_ends_at_the_two_seeds_samples_and_moves_in_small_steps() {
         }
     }
     assert!(!SamplerKind::Ddim { steps: 20, eta: 0.5 }.is_deterministic() && !SamplerKind::Ddpm(DdpmVariance::Beta).is_deterministic());
+}
+
+/// A repaint of `original` with `painted` (1 = the model paints) by `kind`, seed 4, with the point
+/// oracle of `target`.
+fn repaint(kind: SamplerKind, original: &Tensor<4>, painted: Tensor<4>, target: &Tensor<4>) -> Tensor<4> {
+    let schedule = Schedule::new(BetaSchedule::Linear, 1000);
+    let oracle = PointOracle { schedule: schedule.clone(), target: target.clone() };
+    let dims = original.dims();
+    let sampler = kind.build(&schedule, X0::Raw).unwrap();
+    let inpaint = Inpaint::new(schedule, original.clone(), painted, 4);
+    SamplingRun::new(sampler, dims, Guidance::unconditional(dims[0]), 4, &original.device()).inpainting(inpaint).finish(&oracle)
+}
+
+#[test]
+fn repaint_keeps_the_unpainted_pixels_and_fills_the_painted_ones_with_the_models_image() {
+    let device = Device::flex();
+    let original = NoiseSource::new(20).normal([2, 1, 6, 6], &device).clamp(-1.0, 1.0);
+    let target = NoiseSource::new(21).normal([2, 1, 6, 6], &device).clamp(-1.0, 1.0);
+    // Paint the left half: columns 0–2.
+    let painted = Tensor::<4>::from_data(TensorData::new((0..72).map(|i| if i % 6 < 3 { 1.0f32 } else { 0.0 }).collect::<Vec<_>>(), [2, 1, 6, 6]), &device);
+    for kind in [SamplerKind::Ddpm(DdpmVariance::Beta), SamplerKind::Ddim { steps: 50, eta: 0.0 }, SamplerKind::DpmSolver { steps: 10 }] {
+        let out = values(repaint(kind, &original, painted.clone(), &target));
+        let (o, t) = (values(original.clone()), values(target.clone()));
+        for i in 0..72 {
+            if i % 6 < 3 {
+                assert!((out[i] - t[i]).abs() < 1e-3, "{kind:?}: painted pixel {i} is {} where the model's image has {}", out[i], t[i]);
+            } else {
+                assert_eq!(out[i], o[i], "{kind:?}: kept pixel {i} is the original's exactly");
+            }
+        }
+        // Nothing painted: the original itself. Everything painted: plain sampling, bit for bit.
+        assert_eq!(values(repaint(kind, &original, painted.zeros_like(), &target)), values(original.clone()), "{kind:?}");
+        let plain = {
+            let schedule = Schedule::new(BetaSchedule::Linear, 1000);
+            let oracle = PointOracle { schedule: schedule.clone(), target: target.clone() };
+            values(SamplingRun::new(kind.build(&schedule, X0::Raw).unwrap(), [2, 1, 6, 6], Guidance::unconditional(2), 4, &device).finish(&oracle))
+        };
+        assert_eq!(values(repaint(kind, &original, painted.ones_like(), &target)), plain, "{kind:?}");
+    }
 }

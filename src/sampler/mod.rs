@@ -4,11 +4,13 @@
 mod ddim;
 mod ddpm;
 mod dpm_solver;
+mod inpaint;
 mod morph;
 
 pub use ddim::Ddim;
 pub use ddpm::{Ddpm, DdpmVariance};
 pub use dpm_solver::DpmSolver;
+pub use inpaint::Inpaint;
 pub use morph::{morph_noise, slerp};
 
 use crate::noise::NoiseSource;
@@ -181,6 +183,7 @@ pub struct SamplingRun {
     guidance: Guidance,
     x: Tensor<4>,
     next: usize,
+    inpaint: Option<Inpaint>,
 }
 
 impl SamplingRun {
@@ -205,7 +208,15 @@ impl SamplingRun {
 
     fn starting_at(sampler: Box<dyn Sampler>, x: Tensor<4>, guidance: Guidance, noise: NoiseSource) -> Self {
         assert_eq!(guidance.labels.len(), x.dims()[0], "one label per image");
-        Self { sampler, noise, guidance, x, next: 0 }
+        Self { sampler, noise, guidance, x, next: 0, inpaint: None }
+    }
+
+    /// Repaints: from here on the kept pixels follow the original's forward process (x_T's too).
+    pub fn inpainting(mut self, mut inpaint: Inpaint) -> Self {
+        let t = self.sampler.timesteps().get(self.next).copied();
+        self.x = inpaint.apply(self.x, t);
+        self.inpaint = Some(inpaint);
+        self
     }
 
     pub fn total_steps(&self) -> usize {
@@ -232,9 +243,12 @@ impl SamplingRun {
         }
         let t = self.sampler.timesteps()[self.next];
         let eps = guided_noise(model, self.x.clone(), t, &self.guidance);
-        let step = self.sampler.step(self.next, self.x.clone(), eps, &mut self.noise);
-        self.x = step.x_prev.clone();
+        let mut step = self.sampler.step(self.next, self.x.clone(), eps, &mut self.noise);
         self.next += 1;
+        if let Some(inpaint) = &mut self.inpaint {
+            step.x_prev = inpaint.apply(step.x_prev, self.sampler.timesteps().get(self.next).copied());
+        }
+        self.x = step.x_prev.clone();
         Some(step)
     }
 

@@ -4,7 +4,7 @@
 use crate::{DeviceArg, GuidanceArgs, SamplerArg};
 use burn::prelude::*;
 use ddpm_web::data::class_names;
-use ddpm_web::sampler::{SamplingRun, X0, morph_noise};
+use ddpm_web::sampler::{Inpaint, SamplingRun, X0, morph_noise};
 use ddpm_web::unet::UNet;
 use crate::load_weights;
 use image::codecs::gif::{GifEncoder, Repeat};
@@ -40,6 +40,13 @@ pub struct Args {
     /// spherical interpolations of their starting noise (needs DDIM with η = 0 or DPM-Solver++).
     #[arg(long, value_name = "A,B", value_parser = parse_seeds, conflicts_with = "per_class")]
     morph: Option<(u64, u64)>,
+    /// Repaint this grey image (the model's size, e.g. 28×28): the pixels white in --mask are
+    /// painted by the model, the others kept; --count repaints, each from its own noise.
+    #[arg(long, value_name = "IMAGE.png", requires = "mask", conflicts_with = "morph")]
+    inpaint: Option<PathBuf>,
+    /// The pixels to repaint (white) and to keep (black), the image's size.
+    #[arg(long, value_name = "MASK.png", requires = "inpaint")]
+    mask: Option<PathBuf>,
     #[command(flatten)]
     guide: GuidanceArgs,
     #[arg(long, default_value_t = 16)]
@@ -81,6 +88,11 @@ pub fn run(args: Args) -> Result<(), String> {
         }
         None => SamplingRun::new(sampler, shape, guidance, args.seed, &device),
     };
+    if let (Some(image), Some(mask)) = (&args.inpaint, &args.mask) {
+        let original = grey_png(image, shape, &device)?.mul_scalar(2.0 / 255.0).sub_scalar(1.0);
+        let painted = grey_png(mask, shape, &device)?.greater_elem(127.5).float();
+        run = run.inpainting(Inpaint::new(schedule.clone(), original, painted, args.seed));
+    }
     let total = run.total_steps();
     let frame_every = args.gif.is_some().then(|| if args.gif_every == 0 { (total / 40).max(1) } else { args.gif_every });
     let started = std::time::Instant::now();
@@ -213,4 +225,15 @@ fn write_gif(path: &PathBuf, frames: Vec<RgbaImage>) -> Result<(), String> {
 fn parse_seeds(s: &str) -> Result<(u64, u64), String> {
     let parsed = s.split_once(',').and_then(|(a, b)| Some((a.trim().parse().ok()?, b.trim().parse().ok()?)));
     parsed.ok_or_else(|| format!("expected two seeds A,B, e.g. 3,8, not {s:?}"))
+}
+
+/// A grey PNG of the model's image size, as 0–255 values repeated over the batch of `shape`.
+fn grey_png(path: &std::path::Path, shape: [usize; 4], device: &Device) -> Result<Tensor<4>, String> {
+    let image = image::open(path).map_err(|e| format!("{}: {e}", path.display()))?.to_luma8();
+    let [batch, channels, h, w] = shape;
+    if (image.width() as usize, image.height() as usize, channels) != (w, h, 1) {
+        return Err(format!("{}: {}×{} pixels, but the model draws {w}×{h} grey images", path.display(), image.width(), image.height()));
+    }
+    let values: Vec<f32> = image.into_raw().into_iter().map(f32::from).collect();
+    Ok(Tensor::<4>::from_data(TensorData::new(values, [1, 1, h, w]), device).repeat_dim(0, batch))
 }
