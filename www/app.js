@@ -3,6 +3,7 @@
 
 import { context2d, plotContext } from "./draw2d.js";
 import { initModels } from "./models.js";
+import { initRepaint } from "./repaint.js";
 import { initTrain } from "./train.js";
 import { fetchExamples, fetchWeights as fetchWeightsFrom } from "./weights.js";
 import { EVENT, NO_MODULE_WORKERS, OP, startEngine as startWorker } from "./protocol.js";
@@ -33,6 +34,7 @@ let engineInfo = {};
 let weights = null;        // the verified pretrained weights file
 let models = null;         // which model is in use (www/models.js)
 let train = null;          // the Train card (www/train.js)
+let repaint = null;        // the Repaint card (www/repaint.js)
 let generating = false;
 let paused = false;
 // What tests (and curious readers, from the console) can inspect.
@@ -292,6 +294,7 @@ function setButtons() {
   const ready = ["ready", "done", "running", "paused"].includes(ddpm.state) || (ddpm.state === "error" && worker && ddpm.description);
   $("generate").disabled = $("morph-go").disabled = !ready || train.running();
   $("generate").title = train.running() ? "Pause or stop training to generate." : "";
+  repaint?.enable(ready && !train.running());
   $("pause").disabled = !generating;
   $("pause").textContent = paused ? "Continue" : "Pause";
   $("download").disabled = $("download-gif").disabled = !ddpm.final || generating;
@@ -309,14 +312,15 @@ function morph() {
     return;
   }
   notice("");
-  generate(null, { morph: true });
+  const s = currentSettings();
+  generate(null, { morphTo: s.morph, batch: Number(s.frames) });
 }
 
-function generate(event, { morph = false } = {}) {
+// `extra` settings make the run a morph (morphTo, batch) or a repaint (inpaint).
+function generate(event, extra = {}) {
   event?.preventDefault();
   const s = currentSettings();
   writeUrl();
-  const morphing = morph ? { morphTo: s.morph, batch: Number(s.frames) } : {};
   const settings = {
     sampler: s.sampler,
     steps: Number(s.steps),
@@ -330,7 +334,7 @@ function generate(event, { morph = false } = {}) {
     colormap: s.colormap === "viridis" ? 1 : 0,
     target: targetWidth("gen-canvas"),
     trace: Boolean(ddpm.trace),
-    ...morphing,
+    ...extra,
   };
   ddpm.steps = [];
   ddpm.final = null;
@@ -362,6 +366,7 @@ function onFinished(m) {
   $("timing").textContent = `${m.medianMs.toFixed(0)} ms/step (median) · ${m.seconds.toFixed(1)} s in all`;
   setStatus("done", `Done: ${m.total} steps.`);
   setButtons();
+  repaint.finished();
 }
 
 function togglePause() {
@@ -487,6 +492,12 @@ function init() {
     models,
     classNames: CLASS_NAMES,
     onBusy: () => setButtons(),
+  });
+  repaint = initRepaint({
+    classNames: CLASS_NAMES,
+    examples: async () => (examples ??= await fetchExamples(location.href)),
+    lastSample: () => ddpm.final,
+    repaint: (inpaint) => generate(null, { inpaint }),
   });
   startEngine();
 }

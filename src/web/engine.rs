@@ -6,7 +6,7 @@ use super::{float32, gpu, js_err, now_ms, read};
 use crate::diffusion::q_sample;
 use crate::limits::limits;
 use crate::noise::NoiseSource;
-use crate::sampler::{Guidance, SamplerKind, SamplingRun, X0, morph_noise, parse_interval};
+use crate::sampler::{Guidance, Inpaint, SamplerKind, SamplingRun, X0, morph_noise, parse_interval};
 use crate::schedule::{BetaSchedule, Schedule};
 use crate::weights::from_bytes;
 use burn::prelude::*;
@@ -35,6 +35,17 @@ struct GenerateOptions {
     /// sampler only).
     #[serde(default, rename = "morphTo")]
     morph_to: Option<u32>,
+    /// A repaint of one image, the same for every image of the batch.
+    #[serde(default)]
+    inpaint: Option<InpaintOptions>,
+}
+
+/// What Repaint sends: the garment (size² values in [−1, 1]) and where the reader painted (1) or
+/// not (0).
+#[derive(Deserialize)]
+struct InpaintOptions {
+    image: Vec<f32>,
+    painted: Vec<f32>,
 }
 
 /// What the forward explorer asks for: time index `t` of `timesteps` under `schedule`, with noise
@@ -207,6 +218,16 @@ impl Engine {
             s => parse_interval(s).map(|i| Some(*i.start()..=(*i.end()).min(last))).map_err(js_err)?,
         };
         let guidance = Guidance::new(vec![label; o.batch], o.guidance).within(interval, schedule.len()).map_err(js_err)?;
+        let inpaint = match &o.inpaint {
+            Some(p) if p.image.len() != shape[1] * size * size || p.painted.len() != p.image.len() => {
+                return Err(js_err(format!("a repaint needs {size}×{size} image and mask values")));
+            }
+            Some(p) => {
+                let one = |values: &[f32]| Tensor::<4>::from_data(TensorData::new(values.to_vec(), [1, shape[1], size, size]), &*device).repeat_dim(0, o.batch);
+                Some(Inpaint::new(schedule.clone(), one(&p.image), one(&p.painted), u64::from(o.seed)))
+            }
+            None => None,
+        };
         let fresh = match o.morph_to {
             None => SamplingRun::new(sampler, shape, guidance, u64::from(o.seed), device),
             Some(_) if !kind.is_deterministic() => return Err(js_err("a morph needs DPM-Solver++, or DDIM with η = 0")),
@@ -215,6 +236,10 @@ impl Engine {
                 let noise = morph_noise((u64::from(o.seed), u64::from(to)), o.batch, [shape[1], size, size], device);
                 SamplingRun::from_noise(sampler, noise, guidance, u64::from(o.seed))
             }
+        };
+        let fresh = match inpaint {
+            Some(inpaint) => fresh.inpainting(inpaint),
+            None => fresh,
         };
         let total = fresh.total_steps();
         *run = Some(fresh);

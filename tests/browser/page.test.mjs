@@ -364,3 +364,38 @@ test("Morph with a stochastic sampler says what it needs instead of running", as
   assert.deepEqual(errors, []);
   await page.close();
 });
+
+test("Repaint: a mask painted with the pointer is filled by the model; the unpainted pixels stay the garment's", async () => {
+  const { page, errors } = await open(ctx, { query: "?seed=3&sampler=dpm-solver&steps=5&class=5&guidance=2&batch=1&backend=cpu" });
+  await ready(page);
+  await page.selectOption("#repaint-source", "7"); // the test sneaker
+  await page.waitForFunction(() => window.ddpm.repaint.source === "7");
+  // A stroke across the lower third, as a reader would drag the pointer; then one undone.
+  await page.locator("#repaint-canvas").scrollIntoViewIfNeeded();
+  const box = await page.locator("#repaint-canvas").boundingBox();
+  const stroke = async (y) => {
+    await page.mouse.move(box.x + box.width * 0.05, box.y + box.height * y);
+    await page.mouse.down();
+    for (let x = 0.05; x <= 0.95; x += 0.05) await page.mouse.move(box.x + box.width * x, box.y + box.height * y);
+    await page.mouse.up();
+  };
+  await stroke(0.75);
+  await stroke(0.3);
+  await page.click("#repaint-undo");
+  const { image, painted } = await page.evaluate(() => ({ image: Array.from(window.ddpm.repaint.image), painted: Array.from(window.ddpm.repaint.painted) }));
+  const count = painted.reduce((a, v) => a + v, 0);
+  assert.ok(count > 60 && count < 200, `one stroke painted ${count} pixels`);
+  assert.ok(painted.slice(0, 28 * 14).every((v) => v === 0), "the undone stroke left nothing");
+  await page.click("#repaint-go");
+  await page.waitForFunction(() => window.ddpm.final || window.ddpm.state === "error", null, { timeout: 300000 });
+  const out = await page.evaluate(() => ({ state: window.ddpm.state, final: Array.from(window.ddpm.final || []) }));
+  assert.equal(out.state, "done");
+  const grey = (v) => Math.round((Math.min(1, Math.max(-1, v)) + 1) * 127.5);
+  const kept = painted.map((p, i) => [p, i]).filter(([p]) => p === 0).map(([, i]) => i);
+  const worst = Math.max(...kept.map((i) => Math.abs(grey(out.final[i]) - grey(image[i]))));
+  assert.ok(worst <= 1, `unpainted pixels moved by up to ${worst} grey levels`);
+  const changed = painted.map((p, i) => [p, i]).filter(([p]) => p === 1).filter(([, i]) => Math.abs(grey(out.final[i]) - grey(image[i])) > 8).length;
+  assert.ok(changed > 10, `the model repainted ${changed} of the painted pixels`);
+  assert.deepEqual(errors, []);
+  await page.close();
+});
