@@ -443,3 +443,41 @@ fn repaint_keeps_the_unpainted_pixels_and_fills_the_painted_ones_with_the_models
         assert_eq!(values(repaint(kind, &original, painted.ones_like(), &target)), plain, "{kind:?}");
     }
 }
+
+/// The point oracle, counting its calls.
+struct Counting(PointOracle, std::cell::Cell<usize>);
+
+impl NoisePredictor for Counting {
+    fn predict_noise(&self, x_t: Tensor<4>, t: usize, labels: &[Option<usize>]) -> Tensor<4> {
+        self.1.set(self.1.get() + 1);
+        self.0.predict_noise(x_t, t, labels)
+    }
+}
+
+#[test]
+fn repaint_with_resampling_takes_each_step_again_and_still_keeps_the_unpainted_pixels() {
+    let device = Device::flex();
+    let schedule = Schedule::new(BetaSchedule::Linear, 1000);
+    let original = NoiseSource::new(30).normal([1, 1, 4, 4], &device).clamp(-1.0, 1.0);
+    let target = NoiseSource::new(31).normal([1, 1, 4, 4], &device).clamp(-1.0, 1.0);
+    let painted = Tensor::<4>::from_data(TensorData::new((0..16).map(|i| (i % 2) as f32).collect::<Vec<_>>(), [1, 1, 4, 4]), &device);
+    for kind in [SamplerKind::Ddpm(DdpmVariance::BetaTilde), SamplerKind::Ddim { steps: 20, eta: 0.0 }] {
+        assert!(kind.is_single_step());
+        let steps = kind.build(&schedule, X0::Raw).unwrap().timesteps().len();
+        let oracle = Counting(PointOracle { schedule: schedule.clone(), target: target.clone() }, Default::default());
+        let inpaint = Inpaint::new(schedule.clone(), original.clone(), painted.clone(), 4).resampling(3);
+        let run = SamplingRun::new(kind.build(&schedule, X0::Raw).unwrap(), [1, 1, 4, 4], Guidance::unconditional(1), 4, &device);
+        let out = values(run.inpainting(inpaint).finish(&oracle));
+        // Every step three times, but the last (to the clean end) once.
+        assert_eq!(oracle.1.get(), 3 * steps - 2, "{kind:?}");
+        let (o, t) = (values(original.clone()), values(target.clone()));
+        for i in 0..16 {
+            if i % 2 == 1 {
+                assert!((out[i] - t[i]).abs() < 1e-3, "{kind:?}: painted pixel {i}");
+            } else {
+                assert_eq!(out[i], o[i], "{kind:?}: kept pixel {i}");
+            }
+        }
+    }
+    assert!(!SamplerKind::DpmSolver { steps: 10 }.is_single_step());
+}

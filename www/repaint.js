@@ -61,7 +61,7 @@ export function initRepaint({ classNames, examples, lastSample, repaint }) {
   $("repaint-undo").addEventListener("click", () => { if (state.undo.length) { state.painted = state.undo.pop(); draw(); } });
   $("repaint-clear").addEventListener("click", () => { state.undo.push(Float32Array.from(state.painted)); state.painted.fill(0); draw(); });
   $("repaint-source").addEventListener("change", choose);
-  $("repaint-go").addEventListener("click", () => repaint({ image: Array.from(state.image), painted: Array.from(state.painted) }));
+  $("repaint-go").addEventListener("click", () => repaint({ image: Array.from(state.image), painted: Array.from(state.painted), resample: Number($("repaint-resample").value) }));
 
   fillSources();
   choose();

@@ -17,6 +17,9 @@ pub struct Inpaint {
     keep: Tensor<4, Bool>,
     /// Its own stream, so that a run with nothing kept draws exactly what plain sampling does.
     noise: NoiseSource,
+    /// RePaint's resampling: each reverse step is taken this many times, noising its result back
+    /// to the step's t in between, so that the painted and kept parts have time to agree.
+    pub resample: usize,
 }
 
 impl Inpaint {
@@ -26,7 +29,19 @@ impl Inpaint {
         assert_eq!(original.dims(), painted.dims(), "one mask value per pixel");
         let keep = painted.lower_elem(0.5);
         // Another stream than the run's (which is seeded with `seed` itself).
-        Self { schedule, original, keep, noise: NoiseSource::new(seed ^ 0x5245_5041_494e_5421) }
+        Self { schedule, original, keep, noise: NoiseSource::new(seed ^ 0x5245_5041_494e_5421), resample: 1 }
+    }
+
+    /// Each reverse step taken `times` times (1: once, plain RePaint without resampling).
+    pub fn resampling(self, times: usize) -> Self {
+        Self { resample: times.max(1), ..self }
+    }
+
+    /// x at time index `from` diffused forward to the noisier `to`: q(x_to | x_from).
+    pub fn renoise(&mut self, x: Tensor<4>, from: usize, to: usize) -> Tensor<4> {
+        let ratio = self.schedule.alphas_cumprod[to] / self.schedule.alphas_cumprod[from];
+        let noise = self.noise.normal(x.dims(), &x.device());
+        x * ratio.sqrt() as f32 + noise * (1.0 - ratio).sqrt() as f32
     }
 
     /// `x` at time index `t` (`None`: the clean end) with the kept pixels from q(x_t | original).

@@ -72,6 +72,12 @@ pub enum SamplerKind {
 }
 
 impl SamplerKind {
+    /// Whether a step may be taken again from another x (a multistep sampler remembers the last
+    /// step it took, so RePaint's resampling needs a single-step one).
+    pub fn is_single_step(self) -> bool {
+        !matches!(self, Self::DpmSolver { .. })
+    }
+
     /// Whether the reverse process draws no noise, so that x_T alone decides the image (a morph
     /// needs this).
     pub fn is_deterministic(self) -> bool {
@@ -244,10 +250,19 @@ impl SamplingRun {
         let t = self.sampler.timesteps()[self.next];
         let eps = guided_noise(model, self.x.clone(), t, &self.guidance);
         let mut step = self.sampler.step(self.next, self.x.clone(), eps, &mut self.noise);
-        self.next += 1;
+        let t_next = self.sampler.timesteps().get(self.next + 1).copied();
         if let Some(inpaint) = &mut self.inpaint {
-            step.x_prev = inpaint.apply(step.x_prev, self.sampler.timesteps().get(self.next).copied());
+            step.x_prev = inpaint.apply(step.x_prev, t_next);
+            // RePaint's resampling: back to t and down again; not at the clean end.
+            for _ in 1..inpaint.resample {
+                let Some(t_next) = t_next else { break };
+                let x_t = inpaint.renoise(step.x_prev, t_next, t);
+                let eps = guided_noise(model, x_t.clone(), t, &self.guidance);
+                step = self.sampler.step(self.next, x_t, eps, &mut self.noise);
+                step.x_prev = inpaint.apply(step.x_prev, Some(t_next));
+            }
         }
+        self.next += 1;
         self.x = step.x_prev.clone();
         Some(step)
     }

@@ -46,6 +46,13 @@ struct GenerateOptions {
 struct InpaintOptions {
     image: Vec<f32>,
     painted: Vec<f32>,
+    /// RePaint's resampling: each step taken this many times (1–10; DDPM or DDIM).
+    #[serde(default = "once")]
+    resample: usize,
+}
+
+fn once() -> usize {
+    1
 }
 
 /// What the forward explorer asks for: time index `t` of `timesteps` under `schedule`, with noise
@@ -222,9 +229,13 @@ impl Engine {
             Some(p) if p.image.len() != shape[1] * size * size || p.painted.len() != p.image.len() => {
                 return Err(js_err(format!("a repaint needs {size}×{size} image and mask values")));
             }
+            Some(p) if !(1..=10).contains(&p.resample) => return Err(js_err("resampling must be 1–10 times a step")),
+            Some(p) if p.resample > 1 && !kind.is_single_step() => {
+                return Err(js_err("resampling needs DDPM or DDIM: DPM-Solver++ remembers its last step"));
+            }
             Some(p) => {
                 let one = |values: &[f32]| Tensor::<4>::from_data(TensorData::new(values.to_vec(), [1, shape[1], size, size]), &*device).repeat_dim(0, o.batch);
-                Some(Inpaint::new(schedule.clone(), one(&p.image), one(&p.painted), u64::from(o.seed)))
+                Some(Inpaint::new(schedule.clone(), one(&p.image), one(&p.painted), u64::from(o.seed)).resampling(p.resample))
             }
             None => None,
         };

@@ -47,6 +47,10 @@ pub struct Args {
     /// The pixels to repaint (white) and to keep (black), the image's size.
     #[arg(long, value_name = "MASK.png", requires = "inpaint")]
     mask: Option<PathBuf>,
+    /// RePaint's resampling: take each reverse step this many times, noising back in between
+    /// (DDPM or DDIM; the cost grows as much).
+    #[arg(long, default_value_t = 1, requires = "inpaint", value_parser = clap::value_parser!(u32).range(1..=20))]
+    resample: u32,
     #[command(flatten)]
     guide: GuidanceArgs,
     #[arg(long, default_value_t = 16)]
@@ -89,9 +93,12 @@ pub fn run(args: Args) -> Result<(), String> {
         None => SamplingRun::new(sampler, shape, guidance, args.seed, &device),
     };
     if let (Some(image), Some(mask)) = (&args.inpaint, &args.mask) {
+        if args.resample > 1 && !args.sampler.kind(args.steps, args.eta).is_single_step() {
+            return Err("--resample needs a single-step sampler: ddpm, ddpm-tilde or ddim".into());
+        }
         let original = grey_png(image, shape, &device)?.mul_scalar(2.0 / 255.0).sub_scalar(1.0);
         let painted = grey_png(mask, shape, &device)?.greater_elem(127.5).float();
-        run = run.inpainting(Inpaint::new(schedule.clone(), original, painted, args.seed));
+        run = run.inpainting(Inpaint::new(schedule.clone(), original, painted, args.seed).resampling(args.resample as usize));
     }
     let total = run.total_steps();
     let frame_every = args.gif.is_some().then(|| if args.gif_every == 0 { (total / 40).max(1) } else { args.gif_every });
