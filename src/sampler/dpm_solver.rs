@@ -28,9 +28,7 @@ impl DpmSolver {
         if steps == 0 || steps > total {
             return Err(format!("DPM-Solver steps must lie in 1..={total} (got {steps})"));
         }
-        let lambdas: Vec<f64> = (0..total)
-            .map(|t| lambda((schedule.sqrt_alphas_cumprod[t], schedule.sqrt_one_minus_alphas_cumprod[t])))
-            .collect();
+        let lambdas: Vec<f64> = (0..total).map(|t| lambda(alpha_sigma(&schedule, t))).collect();
         let (high, low) = (lambdas[total - 1], lambdas[0]);
         let mut timesteps = Vec::with_capacity(steps);
         for i in 0..steps {
@@ -43,11 +41,11 @@ impl DpmSolver {
         }
         Ok(Self { schedule, x0, timesteps, previous: None })
     }
+}
 
-    /// (α, σ) of time index `t`; `None` is the clean end, α = 1, σ = 0.
-    fn alpha_sigma(&self, t: Option<usize>) -> (f64, f64) {
-        t.map_or((1.0, 0.0), |t| (self.schedule.sqrt_alphas_cumprod[t], self.schedule.sqrt_one_minus_alphas_cumprod[t]))
-    }
+/// (α, σ) of time index `t`: x_t = α x_0 + σ ε.
+fn alpha_sigma(schedule: &Schedule, t: usize) -> (f64, f64) {
+    (schedule.sqrt_alphas_cumprod[t], schedule.sqrt_one_minus_alphas_cumprod[t])
 }
 
 fn lambda((alpha, sigma): (f64, f64)) -> f64 {
@@ -66,14 +64,14 @@ impl Sampler for DpmSolver {
             // σ = 0 at the clean end: the update is x̂_0 itself, whatever the order.
             return Step { t: s, x_prev: x0.clone(), x0 };
         };
-        let ((alpha_s, sigma_s), (alpha_t, sigma_t)) = (self.alpha_sigma(Some(s)), self.alpha_sigma(Some(t)));
+        let ((alpha_s, sigma_s), (alpha_t, sigma_t)) = (alpha_sigma(&self.schedule, s), alpha_sigma(&self.schedule, t));
         let h = lambda((alpha_t, sigma_t)) - lambda((alpha_s, sigma_s));
         let d = match self.previous.take() {
             Some((x0_prev, h_prev)) => {
                 let half_over_r = 0.5 * h / h_prev;
                 x0.clone() * (1.0 + half_over_r) as f32 - x0_prev * half_over_r as f32
             }
-            _ => x0.clone(),
+            None => x0.clone(),
         };
         let x_prev = x_s * (sigma_t / sigma_s) as f32 - d * (alpha_t * (-h).exp_m1()) as f32;
         self.previous = Some((x0.clone(), h));

@@ -78,13 +78,14 @@ pub fn run(args: Args) -> Result<(), String> {
     let model = model.for_inference();
     let layout = Layout::of(&args, model.null_class().is_some())?;
     let schedule = description.schedule();
-    let sampler = args.sampler.kind(args.steps, args.eta).build(&schedule, if args.clip_x0 { X0::Clipped } else { X0::Raw })?;
+    let kind = args.sampler.kind(args.steps, args.eta);
+    let sampler = kind.build(&schedule, if args.clip_x0 { X0::Clipped } else { X0::Raw })?;
     let size = description.unet.image_size;
     let shape = [layout.count, description.unet.channels, size, size];
     let guidance = args.guide.for_labels(layout.labels.clone(), schedule.len())?;
     let mut run = match args.morph {
         Some(seeds) => {
-            if !args.sampler.kind(args.steps, args.eta).is_deterministic() {
+            if !kind.is_deterministic() {
                 return Err("--morph needs a deterministic sampler: --sampler ddim with --eta 0, or dpm-solver".into());
             }
             let noise = morph_noise(seeds, layout.count, [shape[1], size, size], &device);
@@ -93,7 +94,7 @@ pub fn run(args: Args) -> Result<(), String> {
         None => SamplingRun::new(sampler, shape, guidance, args.seed, &device),
     };
     if let (Some(image), Some(mask)) = (&args.inpaint, &args.mask) {
-        if args.resample > 1 && !args.sampler.kind(args.steps, args.eta).is_single_step() {
+        if args.resample > 1 && !kind.is_single_step() {
             return Err("--resample needs a single-step sampler: ddpm, ddpm-tilde or ddim".into());
         }
         let original = grey_png(image, shape, &device)?.mul_scalar(2.0 / 255.0).sub_scalar(1.0);
