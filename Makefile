@@ -10,7 +10,6 @@ export PATH := $(HOME)/.cargo/bin:$(PATH)
 NATIVE_ENV := CARGO_TARGET_DIR=$(CACHE)/target
 # The wasm build goes through tools/wasm-toolchain/cargo when setup chose Debian's rustc-web.
 WASM_ENV = CARGO_TARGET_DIR=$(CACHE)/target-wasm TRUNK_SKIP_VERSION_CHECK=true \
-  TRUNK_TOOLS_WASM_OPT=$(CURDIR)/node_modules/.bin/wasm-opt \
   PATH=$$([ "$$(cat $(CACHE)/wasm-toolchain 2>/dev/null)" = debian ] && echo "$(CURDIR)/tools/wasm-toolchain:")$$PATH
 
 .PHONY: setup run web dist test test-native test-browser cli clean-dist soak bench
@@ -18,20 +17,26 @@ WASM_ENV = CARGO_TARGET_DIR=$(CACHE)/target-wasm TRUNK_SKIP_VERSION_CHECK=true \
 setup:
 	@bash tools/setup.sh
 
-# One wasm module of the crate into dist/: $(1) its name, $(2) its Cargo features. Without the
-# function names (a third of the compressed bytes; panics still say what and where).
-wasm_module = $(WASM_ENV) cargo build --release --lib --target wasm32-unknown-unknown --no-default-features $(2) && \
-  wasm-bindgen --target web --no-typescript --remove-name-section --remove-producers-section --out-dir dist \
-    --out-name $(1) $(CACHE)/target-wasm/wasm32-unknown-unknown/release/ddpm_web.wasm
+# The crate through wasm-bindgen into $(CACHE)/bindgen/$(1), with $(2) its Cargo features. Function
+# names are kept for tools/split.mjs; its outputs carry none (a third of the compressed bytes).
+# The page's CPU fallback runs Burn's flex backend in wasm: without 128-bit SIMD its matmuls and
+# element-wise kernels run scalar (every browser since 2021-23 has wasm SIMD; onnxruntime-web
+# ships only SIMD builds).
+wasm_bindgen = $(WASM_ENV) cargo build --release --lib --target wasm32-unknown-unknown --no-default-features $(2) && \
+  wasm-bindgen --target web --no-typescript --remove-producers-section --out-dir $(CACHE)/bindgen/$(1) \
+    --out-name ddpm-web $(CACHE)/target-wasm/wasm32-unknown-unknown/release/ddpm_web.wasm
 
-## The page, built in release into dist/: Trunk copies the page, then the crate is built twice, as
-## the sampling module (ddpm-web) and as the training module (ddpm-train, fetched when training starts).
+## The page, built in release into dist/: Trunk copies the page; the crate is built with the `train`
+## feature and split (tools/split.mjs) into what sampling needs (ddpm-web_bg.wasm) and the training
+## code (ddpm-train_bg.wasm, fetched when training starts). The sampling-only build names what to keep.
 web: setup
 	@mkdir -p www/data && cp $(DATA)/t10k-images-idx3-ubyte.gz $(DATA)/t10k-labels-idx1-ubyte.gz www/data/
 	$(WASM_ENV) trunk build --release
-	@echo "Building the wasm modules (a cold build takes 20-25 minutes on 2 cores)…"
-	$(call wasm_module,ddpm-web,)
-	$(call wasm_module,ddpm-train,--features train)
+	@echo "Building the wasm (a cold build takes 20-25 minutes on 2 cores)…"
+	$(call wasm_bindgen,sampling,)
+	$(call wasm_bindgen,train,--features train)
+	cp $(CACHE)/bindgen/train/ddpm-web.js dist/
+	node tools/split.mjs $(CACHE)/bindgen/train/ddpm-web_bg.wasm $(CACHE)/bindgen/sampling/ddpm-web_bg.wasm dist
 
 ## dist/: the page, the embed element and its example, self-contained, relative URLs only; with
 ## FILE.br and FILE.gz beside each large file, for hosts that serve precompressed files (README.md).

@@ -25,6 +25,8 @@ apt_install() {
 # engines the page is tested in: Firefox ESR (over WebDriver BiDi) and WebKitGTK's MiniBrowser with
 # its WebDriver, which needs a display (Xvfb).
 apt_install chromium mesa-vulkan-drivers dataset-fashion-mnist ca-certificates firefox-esr webkit2gtk-driver xvfb
+# binaryen: wasm-split, which cuts the training code out of the page's wasm (tools/split.mjs).
+apt_install binaryen
 
 # A Rust that targets wasm32: rustup's target if it can be had, else Debian's rustc-web.
 if rustup target list --installed 2>/dev/null | grep -q '^wasm32-unknown-unknown$'; then

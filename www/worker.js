@@ -1,9 +1,10 @@
 // The model runs here, off the main thread, so the page never freezes: the wasm engine steps
 // the sampler and draws each step into the canvases the page transferred to us.
-import init, { Engine, alphasCumprod, encodeGif } from "./ddpm-web.js";
+import { Engine, alphasCumprod, encodeGif } from "./ddpm-web.js";
 import { context2d, drawGrid, gridPng, gridPixels, scaledLayout } from "./draw2d.js";
 import { EVENT, OP } from "./protocol.js";
 import { trainHandlers } from "./train-worker.js";
+import { loadEngine, loadTraining } from "./wasm.js";
 
 const post = (msg, transfer) => postMessage(msg, transfer || []);
 // The wasm module calls these (src/web): a panic or a lost device ends this worker's usefulness.
@@ -14,9 +15,6 @@ self.ddpmOnGpuError = (message) => { if (!/device (was )?lost/i.test(message)) p
 
 let engine = null;
 let wasm = null; // the module's exports (its memory is reported to soak tests)
-let startedWith = null; // how the engine started, so the training module's starts alike
-let weights = null;     // the weights file the engine loaded last
-let training = null;    // the training module's engine, once a training run asked for it
 let size = 28;
 let timesteps = 1000;
 const surfaces = {}; // name → { canvas, painter (WebGPU) or null (2D) }
@@ -171,9 +169,8 @@ const handlers = {
   // page could not transfer its canvases and draws the pixels we post.
   async [OP.start]({ backend, canvases = {}, gpuCanvas, pagePixels: wanted = false, faults }) {
     injectFaults(faults);
-    wasm = await init({ module_or_path: new URL("./ddpm-web_bg.wasm", import.meta.url) });
+    wasm = await loadEngine();
     engine = await Engine.start(backend, gpuCanvas);
-    startedWith = { backend, gpuCanvas };
     pagePixels = wanted;
     for (const [name, canvas] of Object.entries(canvases)) {
       let painter = null;
@@ -192,8 +189,7 @@ const handlers = {
     return { op: "started", backend: engine.backend, adapter: engine.adapter, software: engine.software, note: engine.note, drawing };
   },
   async [OP.load]({ bytes }) {
-    weights = new Uint8Array(bytes);
-    const description = JSON.parse(engine.load(weights));
+    const description = JSON.parse(engine.load(new Uint8Array(bytes)));
     size = description.unet.image_size;
     timesteps = description.timesteps;
     return { op: "loaded", description };
@@ -238,23 +234,8 @@ const handlers = {
     return { op: "memory", wasmBytes: wasm?.memory.buffer.byteLength ?? 0, workerHeap: performance.memory?.usedJSHeapSize ?? null, device: device ? JSON.parse(device) : null };
   },
 };
-// Training needs the second wasm module (autodiff and Adam), fetched on the first training run. Its
-// engine, loaded with the same weights, then replaces the sampling module's for everything; the
-// canvases keep their painters (each holds its own device).
-function trainingEngine(say) {
-  training ??= (async () => {
-    say({ op: EVENT.trainStatus, message: "Loading the training code…" });
-    const module = await import("./ddpm-train.js");
-    const exports = await module.default({ module_or_path: new URL("./ddpm-train_bg.wasm", import.meta.url) });
-    const next = await module.Engine.start(startedWith.backend, startedWith.gpuCanvas);
-    if (weights) next.load(weights);
-    if (run) { run.token = null; wake?.(); }
-    engine.free();
-    [engine, wasm] = [next, exports];
-  })();
-  training.catch(() => { training = null; });
-  return training;
-}
+// Training needs the training code (autodiff and Adam), fetched on the first training run.
+const trainingEngine = (say) => loadTraining(() => say({ op: EVENT.trainStatus, message: "Loading the training code…" }));
 
 Object.assign(handlers, trainHandlers({ get engine() { return engine; }, get size() { return size; }, post, draw, trainingEngine }));
 

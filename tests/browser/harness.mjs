@@ -59,18 +59,23 @@ export async function inBrowser(name, body, options = {}) {
   try { return await body(ctx); } finally { await ctx.close(); }
 }
 
-// A page that records console errors and every request that leaves the page's origin.
+// A page that records console errors, every request that leaves the page's origin (`foreign`) and
+// the paths of those that do not (`requests`, the worker's included).
 export async function open(ctx, { initScript, query = "", viewport } = {}) {
   const page = await ctx.browser.newPage(viewport ? { viewport } : {});
   const errors = [];
   const foreign = [];
+  const requests = [];
   page.on("console", (m) => { if (m.type() === "error") errors.push(m.text()); });
   page.on("pageerror", (e) => errors.push(String(e)));
-  page.on("request", (r) => { if (!r.url().startsWith(ctx.url) && !r.url().startsWith("data:")) foreign.push(r.url()); });
+  page.on("request", (r) => {
+    if (r.url().startsWith(ctx.url)) requests.push(new URL(r.url()).pathname);
+    else if (!r.url().startsWith("data:")) foreign.push(r.url());
+  });
   if (process.env.DEBUG) page.on("console", (m) => console.log("console:", m.type(), m.text().slice(0, 300)));
   for (const script of [initScript].flat()) if (script) await page.addInitScript(script);
   await page.goto(ctx.url + query);
-  return { page, errors, foreign };
+  return { page, errors, foreign, requests };
 }
 
 // An init script that records main-thread tasks over 50 ms (the page must never freeze).

@@ -38,7 +38,7 @@ test(`Without transferable canvases: ${GENERATE_MATCHES_CLI}`, () => generateMat
 
 // (Firefox has no long-task timing: there the responsiveness check has nothing to read.)
 async function generateMatchesCli(ctx, initScript) {
-  const { page, errors, foreign } = await open(ctx, { query: REFERENCE_RUN.query, initScript: [watchLongTasks, initScript] });
+  const { page, errors, foreign, requests } = await open(ctx, { query: REFERENCE_RUN.query, initScript: [watchLongTasks, initScript] });
   await ready(page);
   if (initScript) assert.equal(await page.evaluate(() => window.ddpm.drawing), "page", "the page draws the worker's pixels");
   const out = await generate(page, { trace: true });
@@ -72,6 +72,7 @@ async function generateMatchesCli(ctx, initScript) {
   if (process.env.SCREENSHOT) await page.screenshot({ path: process.env.SCREENSHOT, fullPage: true });
   assert.deepEqual(errors, []);
   assert.deepEqual(foreign, []);
+  assert.ok(!requests.some((p) => p.endsWith("/ddpm-train_bg.wasm")), "generating fetches no training code");
   await page.close();
 }
 

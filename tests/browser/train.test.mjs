@@ -47,8 +47,10 @@ test(TRAINING_LOWERS_LOSS, () => trainingLowersLoss(ctx));
 test(`Firefox: ${TRAINING_LOWERS_LOSS}`, () => inBrowser("firefox", trainingLowersLoss));
 
 async function trainingLowersLoss(ctx) {
-  const { page, errors, foreign } = await open(ctx, { initScript: watchLongTasks });
+  const { page, errors, foreign, requests } = await open(ctx, { initScript: watchLongTasks });
   await ready(page);
+  const trainingCode = () => requests.filter((p) => p.endsWith("/ddpm-train_bg.wasm")).length;
+  assert.equal(trainingCode(), 0, "the training code is not fetched before training starts");
   // Only tasks while training count (not the page's own start-up).
   await page.evaluate(() => { window.ddpm.train.seed = 3; window.__longTasks = []; });
   await startTraining(page, { steps: 60, classes: [7] });
@@ -86,6 +88,7 @@ async function trainingLowersLoss(ctx) {
   // 82 ms task (cause not found; the page does ~1 ms of work per message). Allow one such task,
   // never a freeze.
   assert.ok(longTasks.filter((d) => d > 50).length <= 1 && longTasks.every((d) => d < 200), `main-thread tasks while training: ${longTasks}`);
+  assert.equal(trainingCode(), 1, "the training code is fetched once, when training starts");
   assert.deepEqual(foreign, []);
   assert.deepEqual(errors, []);
   await page.close();

@@ -113,7 +113,7 @@ async function peer(ep) {
   }
 }
 
-const TRAINING_FILES = ["ddpm-train.js", "ddpm-train_bg.wasm", "data/t10k-images-idx3-ubyte.gz", "data/t10k-labels-idx1-ubyte.gz"];
+const TRAINING_FILES = ["ddpm-train_bg.wasm", "data/t10k-images-idx3-ubyte.gz", "data/t10k-labels-idx1-ubyte.gz"];
 
 // Page open → first finished sample with the default settings, as a reader would click; the
 // warm run reloads in the same profile (weights from the Cache API; the server says no-cache, so
