@@ -2,7 +2,7 @@
 // wasm-split, so the page downloads Burn and CubeCL once:
 //   ddpm-web_bg.wasm    what sampling can reach: every function called, directly or through calls,
 //                       from an export or a table entry that the sampling-only build also has
-//                       (matched by name);
+//                       (matched by name), short of crates and modules only training has;
 //   ddpm-train_bg.wasm  the rest (autodiff, Adam, the trainer), which www/wasm.js fetches when
 //                       training starts. It imports the first module's memory, tables and functions.
 // A split function called before then goes through a placeholder that loads the second module
@@ -92,6 +92,21 @@ const [FUNCTION, TABLE] = [0, 1];
 const train = readModule(trainPath);
 const samplingModule = readModule(samplingPath);
 const sampling = new Set([...samplingModule.names.values()].map(key));
+// A function's crate and module ("burn_autodiff", "burn_autodiff::ops"), from its demangled path.
+const origin = (name) => {
+  const m = /^<?([a-z_][a-z0-9_]*)(?:\[[0-9a-f]+\])?::([A-Za-z_][A-Za-z0-9_]*)/.exec(name);
+  return m ? [m[1], `${m[1]}::${m[2]}`] : [null, null];
+};
+const samplingOrigins = new Set([...samplingModule.names.values()].flatMap(origin));
+// A function the sampling-only build has no instance of, from a crate or module it lacks altogether
+// (autodiff, the optimiser, the trainer): only training calls it, even where a shared function (a
+// backend dispatch with an autodiff arm) could.
+const trainingOnly = (index) => {
+  const name = train.names.get(index) ?? "";
+  if (sampling.has(key(name))) return false;
+  const [crate, module] = origin(name);
+  return crate !== null && !(samplingOrigins.has(crate) && samplingOrigins.has(module));
+};
 // Exports by name, but wasm-bindgen numbers its closure shims' exports in the order it meets them.
 const exportKey = (name) => name.replace(/_\d+$/, "");
 const samplingExports = new Set(exportsOf(samplingModule.bytes, samplingModule.sections, FUNCTION).map((e) => exportKey(e.name)));
@@ -111,8 +126,8 @@ for (const s of train.sections) {
 }
 
 // Functions reachable through direct calls from `exported` and from the table entries that
-// `matched` accepts, in binaryen's call graph of the module.
-function reachable(path, exported, matched) {
+// `matched` accepts, in binaryen's call graph of the module, never through one `excluded` names.
+function reachable(path, exported, matched, excluded) {
   const graph = spawnSync("wasm-opt", ["--all-features", path, "--print-call-graph", "-o", "/dev/null"],
     { encoding: "utf8", maxBuffer: 1 << 30 });
   if (graph.error || graph.status !== 0) throw new Error(`wasm-opt --print-call-graph: ${graph.error?.message ?? graph.stderr}`);
@@ -135,7 +150,9 @@ function reachable(path, exported, matched) {
   if (!tableEntries) throw new Error("wasm-opt --print-call-graph printed no table entries");
   const seen = new Set(roots);
   for (const stack = [...roots]; stack.length;) {
-    for (const callee of calls.get(stack.pop()) ?? []) if (!seen.has(callee)) { seen.add(callee); stack.push(callee); }
+    for (const callee of calls.get(stack.pop()) ?? []) {
+      if (!seen.has(callee) && !excluded(callee)) { seen.add(callee); stack.push(callee); }
+    }
   }
   return [...seen].sort((a, b) => a - b);
 }
@@ -172,7 +189,7 @@ const work = mkdtempSync(join(tmpdir(), "ddpm-split-"));
 try {
   writeFileSync(join(work, "in.wasm"), Buffer.concat(parts));
   const exported = exportsOf(train.bytes, train.sections, FUNCTION).filter((e) => samplingExports.has(exportKey(e.name))).map((e) => e.index);
-  const keep = reachable(join(work, "in.wasm"), exported, (index) => sampling.has(key(train.names.get(index) ?? "")))
+  const keep = reachable(join(work, "in.wasm"), exported, (index) => sampling.has(key(train.names.get(index) ?? "")), trainingOnly)
     .filter((index) => index >= train.imports).map((index) => `f${index}`);
   writeFileSync(join(work, "keep.txt"), keep.join("\n") + "\n");
   const primary = join(outDir, "ddpm-web_bg.wasm");
