@@ -12,7 +12,7 @@ NATIVE_ENV := CARGO_TARGET_DIR=$(CACHE)/target
 WASM_ENV = CARGO_TARGET_DIR=$(CACHE)/target-wasm TRUNK_SKIP_VERSION_CHECK=true \
   PATH=$$([ "$$(cat $(CACHE)/wasm-toolchain 2>/dev/null)" = debian ] && echo "$(CURDIR)/tools/wasm-toolchain:")$$PATH
 
-.PHONY: setup run web dist test test-native test-browser cli clean-dist soak bench
+.PHONY: setup run web dist test test-native test-browser cli clean-dist soak bench gpu-check
 
 setup:
 	@bash tools/setup.sh
@@ -70,6 +70,12 @@ soak: web
 ## prints a table, writes docs/benchmarks.md and docs/benchmarks.json. Not part of `make test`; takes minutes.
 bench: dist cli
 	CACHE=$(CACHE) bash tools/bench.sh
+
+## The page's wasm engine in Node on Dawn, Chrome's WebGPU (tools/gpu_check.mjs), on this machine's
+## GPU: adapter, step times, a training step, images against the CPU path. SOFTWARE=1 runs it on
+## Chromium's SwiftShader, for a machine without a GPU. Never part of `make test`.
+gpu-check: web
+	$(if $(SOFTWARE),VK_ICD_FILENAMES=/usr/lib/chromium/vk_swiftshader_icd.json) node tools/gpu_check.mjs dist $(if $(JSON),--json $(JSON))
 
 clean-dist:
 	rm -rf dist

@@ -1,0 +1,109 @@
+// `make gpu-check`: the page's own wasm engine (dist/, as the browser loads it) in Node on Dawn,
+// Chrome's WebGPU implementation (npm `webgpu`), on whatever adapter Dawn finds. It prints the
+// adapter; per batch, the first step (pipeline compilation) and the steady step of guided DDIM; a
+// training step; and how far the WebGPU images are from the CPU path's (the same engine on Burn's
+// flex backend). Exits 1 if they differ by more than the page's own test allows.
+// Usage: node tools/gpu_check.mjs [DIST] [--json FILE]
+// Environment: DAWN (Dawn's options, comma-separated, e.g. "backend=vulkan,adapter=NVIDIA");
+// STEPS (DDIM steps, 10); BATCHES ("1,16"); TRAIN_STEPS (3); DATA (Fashion-MNIST's IDX files).
+import { readFile, writeFile } from "node:fs/promises";
+import { join, resolve } from "node:path";
+import { pathToFileURL } from "node:url";
+import { create, globals } from "webgpu";
+
+const args = process.argv.slice(2);
+const jsonAt = args.indexOf("--json");
+const jsonPath = jsonAt >= 0 ? args.splice(jsonAt, 2)[1] : null;
+const dist = resolve(args[0] ?? "dist");
+const STEPS = Number(process.env.STEPS ?? 10);
+const BATCHES = (process.env.BATCHES ?? "1,16").split(",").map(Number);
+const TRAIN_STEPS = Number(process.env.TRAIN_STEPS ?? 3);
+const DATA = process.env.DATA ?? "/usr/share/datasets/fashion-mnist";
+// The page's test "forced WebGPU generates the same images as the CPU path" allows this much.
+const TOLERANCE = 0.02;
+
+// What a dedicated worker offers the engine: navigator.gpu (Dawn's), a WorkerGlobalScope (wgpu looks
+// for one to find navigator), and fetch for the files beside the module.
+const gpu = create((process.env.DAWN ?? "").split(",").filter(Boolean));
+Object.assign(globalThis, globals);
+Object.defineProperty(globalThis, "navigator", { value: { gpu }, configurable: true });
+globalThis.WorkerGlobalScope ??= class WorkerGlobalScope {};
+const webFetch = globalThis.fetch;
+globalThis.fetch = async (url) => {
+  const u = new URL(url);
+  if (u.protocol !== "file:") return webFetch(url);
+  const type = u.pathname.endsWith(".wasm") ? "application/wasm" : "application/octet-stream";
+  return new Response(await readFile(u), { headers: { "content-type": type } });
+};
+const gpuErrors = [];
+globalThis.ddpmOnGpuError = (message) => { gpuErrors.push(message); console.error(`GPU error: ${message}`); };
+globalThis.ddpmOnDeviceLost = (message) => { gpuErrors.push(`device lost: ${message}`); console.error(`device lost: ${message}`); };
+globalThis.ddpmOnPanic = (message) => console.error(`panic: ${message}`);
+
+const adapter = await gpu.requestAdapter({ powerPreference: "high-performance" });
+if (!adapter) {
+  console.error("Dawn found no adapter. On a machine without a GPU, `make gpu-check SOFTWARE=1` uses Chromium's SwiftShader.");
+  process.exit(2);
+}
+const info = adapter.info;
+const adapterInfo = { vendor: info.vendor, architecture: info.architecture, device: info.device, description: info.description, subgroups: adapter.features.has("subgroups") };
+console.log(`adapter: ${JSON.stringify(adapterInfo)}`);
+
+const { Engine } = await import(pathToFileURL(join(dist, "ddpm-web.js")));
+const { loadEngine, loadTraining } = await import(pathToFileURL(join(dist, "wasm.js")));
+await loadEngine();
+const weights = await readFile(join(dist, "assets/model.ddpm"));
+const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+
+async function sample(engine, batch) {
+  const settings = { sampler: "ddim", steps: STEPS, eta: 0, seed: 3, class: 7, guidance: 2, interval: "0-600", batch };
+  engine.begin(JSON.stringify(settings));
+  await engine.noise();
+  const millis = [];
+  let values = null;
+  for (let report; (report = await engine.step());) {
+    millis.push(report.millis);
+    values = report.values;
+    report.free();
+  }
+  return { millis, final: values.slice(0, batch * 28 * 28) };
+}
+
+const gpuEngine = await Engine.start("webgpu", false);
+const cpuEngine = await Engine.start("cpu", false);
+console.log(`engine: ${gpuEngine.adapter}${gpuEngine.software ? " (a software adapter)" : ""}${gpuEngine.note ? `; ${gpuEngine.note}` : ""}`);
+gpuEngine.load(weights);
+cpuEngine.load(weights);
+
+const result = { adapter: adapterInfo, engine: gpuEngine.adapter, steps: STEPS, sampling: [], training: null, gpuErrors };
+let worst = 0;
+for (const batch of BATCHES) {
+  const webgpu = await sample(gpuEngine, batch);
+  const cpu = await sample(cpuEngine, batch);
+  const diff = webgpu.final.reduce((m, v, i) => Math.max(m, Math.abs(v - cpu.final[i])), 0);
+  worst = Math.max(worst, diff);
+  const row = { batch, firstStepMs: webgpu.millis[0], steadyStepMs: median(webgpu.millis.slice(1)), cpuStepMs: median(cpu.millis.slice(1)), maxDiffFromCpu: diff };
+  result.sampling.push(row);
+  console.log(`guided DDIM step, batch ${batch}: first ${row.firstStepMs.toFixed(0)} ms, then ${row.steadyStepMs.toFixed(1)} ms (CPU path ${row.cpuStepMs.toFixed(1)} ms); max |webgpu − cpu| ${diff.toExponential(2)}`);
+}
+
+if (TRAIN_STEPS > 0) {
+  await loadTraining(() => {});
+  const [images, labels] = await Promise.all(["t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"].map((f) => readFile(join(DATA, f))));
+  gpuEngine.loadData(images, labels);
+  gpuEngine.beginTraining(JSON.stringify({ from: "active", classes: [7], batch: 16, lr: 1e-4, seed: 1, ema: 0.999 }));
+  const millis = [];
+  for (let i = 0; i < TRAIN_STEPS; i++) {
+    const report = await gpuEngine.trainSteps(1);
+    millis.push(report.millis);
+    report.free();
+  }
+  gpuEngine.endTraining();
+  result.training = { batch: 16, firstStepMs: millis[0], steadyStepMs: median(millis.slice(1)) };
+  console.log(`training step, batch 16: first ${millis[0].toFixed(0)} ms, then ${result.training.steadyStepMs?.toFixed(1)} ms`);
+}
+
+if (jsonPath) await writeFile(jsonPath, JSON.stringify(result, null, 2) + "\n");
+const ok = worst <= TOLERANCE && gpuErrors.length === 0;
+console.log(ok ? `gpu-check: passed (images within ${TOLERANCE} of the CPU path's, no GPU errors)` : `gpu-check: FAILED (max difference ${worst}, ${gpuErrors.length} GPU errors)`);
+process.exit(ok ? 0 : 1);
