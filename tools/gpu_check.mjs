@@ -53,7 +53,8 @@ const { Engine } = await import(pathToFileURL(join(dist, "ddpm-web.js")));
 const { loadEngine, loadTraining } = await import(pathToFileURL(join(dist, "wasm.js")));
 await loadEngine();
 const weights = await readFile(join(dist, "assets/model.ddpm"));
-const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+const median = (xs) => (xs.length ? [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] : null);
+const ms = (x, digits) => (x === null ? "–" : `${x.toFixed(digits)} ms`);
 
 async function sample(engine, batch) {
   const settings = { sampler: "ddim", steps: STEPS, eta: 0, seed: 3, class: 7, guidance: 2, interval: "0-600", batch };
@@ -84,7 +85,7 @@ for (const batch of BATCHES) {
   worst = Math.max(worst, diff);
   const row = { batch, firstStepMs: webgpu.millis[0], steadyStepMs: median(webgpu.millis.slice(1)), cpuStepMs: median(cpu.millis.slice(1)), maxDiffFromCpu: diff };
   result.sampling.push(row);
-  console.log(`guided DDIM step, batch ${batch}: first ${row.firstStepMs.toFixed(0)} ms, then ${row.steadyStepMs.toFixed(1)} ms (CPU path ${row.cpuStepMs.toFixed(1)} ms); max |webgpu − cpu| ${diff.toExponential(2)}`);
+  console.log(`guided DDIM step, batch ${batch}: first ${ms(row.firstStepMs, 0)}, then ${ms(row.steadyStepMs, 1)} (CPU path ${ms(row.cpuStepMs, 1)}); max |webgpu − cpu| ${diff.toExponential(2)}`);
 }
 
 if (TRAIN_STEPS > 0) {
@@ -100,7 +101,7 @@ if (TRAIN_STEPS > 0) {
   }
   gpuEngine.endTraining();
   result.training = { batch: 16, firstStepMs: millis[0], steadyStepMs: median(millis.slice(1)) };
-  console.log(`training step, batch 16: first ${millis[0].toFixed(0)} ms, then ${result.training.steadyStepMs?.toFixed(1)} ms`);
+  console.log(`training step, batch 16: first ${ms(millis[0], 0)}, then ${ms(result.training.steadyStepMs, 1)}`);
 }
 
 if (jsonPath) await writeFile(jsonPath, JSON.stringify(result, null, 2) + "\n");
