@@ -50,7 +50,7 @@ if ! trunk --version 2>/dev/null | grep -q " $TRUNK_VERSION"; then
     cargo install -q trunk --version "=$TRUNK_VERSION" --locked
 fi
 
-# playwright-core (driving Debian's chromium, never a downloaded browser) and binaryen's wasm-opt.
+# playwright-core (driving Debian's chromium, never a downloaded browser), onnxruntime-web (the bench's peer), webgpu (Dawn in Node, for make gpu-check).
 if [ ! -f node_modules/.package-lock.json ] || ! cmp -s package-lock.json node_modules/.ddpm-lock; then
     say "npm ci"
     npm ci --no-audit --no-fund --loglevel=error
