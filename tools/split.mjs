@@ -101,10 +101,10 @@ const samplingOrigins = new Set([...samplingModule.names.values()].flatMap(origi
 // A function the sampling-only build has no instance of, from a crate or module it lacks altogether
 // (autodiff, the optimiser, the trainer): only training calls it, even where a shared function (a
 // backend dispatch with an autodiff arm) could.
+const inSampling = (index) => sampling.has(key(train.names.get(index) ?? ""));
 const trainingOnly = (index) => {
-  const name = train.names.get(index) ?? "";
-  if (sampling.has(key(name))) return false;
-  const [crate, module] = origin(name);
+  if (inSampling(index)) return false;
+  const [crate, module] = origin(train.names.get(index) ?? "");
   return crate !== null && !(samplingOrigins.has(crate) && samplingOrigins.has(module));
 };
 // Exports by name, but wasm-bindgen numbers its closure shims' exports in the order it meets them.
@@ -189,7 +189,7 @@ const work = mkdtempSync(join(tmpdir(), "ddpm-split-"));
 try {
   writeFileSync(join(work, "in.wasm"), Buffer.concat(parts));
   const exported = exportsOf(train.bytes, train.sections, FUNCTION).filter((e) => samplingExports.has(exportKey(e.name))).map((e) => e.index);
-  const keep = reachable(join(work, "in.wasm"), exported, (index) => sampling.has(key(train.names.get(index) ?? "")), trainingOnly)
+  const keep = reachable(join(work, "in.wasm"), exported, inSampling, trainingOnly)
     .filter((index) => index >= train.imports).map((index) => `f${index}`);
   writeFileSync(join(work, "keep.txt"), keep.join("\n") + "\n");
   const primary = join(outDir, "ddpm-web_bg.wasm");
