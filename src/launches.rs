@@ -94,3 +94,74 @@ pub fn measure(model: &UNet, schedule: &Schedule, size: usize) -> Result<BTreeMa
     out.insert("training step, batch 16", warm_count(&autodiff, 2, || trainer.step(x0.clone(), &labels)));
     Ok(out)
 }
+
+/// A U-Net forward at batch 1 (as sampling runs it), its launches by part of the network: the
+/// time and class embedding, the ResNet blocks, the linear attentions, the attention, the
+/// resamplings, and the rest (the first and last convolutions, the skip concatenations). Walks
+/// the same steps as [`UNet::forward`]; the parts sum to that forward's count (tests/launches.rs).
+pub fn by_part(model: &UNet, size: usize) -> BTreeMap<&'static str, usize> {
+    let m = model.for_inference();
+    let device = m.init_conv.weight.val().device();
+    let channels = m.init_conv.weight.val().dims()[1];
+    let x = NoiseSource::new(0).normal([1, channels, size, size], &device);
+    let mut counter = PartCounter { device, parts: BTreeMap::new() };
+    let _ = forward_by_part(&m, x.clone(), &mut counter); // the first run tunes; count the second
+    counter.parts.clear();
+    let _ = forward_by_part(&m, x, &mut counter);
+    counter.parts
+}
+
+struct PartCounter {
+    device: Device,
+    parts: BTreeMap<&'static str, usize>,
+}
+
+impl PartCounter {
+    fn run<T>(&mut self, part: &'static str, work: impl FnOnce() -> T) -> T {
+        let (out, launches) = count(|| {
+            let out = work();
+            self.device.sync().expect("the device finishes its work");
+            out
+        });
+        *self.parts.entry(part).or_default() += launches.total;
+        out
+    }
+}
+
+fn forward_by_part(m: &UNet, x: Tensor<4>, c: &mut PartCounter) -> Tensor<4> {
+    let device = x.device();
+    let emb = c.run("time and class embedding", || {
+        let t = Tensor::<1>::from_data(TensorData::new(vec![500f32], [1]), &device);
+        let mut emb = m.time_mlp.forward(t);
+        if let (Some(class_emb), Some(null)) = (&m.class_emb, m.null_class()) {
+            emb = emb + class_emb.forward(Tensor::from_data(TensorData::new(vec![null as i64], [1]), &device));
+        }
+        m.mid_block1.activate_time(emb)
+    });
+    let mut x = c.run("rest", || m.init_conv.forward(x));
+    let r = x.clone();
+    let mut skips = Vec::new();
+    for level in &m.downs {
+        x = c.run("ResNet blocks", || level.block1.forward(x, emb.clone()));
+        skips.push(x.clone());
+        x = c.run("ResNet blocks", || level.block2.forward(x, emb.clone()));
+        x = c.run("linear attention", || level.attn.forward(x));
+        skips.push(x.clone());
+        x = c.run("resampling", || level.resample.forward(x));
+    }
+    x = c.run("ResNet blocks", || m.mid_block1.forward(x, emb.clone()));
+    x = c.run("attention", || m.mid_attn.forward(x));
+    x = c.run("ResNet blocks", || m.mid_block2.forward(x, emb.clone()));
+    for level in &m.ups {
+        for block in [&level.block1, &level.block2] {
+            let skip = skips.pop().unwrap();
+            let cat = c.run("rest", || Tensor::cat(vec![x, skip], 1));
+            x = c.run("ResNet blocks", || block.forward(cat, emb.clone()));
+        }
+        x = c.run("linear attention", || level.attn.forward(x));
+        x = c.run("resampling", || level.resample.forward(x));
+    }
+    let cat = c.run("rest", || Tensor::cat(vec![x, r], 1));
+    x = c.run("ResNet blocks", || m.final_res_block.forward(cat, emb));
+    c.run("rest", || m.final_conv.forward(x))
+}

@@ -10,6 +10,7 @@ pub mod eval;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod fusion;
 pub mod grid;
+pub mod kernels;
 #[cfg(all(not(target_arch = "wasm32"), feature = "train"))]
 pub mod launches;
 pub mod limits;

@@ -49,6 +49,15 @@ for (const [work, l] of Object.entries(wgpu.launches ?? {})) {
   row(work, l.total, top);
 }
 
+if (wgpu.launches_by_part) {
+  const { kernels, burn_ops: ops } = wgpu.launches_by_part;
+  section("Kernel launches by part of the network (one forward, batch 1): the U-Net's own kernels (src/kernels/) against Burn's operations alone",
+    ["part", "with the kernels", "Burn's operations", "ratio"]);
+  const sum = (o) => Object.values(o).reduce((a, b) => a + b, 0);
+  for (const part of Object.keys(ops)) row(part, kernels[part], ops[part], `${(ops[part] / Math.max(kernels[part], 1)).toFixed(1)}×`);
+  row("whole forward", sum(kernels), sum(ops), `${(sum(ops) / sum(kernels)).toFixed(1)}×`);
+}
+
 section("Arithmetic floor: FLOPs of one U-Net forward (PyTorch's FlopCounterMode; convolutions and matmuls)",
   ["batch", "GFLOP", "ours WebGPU GFLOP/s", "ours CPU wasm GFLOP/s", "Burn CPU native GFLOP/s", "PyTorch CPU GFLOP/s"]);
 for (const b of ["1", "16"]) {

@@ -2,13 +2,13 @@
 //! linear attention of Shen et al. (used at every other resolution, cost linear in pixels).
 //! Both sit behind a GroupNorm pre-norm and a residual connection.
 
+use crate::kernels::{NormAct, attention, group_norm_act, linear_attention};
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::{GroupNorm, GroupNormConfig};
 use burn::prelude::*;
-use burn::tensor::activation::softmax;
 
 /// Splits a `to_qkv` output `[B, 3·H·D, X, Y]` into q, k, v of shape `[B, H, D, X·Y]`.
-fn split_heads(qkv: Tensor<4>, heads: usize) -> [Tensor<4>; 3] {
+pub fn split_heads(qkv: Tensor<4>, heads: usize) -> [Tensor<4>; 3] {
     let [b, c, x, y] = qkv.dims();
     let dim_head = c / 3 / heads;
     let mut parts = qkv.chunk(3, 1).into_iter().map(|p| p.reshape([b, heads, dim_head, x * y]));
@@ -63,33 +63,24 @@ impl LinearAttention {
     }
 }
 
-/// A token mixer that keeps the input's shape.
+/// A token mixer that keeps the input's shape; it adds `residual` to its output (a kernel may
+/// fold the addition into its last step).
 pub trait Mixer {
-    fn mix(&self, x: Tensor<4>) -> Tensor<4>;
+    fn mix(&self, x: Tensor<4>, residual: Tensor<4>) -> Tensor<4>;
 }
 
 impl Mixer for Attention {
-    fn mix(&self, x: Tensor<4>) -> Tensor<4> {
-        let [b, _, h, w] = x.dims();
-        let [q, k, v] = split_heads(self.to_qkv.forward(x), self.heads);
-        let q = q * (self.dim_head as f64).powf(-0.5);
-        let attn = softmax(q.swap_dims(2, 3).matmul(k), 3); // [B, H, i, j]
-        let out = attn.matmul(v.swap_dims(2, 3)); // [B, H, i, D]
-        let out = out.swap_dims(2, 3).reshape([b, self.heads * self.dim_head, h, w]);
-        self.to_out.forward(out)
+    fn mix(&self, x: Tensor<4>, residual: Tensor<4>) -> Tensor<4> {
+        let out = attention(self.to_qkv.forward(x), self.heads, self.dim_head);
+        self.to_out.forward(out) + residual
     }
 }
 
 impl Mixer for LinearAttention {
-    fn mix(&self, x: Tensor<4>) -> Tensor<4> {
-        let [b, _, h, w] = x.dims();
-        let [q, k, v] = split_heads(self.to_qkv.forward(x), self.heads);
-        let q = softmax(q, 2) * (self.dim_head as f64).powf(-0.5);
-        let k = softmax(k, 3);
-        let context = k.matmul(v.swap_dims(2, 3)); // [B, H, D, E]
-        let out = context.swap_dims(2, 3).matmul(q); // [B, H, E, N]
-        let out = out.reshape([b, self.heads * self.dim_head, h, w]);
-        self.out_norm.forward(self.to_out.forward(out))
+    fn mix(&self, x: Tensor<4>, residual: Tensor<4>) -> Tensor<4> {
+        let out = linear_attention(self.to_qkv.forward(x), self.heads, self.dim_head);
+        let act = NormAct { residual: Some(residual), ..NormAct::default() };
+        group_norm_act(self.to_out.forward(out), &self.out_norm, act)
     }
 }
 
@@ -106,6 +97,6 @@ impl<M: Mixer> PreNormResidual<M> {
     }
 
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        self.inner.mix(self.norm.forward(x.clone())) + x
+        self.inner.mix(group_norm_act(x.clone(), &self.norm, NormAct::default()), x)
     }
 }

@@ -2,6 +2,7 @@
 //! weight-standardised convolutions, as in the Annotated Diffusion Model), ConvNeXt blocks, and
 //! the down/up resampling layers.
 
+use crate::kernels::{NormAct, group_norm_act};
 use burn::module::{Module, Param};
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::{GroupNorm, GroupNormConfig, Linear, LinearConfig, PaddingConfig2d};
@@ -76,12 +77,10 @@ impl Block {
         Self { proj: self.proj.for_inference(), norm: self.norm.clone() }
     }
 
-    pub fn forward(&self, x: Tensor<4>, scale_shift: Option<(Tensor<4>, Tensor<4>)>) -> Tensor<4> {
-        let mut x = self.norm.forward(self.proj.forward(x));
-        if let Some((scale, shift)) = scale_shift {
-            x = x * (scale + 1.0) + shift;
-        }
-        silu(x)
+    /// `scale_shift`: `[B, 2·C]`, the scale then the shift per image and channel; `residual` is
+    /// added after the SiLU.
+    pub fn forward(&self, x: Tensor<4>, scale_shift: Option<Tensor<2>>, residual: Option<Tensor<4>>) -> Tensor<4> {
+        group_norm_act(self.proj.forward(x), &self.norm, NormAct { scale_shift, silu: true, residual })
     }
 }
 
@@ -108,12 +107,11 @@ impl ResnetBlock {
         Self { block1: self.block1.for_inference(), block2: self.block2.for_inference(), ..self.clone() }
     }
 
+    /// `time_emb`: the time embedding through [`ResBlock::activate_time`] (SiLU).
     pub fn forward(&self, x: Tensor<4>, time_emb: Tensor<2>) -> Tensor<4> {
-        let emb = self.mlp.forward(silu(time_emb)).unsqueeze_dims::<4>(&[2, 3]);
-        let mut halves = emb.chunk(2, 1).into_iter();
-        let scale_shift = (halves.next().unwrap(), halves.next().unwrap());
-        let h = self.block2.forward(self.block1.forward(x.clone(), Some(scale_shift)), None);
-        h + residual(&self.res_conv, x)
+        let scale_shift = self.mlp.forward(time_emb);
+        let h = self.block1.forward(x.clone(), Some(scale_shift), None);
+        self.block2.forward(h, None, Some(residual(&self.res_conv, x)))
     }
 }
 
@@ -153,11 +151,12 @@ impl ConvNextBlock {
         }
     }
 
+    /// `time_emb`: the time embedding through [`ResBlock::activate_time`] (GELU).
     pub fn forward(&self, x: Tensor<4>, time_emb: Tensor<2>) -> Tensor<4> {
-        let cond = self.mlp.forward(gelu(time_emb)).unsqueeze_dims::<4>(&[2, 3]);
+        let cond = self.mlp.forward(time_emb).unsqueeze_dims::<4>(&[2, 3]);
         let h = self.ds_conv.forward(x.clone()) + cond;
-        let h = gelu(self.conv1.forward(self.norm1.forward(h)));
-        let h = self.conv2.forward(self.norm2.forward(h));
+        let h = gelu(self.conv1.forward(group_norm_act(h, &self.norm1, NormAct::default())));
+        let h = self.conv2.forward(group_norm_act(h, &self.norm2, NormAct::default()));
         h + residual(&self.res_conv, x)
     }
 }
@@ -178,6 +177,16 @@ impl ResBlock {
         }
     }
 
+    /// The time embedding as this kind of block reads it: every block of a U-Net applies the same
+    /// activation to the same embedding, so the U-Net computes it once per forward.
+    pub fn activate_time(&self, time_emb: Tensor<2>) -> Tensor<2> {
+        match self {
+            Self::Resnet(_) => silu(time_emb),
+            Self::ConvNext(_) => gelu(time_emb),
+        }
+    }
+
+    /// `time_emb`: from [`ResBlock::activate_time`].
     pub fn forward(&self, x: Tensor<4>, time_emb: Tensor<2>) -> Tensor<4> {
         match self {
             Self::Resnet(b) => b.forward(x, time_emb),

@@ -181,6 +181,7 @@ impl UNet {
         if let (Some(class_emb), Some(labels)) = (&self.class_emb, labels) {
             emb = emb + class_emb.forward(labels);
         }
+        let emb = self.mid_block1.activate_time(emb);
         let mut x = self.init_conv.forward(x);
         let r = x.clone();
         let mut skips = Vec::with_capacity(self.downs.len() * 2);

@@ -47,6 +47,13 @@ pub fn run(args: Args) -> Result<(), String> {
         // Only CubeCL backends launch kernels: the CPU backend would count nothing.
         let launches = ddpm_web::launches::measure(&model, &description.schedule(), description.unet.image_size)?;
         report["launches"] = serde_json::to_value(launches).unwrap();
+        // By part of the network, with the U-Net's own kernels and with Burn's operations alone.
+        let size = description.unet.image_size;
+        let ours = ddpm_web::launches::by_part(&model, size);
+        ddpm_web::kernels::set_enabled(false);
+        let burn_ops = ddpm_web::launches::by_part(&model, size);
+        ddpm_web::kernels::set_enabled(true);
+        report["launches_by_part"] = json!({ "kernels": ours, "burn_ops": burn_ops });
     }
     if args.train_batch > 0 {
         report["train"] = time_training(model, &description, args.train_batch, args.runs);

@@ -1,0 +1,186 @@
+//! The core of linear attention (Shen et al.) in one launch: from the `to_qkv` projection to the
+//! per-head output, softmax(q) over features and softmax(k) over pixels included. Burn's
+//! operations take about fifteen launches for it.
+//!
+//! One cube per image and head. It builds the head's `D × D` context (softmax(k) · vᵀ) in shared
+//! memory, tile by tile over the pixels, then each unit takes pixels and writes `contextᵀ · softmax(q)`.
+//! The pixel count and head width are compile-time, so every loop around a barrier is uniform.
+
+use burn::backend::cubecl::dtype_to_storage_type;
+use burn::tensor::Tensor as BurnTensor;
+use burn_cubecl::CubeBackend;
+use burn_cubecl::kernel::into_contiguous;
+use burn_cubecl::ops::numeric::empty_device_dtype;
+use cubecl::prelude::*;
+
+/// Units per cube: WebGPU's guaranteed minimum of invocations per workgroup.
+const UNITS: usize = 256;
+/// Shared floats per tile of k and of v (`D` rows × `TILE / D` pixels).
+const TILE: usize = 1024;
+
+/// Head widths the kernel takes: `D` units per row must divide [`UNITS`], and the `D × D` context
+/// must fill whole rounds of units.
+pub(super) fn supports(dim_head: usize, pixels: usize) -> bool {
+    matches!(dim_head, 16 | 32) && pixels >= UNITS / dim_head
+}
+
+#[cube(launch)]
+fn linear_attention_kernel<F: Float>(
+    qkv: &Tensor<F>,
+    output: &mut Tensor<F>,
+    heads: u32,
+    scale: f32,
+    #[comptime] pixels: usize,
+    #[comptime] dim_head: usize,
+    #[define(F)] _dtype: ElemType,
+) {
+    let heads = heads as usize;
+    let image = CUBE_POS_X as usize / heads;
+    let head = CUBE_POS_X as usize % heads;
+    let hidden = heads * dim_head;
+    let q_start = (image * 3 * hidden + head * dim_head) * pixels;
+    let k_start = q_start + hidden * pixels;
+    let v_start = k_start + hidden * pixels;
+    let unit = UNIT_POS_X as usize;
+    let lanes = comptime!(UNITS / dim_head);
+    let tile = comptime!(TILE / dim_head);
+    let pairs = comptime!(dim_head * dim_head / UNITS);
+
+    let mut partial = Shared::<[F]>::new_slice(UNITS);
+    let mut row_max = Shared::<[F]>::new_slice(dim_head);
+    let mut row_sum = Shared::<[F]>::new_slice(dim_head);
+    let mut k_tile = Shared::<[F]>::new_slice(TILE);
+    let mut v_tile = Shared::<[F]>::new_slice(TILE);
+    let mut context = Shared::<[F]>::new_slice(comptime!(dim_head * dim_head));
+
+    // softmax(k) over pixels, per feature row: `lanes` units share a row.
+    let row = unit / lanes;
+    let lane = unit % lanes;
+    let k_row = k_start + row * pixels;
+    let mut m = qkv[k_row + lane];
+    let mut n = lane + lanes;
+    while n < pixels {
+        m = F::max(m, qkv[k_row + n]);
+        n += lanes;
+    }
+    partial[unit] = m;
+    sync_cube();
+    if lane == 0 {
+        let mut row_m = partial[unit];
+        for l in 1..lanes {
+            row_m = F::max(row_m, partial[unit + l]);
+        }
+        row_max[row] = row_m;
+    }
+    sync_cube();
+    let m = row_max[row];
+    let mut s = F::new(0.0);
+    let mut n = lane;
+    while n < pixels {
+        s += (qkv[k_row + n] - m).exp();
+        n += lanes;
+    }
+    partial[unit] = s;
+    sync_cube();
+    if lane == 0 {
+        let mut row_s = partial[unit];
+        for l in 1..lanes {
+            row_s += partial[unit + l];
+        }
+        row_sum[row] = row_s;
+    }
+    sync_cube();
+
+    // context[d][e] = Σ_n exp(k[d][n] − max_d) · v[e][n], over tiles of pixels.
+    let mut acc = Array::<F>::new(pairs);
+    for j in 0..pairs {
+        acc[j] = F::new(0.0);
+    }
+    let mut n0 = 0;
+    while n0 < pixels {
+        let mut i = unit;
+        while i < TILE {
+            let d = i / tile;
+            let n = n0 + i % tile;
+            let mut kv = F::new(0.0);
+            let mut vv = F::new(0.0);
+            if n < pixels {
+                kv = (qkv[k_start + d * pixels + n] - row_max[d]).exp();
+                vv = qkv[v_start + d * pixels + n];
+            }
+            k_tile[i] = kv;
+            v_tile[i] = vv;
+            i += UNITS;
+        }
+        sync_cube();
+        for j in 0..pairs {
+            let p = unit + j * UNITS;
+            let d = p / dim_head;
+            let e = p % dim_head;
+            let mut a = acc[j];
+            for t in 0..tile {
+                a += k_tile[d * tile + t] * v_tile[e * tile + t];
+            }
+            acc[j] = a;
+        }
+        sync_cube();
+        n0 += tile;
+    }
+    for j in 0..pairs {
+        let p = unit + j * UNITS;
+        context[p] = acc[j] / row_sum[p / dim_head];
+    }
+    sync_cube();
+
+    // out[e][n] = scale · Σ_d context[d][e] · softmax(q)[d][n], softmax over the features d.
+    let out_start = (image * hidden + head * dim_head) * pixels;
+    let mut n = unit;
+    while n < pixels {
+        let mut q_max = qkv[q_start + n];
+        for d in 1..dim_head {
+            q_max = F::max(q_max, qkv[q_start + d * pixels + n]);
+        }
+        let mut out = Array::<F>::new(dim_head);
+        for e in 0..dim_head {
+            out[e] = F::new(0.0);
+        }
+        let mut q_sum = F::new(0.0);
+        for d in 0..dim_head {
+            let p = (qkv[q_start + d * pixels + n] - q_max).exp();
+            q_sum += p;
+            for e in 0..dim_head {
+                out[e] += context[d * dim_head + e] * p;
+            }
+        }
+        let norm = F::cast_from(scale) / q_sum;
+        for e in 0..dim_head {
+            output[out_start + e * pixels + n] = out[e] * norm;
+        }
+        n += UNITS;
+    }
+}
+
+/// The kernel on `qkv` (`[B, 3·H·D, X, Y]`, on the CubeCL backend) → `[B, H·D, X, Y]`.
+pub(super) fn launch(qkv: BurnTensor<4>, heads: usize, dim_head: usize) -> BurnTensor<4> {
+    let [batch, channels, height, width] = qkv.dims();
+    assert_eq!(channels, 3 * heads * dim_head, "q, k and v for {heads} heads of {dim_head}");
+    let pixels = height * width;
+    assert!(supports(dim_head, pixels), "{heads} heads of {dim_head} over {pixels} pixels");
+    let qkv = into_contiguous(qkv.try_into_primitive::<CubeBackend>().expect("a tensor on the CubeCL backend"));
+    let shape = burn::tensor::Shape::new([batch, heads * dim_head, height, width]);
+    let output = empty_device_dtype(qkv.client.clone(), qkv.device.clone(), shape, qkv.dtype);
+    let dtype = dtype_to_storage_type(qkv.dtype);
+    linear_attention_kernel::launch(
+        &qkv.client,
+        CubeCount::Static((batch * heads) as u32, 1, 1),
+        CubeDim::new_1d(UNITS as u32),
+        qkv.clone().into_tensor_arg(),
+        output.clone().into_tensor_arg(),
+        heads as u32,
+        (dim_head as f32).powf(-0.5),
+        pixels,
+        dim_head,
+        dtype,
+    );
+    BurnTensor::from_primitive::<CubeBackend>(output)
+}

@@ -1,0 +1,123 @@
+//! The U-Net's own CubeCL kernels (src/kernels/) on native wgpu (lavapipe where there is no GPU)
+//! against the same math through Burn's operations, on the same device.
+
+use burn::nn::{GroupNorm, GroupNormConfig};
+use burn::prelude::*;
+use ddpm_web::kernels::{self, NormAct};
+use ddpm_web::launches;
+use ddpm_web::noise::NoiseSource;
+use std::sync::{Mutex, OnceLock};
+
+/// The wgpu device, once per process. Tests take the lock: launch counts are process-wide.
+fn wgpu() -> (Device, std::sync::MutexGuard<'static, ()>) {
+    static DEVICE: OnceLock<Device> = OnceLock::new();
+    static LOCK: Mutex<()> = Mutex::new(());
+    let guard = LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    let device = DEVICE
+        .get_or_init(|| Device::wgpu_options().init().expect("a wgpu adapter (lavapipe on machines without a GPU)"))
+        .clone();
+    (device, guard)
+}
+
+/// Gaussians seeded by their shape and parameters: every run checks the same values.
+fn normal<const D: usize>(shape: [usize; D], mean: f32, std: f32, device: &Device) -> Tensor<D> {
+    let seed = shape.iter().fold(u64::from(mean.to_bits()) << 32 | u64::from(std.to_bits()), |h, &d| h.rotate_left(7) ^ d as u64);
+    NoiseSource::new(seed).normal(shape, device) * std + mean
+}
+
+/// A GroupNorm with an affine far from its initial (1, 0).
+fn norm(groups: usize, channels: usize, device: &Device) -> GroupNorm {
+    let mut norm = GroupNormConfig::new(groups, channels).init(device);
+    norm.gamma = Some(burn::module::Param::from_tensor(normal([channels], 1.0, 0.5, device)));
+    norm.beta = Some(burn::module::Param::from_tensor(normal([channels], 0.0, 0.5, device)));
+    norm
+}
+
+fn max_abs_diff(a: Tensor<4>, b: Tensor<4>) -> f32 {
+    (a - b).abs().max().into_scalar::<f32>()
+}
+
+#[test]
+fn group_norm_act_equals_burns_operations_for_every_combination() {
+    let (device, _lock) = wgpu();
+    // The U-Net's shapes: 4 groups of 7 channels at 28×28, one group of 112 at 7×7; and an odd
+    // size whose group length is not a multiple of the cube's 256 units.
+    for (batch, groups, channels, side) in [(2, 4, 28, 28), (3, 1, 112, 7), (1, 2, 6, 5)] {
+        let norm = norm(groups, channels, &device);
+        // Mean and spread away from 0 and 1, as between layers.
+        let x = normal([batch, channels, side, side], 0.7, 2.5, &device);
+        for (scale_shift, silu, residual) in [(false, false, false), (true, true, false), (false, true, true), (true, true, true)] {
+            let act = NormAct {
+                scale_shift: scale_shift.then(|| normal([batch, 2 * channels], 0.0, 0.5, &device)),
+                silu,
+                residual: residual.then(|| normal([batch, channels, side, side], 0.0, 1.0, &device)),
+            };
+            assert!(kernels::on_kernel_device(&x));
+            let fused = kernels::group_norm_act(x.clone(), &norm, act.clone());
+            let reference = kernels::group_norm_act_reference(x.clone(), &norm, act);
+            let err = max_abs_diff(fused, reference);
+            let case = format!("batch {batch}, {groups} groups of {channels} channels at {side}², scale/shift {scale_shift}, SiLU {silu}, residual {residual}");
+            assert!(err < 1e-4, "{case}: max |kernel − Burn| = {err}");
+        }
+    }
+}
+
+#[test]
+fn each_kernel_is_one_launch_where_burn_takes_many() {
+    let (device, _lock) = wgpu();
+    let norm = norm(4, 28, &device);
+    let x = normal([2, 28, 28, 28], 0.0, 1.0, &device);
+    let act = NormAct { scale_shift: Some(normal([2, 56], 0.0, 0.5, &device)), silu: true, residual: Some(x.clone()) };
+    let run = |f: &dyn Fn() -> Tensor<4>| {
+        let _ = f(); // the first run compiles; count the second
+        device.sync().unwrap();
+        launches::count(|| {
+            let out = f();
+            device.sync().unwrap();
+            out
+        })
+        .1
+        .total
+    };
+    let fused = run(&|| kernels::group_norm_act(x.clone(), &norm, act.clone()));
+    let reference = run(&|| kernels::group_norm_act_reference(x.clone(), &norm, act.clone()));
+    assert_eq!(fused, 1, "one kernel launch");
+    assert!(reference >= 10, "Burn's operations took {reference} launches");
+
+    let qkv = normal([2, 384, 14, 14], 0.0, 1.0, &device);
+    assert_eq!(run(&|| kernels::linear_attention(qkv.clone(), 4, 32)), 1, "linear attention: one launch");
+    assert_eq!(run(&|| kernels::attention(qkv.clone(), 4, 32)), 1, "attention: one launch");
+    let reference = run(&|| kernels::linear_attention_reference(qkv.clone(), 4, 32));
+    assert!(reference >= 8, "Burn's operations took {reference} launches for linear attention");
+}
+
+#[test]
+fn attention_kernels_equal_burns_operations() {
+    let (device, _lock) = wgpu();
+    // The U-Net's levels (28², 14², 7²) with its 4 heads of 32, a narrower head, and a side whose
+    // pixels do not fill the last tile.
+    for (batch, heads, dim_head, side) in [(2, 4, 32, 28), (1, 4, 32, 14), (2, 4, 32, 7), (1, 2, 16, 9)] {
+        let qkv = normal([batch, 3 * heads * dim_head, side, side], 0.0, 2.0, &device);
+        let case = format!("batch {batch}, {heads} heads of {dim_head} at {side}²");
+        let err = max_abs_diff(
+            kernels::linear_attention(qkv.clone(), heads, dim_head),
+            kernels::linear_attention_reference(qkv.clone(), heads, dim_head),
+        );
+        assert!(err < 1e-4, "linear attention, {case}: max |kernel − Burn| = {err}");
+        let err = max_abs_diff(
+            kernels::attention(qkv.clone(), heads, dim_head),
+            kernels::attention_reference(qkv, heads, dim_head),
+        );
+        assert!(err < 1e-4, "attention, {case}: max |kernel − Burn| = {err}");
+    }
+}
+
+#[test]
+fn the_kernels_stay_off_the_cpu_and_off_autodiff() {
+    let (device, _lock) = wgpu();
+    let x = normal([1, 4, 2, 2], 0.0, 1.0, &device);
+    assert!(kernels::on_kernel_device(&x));
+    assert!(!kernels::on_kernel_device(&x.clone().to_device(&Device::flex())));
+    // Training's tensors: the kernels have no backward pass.
+    assert!(!kernels::on_kernel_device(&normal([1, 4, 2, 2], 0.0, 1.0, &device.clone().autodiff())));
+}
