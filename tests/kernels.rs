@@ -33,6 +33,12 @@ fn norm(groups: usize, channels: usize, device: &Device) -> GroupNorm {
     norm
 }
 
+/// The same values in a channels-last buffer seen as NCHW, the layout Burn's convolutions return.
+fn channels_last(x: Tensor<4>) -> Tensor<4> {
+    let device = x.device();
+    Tensor::<4>::from_data(x.permute([0, 2, 3, 1]).into_data(), &device).permute([0, 3, 1, 2])
+}
+
 fn max_abs_diff(a: Tensor<4>, b: Tensor<4>) -> f32 {
     (a - b).abs().max().into_scalar::<f32>()
 }
@@ -53,11 +59,12 @@ fn group_norm_act_equals_burns_operations_for_every_combination() {
                 residual: residual.then(|| normal([batch, channels, side, side], 0.0, 1.0, &device)),
             };
             assert!(kernels::on_kernel_device(&x));
-            let fused = kernels::group_norm_act(x.clone(), &norm, act.clone());
-            let reference = kernels::group_norm_act_reference(x.clone(), &norm, act);
-            let err = max_abs_diff(fused, reference);
+            let reference = kernels::group_norm_act_reference(x.clone(), &norm, act.clone());
             let case = format!("batch {batch}, {groups} groups of {channels} channels at {side}², scale/shift {scale_shift}, SiLU {silu}, residual {residual}");
-            assert!(err < 1e-4, "{case}: max |kernel − Burn| = {err}");
+            for (layout, x) in [("row-major", x.clone()), ("channels-last", channels_last(x.clone()))] {
+                let err = max_abs_diff(kernels::group_norm_act(x, &norm, act.clone()), reference.clone());
+                assert!(err < 1e-4, "{case}, {layout}: max |kernel − Burn| = {err}");
+            }
         }
     }
 }
@@ -80,6 +87,9 @@ fn each_kernel_is_one_launch_where_burn_takes_many() {
         .total
     };
     let fused = run(&|| kernels::group_norm_act(x.clone(), &norm, act.clone()));
+    // Channels-last in, as from a convolution: no copy before the kernel.
+    let from_conv = channels_last(x.clone());
+    assert_eq!(run(&|| kernels::group_norm_act(from_conv.clone(), &norm, act.clone())), 1, "no copy of a channels-last input");
     let reference = run(&|| kernels::group_norm_act_reference(x.clone(), &norm, act.clone()));
     assert_eq!(fused, 1, "one kernel launch");
     assert!(reference >= 10, "Burn's operations took {reference} launches");
@@ -99,16 +109,14 @@ fn attention_kernels_equal_burns_operations() {
     for (batch, heads, dim_head, side) in [(2, 4, 32, 28), (1, 4, 32, 14), (2, 4, 32, 7), (1, 2, 16, 9)] {
         let qkv = normal([batch, 3 * heads * dim_head, side, side], 0.0, 2.0, &device);
         let case = format!("batch {batch}, {heads} heads of {dim_head} at {side}²");
-        let err = max_abs_diff(
-            kernels::linear_attention(qkv.clone(), heads, dim_head),
-            kernels::linear_attention_reference(qkv.clone(), heads, dim_head),
-        );
-        assert!(err < 1e-4, "linear attention, {case}: max |kernel − Burn| = {err}");
-        let err = max_abs_diff(
-            kernels::attention(qkv.clone(), heads, dim_head),
-            kernels::attention_reference(qkv, heads, dim_head),
-        );
-        assert!(err < 1e-4, "attention, {case}: max |kernel − Burn| = {err}");
+        let linear = kernels::linear_attention_reference(qkv.clone(), heads, dim_head);
+        let softmax = kernels::attention_reference(qkv.clone(), heads, dim_head);
+        for (layout, qkv) in [("row-major", qkv.clone()), ("channels-last", channels_last(qkv))] {
+            let err = max_abs_diff(kernels::linear_attention(qkv.clone(), heads, dim_head), linear.clone());
+            assert!(err < 1e-4, "linear attention, {case}, {layout}: max |kernel − Burn| = {err}");
+            let err = max_abs_diff(kernels::attention(qkv, heads, dim_head), softmax.clone());
+            assert!(err < 1e-4, "attention, {case}, {layout}: max |kernel − Burn| = {err}");
+        }
     }
 }
 

@@ -8,8 +8,8 @@
 use burn::backend::cubecl::dtype_to_storage_type;
 use burn::tensor::Tensor as BurnTensor;
 use burn_cubecl::CubeBackend;
-use burn_cubecl::kernel::into_contiguous;
-use burn_cubecl::ops::numeric::empty_device_dtype;
+use super::group_norm::offset;
+use super::layout::{cube, empty_like};
 use cubecl::prelude::*;
 
 /// Units per cube: WebGPU's guaranteed minimum of invocations per workgroup.
@@ -25,19 +25,20 @@ fn attention_kernel<F: Float>(
     qkv: &Tensor<F>,
     output: &mut Tensor<F>,
     heads: u32,
+    width: u32,
     scale: f32,
     #[comptime] pixels: usize,
     #[comptime] dim_head: usize,
     #[define(F)] _dtype: ElemType,
 ) {
     let heads = heads as usize;
+    let width = width as usize;
     let image = CUBE_POS_X as usize / heads;
     let head = CUBE_POS_X as usize % heads;
     let hidden = heads * dim_head;
-    let q_start = (image * 3 * hidden + head * dim_head) * pixels;
-    let k_start = q_start + hidden * pixels;
-    let v_start = k_start + hidden * pixels;
-    let out_start = (image * hidden + head * dim_head) * pixels;
+    let q = head * dim_head;
+    let k = hidden + q;
+    let v = 2 * hidden + q;
     let scale = F::cast_from(scale);
 
     let mut i = UNIT_POS_X as usize;
@@ -46,7 +47,7 @@ fn attention_kernel<F: Float>(
         for j in 0..pixels {
             let mut s = F::new(0.0);
             for d in 0..dim_head {
-                s += qkv[q_start + d * pixels + i] * qkv[k_start + d * pixels + j];
+                s += qkv[offset::<F>(qkv, image, q + d, i, width)] * qkv[offset::<F>(qkv, image, k + d, j, width)];
             }
             scores[j] = s * scale;
         }
@@ -63,9 +64,10 @@ fn attention_kernel<F: Float>(
         for e in 0..dim_head {
             let mut o = F::new(0.0);
             for j in 0..pixels {
-                o += scores[j] * qkv[v_start + e * pixels + j];
+                o += scores[j] * qkv[offset::<F>(qkv, image, v + e, j, width)];
             }
-            output[out_start + e * pixels + i] = o / sum;
+            let at = image * output.stride(0) + (q + e) * output.stride(1) + (i / width) * output.stride(2) + (i % width) * output.stride(3);
+            output[at] = o / sum;
         }
         i += UNITS;
     }
@@ -77,9 +79,8 @@ pub(super) fn launch(qkv: BurnTensor<4>, heads: usize, dim_head: usize) -> BurnT
     assert_eq!(channels, 3 * heads * dim_head, "q, k and v for {heads} heads of {dim_head}");
     let pixels = height * width;
     assert!(supports(pixels), "attention over {pixels} pixels");
-    let qkv = into_contiguous(qkv.try_into_primitive::<CubeBackend>().expect("a tensor on the CubeCL backend"));
-    let shape = burn::tensor::Shape::new([batch, heads * dim_head, height, width]);
-    let output = empty_device_dtype(qkv.client.clone(), qkv.device.clone(), shape, qkv.dtype);
+    let qkv = cube(qkv);
+    let output = empty_like(&qkv, heads * dim_head);
     let dtype = dtype_to_storage_type(qkv.dtype);
     attention_kernel::launch(
         &qkv.client,
@@ -88,6 +89,7 @@ pub(super) fn launch(qkv: BurnTensor<4>, heads: usize, dim_head: usize) -> BurnT
         qkv.clone().into_tensor_arg(),
         output.clone().into_tensor_arg(),
         heads as u32,
+        width as u32,
         (dim_head as f32).powf(-0.5),
         pixels,
         dim_head,

@@ -10,8 +10,7 @@ use burn::nn::GroupNorm;
 use burn::tensor::Tensor as BurnTensor;
 use burn_cubecl::CubeBackend;
 use burn_cubecl::kernel::into_contiguous;
-use burn_cubecl::ops::numeric::empty_device_dtype;
-use burn_cubecl::tensor::CubeTensor;
+use super::layout::{cube, empty_like};
 use cubecl::prelude::*;
 
 /// Units per cube: WebGPU's guaranteed minimum of invocations per workgroup.
@@ -65,6 +64,13 @@ fn cube_sum<F: Float>(partial: &mut Shared<[F]>, value: F) -> F {
     total
 }
 
+/// Where `[image, channel, pixel]` of a `[B, C, H, W]` tensor (pixel = row · W + column) lies,
+/// whatever its strides.
+#[cube]
+pub(super) fn offset<F: Float>(t: &Tensor<F>, image: usize, channel: usize, pixel: usize, width: usize) -> usize {
+    image * t.stride(0) + channel * t.stride(1) + (pixel / width) * t.stride(2) + (pixel % width) * t.stride(3)
+}
+
 #[cube(launch)]
 #[allow(clippy::too_many_arguments)]
 fn group_norm_act_kernel<F: Float>(
@@ -76,6 +82,7 @@ fn group_norm_act_kernel<F: Float>(
     output: &mut Tensor<F>,
     channels: u32,
     pixels: u32,
+    width: u32,
     groups: u32,
     epsilon: f32,
     #[comptime] has_scale_shift: bool,
@@ -85,19 +92,20 @@ fn group_norm_act_kernel<F: Float>(
 ) {
     let channels = channels as usize;
     let pixels = pixels as usize;
+    let width = width as usize;
     let groups = groups as usize;
     let image = CUBE_POS_X as usize / groups;
     let group = CUBE_POS_X as usize % groups;
     let per_group = channels / groups;
+    let first = group * per_group;
     let len = per_group * pixels;
-    let start = (image * channels + group * per_group) * pixels;
     let unit = UNIT_POS_X as usize;
     let mut partial = Shared::<[F]>::new_slice(UNITS);
 
     let mut sum = F::new(0.0);
     let mut i = unit;
     while i < len {
-        sum += input[start + i];
+        sum += input[offset::<F>(input, image, first + i / pixels, i % pixels, width)];
         i += UNITS;
     }
     let mean = cube_sum::<F>(&mut partial, sum) / F::cast_from(len as u32);
@@ -105,7 +113,7 @@ fn group_norm_act_kernel<F: Float>(
     let mut squares = F::new(0.0);
     let mut i = unit;
     while i < len {
-        let d = input[start + i] - mean;
+        let d = input[offset::<F>(input, image, first + i / pixels, i % pixels, width)] - mean;
         squares += d * d;
         i += UNITS;
     }
@@ -114,47 +122,43 @@ fn group_norm_act_kernel<F: Float>(
 
     let mut i = unit;
     while i < len {
-        let channel = group * per_group + i / pixels;
-        let mut y = (input[start + i] - mean) * inv_std * gamma[channel] + beta[channel];
+        let channel = first + i / pixels;
+        let pixel = i % pixels;
+        let x = input[offset::<F>(input, image, channel, pixel, width)];
+        let mut y = (x - mean) * inv_std * gamma[channel] + beta[channel];
         if has_scale_shift {
-            let row = image * 2 * channels;
-            y = y * (scale_shift[row + channel] + F::new(1.0)) + scale_shift[row + channels + channel];
+            let row = image * scale_shift.stride(0);
+            let col = scale_shift.stride(1);
+            y = y * (scale_shift[row + channel * col] + F::new(1.0)) + scale_shift[row + (channels + channel) * col];
         }
         if has_silu {
             y = y / (F::new(1.0) + (F::new(0.0) - y).exp());
         }
         if has_residual {
-            y += residual[start + i];
+            y += residual[offset::<F>(residual, image, channel, pixel, width)];
         }
-        output[start + i] = y;
+        let at = image * output.stride(0) + channel * output.stride(1) + (pixel / width) * output.stride(2) + (pixel % width) * output.stride(3);
+        output[at] = y;
         i += UNITS;
     }
 }
 
-fn primitive(x: BurnTensor<1>) -> CubeTensor {
-    into_contiguous(x.try_into_primitive::<CubeBackend>().expect("a tensor on the CubeCL backend"))
-}
-
-fn primitive4(x: BurnTensor<4>) -> CubeTensor {
-    into_contiguous(x.try_into_primitive::<CubeBackend>().expect("a tensor on the CubeCL backend"))
-}
-
-/// The kernel on `x` (`[B, C, H, W]`, on the CubeCL backend); see [`super::group_norm_act`].
+/// The kernel on `x` (`[B, C, H, W]`, on the CubeCL backend, any strides); see
+/// [`super::group_norm_act`]. The output has `x`'s layout.
 pub(super) fn launch(x: BurnTensor<4>, gamma: BurnTensor<1>, beta: BurnTensor<1>, norm: &GroupNorm, act: NormAct) -> BurnTensor<4> {
     let [batch, channels, height, width] = x.dims();
     assert_eq!(channels, norm.num_channels, "GroupNorm over {} channels got {channels}", norm.num_channels);
     let scale_shift = act.scale_shift.map(|e| {
         assert_eq!(e.dims(), [batch, 2 * channels], "scale and shift per image and channel");
-        primitive(e.reshape([2 * batch * channels]))
+        cube(e)
     });
     let residual = act.residual.map(|r| {
         assert_eq!(r.dims(), [batch, channels, height, width], "a residual of the output's shape");
-        primitive4(r)
+        cube(r)
     });
-    let x = primitive4(x);
-    let gamma = primitive(gamma);
-    let beta = primitive(beta);
-    let output = empty_device_dtype(x.client.clone(), x.device.clone(), x.meta.shape().clone(), x.dtype);
+    let x = cube(x);
+    let (gamma, beta) = (into_contiguous(cube(gamma)), into_contiguous(cube(beta)));
+    let output = empty_like(&x, channels);
     let dtype = dtype_to_storage_type(x.dtype);
     // An absent input is bound as γ and never read (the flags are compile-time).
     let (has_scale_shift, has_residual) = (scale_shift.is_some(), residual.is_some());
@@ -172,6 +176,7 @@ pub(super) fn launch(x: BurnTensor<4>, gamma: BurnTensor<1>, beta: BurnTensor<1>
         output.clone().into_tensor_arg(),
         channels as u32,
         (height * width) as u32,
+        width as u32,
         norm.num_groups as u32,
         norm.epsilon as f32,
         has_scale_shift,

@@ -9,8 +9,8 @@
 use burn::backend::cubecl::dtype_to_storage_type;
 use burn::tensor::Tensor as BurnTensor;
 use burn_cubecl::CubeBackend;
-use burn_cubecl::kernel::into_contiguous;
-use burn_cubecl::ops::numeric::empty_device_dtype;
+use super::group_norm::offset;
+use super::layout::{cube, empty_like};
 use cubecl::prelude::*;
 
 /// Units per cube: WebGPU's guaranteed minimum of invocations per workgroup.
@@ -29,18 +29,20 @@ fn linear_attention_kernel<F: Float>(
     qkv: &Tensor<F>,
     output: &mut Tensor<F>,
     heads: u32,
+    width: u32,
     scale: f32,
     #[comptime] pixels: usize,
     #[comptime] dim_head: usize,
     #[define(F)] _dtype: ElemType,
 ) {
     let heads = heads as usize;
+    let width = width as usize;
     let image = CUBE_POS_X as usize / heads;
     let head = CUBE_POS_X as usize % heads;
     let hidden = heads * dim_head;
-    let q_start = (image * 3 * hidden + head * dim_head) * pixels;
-    let k_start = q_start + hidden * pixels;
-    let v_start = k_start + hidden * pixels;
+    let q = head * dim_head;
+    let k = hidden + q;
+    let v = 2 * hidden + q;
     let unit = UNIT_POS_X as usize;
     let lanes = comptime!(UNITS / dim_head);
     let tile = comptime!(TILE / dim_head);
@@ -56,11 +58,10 @@ fn linear_attention_kernel<F: Float>(
     // softmax(k) over pixels, per feature row: `lanes` units share a row.
     let row = unit / lanes;
     let lane = unit % lanes;
-    let k_row = k_start + row * pixels;
-    let mut m = qkv[k_row + lane];
+    let mut m = qkv[offset::<F>(qkv, image, k + row, lane, width)];
     let mut n = lane + lanes;
     while n < pixels {
-        m = F::max(m, qkv[k_row + n]);
+        m = F::max(m, qkv[offset::<F>(qkv, image, k + row, n, width)]);
         n += lanes;
     }
     partial[unit] = m;
@@ -77,7 +78,7 @@ fn linear_attention_kernel<F: Float>(
     let mut s = F::new(0.0);
     let mut n = lane;
     while n < pixels {
-        s += (qkv[k_row + n] - m).exp();
+        s += (qkv[offset::<F>(qkv, image, k + row, n, width)] - m).exp();
         n += lanes;
     }
     partial[unit] = s;
@@ -105,8 +106,8 @@ fn linear_attention_kernel<F: Float>(
             let mut kv = F::new(0.0);
             let mut vv = F::new(0.0);
             if n < pixels {
-                kv = (qkv[k_start + d * pixels + n] - row_max[d]).exp();
-                vv = qkv[v_start + d * pixels + n];
+                kv = (qkv[offset::<F>(qkv, image, k + d, n, width)] - row_max[d]).exp();
+                vv = qkv[offset::<F>(qkv, image, v + d, n, width)];
             }
             k_tile[i] = kv;
             v_tile[i] = vv;
@@ -133,12 +134,11 @@ fn linear_attention_kernel<F: Float>(
     sync_cube();
 
     // out[e][n] = scale · Σ_d context[d][e] · softmax(q)[d][n], softmax over the features d.
-    let out_start = (image * hidden + head * dim_head) * pixels;
     let mut n = unit;
     while n < pixels {
-        let mut q_max = qkv[q_start + n];
+        let mut q_max = qkv[offset::<F>(qkv, image, q, n, width)];
         for d in 1..dim_head {
-            q_max = F::max(q_max, qkv[q_start + d * pixels + n]);
+            q_max = F::max(q_max, qkv[offset::<F>(qkv, image, q + d, n, width)]);
         }
         let mut out = Array::<F>::new(dim_head);
         for e in 0..dim_head {
@@ -146,7 +146,7 @@ fn linear_attention_kernel<F: Float>(
         }
         let mut q_sum = F::new(0.0);
         for d in 0..dim_head {
-            let p = (qkv[q_start + d * pixels + n] - q_max).exp();
+            let p = (qkv[offset::<F>(qkv, image, q + d, n, width)] - q_max).exp();
             q_sum += p;
             for e in 0..dim_head {
                 out[e] += context[d * dim_head + e] * p;
@@ -154,7 +154,8 @@ fn linear_attention_kernel<F: Float>(
         }
         let norm = F::cast_from(scale) / q_sum;
         for e in 0..dim_head {
-            output[out_start + e * pixels + n] = out[e] * norm;
+            let at = image * output.stride(0) + (q + e) * output.stride(1) + (n / width) * output.stride(2) + (n % width) * output.stride(3);
+            output[at] = out[e] * norm;
         }
         n += UNITS;
     }
@@ -166,9 +167,8 @@ pub(super) fn launch(qkv: BurnTensor<4>, heads: usize, dim_head: usize) -> BurnT
     assert_eq!(channels, 3 * heads * dim_head, "q, k and v for {heads} heads of {dim_head}");
     let pixels = height * width;
     assert!(supports(dim_head, pixels), "{heads} heads of {dim_head} over {pixels} pixels");
-    let qkv = into_contiguous(qkv.try_into_primitive::<CubeBackend>().expect("a tensor on the CubeCL backend"));
-    let shape = burn::tensor::Shape::new([batch, heads * dim_head, height, width]);
-    let output = empty_device_dtype(qkv.client.clone(), qkv.device.clone(), shape, qkv.dtype);
+    let qkv = cube(qkv);
+    let output = empty_like(&qkv, heads * dim_head);
     let dtype = dtype_to_storage_type(qkv.dtype);
     linear_attention_kernel::launch(
         &qkv.client,
@@ -177,6 +177,7 @@ pub(super) fn launch(qkv: BurnTensor<4>, heads: usize, dim_head: usize) -> BurnT
         qkv.clone().into_tensor_arg(),
         output.clone().into_tensor_arg(),
         heads as u32,
+        width as u32,
         (dim_head as f32).powf(-0.5),
         pixels,
         dim_head,

@@ -12,6 +12,8 @@ mod attention;
 #[cfg(not(feature = "fusion"))]
 mod group_norm;
 #[cfg(not(feature = "fusion"))]
+mod layout;
+#[cfg(not(feature = "fusion"))]
 mod linear_attention;
 
 use burn::nn::GroupNorm;

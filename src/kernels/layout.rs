@@ -1,0 +1,36 @@
+//! Tensors in and out of the kernels. Burn's convolutions work channels-last and hand back their
+//! output as a channels-last buffer seen through NCHW strides; the kernels read any strides and
+//! write their output in their input's layout, so no copy runs between a convolution, a kernel and
+//! the next convolution.
+
+use burn::tensor::{Shape, Tensor as BurnTensor};
+use burn_cubecl::CubeBackend;
+use burn_cubecl::kernel::untile;
+use burn_cubecl::ops::numeric::empty_device_dtype;
+use burn_cubecl::ops::permute_nhwc_to_nchw;
+use burn_cubecl::tensor::CubeTensor;
+
+/// `x`'s CubeCL tensor, in whatever strides it has (storage tiles, which only matmul reads, undone).
+pub fn cube<const D: usize>(x: BurnTensor<D>) -> CubeTensor {
+    untile(x.try_into_primitive::<CubeBackend>().expect("a tensor on the CubeCL backend"))
+}
+
+/// Whether `[B, C, H, W]` `x` is a channels-last buffer (seen through NCHW strides).
+fn channels_last(x: &CubeTensor) -> bool {
+    let (shape, strides) = (x.meta.shape(), x.meta.strides());
+    let [_, c, _, w] = [shape[0], shape[1], shape[2], shape[3]];
+    strides[1] == 1 && strides[3] == c && strides[2] == c * w && strides[0] == c * w * shape[2]
+}
+
+/// A new `[B, C, H, W]` tensor (`C` = `channels`, the rest as `like`'s) laid out as `like` is when
+/// that is channels-last, row-major otherwise.
+pub fn empty_like(like: &CubeTensor, channels: usize) -> CubeTensor {
+    let shape = like.meta.shape();
+    let [b, h, w] = [shape[0], shape[2], shape[3]];
+    let (client, device, dtype) = (like.client.clone(), like.device.clone(), like.dtype);
+    if channels_last(like) {
+        permute_nhwc_to_nchw(empty_device_dtype(client, device, Shape::new([b, h, w, channels]), dtype))
+    } else {
+        empty_device_dtype(client, device, Shape::new([b, channels, h, w]), dtype)
+    }
+}
