@@ -5,7 +5,8 @@
 // flex backend). Exits 1 if they differ by more than the page's own test allows.
 // Usage: node tools/gpu_check.mjs [DIST] [--json FILE]
 // Environment: DAWN (Dawn's options, comma-separated, e.g. "backend=vulkan,adapter=NVIDIA");
-// STEPS (DDIM steps, 10); BATCHES ("1,16"); TRAIN_STEPS (3); DATA (Fashion-MNIST's IDX files).
+// STEPS (DDIM steps, 10); BATCHES ("1,16"); TRAIN_STEPS (3); DATA (Fashion-MNIST's IDX files);
+// KERNELS=off (Burn's operations alone, without the U-Net's own kernels: what they save).
 import { readFile, writeFile } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
@@ -49,9 +50,12 @@ const info = adapter.info;
 const adapterInfo = { vendor: info.vendor, architecture: info.architecture, device: info.device, description: info.description, subgroups: adapter.features.has("subgroups") };
 console.log(`adapter: ${JSON.stringify(adapterInfo)}`);
 
-const { Engine } = await import(pathToFileURL(join(dist, "ddpm-web.js")));
+const { Engine, setKernels } = await import(pathToFileURL(join(dist, "ddpm-web.js")));
 const { loadEngine, loadTraining } = await import(pathToFileURL(join(dist, "wasm.js")));
 await loadEngine();
+const kernels = process.env.KERNELS !== "off";
+setKernels(kernels);
+console.log(`the U-Net's own kernels: ${kernels ? "on" : "off (Burn's operations alone)"}`);
 const weights = await readFile(join(dist, "assets/model.ddpm"));
 const median = (xs) => (xs.length ? [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] : null);
 const ms = (x, digits) => (x === null ? "–" : `${x.toFixed(digits)} ms`);
@@ -76,7 +80,7 @@ console.log(`engine: ${gpuEngine.adapter}${gpuEngine.software ? " (a software ad
 gpuEngine.load(weights);
 cpuEngine.load(weights);
 
-const result = { adapter: adapterInfo, engine: gpuEngine.adapter, steps: STEPS, sampling: [], training: null, gpuErrors };
+const result = { adapter: adapterInfo, engine: gpuEngine.adapter, kernels, steps: STEPS, sampling: [], training: null, gpuErrors };
 let worst = 0;
 for (const batch of BATCHES) {
   const webgpu = await sample(gpuEngine, batch);
