@@ -136,32 +136,37 @@ fn forward_by_part(m: &UNet, x: Tensor<4>, c: &mut PartCounter) -> Tensor<4> {
         if let (Some(class_emb), Some(null)) = (&m.class_emb, m.null_class()) {
             emb = emb + class_emb.forward(Tensor::from_data(TensorData::new(vec![null as i64], [1]), &device));
         }
-        m.mid_block1.activate_time(emb)
+        let emb = m.mid_block1.activate_time(emb);
+        let projected = m.project_time(&emb);
+        (emb, projected)
     });
+    let (emb, projected) = emb;
+    let mut projected = projected.into_iter();
+    let mut next = move || projected.next().flatten();
     let mut x = c.run("rest", || m.init_conv.forward(x));
     let r = x.clone();
     let mut skips = Vec::new();
     for level in &m.downs {
-        x = c.run("ResNet blocks", || level.block1.forward(x, emb.clone()));
+        x = c.run("ResNet blocks", || level.block1.forward(x, emb.clone(), next()));
         skips.push(x.clone());
-        x = c.run("ResNet blocks", || level.block2.forward(x, emb.clone()));
+        x = c.run("ResNet blocks", || level.block2.forward(x, emb.clone(), next()));
         x = c.run("linear attention", || level.attn.forward(x));
         skips.push(x.clone());
         x = c.run("resampling", || level.resample.forward(x));
     }
-    x = c.run("ResNet blocks", || m.mid_block1.forward(x, emb.clone()));
+    x = c.run("ResNet blocks", || m.mid_block1.forward(x, emb.clone(), next()));
     x = c.run("attention", || m.mid_attn.forward(x));
-    x = c.run("ResNet blocks", || m.mid_block2.forward(x, emb.clone()));
+    x = c.run("ResNet blocks", || m.mid_block2.forward(x, emb.clone(), next()));
     for level in &m.ups {
         for block in [&level.block1, &level.block2] {
             let skip = skips.pop().unwrap();
             let cat = c.run("rest", || Tensor::cat(vec![x, skip], 1));
-            x = c.run("ResNet blocks", || block.forward(cat, emb.clone()));
+            x = c.run("ResNet blocks", || block.forward(cat, emb.clone(), next()));
         }
         x = c.run("linear attention", || level.attn.forward(x));
         x = c.run("resampling", || level.resample.forward(x));
     }
     let cat = c.run("rest", || Tensor::cat(vec![x, r], 1));
-    x = c.run("ResNet blocks", || m.final_res_block.forward(cat, emb));
+    x = c.run("ResNet blocks", || m.final_res_block.forward(cat, emb, next()));
     c.run("rest", || m.final_conv.forward(x))
 }

@@ -3,7 +3,7 @@
 
 use burn::nn::{GroupNorm, GroupNormConfig};
 use burn::prelude::*;
-use ddpm_web::kernels::{self, NormAct};
+use ddpm_web::kernels::{self, NormAct, ScaleShift};
 use ddpm_web::launches;
 use ddpm_web::noise::NoiseSource;
 use std::sync::{Mutex, OnceLock};
@@ -54,7 +54,8 @@ fn group_norm_act_equals_burns_operations_for_every_combination() {
         let x = normal([batch, channels, side, side], 0.7, 2.5, &device);
         for (scale_shift, silu, residual) in [(false, false, false), (true, true, false), (false, true, true), (true, true, true)] {
             let act = NormAct {
-                scale_shift: scale_shift.then(|| normal([batch, 2 * channels], 0.0, 0.5, &device)),
+                // Inside a wider table, as sampling's one projection for every block hands it.
+                scale_shift: scale_shift.then(|| ScaleShift { table: normal([batch, 2 * channels + 10], 0.0, 0.5, &device), column: 7 }),
                 silu,
                 residual: residual.then(|| normal([batch, channels, side, side], 0.0, 1.0, &device)),
             };
@@ -74,7 +75,7 @@ fn each_kernel_is_one_launch_where_burn_takes_many() {
     let (device, _lock) = wgpu();
     let norm = norm(4, 28, &device);
     let x = normal([2, 28, 28, 28], 0.0, 1.0, &device);
-    let act = NormAct { scale_shift: Some(normal([2, 56], 0.0, 0.5, &device)), silu: true, residual: Some(x.clone()) };
+    let act = NormAct { scale_shift: Some(ScaleShift::whole(normal([2, 56], 0.0, 0.5, &device))), silu: true, residual: Some(x.clone()) };
     let run = |f: &dyn Fn() -> Tensor<4>| {
         let _ = f(); // the first run compiles; count the second
         device.sync().unwrap();

@@ -84,6 +84,7 @@ fn group_norm_act_kernel<F: Float>(
     pixels: u32,
     width: u32,
     groups: u32,
+    column: u32,
     epsilon: f32,
     #[comptime] has_scale_shift: bool,
     #[comptime] has_silu: bool,
@@ -129,7 +130,9 @@ fn group_norm_act_kernel<F: Float>(
         if has_scale_shift {
             let row = image * scale_shift.stride(0);
             let col = scale_shift.stride(1);
-            y = y * (scale_shift[row + channel * col] + F::new(1.0)) + scale_shift[row + (channels + channel) * col];
+            let scale = scale_shift[row + (column as usize + channel) * col];
+            let shift = scale_shift[row + (column as usize + channels + channel) * col];
+            y = y * (scale + F::new(1.0)) + shift;
         }
         if has_silu {
             y = y / (F::new(1.0) + (F::new(0.0) - y).exp());
@@ -148,9 +151,11 @@ fn group_norm_act_kernel<F: Float>(
 pub(super) fn launch(x: BurnTensor<4>, gamma: BurnTensor<1>, beta: BurnTensor<1>, norm: &GroupNorm, act: NormAct) -> BurnTensor<4> {
     let [batch, channels, height, width] = x.dims();
     assert_eq!(channels, norm.num_channels, "GroupNorm over {} channels got {channels}", norm.num_channels);
+    let column = act.scale_shift.as_ref().map_or(0, |e| e.column);
     let scale_shift = act.scale_shift.map(|e| {
-        assert_eq!(e.dims(), [batch, 2 * channels], "scale and shift per image and channel");
-        cube(e)
+        let [rows, columns] = e.table.dims();
+        assert!(rows == batch && e.column + 2 * channels <= columns, "a scale and a shift per image and channel");
+        cube(e.table)
     });
     let residual = act.residual.map(|r| {
         assert_eq!(r.dims(), [batch, channels, height, width], "a residual of the output's shape");
@@ -178,6 +183,7 @@ pub(super) fn launch(x: BurnTensor<4>, gamma: BurnTensor<1>, beta: BurnTensor<1>
         (height * width) as u32,
         width as u32,
         norm.num_groups as u32,
+        column as u32,
         norm.epsilon as f32,
         has_scale_shift,
         act.silu,

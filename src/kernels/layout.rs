@@ -5,9 +5,9 @@
 
 use burn::tensor::{Shape, Tensor as BurnTensor};
 use burn_cubecl::CubeBackend;
-use burn_cubecl::kernel::untile;
+use burn_cubecl::kernel::{into_contiguous, untile};
 use burn_cubecl::ops::numeric::empty_device_dtype;
-use burn_cubecl::ops::permute_nhwc_to_nchw;
+use burn_cubecl::ops::{permute_nchw_to_nhwc, permute_nhwc_to_nchw};
 use burn_cubecl::tensor::CubeTensor;
 
 /// `x`'s CubeCL tensor, in whatever strides it has (storage tiles, which only matmul reads, undone).
@@ -16,7 +16,7 @@ pub fn cube<const D: usize>(x: BurnTensor<D>) -> CubeTensor {
 }
 
 /// Whether `[B, C, H, W]` `x` is a channels-last buffer (seen through NCHW strides).
-fn channels_last(x: &CubeTensor) -> bool {
+fn is_channels_last(x: &CubeTensor) -> bool {
     let (shape, strides) = (x.meta.shape(), x.meta.strides());
     let [_, c, _, w] = [shape[0], shape[1], shape[2], shape[3]];
     strides[1] == 1 && strides[3] == c && strides[2] == c * w && strides[0] == c * w * shape[2]
@@ -28,9 +28,15 @@ pub fn empty_like(like: &CubeTensor, channels: usize) -> CubeTensor {
     let shape = like.meta.shape();
     let [b, h, w] = [shape[0], shape[2], shape[3]];
     let (client, device, dtype) = (like.client.clone(), like.device.clone(), like.dtype);
-    if channels_last(like) {
+    if is_channels_last(like) {
         permute_nhwc_to_nchw(empty_device_dtype(client, device, Shape::new([b, h, w, channels]), dtype))
     } else {
         empty_device_dtype(client, device, Shape::new([b, channels, h, w]), dtype)
     }
+}
+
+/// `x` (`[B, C, H, W]`) copied into a channels-last buffer, seen through the same shape.
+pub fn to_channels_last<const D: usize>(x: BurnTensor<D>) -> BurnTensor<D> {
+    let nhwc = into_contiguous(permute_nchw_to_nhwc(cube(x)));
+    BurnTensor::from_primitive::<CubeBackend>(permute_nhwc_to_nchw(nhwc))
 }

@@ -20,11 +20,33 @@ use burn::nn::GroupNorm;
 use burn::prelude::*;
 use burn::tensor::activation::{silu, softmax};
 
+/// A block's scale and shift from the time embedding: columns `column .. column + 2·C` of
+/// `table` (`[B, N]`), the scale then the shift per channel. The table may hold every block's
+/// (sampling projects the embedding for all blocks with one matmul).
+#[derive(Clone, Debug)]
+pub struct ScaleShift {
+    pub table: Tensor<2>,
+    pub column: usize,
+}
+
+impl ScaleShift {
+    /// A table holding one block's scale and shift, `[B, 2·C]`.
+    pub fn whole(table: Tensor<2>) -> Self {
+        Self { table, column: 0 }
+    }
+
+    /// This block's `[B, 2·C]`.
+    fn columns(self, channels: usize) -> Tensor<2> {
+        let batch = self.table.dims()[0];
+        self.table.slice([0..batch, self.column..self.column + 2 * channels])
+    }
+}
+
 /// What follows a GroupNorm (with its own affine γ, β) in one kernel.
 #[derive(Clone, Debug, Default)]
 pub struct NormAct {
-    /// `[B, 2C]`: the time embedding's `[scale | shift]`, applied as `y · (scale + 1) + shift`.
-    pub scale_shift: Option<Tensor<2>>,
+    /// Applied as `y · (scale + 1) + shift`.
+    pub scale_shift: Option<ScaleShift>,
     /// SiLU after the scale and shift.
     pub silu: bool,
     /// `[B, C, H, W]`, added last (a residual connection).
@@ -43,8 +65,10 @@ pub fn group_norm_act(x: Tensor<4>, norm: &GroupNorm, act: NormAct) -> Tensor<4>
 
 /// [`group_norm_act`] through Burn's operations: what the CPU and training run.
 pub fn group_norm_act_reference(x: Tensor<4>, norm: &GroupNorm, act: NormAct) -> Tensor<4> {
+    let channels = x.dims()[1];
     let mut y = norm.forward(x);
-    if let Some(emb) = act.scale_shift {
+    if let Some(scale_shift) = act.scale_shift {
+        let emb = scale_shift.columns(channels);
         let mut halves = emb.unsqueeze_dims::<4>(&[2, 3]).chunk(2, 1).into_iter();
         let (scale, shift) = (halves.next().unwrap(), halves.next().unwrap());
         y = y * (scale + 1.0) + shift;
@@ -101,9 +125,20 @@ pub fn attention_reference(qkv: Tensor<4>, heads: usize, dim_head: usize) -> Ten
     out.swap_dims(2, 3).reshape([b, heads * dim_head, x, y])
 }
 
+/// A convolution kernel (`[O, I, KH, KW]`) laid out channels-last, as Burn's convolutions read
+/// it: laid out once, it spares a copy of the kernel on every call. Other tensors, and tensors off
+/// the CubeCL backend, are returned as they are.
+pub fn channels_last_weight<const D: usize>(x: Tensor<D>) -> Tensor<D> {
+    #[cfg(not(feature = "fusion"))]
+    if D == 4 && on_kernel_device(&x) {
+        return layout::to_channels_last(x);
+    }
+    x
+}
+
 /// Whether `x` lives where the kernels run: Burn's CubeCL backend in f32, without autodiff (the
 /// kernels have no backward pass) and without fusion (they are not registered with its fuser).
-pub fn on_kernel_device(x: &Tensor<4>) -> bool {
+pub fn on_kernel_device<const D: usize>(x: &Tensor<D>) -> bool {
     !cfg!(feature = "fusion")
         && enabled()
         && x.dtype() == burn::tensor::DType::F32

@@ -2,7 +2,7 @@
 //! weight-standardised convolutions, as in the Annotated Diffusion Model), ConvNeXt blocks, and
 //! the down/up resampling layers.
 
-use crate::kernels::{NormAct, group_norm_act};
+use crate::kernels::{NormAct, ScaleShift, group_norm_act};
 use burn::module::{Module, Param};
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::{GroupNorm, GroupNormConfig, Linear, LinearConfig, PaddingConfig2d};
@@ -77,9 +77,8 @@ impl Block {
         Self { proj: self.proj.for_inference(), norm: self.norm.clone() }
     }
 
-    /// `scale_shift`: `[B, 2·C]`, the scale then the shift per image and channel; `residual` is
-    /// added after the SiLU.
-    pub fn forward(&self, x: Tensor<4>, scale_shift: Option<Tensor<2>>, residual: Option<Tensor<4>>) -> Tensor<4> {
+    /// `residual` is added after the SiLU.
+    pub fn forward(&self, x: Tensor<4>, scale_shift: Option<ScaleShift>, residual: Option<Tensor<4>>) -> Tensor<4> {
         group_norm_act(self.proj.forward(x), &self.norm, NormAct { scale_shift, silu: true, residual })
     }
 }
@@ -107,9 +106,10 @@ impl ResnetBlock {
         Self { block1: self.block1.for_inference(), block2: self.block2.for_inference(), ..self.clone() }
     }
 
-    /// `time_emb`: the time embedding through [`ResBlock::activate_time`] (SiLU).
-    pub fn forward(&self, x: Tensor<4>, time_emb: Tensor<2>) -> Tensor<4> {
-        let scale_shift = self.mlp.forward(time_emb);
+    /// `time_emb`: the time embedding through [`ResBlock::activate_time`] (SiLU); `projected`:
+    /// this block's `mlp` of it, when the U-Net computed every block's at once.
+    pub fn forward(&self, x: Tensor<4>, time_emb: Tensor<2>, projected: Option<ScaleShift>) -> Tensor<4> {
+        let scale_shift = projected.unwrap_or_else(|| ScaleShift::whole(self.mlp.forward(time_emb)));
         let h = self.block1.forward(x.clone(), Some(scale_shift), None);
         self.block2.forward(h, None, Some(residual(&self.res_conv, x)))
     }
@@ -186,10 +186,11 @@ impl ResBlock {
         }
     }
 
-    /// `time_emb`: from [`ResBlock::activate_time`].
-    pub fn forward(&self, x: Tensor<4>, time_emb: Tensor<2>) -> Tensor<4> {
+    /// `time_emb`: from [`ResBlock::activate_time`]; `projected`: a ResNet block's `mlp` of it,
+    /// computed already ([`crate::unet::embedding::TimeProjections`]).
+    pub fn forward(&self, x: Tensor<4>, time_emb: Tensor<2>, projected: Option<ScaleShift>) -> Tensor<4> {
         match self {
-            Self::Resnet(b) => b.forward(x, time_emb),
+            Self::Resnet(b) => b.forward(x, time_emb, projected),
             Self::ConvNext(b) => b.forward(x, time_emb),
         }
     }

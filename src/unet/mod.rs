@@ -8,9 +8,11 @@ pub mod embedding;
 use crate::sampler::NoisePredictor;
 use attention::{Attention, LinearAttention, PreNormResidual};
 use blocks::{ConvNextBlock, ResBlock, Resample, ResnetBlock, conv};
+use burn::module::{ModuleMapper, Param};
 use burn::nn::conv::Conv2d;
 use burn::prelude::*;
-use embedding::{ClassEmbedding, TimeMlp};
+use crate::kernels::ScaleShift;
+use embedding::{ClassEmbedding, TimeMlp, TimeProjections};
 use serde::{Deserialize, Serialize};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -145,7 +147,18 @@ impl UNetConfig {
             ups,
             final_res_block: block(dim * 2, dim),
             final_conv: conv(dim, self.channels, 1, device),
+            time_projections: None,
         }
+    }
+}
+
+/// Lays every convolution kernel (the 4-D parameters) out channels-last on the GPU path
+/// ([`crate::kernels::channels_last_weight`]).
+struct ChannelsLastWeights;
+
+impl ModuleMapper for ChannelsLastWeights {
+    fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
+        param.map(crate::kernels::channels_last_weight)
     }
 }
 
@@ -170,6 +183,9 @@ pub struct UNet {
     pub ups: Vec<Level>,
     pub final_res_block: ResBlock,
     pub final_conv: Conv2d,
+    /// Sampling only ([`UNet::for_inference`]): every ResNet block's time projection at once.
+    #[module(skip)]
+    pub time_projections: Option<TimeProjections>,
 }
 
 impl UNet {
@@ -182,39 +198,73 @@ impl UNet {
             emb = emb + class_emb.forward(labels);
         }
         let emb = self.mid_block1.activate_time(emb);
+        let mut projected = self.project_time(&emb).into_iter();
+        let mut block = |b: &ResBlock, x| b.forward(x, emb.clone(), projected.next().flatten());
         let mut x = self.init_conv.forward(x);
         let r = x.clone();
         let mut skips = Vec::with_capacity(self.downs.len() * 2);
         for level in &self.downs {
-            x = level.block1.forward(x, emb.clone());
+            x = block(&level.block1, x);
             skips.push(x.clone());
-            x = level.attn.forward(level.block2.forward(x, emb.clone()));
+            x = level.attn.forward(block(&level.block2, x));
             skips.push(x.clone());
             x = level.resample.forward(x);
         }
-        x = self.mid_block1.forward(x, emb.clone());
-        x = self.mid_block2.forward(self.mid_attn.forward(x), emb.clone());
+        x = block(&self.mid_block1, x);
+        x = block(&self.mid_block2, self.mid_attn.forward(x));
         for level in &self.ups {
-            x = level.block1.forward(Tensor::cat(vec![x, skips.pop().unwrap()], 1), emb.clone());
-            x = level.block2.forward(Tensor::cat(vec![x, skips.pop().unwrap()], 1), emb.clone());
+            x = block(&level.block1, Tensor::cat(vec![x, skips.pop().unwrap()], 1));
+            x = block(&level.block2, Tensor::cat(vec![x, skips.pop().unwrap()], 1));
             x = level.resample.forward(level.attn.forward(x));
         }
-        let x = self.final_res_block.forward(Tensor::cat(vec![x, r], 1), emb);
+        let x = block(&self.final_res_block, Tensor::cat(vec![x, r], 1));
         self.final_conv.forward(x)
     }
 
-    /// A copy for sampling only, computing the same ε with fewer kernels per step (the
-    /// weight-standardised kernels are standardised once here). Train and save the original.
+    /// The residual blocks in the order a forward runs them.
+    pub fn blocks(&self) -> Vec<&ResBlock> {
+        fn level(l: &Level) -> [&ResBlock; 2] {
+            [&l.block1, &l.block2]
+        }
+        let mut blocks: Vec<&ResBlock> = self.downs.iter().flat_map(level).collect();
+        blocks.extend([&self.mid_block1, &self.mid_block2]);
+        blocks.extend(self.ups.iter().flat_map(level));
+        blocks.push(&self.final_res_block);
+        blocks
+    }
+
+    /// Every block's scale and shift from the activated time embedding, in [`UNet::blocks`]'
+    /// order, where [`UNet::for_inference`] has put their projections together (one matmul);
+    /// empty otherwise, and each block projects its own.
+    pub fn project_time(&self, emb: &Tensor<2>) -> Vec<Option<ScaleShift>> {
+        let Some(projections) = &self.time_projections else { return vec![] };
+        let table = projections.forward(emb.clone());
+        projections.columns.iter().map(|&column| Some(ScaleShift { table: table.clone(), column })).collect()
+    }
+
+    /// A copy for sampling only, computing the same ε with fewer kernels per step: the
+    /// weight-standardised kernels are standardised once here, and the ResNet blocks' time
+    /// projections put side by side (one matmul a forward). Train and save the original.
     pub fn for_inference(&self) -> Self {
         let level = |l: &Level| Level { block1: l.block1.for_inference(), block2: l.block2.for_inference(), ..l.clone() };
-        Self {
+        let mlps: Option<Vec<_>> = self
+            .blocks()
+            .into_iter()
+            .map(|b| match b {
+                ResBlock::Resnet(b) => Some(&b.mlp),
+                ResBlock::ConvNext(_) => None,
+            })
+            .collect();
+        let inference = Self {
+            time_projections: mlps.map(|mlps| TimeProjections::new(&mlps)),
             downs: self.downs.iter().map(level).collect(),
             mid_block1: self.mid_block1.for_inference(),
             mid_block2: self.mid_block2.for_inference(),
             ups: self.ups.iter().map(level).collect(),
             final_res_block: self.final_res_block.for_inference(),
             ..self.clone()
-        }
+        };
+        inference.map(&mut ChannelsLastWeights)
     }
 
     /// The class index the model reads as "unconditional", if it is conditional at all.
