@@ -10,6 +10,7 @@ use burn::tensor::Tensor as BurnTensor;
 use burn_cubecl::CubeBackend;
 use super::group_norm::offset;
 use super::layout::{cube, empty_like};
+use burn_cubecl::tensor::CubeTensor;
 use cubecl::prelude::*;
 
 /// Units per cube: WebGPU's guaranteed minimum of invocations per workgroup.
@@ -73,27 +74,54 @@ fn attention_kernel<F: Float>(
     }
 }
 
-/// The kernel on `qkv` (`[B, 3·H·D, X, Y]`, on the CubeCL backend) → `[B, H·D, X, Y]`.
+/// What both attention kernels are launched with: one cube per image and head reading q, k and v
+/// from `qkv` (`[B, 3·H·D, X, Y]`, any strides), and the heads' output `[B, H·D, X, Y]` in `qkv`'s
+/// layout.
+pub(super) struct Heads {
+    pub qkv: CubeTensor,
+    pub output: CubeTensor,
+    pub cubes: CubeCount,
+    pub heads: u32,
+    pub width: u32,
+    pub scale: f32,
+    pub pixels: usize,
+    pub dtype: ElemType,
+}
+
+impl Heads {
+    pub fn new(qkv: BurnTensor<4>, heads: usize, dim_head: usize) -> Self {
+        let [batch, channels, height, width] = qkv.dims();
+        assert_eq!(channels, 3 * heads * dim_head, "q, k and v for {heads} heads of {dim_head}");
+        let qkv = cube(qkv);
+        let output = empty_like(&qkv, heads * dim_head);
+        let dtype = dtype_to_storage_type(qkv.dtype);
+        let cubes = CubeCount::Static((batch * heads) as u32, 1, 1);
+        let scale = (dim_head as f32).powf(-0.5);
+        Self { qkv, output, cubes, heads: heads as u32, width: width as u32, scale, pixels: height * width, dtype }
+    }
+
+    /// The output, once the kernel is launched.
+    pub fn output(self) -> BurnTensor<4> {
+        BurnTensor::from_primitive::<CubeBackend>(self.output)
+    }
+}
+
+/// The kernel on `qkv` (`[B, 3·H·D, X, Y]`, on the CubeCL backend, any strides) → `[B, H·D, X, Y]`.
 pub(super) fn launch(qkv: BurnTensor<4>, heads: usize, dim_head: usize) -> BurnTensor<4> {
-    let [batch, channels, height, width] = qkv.dims();
-    assert_eq!(channels, 3 * heads * dim_head, "q, k and v for {heads} heads of {dim_head}");
-    let pixels = height * width;
-    assert!(supports(pixels), "attention over {pixels} pixels");
-    let qkv = cube(qkv);
-    let output = empty_like(&qkv, heads * dim_head);
-    let dtype = dtype_to_storage_type(qkv.dtype);
+    let h = Heads::new(qkv, heads, dim_head);
+    assert!(supports(h.pixels), "attention over {} pixels", h.pixels);
     attention_kernel::launch(
-        &qkv.client,
-        CubeCount::Static((batch * heads) as u32, 1, 1),
+        &h.qkv.client,
+        h.cubes.clone(),
         CubeDim::new_1d(UNITS as u32),
-        qkv.clone().into_tensor_arg(),
-        output.clone().into_tensor_arg(),
-        heads as u32,
-        width as u32,
-        (dim_head as f32).powf(-0.5),
-        pixels,
+        h.qkv.clone().into_tensor_arg(),
+        h.output.clone().into_tensor_arg(),
+        h.heads,
+        h.width,
+        h.scale,
+        h.pixels,
         dim_head,
-        dtype,
+        h.dtype,
     );
-    BurnTensor::from_primitive::<CubeBackend>(output)
+    h.output()
 }

@@ -6,11 +6,9 @@
 //! memory, tile by tile over the pixels, then each unit takes pixels and writes `contextᵀ · softmax(q)`.
 //! The pixel count and head width are compile-time, so every loop around a barrier is uniform.
 
-use burn::backend::cubecl::dtype_to_storage_type;
 use burn::tensor::Tensor as BurnTensor;
-use burn_cubecl::CubeBackend;
+use super::attention::Heads;
 use super::group_norm::offset;
-use super::layout::{cube, empty_like};
 use cubecl::prelude::*;
 
 /// Units per cube: WebGPU's guaranteed minimum of invocations per workgroup.
@@ -161,27 +159,22 @@ fn linear_attention_kernel<F: Float>(
     }
 }
 
-/// The kernel on `qkv` (`[B, 3·H·D, X, Y]`, on the CubeCL backend) → `[B, H·D, X, Y]`.
+/// The kernel on `qkv` (`[B, 3·H·D, X, Y]`, on the CubeCL backend, any strides) → `[B, H·D, X, Y]`.
 pub(super) fn launch(qkv: BurnTensor<4>, heads: usize, dim_head: usize) -> BurnTensor<4> {
-    let [batch, channels, height, width] = qkv.dims();
-    assert_eq!(channels, 3 * heads * dim_head, "q, k and v for {heads} heads of {dim_head}");
-    let pixels = height * width;
-    assert!(supports(dim_head, pixels), "{heads} heads of {dim_head} over {pixels} pixels");
-    let qkv = cube(qkv);
-    let output = empty_like(&qkv, heads * dim_head);
-    let dtype = dtype_to_storage_type(qkv.dtype);
+    let h = Heads::new(qkv, heads, dim_head);
+    assert!(supports(dim_head, h.pixels), "{heads} heads of {dim_head} over {} pixels", h.pixels);
     linear_attention_kernel::launch(
-        &qkv.client,
-        CubeCount::Static((batch * heads) as u32, 1, 1),
+        &h.qkv.client,
+        h.cubes.clone(),
         CubeDim::new_1d(UNITS as u32),
-        qkv.clone().into_tensor_arg(),
-        output.clone().into_tensor_arg(),
-        heads as u32,
-        width as u32,
-        (dim_head as f32).powf(-0.5),
-        pixels,
+        h.qkv.clone().into_tensor_arg(),
+        h.output.clone().into_tensor_arg(),
+        h.heads,
+        h.width,
+        h.scale,
+        h.pixels,
         dim_head,
-        dtype,
+        h.dtype,
     );
-    BurnTensor::from_primitive::<CubeBackend>(output)
+    h.output()
 }
