@@ -142,7 +142,7 @@ fn forward_by_part(m: &UNet, x: Tensor<4>, c: &mut PartCounter) -> Tensor<4> {
     });
     let (emb, projected) = emb;
     let mut projected = projected.into_iter();
-    let mut next = move || projected.next().flatten();
+    let mut next = move || projected.next();
     let mut x = c.run("rest", || m.init_conv.forward(x));
     let r = x.clone();
     let mut skips = Vec::new();

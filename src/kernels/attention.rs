@@ -5,16 +5,13 @@
 //! One cube per image and head; each unit takes a query pixel, keeps its row of scores in
 //! registers, and writes its output features. No shared memory, no barriers.
 
+use super::layout::{UNITS, cube, empty_like, offset, offset_out};
 use burn::backend::cubecl::dtype_to_storage_type;
 use burn::tensor::Tensor as BurnTensor;
 use burn_cubecl::CubeBackend;
-use super::group_norm::offset;
-use super::layout::{cube, empty_like};
 use burn_cubecl::tensor::CubeTensor;
 use cubecl::prelude::*;
 
-/// Units per cube: WebGPU's guaranteed minimum of invocations per workgroup.
-const UNITS: usize = 256;
 
 /// A row of scores per unit must fit in registers.
 pub(super) fn supports(pixels: usize) -> bool {
@@ -67,7 +64,7 @@ fn attention_kernel<F: Float>(
             for j in 0..pixels {
                 o += scores[j] * qkv[offset::<F>(qkv, image, v + e, j, width)];
             }
-            let at = image * output.stride(0) + (q + e) * output.stride(1) + (i / width) * output.stride(2) + (i % width) * output.stride(3);
+            let at = offset_out::<F>(output, image, q + e, i, width);
             output[at] = o / sum;
         }
         i += UNITS;

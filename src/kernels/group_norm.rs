@@ -5,16 +5,14 @@
 //! deviations, each through shared memory, and write the normalised, scaled, activated values.
 
 use super::NormAct;
+use super::layout::{UNITS, cube, empty_like, offset, offset_out};
 use burn::backend::cubecl::dtype_to_storage_type;
 use burn::nn::GroupNorm;
 use burn::tensor::Tensor as BurnTensor;
 use burn_cubecl::CubeBackend;
 use burn_cubecl::kernel::into_contiguous;
-use super::layout::{cube, empty_like};
 use cubecl::prelude::*;
 
-/// Units per cube: WebGPU's guaranteed minimum of invocations per workgroup.
-const UNITS: usize = 256;
 
 /// Sums `value` over the cube's units. The halving steps are spelt out, with every barrier in
 /// uniform control flow as WGSL requires.
@@ -62,13 +60,6 @@ fn cube_sum<F: Float>(partial: &mut Shared<[F]>, value: F) -> F {
     // No unit may overwrite `partial` for the next sum before every unit has read this one.
     sync_cube();
     total
-}
-
-/// Where `[image, channel, pixel]` of a `[B, C, H, W]` tensor (pixel = row · W + column) lies,
-/// whatever its strides.
-#[cube]
-pub(super) fn offset<F: Float>(t: &Tensor<F>, image: usize, channel: usize, pixel: usize, width: usize) -> usize {
-    image * t.stride(0) + channel * t.stride(1) + (pixel / width) * t.stride(2) + (pixel % width) * t.stride(3)
 }
 
 #[cube(launch)]
@@ -140,7 +131,7 @@ fn group_norm_act_kernel<F: Float>(
         if has_residual {
             y += residual[offset::<F>(residual, image, channel, pixel, width)];
         }
-        let at = image * output.stride(0) + channel * output.stride(1) + (pixel / width) * output.stride(2) + (pixel % width) * output.stride(3);
+        let at = offset_out::<F>(output, image, channel, pixel, width);
         output[at] = y;
         i += UNITS;
     }

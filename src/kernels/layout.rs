@@ -9,6 +9,23 @@ use burn_cubecl::kernel::{into_contiguous, untile};
 use burn_cubecl::ops::numeric::empty_device_dtype;
 use burn_cubecl::ops::{permute_nchw_to_nhwc, permute_nhwc_to_nchw};
 use burn_cubecl::tensor::CubeTensor;
+use cubecl::prelude::*;
+
+/// Units per cube in every kernel: WebGPU's guaranteed minimum of invocations per workgroup.
+pub const UNITS: usize = 256;
+
+/// Where `[image, channel, pixel]` of a `[B, C, H, W]` tensor (pixel = row · W + column) lies,
+/// whatever its strides.
+#[cube]
+pub fn offset<F: Float>(t: &Tensor<F>, image: usize, channel: usize, pixel: usize, width: usize) -> usize {
+    image * t.stride(0) + channel * t.stride(1) + (pixel / width) * t.stride(2) + (pixel % width) * t.stride(3)
+}
+
+/// [`offset`] in a tensor the kernel writes.
+#[cube]
+pub fn offset_out<F: Float>(t: &mut Tensor<F>, image: usize, channel: usize, pixel: usize, width: usize) -> usize {
+    image * t.stride(0) + channel * t.stride(1) + (pixel / width) * t.stride(2) + (pixel % width) * t.stride(3)
+}
 
 /// `x`'s CubeCL tensor, in whatever strides it has (storage tiles, which only matmul reads, undone).
 pub fn cube<const D: usize>(x: BurnTensor<D>) -> CubeTensor {

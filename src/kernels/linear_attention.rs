@@ -6,13 +6,11 @@
 //! memory, tile by tile over the pixels, then each unit takes pixels and writes `contextᵀ · softmax(q)`.
 //! The pixel count and head width are compile-time, so every loop around a barrier is uniform.
 
-use burn::tensor::Tensor as BurnTensor;
 use super::attention::Heads;
-use super::group_norm::offset;
+use super::layout::{UNITS, offset, offset_out};
+use burn::tensor::Tensor as BurnTensor;
 use cubecl::prelude::*;
 
-/// Units per cube: WebGPU's guaranteed minimum of invocations per workgroup.
-const UNITS: usize = 256;
 /// Shared floats per tile of k and of v (`D` rows × `TILE / D` pixels).
 const TILE: usize = 1024;
 
@@ -152,7 +150,7 @@ fn linear_attention_kernel<F: Float>(
         }
         let norm = F::cast_from(scale) / q_sum;
         for e in 0..dim_head {
-            let at = image * output.stride(0) + (q + e) * output.stride(1) + (n / width) * output.stride(2) + (n % width) * output.stride(3);
+            let at = offset_out::<F>(output, image, q + e, n, width);
             output[at] = out[e] * norm;
         }
         n += UNITS;

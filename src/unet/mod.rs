@@ -199,7 +199,7 @@ impl UNet {
         }
         let emb = self.mid_block1.activate_time(emb);
         let mut projected = self.project_time(&emb).into_iter();
-        let mut block = |b: &ResBlock, x| b.forward(x, emb.clone(), projected.next().flatten());
+        let mut block = |b: &ResBlock, x| b.forward(x, emb.clone(), projected.next());
         let mut x = self.init_conv.forward(x);
         let r = x.clone();
         let mut skips = Vec::with_capacity(self.downs.len() * 2);
@@ -236,10 +236,10 @@ impl UNet {
     /// Every block's scale and shift from the activated time embedding, in [`UNet::blocks`]'
     /// order, where [`UNet::for_inference`] has put their projections together (one matmul);
     /// empty otherwise, and each block projects its own.
-    pub fn project_time(&self, emb: &Tensor<2>) -> Vec<Option<ScaleShift>> {
+    pub fn project_time(&self, emb: &Tensor<2>) -> Vec<ScaleShift> {
         let Some(projections) = &self.time_projections else { return vec![] };
         let table = projections.forward(emb.clone());
-        projections.columns.iter().map(|&column| Some(ScaleShift { table: table.clone(), column })).collect()
+        projections.columns.iter().map(|&column| ScaleShift { table: table.clone(), column }).collect()
     }
 
     /// A copy for sampling only, computing the same ε with fewer kernels per step: the

@@ -322,7 +322,6 @@ async fn step(state: Rc<RefCell<State>>) -> Result<Option<StepReport>, JsValue> 
     }))
 }
 
-/// ᾱ_t for t = 0…T−1 under a schedule, for the page's plot.
 /// Turns the U-Net's own GPU kernels (`crate::kernels`) off, or on again, for every engine of this
 /// module: the GPU path then runs Burn's operations alone (`make gpu-check KERNELS=off`).
 #[wasm_bindgen(js_name = setKernels)]
@@ -330,6 +329,7 @@ pub fn set_kernels(on: bool) {
     crate::kernels::set_enabled(on);
 }
 
+/// ᾱ_t for t = 0…T−1 under a schedule, for the page's plot.
 #[wasm_bindgen(js_name = alphasCumprod)]
 pub fn alphas_cumprod(schedule: &str, timesteps: usize) -> Result<Vec<f64>, JsValue> {
     let kind = BetaSchedule::parse(schedule).map_err(js_err)?;
