@@ -86,7 +86,7 @@ pub fn measure(model: &UNet, schedule: &Schedule, size: usize) -> Result<BTreeMa
     let batch = 16;
     let config = TrainConfig::new().with_grad_clip(Some(1.0)).with_ema_decay(0.999);
     let mut trainer = Trainer::new(model.clone().train(), schedule.clone(), config);
-    let autodiff = trainer.model.init_conv.weight.val().device();
+    let autodiff = trainer.model().init_conv.weight.val().device();
     let x0 = NoiseSource::new(1).normal([batch, channels, size, size], &autodiff).clamp(-1.0, 1.0);
     let labels: Vec<usize> = (0..batch).map(|i| i % 10).collect();
     // Two: Adam's first step creates its moments, and only the second runs (and tunes) the

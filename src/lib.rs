@@ -7,6 +7,8 @@ pub mod data;
 pub mod diffusion;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod eval;
+#[cfg(feature = "train")]
+pub mod flat_adam;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod fusion;
 pub mod grid;

@@ -4,6 +4,7 @@
 //! they choose (asynchronously on the web).
 
 use crate::diffusion::{LossKind, noise_loss, q_sample};
+use crate::flat_adam::FlatAdam;
 use crate::noise::NoiseSource;
 use crate::schedule::Schedule;
 use crate::unet::UNet;
@@ -66,29 +67,41 @@ impl TrainConfig {
 
 /// The model being trained, its optimiser and its EMA twin.
 pub struct Trainer {
-    pub model: UNet,
-    pub ema: Option<UNet>,
+    model: UNet,
+    ema: Option<UNet>,
     pub schedule: Schedule,
     pub config: TrainConfig,
     pub steps_done: usize,
     /// How many updates the EMA already averages: 0 for a fresh model, so its random init does not
     /// count; a loaded model's training steps, so its EMA is kept as the average it is.
     pub ema_updates: usize,
-    optim: ModuleOptimizer,
+    optim: Optimiser,
     rng: NoiseSource,
+}
+
+/// Adam with clipping and the EMA: Burn's, a tensor at a time, or over one flat buffer in two
+/// kernel launches where the U-Net's own kernels run (a GPU, where launches set the step's time).
+enum Optimiser {
+    Burn(ModuleOptimizer),
+    Flat(FlatAdam),
 }
 
 impl Trainer {
     /// `model` must live on an autodiff device (`Device::…().autodiff()`).
     pub fn new(model: UNet, schedule: Schedule, config: TrainConfig) -> Self {
-        let mut adam = AdamConfig::new();
-        if let Some(norm) = config.grad_clip {
-            adam = adam.with_grad_clipping(Some(GradientClippingConfig::Norm(norm)));
-        }
         let ema = (config.ema_decay > 0.0).then(|| model.valid());
+        let optim = if crate::kernels::on_kernel_device(&model.init_conv.weight.val().inner()) {
+            Optimiser::Flat(FlatAdam::new(&model, config.grad_clip, ema.as_ref()))
+        } else {
+            let mut adam = AdamConfig::new();
+            if let Some(norm) = config.grad_clip {
+                adam = adam.with_grad_clipping(Some(GradientClippingConfig::Norm(norm)));
+            }
+            Optimiser::Burn(adam.init())
+        };
         Self {
             rng: NoiseSource::new(config.seed),
-            optim: adam.init(),
+            optim,
             model,
             ema,
             schedule,
@@ -114,14 +127,42 @@ impl Trainer {
         let loss = noise_loss(self.config.loss, predicted, noise);
         let grads = GradientsParams::from_grads(loss.backward(), &self.model);
         let lr = self.config.lr_at(self.steps_done);
-        self.model = self.optim.step(lr, self.model.clone(), grads);
         self.steps_done += 1;
-        if let Some(ema) = self.ema.take() {
+        let decay = self.ema.is_some().then(|| {
             self.ema_updates += 1;
-            let decay = self.config.ema_decay_at(self.ema_updates);
-            self.ema = Some(ema_update(ema, &self.model.valid(), decay));
+            self.config.ema_decay_at(self.ema_updates)
+        });
+        match &mut self.optim {
+            Optimiser::Burn(optim) => {
+                self.model = optim.step(lr, self.model.clone(), grads);
+                if let (Some(ema), Some(decay)) = (self.ema.take(), decay) {
+                    self.ema = Some(ema_update(ema, &self.model.valid(), decay));
+                }
+            }
+            Optimiser::Flat(optim) => {
+                self.model = optim.step(lr, self.model.clone(), grads, decay);
+                self.ema = self.ema.take().and_then(|ema| optim.average(ema));
+            }
         }
         loss.detach()
+    }
+
+    /// The model being trained (on its autodiff device).
+    pub fn model(&self) -> &UNet {
+        &self.model
+    }
+
+    /// Continues the EMA from `ema` (a resumed run's average) instead of the model's weights.
+    pub fn set_ema(&mut self, ema: UNet) {
+        if let Optimiser::Flat(optim) = &mut self.optim {
+            optim.set_average(Some(&ema));
+        }
+        self.ema = Some(ema);
+    }
+
+    /// Whether the optimiser runs over one flat buffer (see [`FlatAdam`]) rather than Burn's.
+    pub fn is_flat(&self) -> bool {
+        matches!(self.optim, Optimiser::Flat(_))
     }
 
     /// Restarts the random source of t, ε and label dropout: `ddpm train` seeds it from the step
@@ -132,14 +173,22 @@ impl Trainer {
 
     /// Adam's moments (a burnpack, keyed by the parameters' ids, which weights files keep).
     pub fn optimizer_state(&self) -> Result<Vec<u8>, String> {
-        self.optim.into_bytes().map(|b| b.to_vec()).map_err(|e| e.to_string())
+        match &self.optim {
+            Optimiser::Burn(optim) => optim.into_bytes().map(|b| b.to_vec()).map_err(|e| e.to_string()),
+            Optimiser::Flat(optim) => optim.to_bytes(),
+        }
     }
 
     /// Restores [`Trainer::optimizer_state`]; the model must come from the same run's weights.
     pub fn load_optimizer_state(&mut self, bytes: &[u8]) -> Result<(), String> {
-        let bytes = burn::tensor::Bytes::from_bytes_vec(bytes.to_vec());
-        self.optim = self.optim.clone().from_bytes(bytes).map_err(|e| e.to_string())?;
-        Ok(())
+        match &mut self.optim {
+            Optimiser::Burn(optim) => {
+                let bytes = burn::tensor::Bytes::from_bytes_vec(bytes.to_vec());
+                *optim = optim.clone().from_bytes(bytes).map_err(|e| e.to_string())?;
+                Ok(())
+            }
+            Optimiser::Flat(optim) => optim.load_bytes(bytes),
+        }
     }
 
     /// The weights to sample from: the EMA when there is one.

@@ -6,18 +6,9 @@ use burn::prelude::*;
 use ddpm_web::kernels::{self, NormAct, ScaleShift};
 use ddpm_web::launches;
 use ddpm_web::noise::NoiseSource;
-use std::sync::{Mutex, OnceLock};
 
-/// The wgpu device, once per process. Tests take the lock: launch counts are process-wide.
-fn wgpu() -> (Device, std::sync::MutexGuard<'static, ()>) {
-    static DEVICE: OnceLock<Device> = OnceLock::new();
-    static LOCK: Mutex<()> = Mutex::new(());
-    let guard = LOCK.lock().unwrap_or_else(|e| e.into_inner());
-    let device = DEVICE
-        .get_or_init(|| Device::wgpu_options().init().expect("a wgpu adapter (lavapipe on machines without a GPU)"))
-        .clone();
-    (device, guard)
-}
+mod common;
+use common::wgpu;
 
 /// Gaussians seeded by their shape and parameters: every run checks the same values.
 fn normal<const D: usize>(shape: [usize; D], mean: f32, std: f32, device: &Device) -> Tensor<D> {

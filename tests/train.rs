@@ -19,7 +19,7 @@ fn a_few_hundred_steps_lower_the_fixed_seed_validation_loss() {
     let plain = device.clone().without_autodiff();
     let (x_val, y_val) = test.batch(&(0..64).collect::<Vec<_>>(), None, &plain);
     let eval = EvalBatch::new(x_val, y_val, schedule.len(), 7);
-    let val = |trainer: &Trainer| eval.loss(&trainer.model.valid(), &schedule, LossKind::L2).into_scalar::<f32>();
+    let val = |trainer: &Trainer| eval.loss(&trainer.model().valid(), &schedule, LossKind::L2).into_scalar::<f32>();
     let before = val(&trainer);
     let mut rng = ddpm_web::noise::NoiseSource::new(3);
     for step in 0..200 {
@@ -78,10 +78,10 @@ fn one_step_weights(ema_updates: usize) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
     let schedule = Schedule::new(BetaSchedule::Linear, 100);
     let mut trainer = Trainer::new(config.init(&device), schedule, TrainConfig::new().with_lr(1e-2).with_ema_decay(0.999));
     trainer.ema_updates = ema_updates;
-    let init = first_layer(&trainer.model.valid());
+    let init = first_layer(&trainer.model().valid());
     let x0 = Tensor::<4>::random([2, 1, 4, 4], burn::tensor::Distribution::Uniform(-1.0, 1.0), &device);
     trainer.step(x0, &[0, 1]);
-    let (live, ema) = (first_layer(&trainer.model.valid()), first_layer(&trainer.inference_model()));
+    let (live, ema) = (first_layer(&trainer.model().valid()), first_layer(&trainer.inference_model()));
     assert!(live.iter().zip(&init).any(|(a, b)| (a - b).abs() > 1e-4), "the step moved the weights");
     (init, live, ema)
 }

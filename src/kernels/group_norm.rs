@@ -5,62 +5,13 @@
 //! deviations, each through shared memory, and write the normalised, scaled, activated values.
 
 use super::NormAct;
-use super::layout::{UNITS, cube, empty_like, offset, offset_out};
+use super::layout::{UNITS, cube, cube_sum, empty_like, offset, offset_out};
 use burn::backend::cubecl::dtype_to_storage_type;
 use burn::nn::GroupNorm;
 use burn::tensor::Tensor as BurnTensor;
 use burn_cubecl::CubeBackend;
 use burn_cubecl::kernel::into_contiguous;
 use cubecl::prelude::*;
-
-
-/// Sums `value` over the cube's units. The halving steps are spelt out, with every barrier in
-/// uniform control flow as WGSL requires.
-#[cube]
-fn cube_sum<F: Float>(partial: &mut Shared<[F]>, value: F) -> F {
-    let unit = UNIT_POS_X as usize;
-    partial[unit] = value;
-    sync_cube();
-    if unit < 128 {
-        let other = partial[unit + 128];
-        partial[unit] += other;
-    }
-    sync_cube();
-    if unit < 64 {
-        let other = partial[unit + 64];
-        partial[unit] += other;
-    }
-    sync_cube();
-    if unit < 32 {
-        let other = partial[unit + 32];
-        partial[unit] += other;
-    }
-    sync_cube();
-    if unit < 16 {
-        let other = partial[unit + 16];
-        partial[unit] += other;
-    }
-    sync_cube();
-    if unit < 8 {
-        let other = partial[unit + 8];
-        partial[unit] += other;
-    }
-    sync_cube();
-    if unit < 4 {
-        let other = partial[unit + 4];
-        partial[unit] += other;
-    }
-    sync_cube();
-    if unit < 2 {
-        let other = partial[unit + 2];
-        partial[unit] += other;
-    }
-    sync_cube();
-    let total = partial[0] + partial[1];
-    // No unit may overwrite `partial` for the next sum before every unit has read this one.
-    sync_cube();
-    total
-}
 
 #[cube(launch)]
 #[allow(clippy::too_many_arguments)]

@@ -14,6 +14,54 @@ use cubecl::prelude::*;
 /// Units per cube in every kernel: WebGPU's guaranteed minimum of invocations per workgroup.
 pub const UNITS: usize = 256;
 
+/// Sums `value` over the cube's units. The halving steps are spelt out, with every barrier in
+/// uniform control flow as WGSL requires.
+#[cube]
+pub fn cube_sum<F: Float>(partial: &mut Shared<[F]>, value: F) -> F {
+    let unit = UNIT_POS_X as usize;
+    partial[unit] = value;
+    sync_cube();
+    if unit < 128 {
+        let other = partial[unit + 128];
+        partial[unit] += other;
+    }
+    sync_cube();
+    if unit < 64 {
+        let other = partial[unit + 64];
+        partial[unit] += other;
+    }
+    sync_cube();
+    if unit < 32 {
+        let other = partial[unit + 32];
+        partial[unit] += other;
+    }
+    sync_cube();
+    if unit < 16 {
+        let other = partial[unit + 16];
+        partial[unit] += other;
+    }
+    sync_cube();
+    if unit < 8 {
+        let other = partial[unit + 8];
+        partial[unit] += other;
+    }
+    sync_cube();
+    if unit < 4 {
+        let other = partial[unit + 4];
+        partial[unit] += other;
+    }
+    sync_cube();
+    if unit < 2 {
+        let other = partial[unit + 2];
+        partial[unit] += other;
+    }
+    sync_cube();
+    let total = partial[0] + partial[1];
+    // No unit may overwrite `partial` for the next sum before every unit has read this one.
+    sync_cube();
+    total
+}
+
 /// Where `[image, channel, pixel]` of a `[B, C, H, W]` tensor (pixel = row · W + column) lies,
 /// whatever its strides.
 #[cube]

@@ -8,6 +8,8 @@
 //! kernels are tested against (tests/kernels.rs).
 
 #[cfg(not(feature = "fusion"))]
+mod adam;
+#[cfg(not(feature = "fusion"))]
 mod attention;
 #[cfg(not(feature = "fusion"))]
 mod group_norm;
@@ -123,6 +125,109 @@ pub fn attention_reference(qkv: Tensor<4>, heads: usize, dim_head: usize) -> Ten
     let attn = softmax(q.swap_dims(2, 3).matmul(k), 3); // [B, H, i, j]
     let out = attn.matmul(v.swap_dims(2, 3)); // [B, H, i, D]
     out.swap_dims(2, 3).reshape([b, heads * dim_head, x, y])
+}
+
+/// Where the tensors of a flat buffer lie: tensor `i` takes `lens[i]` elements from `starts[i]`,
+/// in order, each start a multiple of [`flat_alignment`] (padding between them is never read).
+#[derive(Clone, Debug)]
+pub struct Segments {
+    pub starts: Vec<usize>,
+    pub lens: Vec<usize>,
+    on_device: (Tensor<1, Int>, Tensor<1, Int>),
+}
+
+impl Segments {
+    pub fn new(starts: Vec<usize>, lens: Vec<usize>, device: &Device) -> Self {
+        let table = |v: &[usize]| {
+            let v: Vec<i32> = v.iter().map(|&x| i32::try_from(x).expect("a flat buffer of under 2³¹ elements")).collect();
+            Tensor::<1, Int>::from_data(TensorData::new(v.clone(), [v.len()]), device)
+        };
+        let on_device = (table(&starts), table(&lens));
+        Self { starts, lens, on_device }
+    }
+
+    fn ranges(&self) -> impl Iterator<Item = std::ops::Range<usize>> + '_ {
+        self.starts.iter().zip(&self.lens).map(|(&s, &l)| s..s + l)
+    }
+}
+
+/// The flat buffers [`adam_update`] reads and writes, laid out as one [`Segments`] says.
+#[derive(Clone, Debug)]
+pub struct FlatState {
+    pub params: Tensor<1>,
+    pub moment_1: Tensor<1>,
+    pub moment_2: Tensor<1>,
+    /// The parameters' exponential moving average, when there is one.
+    pub average: Option<Tensor<1>>,
+}
+
+/// One step of Burn's Adam (its constants for this step), with per-tensor clipping and the average.
+#[derive(Clone, Debug)]
+pub struct AdamUpdate {
+    pub lr: f64,
+    pub beta_1: f32,
+    pub beta_2: f32,
+    /// √(1 − β₂ᵗ) / (1 − β₁ᵗ): both bias corrections.
+    pub step_factor: f32,
+    /// ε · √(1 − β₂ᵗ), as Burn adds it.
+    pub epsilon: f32,
+    /// Each tensor's gradient is scaled to at most this L2 norm.
+    pub max_norm: Option<f32>,
+    /// average ← decay · average + (1 − decay) · new parameters.
+    pub decay: Option<f64>,
+}
+
+/// Clips each tensor's gradient (`grads` laid out as `segments` says), takes an Adam step and
+/// updates the average: two launches in all where [`on_kernel_device`] says so.
+pub fn adam_update(state: FlatState, grads: Tensor<1>, segments: &Segments, update: &AdamUpdate) -> FlatState {
+    #[cfg(not(feature = "fusion"))]
+    if on_kernel_device(&grads) {
+        let (starts, lens) = &segments.on_device;
+        return adam::launch(state, grads, starts, lens, update);
+    }
+    adam_update_reference(state, grads, segments, update)
+}
+
+/// [`adam_update`] through Burn's operations, as Burn's Adam and clipping compute it.
+pub fn adam_update_reference(state: FlatState, mut grads: Tensor<1>, segments: &Segments, update: &AdamUpdate) -> FlatState {
+    if let Some(max_norm) = update.max_norm {
+        for range in segments.ranges() {
+            let g = grads.clone().slice(range.clone());
+            let norm = g.clone().square().sum().sqrt();
+            let factor = (norm.add_scalar(f32::MIN_POSITIVE).recip() * max_norm).clamp_max(1.0);
+            grads = grads.slice_assign(range, g * factor);
+        }
+    }
+    let AdamUpdate { lr, beta_1, beta_2, step_factor, epsilon, decay, .. } = *update;
+    let moment_1 = state.moment_1 * beta_1 + grads.clone() * (1.0 - beta_1);
+    let moment_2 = state.moment_2 * beta_2 + grads.square() * (1.0 - beta_2);
+    let step = moment_1.clone() * step_factor / (moment_2.clone().sqrt() + epsilon);
+    let params = state.params - step * lr;
+    let average = match (state.average, decay) {
+        (Some(a), Some(d)) => Some(a * d + params.clone() * (1.0 - d)),
+        (a, _) => a,
+    };
+    FlatState { params, moment_1, moment_2, average }
+}
+
+/// `shape`'s worth of the flat `x` from `start` (a multiple of [`flat_alignment`]): a view
+/// without a copy on the CubeCL backend.
+pub fn flat_view<const D: usize>(x: &Tensor<1>, start: usize, shape: [usize; D]) -> Tensor<D> {
+    #[cfg(not(feature = "fusion"))]
+    if on_kernel_device(x) {
+        return adam::view(x, start, shape);
+    }
+    let len = shape.iter().product::<usize>();
+    x.clone().slice(start..start + len).reshape(shape)
+}
+
+/// Where in a flat buffer on `x`'s device a view may start: a multiple of this many elements.
+pub fn flat_alignment(x: &Tensor<1>) -> usize {
+    #[cfg(not(feature = "fusion"))]
+    if on_kernel_device(x) {
+        return adam::alignment(x);
+    }
+    1
 }
 
 /// A convolution kernel (`[O, I, KH, KW]`) laid out channels-last, as Burn's convolutions read

@@ -180,7 +180,7 @@ impl Engine {
     pub fn eval_loss(&self) -> Result<js_sys::Promise, JsValue> {
         let state = self.state.borrow();
         let t = state.training.as_ref().ok_or_else(|| js_err("no training run"))?;
-        let loss = t.eval.loss(&t.trainer.model.valid(), &t.trainer.schedule, LossKind::L2);
+        let loss = t.eval.loss(&t.trainer.model().valid(), &t.trainer.schedule, LossKind::L2);
         Ok(future_to_promise(async move { Ok(JsValue::from(read(loss).await?[0])) }))
     }
 

@@ -76,9 +76,9 @@ pub fn time_forward(model: &UNet, batch: usize, runs: usize) -> serde_json::Valu
 fn time_training(model: UNet, description: &ModelDescription, batch: usize, runs: usize) -> serde_json::Value {
     let config = TrainConfig::new().with_grad_clip(Some(1.0)).with_ema_decay(0.999);
     let mut trainer = Trainer::new(model.train(), description.schedule(), config);
-    let autodiff = trainer.model.init_conv.weight.val().device();
+    let autodiff = trainer.model().init_conv.weight.val().device();
     let mut rng = NoiseSource::new(1);
-    let x0 = rng.normal(image_dims(&trainer.model, batch), &autodiff).clamp(-1.0, 1.0);
+    let x0 = rng.normal(image_dims(trainer.model(), batch), &autodiff).clamp(-1.0, 1.0);
     let labels: Vec<usize> = (0..batch).map(|i| i % 10).collect();
     let step = time(runs, || {
         let _ = trainer.step(x0.clone(), &labels).into_data();

@@ -227,7 +227,7 @@ fn build_trainer(args: &Args, unet: UNetConfig, data: &Dataset, decay_steps: usi
     };
     let mut trainer = Trainer::new(model, description.schedule(), train_config(args, decay_steps));
     if let (Some(ema), true) = (ema, args.ema > 0.0) {
-        trainer.ema = Some(ema);
+        trainer.set_ema(ema);
     }
     trainer.steps_done = description.train_steps;
     trainer.ema_updates = description.train_steps;
@@ -285,7 +285,7 @@ impl<'a> Run<'a> {
         let planned = if length.fitted { format!("{} minutes", length.minutes) } else { format!("{} steps", length.total) };
         println!(
             "training {} parameters on {} images ({:?}), from step {start_step} for {planned}, batch {}",
-            burn::module::Module::num_params(&trainer.model),
+            burn::module::Module::num_params(trainer.model()),
             data.len(),
             args.device,
             args.batch
@@ -417,7 +417,7 @@ fn save(trainer: &Trainer, description: &ModelDescription, out: &Path) -> Result
     let ema = to_bytes(&trainer.inference_model(), description).map_err(|e| e.to_string())?;
     // The raw weights are for resuming: always full precision, whatever the EMA file's storage.
     let full = ModelDescription { precision: Precision::F32, ..description.clone() };
-    let raw = to_bytes(&trainer.model.valid(), &full).map_err(|e| e.to_string())?;
+    let raw = to_bytes(&trainer.model().valid(), &full).map_err(|e| e.to_string())?;
     write(out, ema)?;
     write(&raw_path(out), raw)?;
     write(&optim_path(out), trainer.optimizer_state()?)

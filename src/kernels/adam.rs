@@ -1,0 +1,205 @@
+//! Adam with per-tensor gradient clipping and the weights' moving average, over every parameter
+//! at once: Burn's optimiser takes about twenty launches per parameter tensor, these two take two
+//! for all of them.
+//!
+//! The first kernel runs one cube per tensor and turns its gradient's norm into a clipping factor;
+//! the second runs one unit per element, finds its tensor by binary search over the tensors'
+//! starts and writes the new weight, both moments and the average.
+
+use super::layout::{UNITS, cube, cube_sum};
+use super::{AdamUpdate, FlatState};
+use burn::backend::cubecl::dtype_to_storage_type;
+use burn::tensor::{Int, Shape, Tensor as BurnTensor};
+use burn_cubecl::CubeBackend;
+use burn_cubecl::ops::numeric::empty_device_dtype;
+use burn_cubecl::tensor::CubeTensor;
+use cubecl::prelude::*;
+use cubecl::calculate_cube_count_elemwise;
+
+#[cube(launch)]
+fn clip_factors_kernel<F: Float>(
+    grads: &Tensor<F>,
+    starts: &Tensor<i32>,
+    lens: &Tensor<i32>,
+    factors: &mut Tensor<F>,
+    max_norm: f32,
+    min_positive: f32,
+    #[define(F)] _dtype: ElemType,
+) {
+    let tensor = CUBE_POS_X as usize;
+    let start = usize::cast_from(starts[tensor]);
+    let len = usize::cast_from(lens[tensor]);
+    let mut partial = Shared::<[F]>::new_slice(UNITS);
+    let mut squares = F::new(0.0);
+    let mut i = UNIT_POS_X as usize;
+    while i < len {
+        let g = grads[start + i];
+        squares += g * g;
+        i += UNITS;
+    }
+    let norm = cube_sum::<F>(&mut partial, squares).sqrt();
+    if UNIT_POS_X == 0 {
+        let mut factor = F::cast_from(max_norm) / (norm + F::cast_from(min_positive));
+        if factor > F::new(1.0) {
+            factor = F::new(1.0);
+        }
+        factors[tensor] = factor;
+    }
+}
+
+#[cube(launch)]
+#[allow(clippy::too_many_arguments)]
+fn adam_kernel<F: Float>(
+    grads: &Tensor<F>,
+    factors: &Tensor<F>,
+    starts: &Tensor<i32>,
+    lens: &Tensor<i32>,
+    params: &Tensor<F>,
+    moment_1: &Tensor<F>,
+    moment_2: &Tensor<F>,
+    average: &Tensor<F>,
+    new_params: &mut Tensor<F>,
+    new_moment_1: &mut Tensor<F>,
+    new_moment_2: &mut Tensor<F>,
+    new_average: &mut Tensor<F>,
+    tensors: u32,
+    lr: f32,
+    beta_1: f32,
+    beta_2: f32,
+    step_factor: f32,
+    epsilon: f32,
+    decay: f32,
+    #[comptime] clip: bool,
+    #[comptime] has_average: bool,
+    #[define(F)] _dtype: ElemType,
+) {
+    let i = ABSOLUTE_POS;
+    if i >= params.len() {
+        terminate!();
+    }
+    // The last tensor starting at or before i; i may fall in the padding after it.
+    let mut lo = 0usize;
+    let mut hi = tensors as usize;
+    while hi - lo > 1 {
+        let mid = (lo + hi) / 2;
+        if usize::cast_from(starts[mid]) <= i {
+            lo = mid;
+        } else {
+            hi = mid;
+        }
+    }
+    if i - usize::cast_from(starts[lo]) >= usize::cast_from(lens[lo]) {
+        terminate!();
+    }
+    let mut g = grads[i];
+    if clip {
+        g *= factors[lo];
+    }
+    // Burn's Adam, operation for operation.
+    let m = moment_1[i] * F::cast_from(beta_1) + g * F::cast_from(1.0 - beta_1);
+    let v = moment_2[i] * F::cast_from(beta_2) + g * g * F::cast_from(1.0 - beta_2);
+    let step = m * F::cast_from(step_factor) / (v.sqrt() + F::cast_from(epsilon));
+    let w = params[i] - step * F::cast_from(lr);
+    new_moment_1[i] = m;
+    new_moment_2[i] = v;
+    new_params[i] = w;
+    if has_average {
+        new_average[i] = average[i] * F::cast_from(decay) + w * F::cast_from(1.0 - decay);
+    }
+}
+
+fn empty_like(x: &CubeTensor) -> CubeTensor {
+    empty_device_dtype(x.client.clone(), x.device.clone(), x.meta.shape().clone(), x.dtype)
+}
+
+/// The kernels on `state` (flat tensors on the CubeCL backend); see [`super::adam_update`].
+pub(super) fn launch(state: FlatState, grads: BurnTensor<1>, starts: &BurnTensor<1, Int>, lens: &BurnTensor<1, Int>, update: &AdamUpdate) -> FlatState {
+    let tensors = starts.dims()[0];
+    let starts = cube_int(starts.clone());
+    let lens = cube_int(lens.clone());
+    let grads = cube(grads);
+    let (params, moment_1, moment_2) = (cube(state.params), cube(state.moment_1), cube(state.moment_2));
+    let client = params.client.clone();
+    let dtype = dtype_to_storage_type(params.dtype);
+    let factors = empty_device_dtype(client.clone(), params.device.clone(), Shape::new([tensors]), params.dtype);
+    if let Some(max_norm) = update.max_norm {
+        clip_factors_kernel::launch(
+            &client,
+            CubeCount::Static(tensors as u32, 1, 1),
+            CubeDim::new_1d(UNITS as u32),
+            grads.clone().into_tensor_arg(),
+            starts.clone().into_tensor_arg(),
+            lens.clone().into_tensor_arg(),
+            factors.clone().into_tensor_arg(),
+            max_norm,
+            f32::MIN_POSITIVE,
+            dtype,
+        );
+    }
+    let average = state.average.map(cube);
+    let (new_params, new_moment_1, new_moment_2) = (empty_like(&params), empty_like(&moment_1), empty_like(&moment_2));
+    let new_average = average.as_ref().map(empty_like);
+    // An absent average is bound as the parameters and never written (the flag is compile-time).
+    let (has_average, average_in, average_out) = match (&average, &new_average) {
+        (Some(a), Some(n)) => (true, a.clone(), n.clone()),
+        _ => (false, params.clone(), new_params.clone()),
+    };
+    let cube_dim = CubeDim::new_1d(UNITS as u32);
+    let elements = params.meta.shape().num_elements();
+    adam_kernel::launch(
+        &client,
+        calculate_cube_count_elemwise(&client, elements, cube_dim),
+        cube_dim,
+        grads.into_tensor_arg(),
+        factors.into_tensor_arg(),
+        starts.into_tensor_arg(),
+        lens.into_tensor_arg(),
+        params.into_tensor_arg(),
+        moment_1.into_tensor_arg(),
+        moment_2.into_tensor_arg(),
+        average_in.into_tensor_arg(),
+        new_params.clone().into_tensor_arg(),
+        new_moment_1.clone().into_tensor_arg(),
+        new_moment_2.clone().into_tensor_arg(),
+        average_out.into_tensor_arg(),
+        tensors as u32,
+        update.lr as f32,
+        update.beta_1,
+        update.beta_2,
+        update.step_factor,
+        update.epsilon,
+        update.decay.unwrap_or(0.0) as f32,
+        update.max_norm.is_some(),
+        has_average,
+        dtype,
+    );
+    let tensor = |t: CubeTensor| BurnTensor::from_primitive::<CubeBackend>(t);
+    FlatState {
+        params: tensor(new_params),
+        moment_1: tensor(new_moment_1),
+        moment_2: tensor(new_moment_2),
+        average: new_average.map(tensor),
+    }
+}
+
+fn cube_int(x: BurnTensor<1, Int>) -> CubeTensor {
+    x.try_into_primitive::<CubeBackend>().expect("a tensor on the CubeCL backend")
+}
+
+/// `len` elements of the flat `x` from `start` (a multiple of the device's offset alignment), seen
+/// as `shape` without a copy.
+pub(super) fn view<const D: usize>(x: &BurnTensor<1>, start: usize, shape: [usize; D]) -> BurnTensor<D> {
+    let flat = cube(x.clone());
+    let len: usize = shape.iter().product();
+    let size = flat.dtype.size() as u64;
+    let total = flat.meta.shape().num_elements();
+    let handle = flat.handle.clone().offset_start(start as u64 * size).offset_end((total - start - len) as u64 * size);
+    let view = CubeTensor::new_contiguous(flat.client.clone(), flat.device.clone(), Shape::new(shape), handle, flat.dtype);
+    BurnTensor::from_primitive::<CubeBackend>(view)
+}
+
+/// The offset alignment of `x`'s device, in elements: where a view of a flat buffer may start.
+pub(super) fn alignment(x: &BurnTensor<1>) -> usize {
+    let flat = cube(x.clone());
+    flat.client.properties().memory.alignment as usize / flat.dtype.size()
+}
