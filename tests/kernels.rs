@@ -113,11 +113,98 @@ fn attention_kernels_equal_burns_operations() {
 }
 
 #[test]
-fn the_kernels_stay_off_the_cpu_and_off_autodiff() {
+fn the_kernels_stay_off_the_cpu_and_only_group_norm_takes_autodiff() {
     let (device, _lock) = wgpu();
     let x = normal([1, 4, 2, 2], 0.0, 1.0, &device);
     assert!(kernels::on_kernel_device(&x));
     assert!(!kernels::on_kernel_device(&x.clone().to_device(&Device::flex())));
-    // Training's tensors: the kernels have no backward pass.
-    assert!(!kernels::on_kernel_device(&normal([1, 4, 2, 2], 0.0, 1.0, &device.clone().autodiff())));
+    assert!(!kernels::on_kernel_backend(&x.clone().to_device(&Device::flex().autodiff())));
+    // Training's tensors: only GroupNorm's kernel has a backward pass.
+    let tracked = normal([1, 4, 2, 2], 0.0, 1.0, &device.clone().autodiff());
+    assert!(!kernels::on_kernel_device(&tracked));
+    assert!(kernels::on_kernel_backend(&tracked));
+}
+
+/// Every input's gradient of `Σ w · f(x, …)` for a fixed random `w`, through `f`.
+/// With `nhwc`, x reaches `f` as a channels-last buffer (a copy inside the graph).
+fn group_norm_grads(f: fn(Tensor<4>, &GroupNorm, NormAct) -> Tensor<4>, x: &Tensor<4>, nhwc: bool, norm: &GroupNorm, act: &NormAct, w: &Tensor<4>) -> Vec<(&'static str, Tensor<1>)> {
+    let leaf = |t: Tensor<4>| Tensor::<4>::from_data(t.into_data(), &w.device()).require_grad();
+    let x = leaf(x.clone());
+    let input = if nhwc { (x.clone().permute([0, 2, 3, 1]) * 1.0).permute([0, 3, 1, 2]) } else { x.clone() };
+    let mut norm = norm.clone();
+    let gamma = norm.gamma.as_ref().unwrap().val().inner();
+    let beta = norm.beta.as_ref().unwrap().val().inner();
+    let (gamma, beta) = (Tensor::from_inner(gamma).require_grad(), Tensor::from_inner(beta).require_grad());
+    norm.gamma = Some(burn::module::Param::from_tensor(gamma.clone()));
+    norm.beta = Some(burn::module::Param::from_tensor(beta.clone()));
+    let table = act.scale_shift.as_ref().map(|e| Tensor::<2>::from_data(e.table.clone().into_data(), &w.device()).require_grad());
+    let residual = act.residual.clone().map(leaf);
+    let tracked = NormAct {
+        scale_shift: table.clone().map(|table| ScaleShift { table, column: act.scale_shift.as_ref().unwrap().column }),
+        silu: act.silu,
+        residual: residual.clone(),
+    };
+    let grads = (f(input, &norm, tracked) * w.clone()).sum().backward();
+    let flat = |t: Option<Tensor<4>>| t.map(|t| t.flatten::<1>(0, 3));
+    let mut out = vec![("x", flat(x.grad(&grads).map(Tensor::from_inner)).unwrap())];
+    out.push(("γ", Tensor::from_inner(gamma.grad(&grads).unwrap())));
+    out.push(("β", Tensor::from_inner(beta.grad(&grads).unwrap())));
+    if let Some(t) = table {
+        out.push(("scale-shift table", Tensor::from_inner(t.grad(&grads).unwrap()).flatten::<1>(0, 1)));
+    }
+    if let Some(r) = residual {
+        out.push(("residual", flat(r.grad(&grads).map(Tensor::from_inner)).unwrap()));
+    }
+    out
+}
+
+#[test]
+fn group_norm_act_gradients_equal_burns_autodiff() {
+    let (device, _lock) = wgpu();
+    let device = device.autodiff();
+    for (batch, groups, channels, side) in [(2, 4, 28, 28), (3, 1, 112, 7), (1, 2, 6, 5)] {
+        let norm = norm(groups, channels, &device);
+        let x = normal([batch, channels, side, side], 0.7, 2.5, &device);
+        let w = normal([batch, channels, side, side], 0.0, 1.0, &device);
+        for (scale_shift, silu, residual, column) in [(false, false, false, 0), (true, true, false, 0), (false, true, true, 0), (true, true, true, 7), (true, false, false, 0)] {
+            let act = NormAct {
+                scale_shift: scale_shift.then(|| ScaleShift { table: normal([batch, 2 * channels + column], 0.0, 0.5, &device), column }),
+                silu,
+                residual: residual.then(|| normal([batch, channels, side, side], 0.0, 1.0, &device)),
+            };
+            let case = format!("batch {batch}, {groups} groups of {channels} channels at {side}², scale/shift {scale_shift} (column {column}), SiLU {silu}, residual {residual}");
+            let reference = group_norm_grads(kernels::group_norm_act_reference, &x, false, &norm, &act, &w);
+            for (layout, nhwc) in [("row-major", false), ("channels-last", true)] {
+                let ours = group_norm_grads(kernels::group_norm_act, &x, nhwc, &norm, &act, &w);
+                for ((name, a), (_, b)) in ours.into_iter().zip(reference.clone()) {
+                    let scale = b.clone().abs().max().into_scalar::<f32>().max(1.0);
+                    let err = (a - b).abs().max().into_scalar::<f32>();
+                    assert!(err < 1e-4 * scale, "{case}, {layout}: ∂/∂{name} differs by {err} (largest {scale})");
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn group_norm_act_backward_is_a_few_launches() {
+    let (device, _lock) = wgpu();
+    let device = device.autodiff();
+    let norm = norm(4, 28, &device);
+    let x = normal([2, 28, 28, 28], 0.0, 1.0, &device).require_grad();
+    let table = normal([2, 56], 0.0, 0.5, &device).require_grad();
+    let act = NormAct { scale_shift: Some(ScaleShift::whole(table)), silu: true, residual: Some(x.clone()) };
+    let step = |f: fn(Tensor<4>, &GroupNorm, NormAct) -> Tensor<4>| {
+        let run = || {
+            let grads = f(x.clone(), &norm, act.clone()).sum().backward();
+            let g = x.grad(&grads).unwrap();
+            g.device().sync().unwrap();
+        };
+        run();
+        launches::count(run).1.total
+    };
+    let ours = step(kernels::group_norm_act);
+    let theirs = step(kernels::group_norm_act_reference);
+    println!("GroupNorm, scale/shift, SiLU, residual, forward and backward: {ours} launches (Burn's operations: {theirs})");
+    assert!(ours * 4 < theirs, "forward and backward: {ours} launches with the kernels, {theirs} with Burn's operations");
 }

@@ -3,14 +3,15 @@
 //!
 //! One cube (workgroup) per image and group. Its units sum the group's values, then their squared
 //! deviations, each through shared memory, and write the normalised, scaled, activated values.
+//! The backward kernel (for training) recomputes those statistics, then sums the output gradient
+//! per channel and per group the same way: one launch where autodiff takes about thirty.
 
-use super::NormAct;
-use super::layout::{UNITS, cube, cube_sum, empty_like, offset, offset_out};
+use super::layout::{UNITS, cube_sum, empty_like, offset, offset_out};
 use burn::backend::cubecl::dtype_to_storage_type;
-use burn::nn::GroupNorm;
-use burn::tensor::Tensor as BurnTensor;
-use burn_cubecl::CubeBackend;
+use burn::tensor::Shape;
 use burn_cubecl::kernel::into_contiguous;
+use burn_cubecl::ops::numeric::{empty_device_dtype, zeros_client};
+use burn_cubecl::tensor::CubeTensor;
 use cubecl::prelude::*;
 
 #[cube(launch)]
@@ -88,49 +89,225 @@ fn group_norm_act_kernel<F: Float>(
     }
 }
 
-/// The kernel on `x` (`[B, C, H, W]`, on the CubeCL backend, any strides); see
-/// [`super::group_norm_act`]. The output has `x`'s layout.
-pub(super) fn launch(x: BurnTensor<4>, gamma: BurnTensor<1>, beta: BurnTensor<1>, norm: &GroupNorm, act: NormAct) -> BurnTensor<4> {
-    let [batch, channels, height, width] = x.dims();
-    assert_eq!(channels, norm.num_channels, "GroupNorm over {} channels got {channels}", norm.num_channels);
-    let column = act.scale_shift.as_ref().map_or(0, |e| e.column);
-    let scale_shift = act.scale_shift.map(|e| {
-        let [rows, columns] = e.table.dims();
-        assert!(rows == batch && e.column + 2 * channels <= columns, "a scale and a shift per image and channel");
-        cube(e.table)
-    });
-    let residual = act.residual.map(|r| {
-        assert_eq!(r.dims(), [batch, channels, height, width], "a residual of the output's shape");
-        cube(r)
-    });
-    let x = cube(x);
-    let (gamma, beta) = (into_contiguous(cube(gamma)), into_contiguous(cube(beta)));
+/// What the kernels compute besides the normalisation: the flags of [`super::NormAct`].
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Options {
+    pub groups: usize,
+    pub epsilon: f64,
+    /// The first column of the block's scale in the table, when there is one.
+    pub column: Option<usize>,
+    pub silu: bool,
+    pub residual: bool,
+}
+
+/// The forward kernel on `x` (`[B, C, H, W]`, any strides); the output has `x`'s layout. An absent
+/// table or residual is never read (pass any tensor).
+pub(super) fn forward(x: CubeTensor, gamma: CubeTensor, beta: CubeTensor, table: CubeTensor, residual: CubeTensor, o: Options) -> CubeTensor {
+    let shape = x.meta.shape();
+    let [batch, channels, height, width] = [shape[0], shape[1], shape[2], shape[3]];
+    let (gamma, beta) = (into_contiguous(gamma), into_contiguous(beta));
     let output = empty_like(&x, channels);
     let dtype = dtype_to_storage_type(x.dtype);
-    // An absent input is bound as γ and never read (the flags are compile-time).
-    let (has_scale_shift, has_residual) = (scale_shift.is_some(), residual.is_some());
-    let scale_shift = scale_shift.unwrap_or_else(|| gamma.clone());
-    let residual = residual.unwrap_or_else(|| gamma.clone());
     group_norm_act_kernel::launch(
         &x.client,
-        CubeCount::Static((batch * norm.num_groups) as u32, 1, 1),
+        CubeCount::Static((batch * o.groups) as u32, 1, 1),
         CubeDim::new_1d(UNITS as u32),
         x.clone().into_tensor_arg(),
         gamma.into_tensor_arg(),
         beta.into_tensor_arg(),
-        scale_shift.into_tensor_arg(),
+        table.into_tensor_arg(),
         residual.into_tensor_arg(),
         output.clone().into_tensor_arg(),
         channels as u32,
         (height * width) as u32,
         width as u32,
-        norm.num_groups as u32,
-        column as u32,
-        norm.epsilon as f32,
-        has_scale_shift,
-        act.silu,
-        has_residual,
+        o.groups as u32,
+        o.column.unwrap_or(0) as u32,
+        o.epsilon as f32,
+        o.column.is_some(),
+        o.silu,
+        o.residual,
         dtype,
     );
-    BurnTensor::from_primitive::<CubeBackend>(output)
+    output
+}
+
+#[cube(launch)]
+#[allow(clippy::too_many_arguments)]
+fn group_norm_act_backward_kernel<F: Float>(
+    input: &Tensor<F>,
+    gamma: &Tensor<F>,
+    beta: &Tensor<F>,
+    scale_shift: &Tensor<F>,
+    grad: &Tensor<F>,
+    grad_input: &mut Tensor<F>,
+    // [B, C] each: this image's share of γ's and β's gradients.
+    grad_gamma: &mut Tensor<F>,
+    grad_beta: &mut Tensor<F>,
+    grad_scale_shift: &mut Tensor<F>,
+    channels: u32,
+    pixels: u32,
+    width: u32,
+    groups: u32,
+    column: u32,
+    epsilon: f32,
+    #[comptime] has_scale_shift: bool,
+    #[comptime] has_silu: bool,
+    #[define(F)] _dtype: ElemType,
+) {
+    let channels = channels as usize;
+    let pixels = pixels as usize;
+    let width = width as usize;
+    let groups = groups as usize;
+    let image = CUBE_POS_X as usize / groups;
+    let group = CUBE_POS_X as usize % groups;
+    let per_group = channels / groups;
+    let first = group * per_group;
+    let len = per_group * pixels;
+    let unit = UNIT_POS_X as usize;
+    let mut partial = Shared::<[F]>::new_slice(UNITS);
+
+    let mut sum = F::new(0.0);
+    let mut i = unit;
+    while i < len {
+        sum += input[offset::<F>(input, image, first + i / pixels, i % pixels, width)];
+        i += UNITS;
+    }
+    let mean = cube_sum::<F>(&mut partial, sum) / F::cast_from(len as u32);
+    let mut squares = F::new(0.0);
+    let mut i = unit;
+    while i < len {
+        let d = input[offset::<F>(input, image, first + i / pixels, i % pixels, width)] - mean;
+        squares += d * d;
+        i += UNITS;
+    }
+    let variance = cube_sum::<F>(&mut partial, squares) / F::cast_from(len as u32);
+    let inv_std = F::new(1.0) / (variance + F::cast_from(epsilon)).sqrt();
+
+    // Channel by channel: the gradient reaching the normalised value (x̂), summed over the group
+    // (alone and times x̂), and the per-channel sums that make the gradients of γ, β, scale, shift.
+    let row = image * scale_shift.stride(0);
+    let col = scale_shift.stride(1);
+    let mut group_grad = F::new(0.0);
+    let mut group_grad_norm = F::new(0.0);
+    for k in 0..per_group {
+        let channel = first + k;
+        let g = gamma[channel];
+        let mut scale = F::new(1.0);
+        let mut shift = F::new(0.0);
+        if has_scale_shift {
+            scale = scale_shift[row + (column as usize + channel) * col] + F::new(1.0);
+            shift = scale_shift[row + (column as usize + channels + channel) * col];
+        }
+        let mut d_shift = F::new(0.0);
+        let mut d_scale = F::new(0.0);
+        let mut d_gamma = F::new(0.0);
+        let mut d_beta = F::new(0.0);
+        let mut p = unit;
+        while p < pixels {
+            let norm = (input[offset::<F>(input, image, channel, p, width)] - mean) * inv_std;
+            let affine = norm * g + beta[channel];
+            let mut dy = grad[offset::<F>(grad, image, channel, p, width)];
+            if has_silu {
+                let pre = affine * scale + shift;
+                let sigmoid = F::new(1.0) / (F::new(1.0) + (F::new(0.0) - pre).exp());
+                dy *= sigmoid * (F::new(1.0) + pre * (F::new(1.0) - sigmoid));
+            }
+            d_shift += dy;
+            d_scale += dy * affine;
+            let d_affine = dy * scale;
+            d_gamma += d_affine * norm;
+            d_beta += d_affine;
+            group_grad += d_affine * g;
+            group_grad_norm += d_affine * g * norm;
+            p += UNITS;
+        }
+        let d_shift = cube_sum::<F>(&mut partial, d_shift);
+        let d_scale = cube_sum::<F>(&mut partial, d_scale);
+        let d_gamma = cube_sum::<F>(&mut partial, d_gamma);
+        let d_beta = cube_sum::<F>(&mut partial, d_beta);
+        if unit == 0 {
+            grad_gamma[image * channels + channel] = d_gamma;
+            grad_beta[image * channels + channel] = d_beta;
+            if has_scale_shift {
+                let out_row = image * grad_scale_shift.stride(0);
+                let out_col = grad_scale_shift.stride(1);
+                grad_scale_shift[out_row + (column as usize + channel) * out_col] = d_scale;
+                grad_scale_shift[out_row + (column as usize + channels + channel) * out_col] = d_shift;
+            }
+        }
+    }
+    let mean_grad = cube_sum::<F>(&mut partial, group_grad) / F::cast_from(len as u32);
+    let mean_grad_norm = cube_sum::<F>(&mut partial, group_grad_norm) / F::cast_from(len as u32);
+
+    let mut i = unit;
+    while i < len {
+        let channel = first + i / pixels;
+        let pixel = i % pixels;
+        let norm = (input[offset::<F>(input, image, channel, pixel, width)] - mean) * inv_std;
+        let affine = norm * gamma[channel] + beta[channel];
+        let mut dy = grad[offset::<F>(grad, image, channel, pixel, width)];
+        let mut scale = F::new(1.0);
+        if has_scale_shift {
+            scale = scale_shift[row + (column as usize + channel) * col] + F::new(1.0);
+        }
+        if has_silu {
+            let mut shift = F::new(0.0);
+            if has_scale_shift {
+                shift = scale_shift[row + (column as usize + channels + channel) * col];
+            }
+            let pre = affine * scale + shift;
+            let sigmoid = F::new(1.0) / (F::new(1.0) + (F::new(0.0) - pre).exp());
+            dy *= sigmoid * (F::new(1.0) + pre * (F::new(1.0) - sigmoid));
+        }
+        let d_norm = dy * scale * gamma[channel];
+        let at = offset_out::<F>(grad_input, image, channel, pixel, width);
+        grad_input[at] = inv_std * (d_norm - mean_grad - norm * mean_grad_norm);
+        i += UNITS;
+    }
+}
+
+/// The gradients of [`forward`]'s inputs from the output's gradient `grad`: x's (in x's layout),
+/// γ's, β's and the scale-shift table's (zero outside the block's columns; absent without one).
+/// The residual's gradient is `grad` itself.
+pub(super) fn backward(x: CubeTensor, gamma: CubeTensor, beta: CubeTensor, table: CubeTensor, grad: CubeTensor, o: Options) -> (CubeTensor, CubeTensor, CubeTensor, Option<CubeTensor>) {
+    let shape = x.meta.shape();
+    let [batch, channels, height, width] = [shape[0], shape[1], shape[2], shape[3]];
+    let (gamma, beta) = (into_contiguous(gamma), into_contiguous(beta));
+    let (client, device, dtype) = (x.client.clone(), x.device.clone(), x.dtype);
+    let grad_input = empty_like(&x, channels);
+    let per_image = || empty_device_dtype(client.clone(), device.clone(), Shape::new([batch, channels]), dtype);
+    let (grad_gamma, grad_beta) = (per_image(), per_image());
+    let grad_table = o.column.map(|column| {
+        let columns = table.meta.shape()[1];
+        if column == 0 && columns == 2 * channels {
+            empty_device_dtype(client.clone(), device.clone(), Shape::new([batch, columns]), dtype)
+        } else {
+            zeros_client(client.clone(), device.clone(), Shape::new([batch, columns]), dtype)
+        }
+    });
+    group_norm_act_backward_kernel::launch(
+        &client,
+        CubeCount::Static((batch * o.groups) as u32, 1, 1),
+        CubeDim::new_1d(UNITS as u32),
+        x.into_tensor_arg(),
+        gamma.into_tensor_arg(),
+        beta.into_tensor_arg(),
+        table.into_tensor_arg(),
+        grad.into_tensor_arg(),
+        grad_input.clone().into_tensor_arg(),
+        grad_gamma.clone().into_tensor_arg(),
+        grad_beta.clone().into_tensor_arg(),
+        grad_table.clone().unwrap_or_else(|| grad_gamma.clone()).into_tensor_arg(),
+        channels as u32,
+        (height * width) as u32,
+        width as u32,
+        o.groups as u32,
+        o.column.unwrap_or(0) as u32,
+        o.epsilon as f32,
+        o.column.is_some(),
+        o.silu,
+        dtype_to_storage_type(dtype),
+    );
+    (grad_input, grad_gamma, grad_beta, grad_table)
 }

@@ -12,6 +12,8 @@ mod adam;
 #[cfg(not(feature = "fusion"))]
 mod attention;
 #[cfg(not(feature = "fusion"))]
+mod extension;
+#[cfg(not(feature = "fusion"))]
 mod group_norm;
 #[cfg(not(feature = "fusion"))]
 mod layout;
@@ -56,11 +58,41 @@ pub struct NormAct {
 }
 
 /// `GroupNorm(x)`, then [`NormAct`]'s scale and shift, SiLU and residual, as one kernel where
-/// [`on_kernel_device`] says so.
+/// [`on_kernel_device`] says so, or (for training) where [`on_kernel_backend`] does: there its
+/// gradient is one kernel too.
 pub fn group_norm_act(x: Tensor<4>, norm: &GroupNorm, act: NormAct) -> Tensor<4> {
     #[cfg(not(feature = "fusion"))]
-    if let (true, Some(gamma), Some(beta)) = (on_kernel_device(&x), &norm.gamma, &norm.beta) {
-        return group_norm::launch(x, gamma.val(), beta.val(), norm, act);
+    if let (true, Some(gamma), Some(beta)) = (on_kernel_backend(&x), &norm.gamma, &norm.beta) {
+        use burn::backend::Dispatch;
+        use extension::UNetOps;
+        let [batch, channels, height, width] = x.dims();
+        assert_eq!(channels, norm.num_channels, "GroupNorm over {} channels got {channels}", norm.num_channels);
+        let (gamma, beta) = (gamma.val(), beta.val());
+        let column = act.scale_shift.as_ref().map(|e| e.column);
+        // An absent table or residual is passed as γ, untracked, and never read.
+        let table = act.scale_shift.map_or_else(|| gamma.clone().set_require_grad(false).unsqueeze::<2>(), |e| {
+            let [rows, columns] = e.table.dims();
+            assert!(rows == batch && e.column + 2 * channels <= columns, "a scale and a shift per image and channel");
+            e.table
+        });
+        let has_residual = act.residual.is_some();
+        let residual = act.residual.map_or_else(|| gamma.clone().set_require_grad(false).unsqueeze::<4>(), |r| {
+            assert_eq!(r.dims(), [batch, channels, height, width], "a residual of the output's shape");
+            r
+        });
+        let y = <Dispatch as UNetOps>::group_norm_act(
+            x.into_dispatch(),
+            gamma.into_dispatch(),
+            beta.into_dispatch(),
+            table.into_dispatch(),
+            residual.into_dispatch(),
+            norm.num_groups,
+            norm.epsilon,
+            column,
+            act.silu,
+            has_residual,
+        );
+        return Tensor::from_dispatch(y);
     }
     group_norm_act_reference(x, norm, act)
 }
@@ -249,6 +281,16 @@ pub fn on_kernel_device<const D: usize>(x: &Tensor<D>) -> bool {
         && x.dtype() == burn::tensor::DType::F32
         && !x.device().is_autodiff()
         && matches!(x.device().as_dispatch(), burn::backend::DispatchDevice::Cube(_))
+}
+
+/// Whether `x` lives where the kernels with a backward pass run: [`on_kernel_device`], or the
+/// same under autodiff (with the `train` feature).
+pub fn on_kernel_backend<const D: usize>(x: &Tensor<D>) -> bool {
+    !cfg!(feature = "fusion")
+        && enabled()
+        && x.dtype() == burn::tensor::DType::F32
+        && (cfg!(feature = "train") || !x.device().is_autodiff())
+        && matches!(x.device().inner().as_dispatch(), burn::backend::DispatchDevice::Cube(_))
 }
 
 static DISABLED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);

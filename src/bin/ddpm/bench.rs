@@ -56,6 +56,12 @@ pub fn run(args: Args) -> Result<(), String> {
         report["launches_by_part"] = json!({ "kernels": ours, "burn_ops": burn_ops });
     }
     if args.train_batch > 0 {
+        if matches!(args.device, DeviceArg::Wgpu) {
+            // The same step with Burn's optimiser a tensor at a time (the kernels off).
+            ddpm_web::kernels::set_enabled(false);
+            report["train_without_kernels"] = time_training(model.clone(), &description, args.train_batch, args.runs);
+            ddpm_web::kernels::set_enabled(true);
+        }
         report["train"] = time_training(model, &description, args.train_batch, args.runs);
     }
     println!("{report}");

@@ -1,0 +1,113 @@
+//! The kernels as Burn backend operations (Burn's `backend_extension`): on the CubeCL backend the
+//! forward kernel, and under autodiff the same kernel recorded with its backward kernel, so that
+//! training takes one launch each way instead of Burn's operations and their gradients.
+
+use super::group_norm::{self, Options};
+use burn::backend::tensor::FloatTensor;
+use burn::backend::{Backend, backend_extension};
+use burn_cubecl::CubeBackend;
+
+#[backend_extension(Cube, Autodiff: cfg(feature = "train"))]
+pub trait UNetOps: Backend {
+    /// [`super::group_norm_act`] on `x` `[B, C, H, W]`; `table` and `residual` are read only when
+    /// `column` is given and `residual` is set.
+    #[allow(clippy::too_many_arguments)]
+    fn group_norm_act(
+        x: FloatTensor<Self>,
+        gamma: FloatTensor<Self>,
+        beta: FloatTensor<Self>,
+        table: FloatTensor<Self>,
+        residual: FloatTensor<Self>,
+        groups: usize,
+        epsilon: f64,
+        column: Option<usize>,
+        silu: bool,
+        has_residual: bool,
+    ) -> FloatTensor<Self>;
+}
+
+impl UNetOps for CubeBackend {
+    fn group_norm_act(
+        x: FloatTensor<Self>,
+        gamma: FloatTensor<Self>,
+        beta: FloatTensor<Self>,
+        table: FloatTensor<Self>,
+        residual: FloatTensor<Self>,
+        groups: usize,
+        epsilon: f64,
+        column: Option<usize>,
+        silu: bool,
+        has_residual: bool,
+    ) -> FloatTensor<Self> {
+        group_norm::forward(x, gamma, beta, table, residual, Options { groups, epsilon, column, silu, residual: has_residual })
+    }
+}
+
+#[cfg(feature = "train")]
+mod autodiff {
+    use super::*;
+    use burn::backend::autodiff::checkpoint::base::Checkpointer;
+    use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
+    use burn::backend::autodiff::grads::Gradients;
+    use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
+    use burn::backend::autodiff::Autodiff;
+    use burn::backend::ops::FloatTensorOps;
+
+    #[derive(Debug)]
+    struct GroupNormActBackward;
+
+    impl Backward<CubeBackend, 5> for GroupNormActBackward {
+        type State = (FloatTensor<CubeBackend>, FloatTensor<CubeBackend>, FloatTensor<CubeBackend>, FloatTensor<CubeBackend>, Options);
+
+        fn backward(self, ops: Ops<Self::State, 5>, grads: &mut Gradients, _checkpointer: &mut Checkpointer) {
+            let [x_node, gamma_node, beta_node, table_node, residual_node] = ops.parents;
+            let grad = grads.consume::<CubeBackend>(&ops.node);
+            let (x, gamma, beta, table, options) = ops.state;
+            if let (Some(node), true) = (residual_node, options.residual) {
+                grads.register::<CubeBackend>(node.id, grad.clone());
+            }
+            let (grad_x, grad_gamma, grad_beta, grad_table) = group_norm::backward(x, gamma, beta, table, grad, options);
+            if let Some(node) = x_node {
+                grads.register::<CubeBackend>(node.id, grad_x);
+            }
+            // Each image's share, summed over the batch.
+            let over_batch = |t: FloatTensor<CubeBackend>| {
+                let channels = t.meta.shape()[1];
+                CubeBackend::float_reshape(CubeBackend::float_sum_dim(t, 0), burn::tensor::Shape::new([channels]))
+            };
+            if let Some(node) = gamma_node {
+                grads.register::<CubeBackend>(node.id, over_batch(grad_gamma));
+            }
+            if let Some(node) = beta_node {
+                grads.register::<CubeBackend>(node.id, over_batch(grad_beta));
+            }
+            if let (Some(node), Some(grad_table)) = (table_node, grad_table) {
+                grads.register::<CubeBackend>(node.id, grad_table);
+            }
+        }
+    }
+
+    impl<C: CheckpointStrategy> UNetOps for Autodiff<CubeBackend, C> {
+        fn group_norm_act(
+            x: FloatTensor<Self>,
+            gamma: FloatTensor<Self>,
+            beta: FloatTensor<Self>,
+            table: FloatTensor<Self>,
+            residual: FloatTensor<Self>,
+            groups: usize,
+            epsilon: f64,
+            column: Option<usize>,
+            silu: bool,
+            has_residual: bool,
+        ) -> FloatTensor<Self> {
+            let options = Options { groups, epsilon, column, silu, residual: has_residual };
+            let parents = [x.node(), gamma.node(), beta.node(), table.node(), residual.node()];
+            let (x, gamma, beta, table, residual) = (x.into_primitive(), gamma.into_primitive(), beta.into_primitive(), table.into_primitive(), residual.into_primitive());
+            let output = group_norm::forward(x.clone(), gamma.clone(), beta.clone(), table.clone(), residual, options);
+            match GroupNormActBackward.prepare::<C>(parents).compute_bound().stateful() {
+                OpsKind::Tracked(prep) => prep.finish((x, gamma, beta, table, options), output),
+                OpsKind::UnTracked(prep) => prep.finish(output),
+            }
+        }
+    }
+}
