@@ -113,13 +113,13 @@ fn attention_kernels_equal_burns_operations() {
 }
 
 #[test]
-fn the_kernels_stay_off_the_cpu_and_only_group_norm_takes_autodiff() {
+fn the_kernels_stay_off_the_cpu_and_take_autodiff_through_their_backward() {
     let (device, _lock) = wgpu();
     let x = normal([1, 4, 2, 2], 0.0, 1.0, &device);
     assert!(kernels::on_kernel_device(&x));
     assert!(!kernels::on_kernel_device(&x.clone().to_device(&Device::flex())));
     assert!(!kernels::on_kernel_backend(&x.clone().to_device(&Device::flex().autodiff())));
-    // Training's tensors: only GroupNorm's kernel has a backward pass.
+    // Training's tensors: the kernels with a backward pass take them.
     let tracked = normal([1, 4, 2, 2], 0.0, 1.0, &device.clone().autodiff());
     assert!(!kernels::on_kernel_device(&tracked));
     assert!(kernels::on_kernel_backend(&tracked));
@@ -182,6 +182,30 @@ fn group_norm_act_gradients_equal_burns_autodiff() {
                     assert!(err < 1e-4 * scale, "{case}, {layout}: ∂/∂{name} differs by {err} (largest {scale})");
                 }
             }
+        }
+    }
+}
+
+#[test]
+fn attention_gradients_equal_burns_autodiff() {
+    let (device, _lock) = wgpu();
+    let device = device.autodiff();
+    for (batch, heads, dim_head, side) in [(2, 4, 32, 14), (2, 4, 32, 7), (1, 2, 16, 9)] {
+        let qkv = normal([batch, 3 * heads * dim_head, side, side], 0.0, 2.0, &device);
+        let w = normal([batch, heads * dim_head, side, side], 0.0, 1.0, &device);
+        type Core = fn(Tensor<4>, usize, usize) -> Tensor<4>;
+        let grad = |f: Core| {
+            let qkv = Tensor::<4>::from_data(qkv.clone().into_data(), &device).require_grad();
+            let grads = (f(qkv.clone(), heads, dim_head) * w.clone()).sum().backward();
+            Tensor::<4>::from_inner(qkv.grad(&grads).unwrap())
+        };
+        let cases: [(&str, Core, Core); 2] =
+            [("linear attention", kernels::linear_attention, kernels::linear_attention_reference), ("attention", kernels::attention, kernels::attention_reference)];
+        for (name, ours, theirs) in cases {
+            let expected = grad(theirs);
+            let scale = expected.clone().abs().max().into_scalar::<f32>().max(1.0);
+            let err = max_abs_diff(grad(ours), expected);
+            assert!(err < 1e-4 * scale, "{name}, batch {batch}, {heads} heads of {dim_head} at {side}²: ∂/∂qkv differs by {err} (largest {scale})");
         }
     }
 }

@@ -122,3 +122,23 @@ pub(super) fn launch(qkv: BurnTensor<4>, heads: usize, dim_head: usize) -> BurnT
     );
     h.output()
 }
+
+/// The gradient of [`launch`]'s output with respect to `qkv`, through Burn's operations: with
+/// P = softmax(D^−½ qᵀk) over keys and O = v Pᵀ, ∂v = ∂O P, ∂P = ∂Oᵀ v, ∂S = P ⊙ (∂P − Σⱼ P ⊙ ∂P),
+/// ∂q = D^−½ k ∂Sᵀ, ∂k = D^−½ q ∂S.
+#[cfg(feature = "train")]
+pub(super) fn backward(qkv: BurnTensor<4>, grad: BurnTensor<4>, heads: usize, dim_head: usize) -> BurnTensor<4> {
+    use burn::tensor::activation::softmax;
+    let [b, c, x, y] = qkv.dims();
+    let [q, k, v] = crate::unet::attention::split_heads(qkv, heads);
+    let scale = (dim_head as f64).powf(-0.5);
+    let attn = softmax(q.clone().swap_dims(2, 3).matmul(k.clone()) * scale, 3); // [B, H, i, j]
+    let grad = grad.reshape([b, heads, dim_head, x * y]); // [B, H, D, i]
+    let grad_v = grad.clone().matmul(attn.clone());
+    let grad_attn = grad.swap_dims(2, 3).matmul(v);
+    let grad_scores = attn.clone() * (grad_attn.clone() - (attn * grad_attn).sum_dim(3)) * scale;
+    let grad_q = k.matmul(grad_scores.clone().swap_dims(2, 3));
+    let grad_k = q.matmul(grad_scores);
+    let part = |t: BurnTensor<4>| t.reshape([b, c / 3, x, y]);
+    BurnTensor::cat(vec![part(grad_q), part(grad_k), part(grad_v)], 1)
+}

@@ -3,8 +3,10 @@
 //! training takes one launch each way instead of Burn's operations and their gradients.
 
 use super::group_norm::{self, Options};
+use super::{attention, linear_attention};
 use burn::backend::tensor::FloatTensor;
 use burn::backend::{Backend, backend_extension};
+use burn::tensor::Tensor as BurnTensor;
 use burn_cubecl::CubeBackend;
 
 #[backend_extension(Cube, Autodiff: cfg(feature = "train"))]
@@ -24,6 +26,17 @@ pub trait UNetOps: Backend {
         silu: bool,
         has_residual: bool,
     ) -> FloatTensor<Self>;
+
+    /// [`super::linear_attention`] on `qkv` `[B, 3·H·D, X, Y]`.
+    fn linear_attention(qkv: FloatTensor<Self>, heads: usize, dim_head: usize) -> FloatTensor<Self>;
+
+    /// [`super::attention`] on `qkv` `[B, 3·H·D, X, Y]`.
+    fn attention(qkv: FloatTensor<Self>, heads: usize, dim_head: usize) -> FloatTensor<Self>;
+}
+
+/// `f` on the CubeCL tensor `x` seen as a Burn tensor.
+fn through<const D: usize>(x: FloatTensor<CubeBackend>, f: impl FnOnce(BurnTensor<D>) -> BurnTensor<D>) -> FloatTensor<CubeBackend> {
+    f(BurnTensor::from_primitive::<CubeBackend>(x)).try_into_primitive::<CubeBackend>().expect("a tensor on the CubeCL backend")
 }
 
 impl UNetOps for CubeBackend {
@@ -40,6 +53,14 @@ impl UNetOps for CubeBackend {
         has_residual: bool,
     ) -> FloatTensor<Self> {
         group_norm::forward(x, gamma, beta, table, residual, Options { groups, epsilon, column, silu, residual: has_residual })
+    }
+
+    fn linear_attention(qkv: FloatTensor<Self>, heads: usize, dim_head: usize) -> FloatTensor<Self> {
+        through(qkv, |qkv| linear_attention::launch(qkv, heads, dim_head))
+    }
+
+    fn attention(qkv: FloatTensor<Self>, heads: usize, dim_head: usize) -> FloatTensor<Self> {
+        through(qkv, |qkv| attention::launch(qkv, heads, dim_head))
     }
 }
 
@@ -87,7 +108,53 @@ mod autodiff {
         }
     }
 
+    /// An attention core: its forward kernel, and a backward through Burn's operations on the
+    /// saved `qkv` (still a tenth of what autodiff records for the forward's operations).
+    #[derive(Debug)]
+    struct AttentionBackward {
+        backward: fn(BurnTensor<4>, BurnTensor<4>, usize, usize) -> BurnTensor<4>,
+    }
+
+    impl Backward<CubeBackend, 1> for AttentionBackward {
+        type State = (FloatTensor<CubeBackend>, usize, usize);
+
+        fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _checkpointer: &mut Checkpointer) {
+            let [node] = ops.parents;
+            let grad = grads.consume::<CubeBackend>(&ops.node);
+            let (qkv, heads, dim_head) = ops.state;
+            if let Some(node) = node {
+                let qkv = BurnTensor::<4>::from_primitive::<CubeBackend>(qkv);
+                let grad = through(grad, |grad| (self.backward)(qkv, grad, heads, dim_head));
+                grads.register::<CubeBackend>(node.id, grad);
+            }
+        }
+    }
+
+    fn tracked_attention<C: CheckpointStrategy>(
+        qkv: FloatTensor<Autodiff<CubeBackend, C>>,
+        heads: usize,
+        dim_head: usize,
+        forward: fn(BurnTensor<4>, usize, usize) -> BurnTensor<4>,
+        backward: fn(BurnTensor<4>, BurnTensor<4>, usize, usize) -> BurnTensor<4>,
+    ) -> FloatTensor<Autodiff<CubeBackend, C>> {
+        let parent = [qkv.node()];
+        let qkv = qkv.into_primitive();
+        let output = through(qkv.clone(), |qkv| forward(qkv, heads, dim_head));
+        match (AttentionBackward { backward }).prepare::<C>(parent).compute_bound().stateful() {
+            OpsKind::Tracked(prep) => prep.finish((qkv, heads, dim_head), output),
+            OpsKind::UnTracked(prep) => prep.finish(output),
+        }
+    }
+
     impl<C: CheckpointStrategy> UNetOps for Autodiff<CubeBackend, C> {
+        fn linear_attention(qkv: FloatTensor<Self>, heads: usize, dim_head: usize) -> FloatTensor<Self> {
+            tracked_attention::<C>(qkv, heads, dim_head, linear_attention::launch, linear_attention::backward)
+        }
+
+        fn attention(qkv: FloatTensor<Self>, heads: usize, dim_head: usize) -> FloatTensor<Self> {
+            tracked_attention::<C>(qkv, heads, dim_head, attention::launch, attention::backward)
+        }
+
         fn group_norm_act(
             x: FloatTensor<Self>,
             gamma: FloatTensor<Self>,

@@ -176,3 +176,26 @@ pub(super) fn launch(qkv: BurnTensor<4>, heads: usize, dim_head: usize) -> BurnT
     );
     h.output()
 }
+
+/// The gradient of [`launch`]'s output with respect to `qkv`, through Burn's operations: with
+/// q̃ = softmax(q) over features (scaled), k̃ = softmax(k) over pixels and C = k̃ vᵀ,
+/// ∂C = q̃ ∂Oᵀ, ∂q̃ = C ∂O, ∂k̃ = ∂C v, ∂v = ∂Cᵀ k̃, then each softmax's backward.
+#[cfg(feature = "train")]
+pub(super) fn backward(qkv: BurnTensor<4>, grad: BurnTensor<4>, heads: usize, dim_head: usize) -> BurnTensor<4> {
+    use burn::tensor::activation::softmax;
+    let [b, c, x, y] = qkv.dims();
+    let [q, k, v] = crate::unet::attention::split_heads(qkv, heads);
+    let scale = (dim_head as f64).powf(-0.5);
+    let q = softmax(q, 2);
+    let k = softmax(k, 3);
+    let context = k.clone().matmul(v.clone().swap_dims(2, 3));
+    let grad = grad.reshape([b, heads, dim_head, x * y]);
+    let grad_context = (q.clone() * scale).matmul(grad.clone().swap_dims(2, 3));
+    let grad_q = context.matmul(grad) * scale;
+    let grad_k = grad_context.clone().matmul(v);
+    let grad_v = grad_context.swap_dims(2, 3).matmul(k.clone());
+    let grad_q = q.clone() * (grad_q.clone() - (q * grad_q).sum_dim(2));
+    let grad_k = k.clone() * (grad_k.clone() - (k * grad_k).sum_dim(3));
+    let part = |t: BurnTensor<4>| t.reshape([b, c / 3, x, y]);
+    BurnTensor::cat(vec![part(grad_q), part(grad_k), part(grad_v)], 1)
+}

@@ -3,9 +3,10 @@
 //! not arithmetic, sets a sampling step's time.
 //!
 //! A kernel runs where its tensors live on Burn's CubeCL backend (wgpu natively, WebGPU in the
-//! page) without autodiff. Everywhere else (the CPU backend, training, the `fusion` feature) the
-//! same function computes the same values with Burn's operations, which is also the reference the
-//! kernels are tested against (tests/kernels.rs).
+//! page), in sampling and, through Burn's backend extension with a backward pass, in training.
+//! Everywhere else (the CPU backend, the `fusion` feature) the same function computes the same
+//! values with Burn's operations, which is also the reference the kernels are tested against
+//! (tests/kernels.rs).
 
 #[cfg(not(feature = "fusion"))]
 mod adam;
@@ -118,11 +119,13 @@ pub fn group_norm_act_reference(x: Tensor<4>, norm: &GroupNorm, act: NormAct) ->
 
 /// Linear attention's core, from the `to_qkv` projection `[B, 3·H·D, X, Y]` to the heads' output
 /// `[B, H·D, X, Y]` (before `to_out`): softmax(q) over features, softmax(k) over pixels, then
-/// (k vᵀ)ᵀ q, scaled by D^−½. One kernel where [`on_kernel_device`] says so.
+/// (k vᵀ)ᵀ q, scaled by D^−½. One kernel where [`on_kernel_backend`] says so (under autodiff,
+/// with a backward through Burn's operations).
 pub fn linear_attention(qkv: Tensor<4>, heads: usize, dim_head: usize) -> Tensor<4> {
     #[cfg(not(feature = "fusion"))]
-    if on_kernel_device(&qkv) && linear_attention::supports(dim_head, qkv.dims()[2] * qkv.dims()[3]) {
-        return linear_attention::launch(qkv, heads, dim_head);
+    if on_kernel_backend(&qkv) && linear_attention::supports(dim_head, qkv.dims()[2] * qkv.dims()[3]) {
+        use extension::UNetOps;
+        return Tensor::from_dispatch(<burn::backend::Dispatch as UNetOps>::linear_attention(qkv.into_dispatch(), heads, dim_head));
     }
     linear_attention_reference(qkv, heads, dim_head)
 }
@@ -140,11 +143,12 @@ pub fn linear_attention_reference(qkv: Tensor<4>, heads: usize, dim_head: usize)
 
 /// Softmax attention's core, from the `to_qkv` projection `[B, 3·H·D, X, Y]` to the heads' output
 /// `[B, H·D, X, Y]` (before `to_out`): softmax(D^−½ qᵀk) over the keys, applied to v. One kernel
-/// where [`on_kernel_device`] says so.
+/// where [`on_kernel_backend`] says so (under autodiff, with a backward through Burn's operations).
 pub fn attention(qkv: Tensor<4>, heads: usize, dim_head: usize) -> Tensor<4> {
     #[cfg(not(feature = "fusion"))]
-    if on_kernel_device(&qkv) && attention::supports(qkv.dims()[2] * qkv.dims()[3]) {
-        return attention::launch(qkv, heads, dim_head);
+    if on_kernel_backend(&qkv) && attention::supports(qkv.dims()[2] * qkv.dims()[3]) {
+        use extension::UNetOps;
+        return Tensor::from_dispatch(<burn::backend::Dispatch as UNetOps>::attention(qkv.into_dispatch(), heads, dim_head));
     }
     attention_reference(qkv, heads, dim_head)
 }
