@@ -1,11 +1,11 @@
 //! Burn's Adam with per-tensor gradient clipping, and the weights' moving average, kept as one
 //! flat buffer per quantity (parameters, both moments, the average) instead of one tensor per
-//! parameter: a training step's update is then two kernel launches plus one copy per gradient,
-//! where Burn's optimiser takes about twenty launches per parameter tensor. The model's
+//! parameter: a training step's update is then two kernel launches, after gathering the gradients
+//! six tensors a launch, where Burn's optimiser takes about twenty launches per parameter tensor. The model's
 //! parameters are views of the flat buffer. Its state is saved in Burn's own optimiser format,
 //! so a run may resume under either optimiser.
 
-use crate::kernels::{self, AdamUpdate, FlatState, Segments};
+use crate::kernels::{self, AdamUpdate, FlatGather, FlatState, Segments};
 use crate::unet::UNet;
 use burn::module::{Module, ModuleMapper, ModuleVisitor, Param, ParamId};
 use burn::optim::GradientsParams;
@@ -103,48 +103,43 @@ impl FlatAdam {
     /// Every parameter of `model` in its segment of one flat buffer.
     fn gather(&self, model: &UNet) -> Tensor<1> {
         struct Gather<'a> {
-            flat: Option<Tensor<1>>,
-            segments: &'a Segments,
-            index: usize,
+            flat: FlatGather,
+            starts: std::slice::Iter<'a, usize>,
         }
         impl ModuleVisitor for Gather<'_> {
             fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
                 let value = param.val();
                 let value = if value.is_autodiff() { value.inner() } else { value };
-                let (start, len) = (self.segments.starts[self.index], self.segments.lens[self.index]);
-                let flat = self.flat.take().expect("a flat buffer");
-                self.flat = Some(flat.slice_assign(start..start + len, value.reshape([len])));
-                self.index += 1;
+                self.flat.put(*self.starts.next().expect("a segment per parameter"), value);
             }
         }
-        let device = self.state.params.device();
-        let mut gather = Gather { flat: Some(Tensor::zeros([self.total], &device)), segments: &self.segments, index: 0 };
+        let mut gather = Gather { flat: FlatGather::new(self.zeros()), starts: self.segments.starts.iter() };
         model.visit(&mut gather);
-        gather.flat.unwrap()
+        gather.flat.finish()
     }
 
     /// The gradients in the parameters' layout (zero for a parameter that got none).
     fn flat_grads(&self, model: &UNet, grads: GradientsParams) -> Tensor<1> {
         struct Gather<'a> {
-            flat: Option<Tensor<1>>,
+            flat: FlatGather,
             grads: GradientsParams,
-            segments: &'a Segments,
-            index: usize,
+            starts: std::slice::Iter<'a, usize>,
         }
         impl ModuleVisitor for Gather<'_> {
             fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
-                let (start, len) = (self.segments.starts[self.index], self.segments.lens[self.index]);
-                self.index += 1;
+                let start = *self.starts.next().expect("a segment per parameter");
                 if let Some(grad) = self.grads.remove::<D>(param.id) {
-                    let flat = self.flat.take().expect("a flat buffer");
-                    self.flat = Some(flat.slice_assign(start..start + len, grad.reshape([len])));
+                    self.flat.put(start, grad);
                 }
             }
         }
-        let device = self.state.params.device();
-        let mut gather = Gather { flat: Some(Tensor::zeros([self.total], &device)), grads, segments: &self.segments, index: 0 };
+        let mut gather = Gather { flat: FlatGather::new(self.zeros()), grads, starts: self.segments.starts.iter() };
         model.visit(&mut gather);
-        gather.flat.unwrap()
+        gather.flat.finish()
+    }
+
+    fn zeros(&self) -> Tensor<1> {
+        Tensor::zeros([self.total], &self.state.params.device())
     }
 
     /// `model` with its parameters replaced by views of `flat` (as autodiff leaves that require a

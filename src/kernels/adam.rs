@@ -185,21 +185,3 @@ pub(super) fn launch(state: FlatState, grads: BurnTensor<1>, starts: &BurnTensor
 fn cube_int(x: BurnTensor<1, Int>) -> CubeTensor {
     x.try_into_primitive::<CubeBackend>().expect("a tensor on the CubeCL backend")
 }
-
-/// `len` elements of the flat `x` from `start` (a multiple of the device's offset alignment), seen
-/// as `shape` without a copy.
-pub(super) fn view<const D: usize>(x: &BurnTensor<1>, start: usize, shape: [usize; D]) -> BurnTensor<D> {
-    let flat = cube(x.clone());
-    let len: usize = shape.iter().product();
-    let size = flat.dtype.size() as u64;
-    let total = flat.meta.shape().num_elements();
-    let handle = flat.handle.clone().offset_start(start as u64 * size).offset_end((total - start - len) as u64 * size);
-    let view = CubeTensor::new_contiguous(flat.client.clone(), flat.device.clone(), Shape::new(shape), handle, flat.dtype);
-    BurnTensor::from_primitive::<CubeBackend>(view)
-}
-
-/// The offset alignment of `x`'s device, in elements: where a view of a flat buffer may start.
-pub(super) fn alignment(x: &BurnTensor<1>) -> usize {
-    let flat = cube(x.clone());
-    flat.client.properties().memory.alignment as usize / flat.dtype.size()
-}

@@ -15,6 +15,8 @@ mod attention;
 #[cfg(not(feature = "fusion"))]
 mod extension;
 #[cfg(not(feature = "fusion"))]
+mod flat;
+#[cfg(not(feature = "fusion"))]
 mod group_norm;
 #[cfg(not(feature = "fusion"))]
 mod layout;
@@ -251,17 +253,55 @@ pub fn adam_update_reference(state: FlatState, mut grads: Tensor<1>, segments: &
 pub fn flat_view<const D: usize>(x: &Tensor<1>, start: usize, shape: [usize; D]) -> Tensor<D> {
     #[cfg(not(feature = "fusion"))]
     if on_kernel_device(x) {
-        return adam::view(x, start, shape);
+        return flat::view(x, start, shape);
     }
     let len = shape.iter().product::<usize>();
     x.clone().slice(start..start + len).reshape(shape)
+}
+
+/// Fills a flat buffer with tensors of any rank and strides, each in row-major order from its
+/// start: a few launches in all where [`on_kernel_device`] says so (six tensors a launch), one
+/// copy per tensor elsewhere.
+pub struct FlatGather {
+    flat: Tensor<1>,
+    #[cfg(not(feature = "fusion"))]
+    parts: Vec<(usize, burn_cubecl::tensor::CubeTensor)>,
+}
+
+impl FlatGather {
+    /// Over `flat`, whose other elements are kept.
+    pub fn new(flat: Tensor<1>) -> Self {
+        Self {
+            flat,
+            #[cfg(not(feature = "fusion"))]
+            parts: vec![],
+        }
+    }
+
+    pub fn put<const D: usize>(&mut self, start: usize, tensor: Tensor<D>) {
+        #[cfg(not(feature = "fusion"))]
+        if on_kernel_device(&self.flat) {
+            self.parts.push((start, layout::cube(tensor)));
+            return;
+        }
+        let len = tensor.shape().num_elements();
+        self.flat = self.flat.clone().slice_assign(start..start + len, tensor.reshape([len]));
+    }
+
+    pub fn finish(self) -> Tensor<1> {
+        #[cfg(not(feature = "fusion"))]
+        if !self.parts.is_empty() {
+            return flat::gather(self.flat, self.parts);
+        }
+        self.flat
+    }
 }
 
 /// Where in a flat buffer on `x`'s device a view may start: a multiple of this many elements.
 pub fn flat_alignment(x: &Tensor<1>) -> usize {
     #[cfg(not(feature = "fusion"))]
     if on_kernel_device(x) {
-        return adam::alignment(x);
+        return flat::alignment(x);
     }
     1
 }
