@@ -7,6 +7,8 @@ use ddpm_web::schedule::{BetaSchedule, Schedule};
 use ddpm_web::train::{EvalBatch, TrainConfig, Trainer, ema_update};
 use ddpm_web::unet::UNetConfig;
 
+mod common;
+
 #[test]
 fn a_few_hundred_steps_lower_the_fixed_seed_validation_loss() {
     let device = Device::flex().autodiff();
@@ -31,6 +33,34 @@ fn a_few_hundred_steps_lower_the_fixed_seed_validation_loss() {
     let after = val(&trainer);
     assert!(after < 0.6 * before, "validation loss {before} → {after}");
     assert_eq!(trainer.steps_done, 200);
+}
+
+#[test]
+fn training_on_wgpu_with_the_kernels_follows_the_cpu() {
+    // The GPU path (the U-Net's kernels with their backward, the flat optimiser) against the CPU's
+    // (Burn's operations and optimiser), from the same weights on the same batches.
+    let (gpu, _lock) = common::wgpu();
+    let config = UNetConfig::new().with_dim(8).with_dim_mults(vec![1, 2]).with_num_classes(10).with_attn_heads(2).with_attn_dim_head(8);
+    let base = config.init(&Device::flex());
+    let (cpu_model, gpu_model) = (base.clone().train(), base.to_device(&gpu).train());
+    let schedule = Schedule::new(BetaSchedule::Linear, 1000);
+    let train = TrainConfig::new().with_lr(1e-3).with_grad_clip(Some(1.0)).with_ema_decay(0.9).with_seed(5);
+    let mut on_cpu = Trainer::new(cpu_model, schedule.clone(), train.clone());
+    let mut on_gpu = Trainer::new(gpu_model, schedule, train);
+    assert!(on_gpu.is_flat() && !on_cpu.is_flat(), "the GPU trains with the flat optimiser, the CPU with Burn's");
+    let data = Dataset::load(DEFAULT_DIR.as_ref(), Split::Test).unwrap().take(16);
+    for step in 0..3 {
+        let (x, y) = data.batch(&(0..16).collect::<Vec<_>>(), None, &Device::flex());
+        let cpu_loss = on_cpu.step(x.clone().to_device(&Device::flex().autodiff()), &y).into_scalar::<f32>();
+        let gpu_loss = on_gpu.step(x.to_device(&gpu.clone().autodiff()), &y).into_scalar::<f32>();
+        assert!((cpu_loss - gpu_loss).abs() < 1e-3 * cpu_loss, "step {step}: loss {gpu_loss} on wgpu, {cpu_loss} on the CPU");
+    }
+    let weights = |m: &ddpm_web::unet::UNet| Tensor::cat(ddpm_web::weights::flat_params(m), 0).into_data().try_into_vec::<f32>().unwrap();
+    for (what, a, b) in [("weights", weights(&on_gpu.model().valid()), weights(&on_cpu.model().valid())), ("EMA", weights(&on_gpu.inference_model()), weights(&on_cpu.inference_model()))] {
+        // Adam moves each weight by about the learning rate a step.
+        let mean = a.iter().zip(&b).map(|(x, y)| (x - y).abs()).sum::<f32>() / a.len() as f32;
+        assert!(mean < 1e-5, "{what}: mean |wgpu − CPU| = {mean} after 3 steps of 1e-3");
+    }
 }
 
 /// The first convolution's weights, as the EMA tests compare them.
