@@ -102,7 +102,7 @@ fn its_state_and_burns_are_one_format() {
 }
 
 #[test]
-fn an_update_is_a_launch_per_six_tensors_and_three_more_and_the_weights_are_views() {
+fn an_update_is_a_launch_per_six_tensors_and_four_more_and_the_weights_are_views() {
     let (device, _lock) = wgpu();
     let m = model(&device.autodiff());
     let tensors = {
@@ -117,12 +117,12 @@ fn an_update_is_a_launch_per_six_tensors_and_three_more_and_the_weights_are_view
         m = flat.step(LR, m.clone(), g, Some(0.9));
         m.init_conv.weight.val().inner().device().sync().unwrap();
     });
-    // One zero-filled buffer, the gradients gathered into it six a launch, the clipping factors
-    // and the update; the new weights are views.
+    // One zero-filled buffer, the gradients gathered into it six a launch, the clipping factors,
+    // the moments and the weights; the new weights are views.
     let kernel = |name: &str| counted.by_kernel.get(name).copied().unwrap_or(0);
-    assert_eq!((kernel("ClipFactorsKernel"), kernel("AdamKernel")), (1, 1), "{:?}", counted.by_kernel);
+    assert_eq!([kernel("ClipFactorsKernel"), kernel("MomentsKernel"), kernel("ParamsKernel")], [1, 1, 1], "{:?}", counted.by_kernel);
     assert_eq!(kernel("GatherKernel"), tensors.div_ceil(6), "{:?}", counted.by_kernel);
-    assert_eq!(counted.total, tensors.div_ceil(6) + 3, "{} launches for {tensors} parameter tensors: {:?}", counted.total, counted.by_kernel);
+    assert_eq!(counted.total, tensors.div_ceil(6) + 4, "{} launches for {tensors} parameter tensors: {:?}", counted.total, counted.by_kernel);
 }
 
 struct Count<'a>(&'a mut usize);

@@ -41,6 +41,10 @@ section("Native: one U-Net forward, and training (Algorithm 1 with Adam, clippin
 for (const b of ["1", "16"]) row(`forward, batch ${b}`, ms(cpu.forward_ms[b]), ms(wgpu.forward_ms[b]), ms(torch.forward_ms[b]), ratio(torch.forward_ms[b], cpu.forward_ms[b]));
 const ips = (r) => (r.train ? `${r.train.images_per_s.toFixed(1)} img/s` : "n/a");
 row(`training, batch ${cpu.train?.batch}`, ips(cpu), ips(wgpu), ips(torch), cpu.train && torch.train ? `${(cpu.train.images_per_s / torch.train.images_per_s).toFixed(2)}×` : "n/a");
+if (wgpu.train_without_kernels) {
+  const [on, off] = [wgpu.train.images_per_s, wgpu.train_without_kernels.images_per_s];
+  row(`training, the kernels off (Burn's operations and optimiser; with the kernels: ${(on / off).toFixed(2)}× the img/s)`, "", ips({ train: wgpu.train_without_kernels }), "", "");
+}
 
 section("Kernel launches (native wgpu, Burn without fusion; counted, not timed; tests/launches.rs holds them)",
   ["work", "launches", "most launched kernels"]);

@@ -1,10 +1,10 @@
 //! Adam with per-tensor gradient clipping and the weights' moving average, over every parameter
-//! at once: Burn's optimiser takes about twenty launches per parameter tensor, these two take two
+//! at once: Burn's optimiser takes about twenty launches per parameter tensor, these take three
 //! for all of them.
 //!
 //! The first kernel runs one cube per tensor and turns its gradient's norm into a clipping factor;
 //! the second runs one unit per element, finds its tensor by binary search over the tensors'
-//! starts and writes the new weight, both moments and the average.
+//! starts and writes both moments; the third writes the new weights and their average.
 
 use super::layout::{UNITS, cube, cube_sum};
 use super::{AdamUpdate, FlatState};
@@ -19,16 +19,15 @@ use cubecl::calculate_cube_count_elemwise;
 #[cube(launch)]
 fn clip_factors_kernel<F: Float>(
     grads: &Tensor<F>,
-    starts: &Tensor<i32>,
-    lens: &Tensor<i32>,
+    segments: &Tensor<i32>,
     factors: &mut Tensor<F>,
     max_norm: f32,
     min_positive: f32,
     #[define(F)] _dtype: ElemType,
 ) {
     let tensor = CUBE_POS_X as usize;
-    let start = usize::cast_from(starts[tensor]);
-    let len = usize::cast_from(lens[tensor]);
+    let start = usize::cast_from(segments[tensor]);
+    let len = usize::cast_from(segments[factors.len() + tensor]);
     let mut partial = Shared::<[F]>::new_slice(UNITS);
     let mut squares = F::new(0.0);
     let mut i = UNIT_POS_X as usize;
@@ -47,48 +46,40 @@ fn clip_factors_kernel<F: Float>(
     }
 }
 
+/// Adam's moments from the (clipped) gradients. Seven storage buffers with CubeCL's own: WebGPU
+/// guarantees eight per kernel, hence two kernels for the update.
 #[cube(launch)]
 #[allow(clippy::too_many_arguments)]
-fn adam_kernel<F: Float>(
+fn moments_kernel<F: Float>(
     grads: &Tensor<F>,
     factors: &Tensor<F>,
-    starts: &Tensor<i32>,
-    lens: &Tensor<i32>,
-    params: &Tensor<F>,
+    segments: &Tensor<i32>,
     moment_1: &Tensor<F>,
     moment_2: &Tensor<F>,
-    average: &Tensor<F>,
-    new_params: &mut Tensor<F>,
     new_moment_1: &mut Tensor<F>,
     new_moment_2: &mut Tensor<F>,
-    new_average: &mut Tensor<F>,
-    tensors: u32,
-    lr: f32,
     beta_1: f32,
     beta_2: f32,
-    step_factor: f32,
-    epsilon: f32,
-    decay: f32,
     #[comptime] clip: bool,
-    #[comptime] has_average: bool,
     #[define(F)] _dtype: ElemType,
 ) {
     let i = ABSOLUTE_POS;
-    if i >= params.len() {
+    if i >= grads.len() {
         terminate!();
     }
     // The last tensor starting at or before i; i may fall in the padding after it.
+    let tensors = factors.len();
     let mut lo = 0usize;
-    let mut hi = tensors as usize;
+    let mut hi = tensors;
     while hi - lo > 1 {
         let mid = (lo + hi) / 2;
-        if usize::cast_from(starts[mid]) <= i {
+        if usize::cast_from(segments[mid]) <= i {
             lo = mid;
         } else {
             hi = mid;
         }
     }
-    if i - usize::cast_from(starts[lo]) >= usize::cast_from(lens[lo]) {
+    if i - usize::cast_from(segments[lo]) >= usize::cast_from(segments[tensors + lo]) {
         terminate!();
     }
     let mut g = grads[i];
@@ -96,12 +87,34 @@ fn adam_kernel<F: Float>(
         g *= factors[lo];
     }
     // Burn's Adam, operation for operation.
-    let m = moment_1[i] * F::cast_from(beta_1) + g * F::cast_from(1.0 - beta_1);
-    let v = moment_2[i] * F::cast_from(beta_2) + g * g * F::cast_from(1.0 - beta_2);
-    let step = m * F::cast_from(step_factor) / (v.sqrt() + F::cast_from(epsilon));
+    new_moment_1[i] = moment_1[i] * F::cast_from(beta_1) + g * F::cast_from(1.0 - beta_1);
+    new_moment_2[i] = moment_2[i] * F::cast_from(beta_2) + g * g * F::cast_from(1.0 - beta_2);
+}
+
+/// The weights from the new moments, and their average. (Padding between tensors is computed
+/// too, and never read.)
+#[cube(launch)]
+#[allow(clippy::too_many_arguments)]
+fn params_kernel<F: Float>(
+    moment_1: &Tensor<F>,
+    moment_2: &Tensor<F>,
+    params: &Tensor<F>,
+    average: &Tensor<F>,
+    new_params: &mut Tensor<F>,
+    new_average: &mut Tensor<F>,
+    lr: f32,
+    step_factor: f32,
+    epsilon: f32,
+    decay: f32,
+    #[comptime] has_average: bool,
+    #[define(F)] _dtype: ElemType,
+) {
+    let i = ABSOLUTE_POS;
+    if i >= params.len() {
+        terminate!();
+    }
+    let step = moment_1[i] * F::cast_from(step_factor) / (moment_2[i].sqrt() + F::cast_from(epsilon));
     let w = params[i] - step * F::cast_from(lr);
-    new_moment_1[i] = m;
-    new_moment_2[i] = v;
     new_params[i] = w;
     if has_average {
         new_average[i] = average[i] * F::cast_from(decay) + w * F::cast_from(1.0 - decay);
@@ -113,10 +126,10 @@ fn empty_like(x: &CubeTensor) -> CubeTensor {
 }
 
 /// The kernels on `state` (flat tensors on the CubeCL backend); see [`super::adam_update`].
-pub(super) fn launch(state: FlatState, grads: BurnTensor<1>, starts: &BurnTensor<1, Int>, lens: &BurnTensor<1, Int>, update: &AdamUpdate) -> FlatState {
-    let tensors = starts.dims()[0];
-    let starts = cube_int(starts.clone());
-    let lens = cube_int(lens.clone());
+/// `segments` holds the tensors' starts, then their lengths.
+pub(super) fn launch(state: FlatState, grads: BurnTensor<1>, segments: &BurnTensor<1, Int>, update: &AdamUpdate) -> FlatState {
+    let tensors = segments.dims()[0] / 2;
+    let segments = segments.clone().try_into_primitive::<CubeBackend>().expect("a tensor on the CubeCL backend");
     let grads = cube(grads);
     let (params, moment_1, moment_2) = (cube(state.params), cube(state.moment_1), cube(state.moment_2));
     let client = params.client.clone();
@@ -128,48 +141,55 @@ pub(super) fn launch(state: FlatState, grads: BurnTensor<1>, starts: &BurnTensor
             CubeCount::Static(tensors as u32, 1, 1),
             CubeDim::new_1d(UNITS as u32),
             grads.clone().into_tensor_arg(),
-            starts.clone().into_tensor_arg(),
-            lens.clone().into_tensor_arg(),
+            segments.clone().into_tensor_arg(),
             factors.clone().into_tensor_arg(),
             max_norm,
             f32::MIN_POSITIVE,
             dtype,
         );
     }
-    let average = state.average.map(cube);
-    let (new_params, new_moment_1, new_moment_2) = (empty_like(&params), empty_like(&moment_1), empty_like(&moment_2));
-    let new_average = average.as_ref().map(empty_like);
-    // An absent average is bound as the parameters and never written (the flag is compile-time).
-    let (has_average, average_in, average_out) = match (&average, &new_average) {
-        (Some(a), Some(n)) => (true, a.clone(), n.clone()),
-        _ => (false, params.clone(), new_params.clone()),
-    };
     let cube_dim = CubeDim::new_1d(UNITS as u32);
-    let elements = params.meta.shape().num_elements();
-    adam_kernel::launch(
+    let cubes = calculate_cube_count_elemwise(&client, params.meta.shape().num_elements(), cube_dim);
+    let (new_moment_1, new_moment_2) = (empty_like(&moment_1), empty_like(&moment_2));
+    moments_kernel::launch(
         &client,
-        calculate_cube_count_elemwise(&client, elements, cube_dim),
+        cubes.clone(),
         cube_dim,
         grads.into_tensor_arg(),
         factors.into_tensor_arg(),
-        starts.into_tensor_arg(),
-        lens.into_tensor_arg(),
-        params.into_tensor_arg(),
+        segments.into_tensor_arg(),
         moment_1.into_tensor_arg(),
         moment_2.into_tensor_arg(),
-        average_in.into_tensor_arg(),
-        new_params.clone().into_tensor_arg(),
         new_moment_1.clone().into_tensor_arg(),
         new_moment_2.clone().into_tensor_arg(),
-        average_out.into_tensor_arg(),
-        tensors as u32,
-        update.lr as f32,
         update.beta_1,
         update.beta_2,
+        update.max_norm.is_some(),
+        dtype,
+    );
+    let average = state.average.map(cube);
+    let new_params = empty_like(&params);
+    let new_average = average.as_ref().map(empty_like);
+    // An absent average is read from the parameters and written to a one-element stand-in that is
+    // never written: WebGPU binds it read-only, and a buffer may not be bound read-only and writable.
+    let (has_average, average_in, average_out) = match (&average, &new_average) {
+        (Some(a), Some(n)) => (true, a.clone(), n.clone()),
+        _ => (false, params.clone(), empty_device_dtype(client.clone(), params.device.clone(), Shape::new([1]), params.dtype)),
+    };
+    params_kernel::launch(
+        &client,
+        cubes,
+        cube_dim,
+        new_moment_1.clone().into_tensor_arg(),
+        new_moment_2.clone().into_tensor_arg(),
+        params.into_tensor_arg(),
+        average_in.into_tensor_arg(),
+        new_params.clone().into_tensor_arg(),
+        average_out.into_tensor_arg(),
+        update.lr as f32,
         update.step_factor,
         update.epsilon,
         update.decay.unwrap_or(0.0) as f32,
-        update.max_norm.is_some(),
         has_average,
         dtype,
     );
@@ -180,8 +200,4 @@ pub(super) fn launch(state: FlatState, grads: BurnTensor<1>, starts: &BurnTensor
         moment_2: tensor(new_moment_2),
         average: new_average.map(tensor),
     }
-}
-
-fn cube_int(x: BurnTensor<1, Int>) -> CubeTensor {
-    x.try_into_primitive::<CubeBackend>().expect("a tensor on the CubeCL backend")
 }

@@ -72,7 +72,6 @@ mod autodiff {
     use burn::backend::autodiff::grads::Gradients;
     use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
     use burn::backend::autodiff::Autodiff;
-    use burn::backend::ops::FloatTensorOps;
 
     #[derive(Debug)]
     struct GroupNormActBackward;
@@ -91,16 +90,11 @@ mod autodiff {
             if let Some(node) = x_node {
                 grads.register::<CubeBackend>(node.id, grad_x);
             }
-            // Each image's share, summed over the batch.
-            let over_batch = |t: FloatTensor<CubeBackend>| {
-                let channels = t.meta.shape()[1];
-                CubeBackend::float_reshape(CubeBackend::float_sum_dim(t, 0), burn::tensor::Shape::new([channels]))
-            };
             if let Some(node) = gamma_node {
-                grads.register::<CubeBackend>(node.id, over_batch(grad_gamma));
+                grads.register::<CubeBackend>(node.id, grad_gamma);
             }
             if let Some(node) = beta_node {
-                grads.register::<CubeBackend>(node.id, over_batch(grad_beta));
+                grads.register::<CubeBackend>(node.id, grad_beta);
             }
             if let (Some(node), Some(grad_table)) = (table_node, grad_table) {
                 grads.register::<CubeBackend>(node.id, grad_table);

@@ -8,9 +8,10 @@
 
 use super::layout::{UNITS, cube_sum, empty_like, offset, offset_out};
 use burn::backend::cubecl::dtype_to_storage_type;
-use burn::tensor::Shape;
+use burn::tensor::{Shape, Tensor as BurnTensor};
+use burn_cubecl::CubeBackend;
 use burn_cubecl::kernel::into_contiguous;
-use burn_cubecl::ops::numeric::{empty_device_dtype, zeros_client};
+use burn_cubecl::ops::numeric::empty_device_dtype;
 use burn_cubecl::tensor::CubeTensor;
 use cubecl::prelude::*;
 
@@ -141,16 +142,15 @@ fn group_norm_act_backward_kernel<F: Float>(
     scale_shift: &Tensor<F>,
     grad: &Tensor<F>,
     grad_input: &mut Tensor<F>,
-    // [B, C] each: this image's share of γ's and β's gradients.
-    grad_gamma: &mut Tensor<F>,
-    grad_beta: &mut Tensor<F>,
-    grad_scale_shift: &mut Tensor<F>,
+    // [B, 4·C]: this image's share of γ's and β's gradients, then its scale's and shift's.
+    grad_params: &mut Tensor<F>,
     channels: u32,
     pixels: u32,
     width: u32,
     groups: u32,
     column: u32,
     epsilon: f32,
+    #[comptime] per_group: usize,
     #[comptime] has_scale_shift: bool,
     #[comptime] has_silu: bool,
     #[define(F)] _dtype: ElemType,
@@ -161,7 +161,6 @@ fn group_norm_act_backward_kernel<F: Float>(
     let groups = groups as usize;
     let image = CUBE_POS_X as usize / groups;
     let group = CUBE_POS_X as usize % groups;
-    let per_group = channels / groups;
     let first = group * per_group;
     let len = per_group * pixels;
     let unit = UNIT_POS_X as usize;
@@ -186,6 +185,7 @@ fn group_norm_act_backward_kernel<F: Float>(
 
     // Channel by channel: the gradient reaching the normalised value (x̂), summed over the group
     // (alone and times x̂), and the per-channel sums that make the gradients of γ, β, scale, shift.
+    // The channel count is compile-time: WGSL wants the loop around the barriers uniform.
     let row = image * scale_shift.stride(0);
     let col = scale_shift.stride(1);
     let mut group_grad = F::new(0.0);
@@ -227,14 +227,11 @@ fn group_norm_act_backward_kernel<F: Float>(
         let d_gamma = cube_sum::<F>(&mut partial, d_gamma);
         let d_beta = cube_sum::<F>(&mut partial, d_beta);
         if unit == 0 {
-            grad_gamma[image * channels + channel] = d_gamma;
-            grad_beta[image * channels + channel] = d_beta;
-            if has_scale_shift {
-                let out_row = image * grad_scale_shift.stride(0);
-                let out_col = grad_scale_shift.stride(1);
-                grad_scale_shift[out_row + (column as usize + channel) * out_col] = d_scale;
-                grad_scale_shift[out_row + (column as usize + channels + channel) * out_col] = d_shift;
-            }
+            let out = image * 4 * channels + channel;
+            grad_params[out] = d_gamma;
+            grad_params[out + channels] = d_beta;
+            grad_params[out + 2 * channels] = d_scale;
+            grad_params[out + 3 * channels] = d_shift;
         }
     }
     let mean_grad = cube_sum::<F>(&mut partial, group_grad) / F::cast_from(len as u32);
@@ -273,19 +270,12 @@ fn group_norm_act_backward_kernel<F: Float>(
 pub(super) fn backward(x: CubeTensor, gamma: CubeTensor, beta: CubeTensor, table: CubeTensor, grad: CubeTensor, o: Options) -> (CubeTensor, CubeTensor, CubeTensor, Option<CubeTensor>) {
     let shape = x.meta.shape();
     let [batch, channels, height, width] = [shape[0], shape[1], shape[2], shape[3]];
+    let columns = table.meta.shape()[1];
     let (gamma, beta) = (into_contiguous(gamma), into_contiguous(beta));
     let (client, device, dtype) = (x.client.clone(), x.device.clone(), x.dtype);
     let grad_input = empty_like(&x, channels);
-    let per_image = || empty_device_dtype(client.clone(), device.clone(), Shape::new([batch, channels]), dtype);
-    let (grad_gamma, grad_beta) = (per_image(), per_image());
-    let grad_table = o.column.map(|column| {
-        let columns = table.meta.shape()[1];
-        if column == 0 && columns == 2 * channels {
-            empty_device_dtype(client.clone(), device.clone(), Shape::new([batch, columns]), dtype)
-        } else {
-            zeros_client(client.clone(), device.clone(), Shape::new([batch, columns]), dtype)
-        }
-    });
+    // One output for the per-image sums (seven storage buffers in all: WebGPU guarantees eight).
+    let grad_params = empty_device_dtype(client.clone(), device.clone(), Shape::new([batch, 4 * channels]), dtype);
     group_norm_act_backward_kernel::launch(
         &client,
         CubeCount::Static((batch * o.groups) as u32, 1, 1),
@@ -296,18 +286,30 @@ pub(super) fn backward(x: CubeTensor, gamma: CubeTensor, beta: CubeTensor, table
         table.into_tensor_arg(),
         grad.into_tensor_arg(),
         grad_input.clone().into_tensor_arg(),
-        grad_gamma.clone().into_tensor_arg(),
-        grad_beta.clone().into_tensor_arg(),
-        grad_table.clone().unwrap_or_else(|| grad_gamma.clone()).into_tensor_arg(),
+        grad_params.clone().into_tensor_arg(),
         channels as u32,
         (height * width) as u32,
         width as u32,
         o.groups as u32,
         o.column.unwrap_or(0) as u32,
         o.epsilon as f32,
+        channels / o.groups,
         o.column.is_some(),
         o.silu,
         dtype_to_storage_type(dtype),
     );
-    (grad_input, grad_gamma, grad_beta, grad_table)
+    let sums = BurnTensor::<2>::from_primitive::<CubeBackend>(grad_params);
+    let part = |k: std::ops::Range<usize>| sums.clone().slice([0..batch, k.start * channels..k.end * channels]);
+    let over_batch = |t: BurnTensor<2>| t.sum_dim(0).reshape([channels]);
+    let grad_table = o.column.map(|column| {
+        let scale_shift = part(2..4);
+        if column == 0 && columns == 2 * channels {
+            scale_shift
+        } else {
+            BurnTensor::zeros([batch, columns], &sums.device()).slice_assign([0..batch, column..column + 2 * channels], scale_shift)
+        }
+    });
+    let cube = |t: BurnTensor<2>| t.try_into_primitive::<CubeBackend>().expect("a tensor on the CubeCL backend");
+    let vector = |t: BurnTensor<1>| t.try_into_primitive::<CubeBackend>().expect("a tensor on the CubeCL backend");
+    (grad_input, vector(over_batch(part(0..1))), vector(over_batch(part(1..2))), grad_table.map(cube))
 }

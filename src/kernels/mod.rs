@@ -171,16 +171,14 @@ pub fn attention_reference(qkv: Tensor<4>, heads: usize, dim_head: usize) -> Ten
 pub struct Segments {
     pub starts: Vec<usize>,
     pub lens: Vec<usize>,
-    on_device: (Tensor<1, Int>, Tensor<1, Int>),
+    /// The starts, then the lengths.
+    on_device: Tensor<1, Int>,
 }
 
 impl Segments {
     pub fn new(starts: Vec<usize>, lens: Vec<usize>, device: &Device) -> Self {
-        let table = |v: &[usize]| {
-            let v: Vec<i32> = v.iter().map(|&x| i32::try_from(x).expect("a flat buffer of under 2³¹ elements")).collect();
-            Tensor::<1, Int>::from_data(TensorData::new(v.clone(), [v.len()]), device)
-        };
-        let on_device = (table(&starts), table(&lens));
+        let table: Vec<i32> = starts.iter().chain(&lens).map(|&x| i32::try_from(x).expect("a flat buffer of under 2³¹ elements")).collect();
+        let on_device = Tensor::<1, Int>::from_data(TensorData::new(table.clone(), [table.len()]), device);
         Self { starts, lens, on_device }
     }
 
@@ -216,12 +214,11 @@ pub struct AdamUpdate {
 }
 
 /// Clips each tensor's gradient (`grads` laid out as `segments` says), takes an Adam step and
-/// updates the average: two launches in all where [`on_kernel_device`] says so.
+/// updates the average: three launches in all where [`on_kernel_device`] says so.
 pub fn adam_update(state: FlatState, grads: Tensor<1>, segments: &Segments, update: &AdamUpdate) -> FlatState {
     #[cfg(not(feature = "fusion"))]
     if on_kernel_device(&grads) {
-        let (starts, lens) = &segments.on_device;
-        return adam::launch(state, grads, starts, lens, update);
+        return adam::launch(state, grads, &segments.on_device, update);
     }
     adam_update_reference(state, grads, segments, update)
 }
