@@ -47,7 +47,7 @@ fn clip_factors_kernel<F: Float>(
 }
 
 /// Adam's moments from the (clipped) gradients. Seven storage buffers with CubeCL's own: WebGPU
-/// guarantees eight per kernel, hence two kernels for the update.
+/// guarantees eight per kernel, hence two kernels after the clipping factors.
 #[cube(launch)]
 #[allow(clippy::too_many_arguments)]
 fn moments_kernel<F: Float>(
