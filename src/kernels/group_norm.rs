@@ -8,12 +8,50 @@
 
 use super::layout::{UNITS, cube_sum, empty_like, offset, offset_out};
 use burn::backend::cubecl::dtype_to_storage_type;
+#[cfg(feature = "train")]
 use burn::tensor::{Shape, Tensor as BurnTensor};
+#[cfg(feature = "train")]
 use burn_cubecl::CubeBackend;
 use burn_cubecl::kernel::into_contiguous;
+#[cfg(feature = "train")]
 use burn_cubecl::ops::numeric::empty_device_dtype;
 use burn_cubecl::tensor::CubeTensor;
 use cubecl::prelude::*;
+
+/// The mean of one image's group: its `len` values from channel `first` on, summed by the cube.
+#[cube]
+#[allow(clippy::too_many_arguments)]
+fn group_mean<F: Float>(input: &Tensor<F>, partial: &mut Shared<[F]>, image: usize, first: usize, len: usize, pixels: usize, width: usize) -> F {
+    let mut sum = F::new(0.0);
+    let mut i = UNIT_POS_X as usize;
+    while i < len {
+        sum += input[offset::<F>(input, image, first + i / pixels, i % pixels, width)];
+        i += UNITS;
+    }
+    cube_sum::<F>(partial, sum) / F::cast_from(len as u32)
+}
+
+/// 1 / √(variance + ε) of the same group, around its `mean`.
+#[cube]
+#[allow(clippy::too_many_arguments)]
+fn group_inv_std<F: Float>(input: &Tensor<F>, partial: &mut Shared<[F]>, mean: F, epsilon: f32, image: usize, first: usize, len: usize, pixels: usize, width: usize) -> F {
+    let mut squares = F::new(0.0);
+    let mut i = UNIT_POS_X as usize;
+    while i < len {
+        let d = input[offset::<F>(input, image, first + i / pixels, i % pixels, width)] - mean;
+        squares += d * d;
+        i += UNITS;
+    }
+    let variance = cube_sum::<F>(partial, squares) / F::cast_from(len as u32);
+    F::new(1.0) / (variance + F::cast_from(epsilon)).sqrt()
+}
+
+/// SiLU's derivative at `x`: σ(x) (1 + x (1 − σ(x))).
+#[cube]
+fn silu_grad<F: Float>(x: F) -> F {
+    let sigmoid = F::new(1.0) / (F::new(1.0) + (F::new(0.0) - x).exp());
+    sigmoid * (F::new(1.0) + x * (F::new(1.0) - sigmoid))
+}
 
 #[cube(launch)]
 #[allow(clippy::too_many_arguments)]
@@ -47,23 +85,8 @@ fn group_norm_act_kernel<F: Float>(
     let unit = UNIT_POS_X as usize;
     let mut partial = Shared::<[F]>::new_slice(UNITS);
 
-    let mut sum = F::new(0.0);
-    let mut i = unit;
-    while i < len {
-        sum += input[offset::<F>(input, image, first + i / pixels, i % pixels, width)];
-        i += UNITS;
-    }
-    let mean = cube_sum::<F>(&mut partial, sum) / F::cast_from(len as u32);
-
-    let mut squares = F::new(0.0);
-    let mut i = unit;
-    while i < len {
-        let d = input[offset::<F>(input, image, first + i / pixels, i % pixels, width)] - mean;
-        squares += d * d;
-        i += UNITS;
-    }
-    let variance = cube_sum::<F>(&mut partial, squares) / F::cast_from(len as u32);
-    let inv_std = F::new(1.0) / (variance + F::cast_from(epsilon)).sqrt();
+    let mean = group_mean::<F>(input, &mut partial, image, first, len, pixels, width);
+    let inv_std = group_inv_std::<F>(input, &mut partial, mean, epsilon, image, first, len, pixels, width);
 
     let mut i = unit;
     while i < len {
@@ -133,6 +156,7 @@ pub(super) fn forward(x: CubeTensor, gamma: CubeTensor, beta: CubeTensor, table:
     output
 }
 
+#[cfg(feature = "train")]
 #[cube(launch)]
 #[allow(clippy::too_many_arguments)]
 fn group_norm_act_backward_kernel<F: Float>(
@@ -166,22 +190,8 @@ fn group_norm_act_backward_kernel<F: Float>(
     let unit = UNIT_POS_X as usize;
     let mut partial = Shared::<[F]>::new_slice(UNITS);
 
-    let mut sum = F::new(0.0);
-    let mut i = unit;
-    while i < len {
-        sum += input[offset::<F>(input, image, first + i / pixels, i % pixels, width)];
-        i += UNITS;
-    }
-    let mean = cube_sum::<F>(&mut partial, sum) / F::cast_from(len as u32);
-    let mut squares = F::new(0.0);
-    let mut i = unit;
-    while i < len {
-        let d = input[offset::<F>(input, image, first + i / pixels, i % pixels, width)] - mean;
-        squares += d * d;
-        i += UNITS;
-    }
-    let variance = cube_sum::<F>(&mut partial, squares) / F::cast_from(len as u32);
-    let inv_std = F::new(1.0) / (variance + F::cast_from(epsilon)).sqrt();
+    let mean = group_mean::<F>(input, &mut partial, image, first, len, pixels, width);
+    let inv_std = group_inv_std::<F>(input, &mut partial, mean, epsilon, image, first, len, pixels, width);
 
     // Channel by channel: the gradient reaching the normalised value (x̂), summed over the group
     // (alone and times x̂), and the per-channel sums that make the gradients of γ, β, scale, shift.
@@ -209,9 +219,7 @@ fn group_norm_act_backward_kernel<F: Float>(
             let affine = norm * g + beta[channel];
             let mut dy = grad[offset::<F>(grad, image, channel, p, width)];
             if has_silu {
-                let pre = affine * scale + shift;
-                let sigmoid = F::new(1.0) / (F::new(1.0) + (F::new(0.0) - pre).exp());
-                dy *= sigmoid * (F::new(1.0) + pre * (F::new(1.0) - sigmoid));
+                dy *= silu_grad::<F>(affine * scale + shift);
             }
             d_shift += dy;
             d_scale += dy * affine;
@@ -253,9 +261,7 @@ fn group_norm_act_backward_kernel<F: Float>(
             if has_scale_shift {
                 shift = scale_shift[row + (column as usize + channels + channel) * col];
             }
-            let pre = affine * scale + shift;
-            let sigmoid = F::new(1.0) / (F::new(1.0) + (F::new(0.0) - pre).exp());
-            dy *= sigmoid * (F::new(1.0) + pre * (F::new(1.0) - sigmoid));
+            dy *= silu_grad::<F>(affine * scale + shift);
         }
         let d_norm = dy * scale * gamma[channel];
         let at = offset_out::<F>(grad_input, image, channel, pixel, width);
@@ -267,6 +273,7 @@ fn group_norm_act_backward_kernel<F: Float>(
 /// The gradients of [`forward`]'s inputs from the output's gradient `grad`: x's (in x's layout),
 /// γ's, β's and the scale-shift table's (zero outside the block's columns; absent without one).
 /// The residual's gradient is `grad` itself.
+#[cfg(feature = "train")]
 pub(super) fn backward(x: CubeTensor, gamma: CubeTensor, beta: CubeTensor, table: CubeTensor, grad: CubeTensor, o: Options) -> (CubeTensor, CubeTensor, CubeTensor, Option<CubeTensor>) {
     let shape = x.meta.shape();
     let [batch, channels, height, width] = [shape[0], shape[1], shape[2], shape[3]];
