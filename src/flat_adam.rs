@@ -30,8 +30,8 @@ pub struct FlatAdam {
 
 impl FlatAdam {
     /// For the parameters of `model` (on an autodiff device) as they are now, with no moments yet;
-    /// `average` seeds the moving average.
-    pub fn new(model: &UNet, max_norm: Option<f32>, average: Option<&UNet>) -> Self {
+    /// with `average`, a moving average that starts from them too.
+    pub fn new(model: &UNet, max_norm: Option<f32>, average: bool) -> Self {
         struct Layout {
             ids: Vec<ParamId>,
             shapes: Vec<Vec<usize>>,
@@ -56,23 +56,15 @@ impl FlatAdam {
         }
         let segments = Segments::new(starts, lens, &device);
         let zeros = || Tensor::<1>::zeros([total], &device);
-        let mut adam = Self {
-            state: FlatState { params: zeros(), moment_1: zeros(), moment_2: zeros(), average: None },
-            segments,
-            ids: layout.ids,
-            shapes: layout.shapes,
-            total,
-            max_norm,
-            time: 0,
-        };
-        adam.state.params = adam.gather(model);
-        adam.state.average = average.map(|a| adam.gather(a));
-        adam
+        let params = gather(&segments, zeros(), model);
+        // Tensors are values, so the average may start as the parameters' tensor itself.
+        let state = FlatState { average: average.then(|| params.clone()), params, moment_1: zeros(), moment_2: zeros() };
+        Self { state, segments, ids: layout.ids, shapes: layout.shapes, total, max_norm, time: 0 }
     }
 
     /// Restarts the moving average from `average`'s parameters.
-    pub fn set_average(&mut self, average: Option<&UNet>) {
-        self.state.average = average.map(|a| self.gather(a));
+    pub fn set_average(&mut self, average: &UNet) {
+        self.state.average = Some(gather(&self.segments, self.zeros(), average));
     }
 
     /// One step at learning rate `lr` from `model`'s gradients; `decay` updates the average.
@@ -98,24 +90,6 @@ impl FlatAdam {
     /// `template` (a model without autodiff, of the same layout) holding the moving average.
     pub fn average(&self, template: UNet) -> Option<UNet> {
         self.state.average.as_ref().map(|a| self.views(template, a, false))
-    }
-
-    /// Every parameter of `model` in its segment of one flat buffer.
-    fn gather(&self, model: &UNet) -> Tensor<1> {
-        struct Gather<'a> {
-            flat: FlatGather,
-            starts: std::slice::Iter<'a, usize>,
-        }
-        impl ModuleVisitor for Gather<'_> {
-            fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
-                let value = param.val();
-                let value = if value.is_autodiff() { value.inner() } else { value };
-                self.flat.put(*self.starts.next().expect("a segment per parameter"), value);
-            }
-        }
-        let mut gather = Gather { flat: FlatGather::new(self.zeros()), starts: self.segments.starts.iter() };
-        model.visit(&mut gather);
-        gather.flat.finish()
     }
 
     /// The gradients in the parameters' layout (zero for a parameter that got none).
@@ -224,4 +198,22 @@ impl FlatAdam {
         self.time = time;
         Ok(())
     }
+}
+
+/// Every parameter of `model` in its segment of `flat`.
+fn gather(segments: &Segments, flat: Tensor<1>, model: &UNet) -> Tensor<1> {
+    struct Gather<'a> {
+        flat: FlatGather,
+        starts: std::slice::Iter<'a, usize>,
+    }
+    impl ModuleVisitor for Gather<'_> {
+        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+            let value = param.val();
+            let value = if value.is_autodiff() { value.inner() } else { value };
+            self.flat.put(*self.starts.next().expect("a segment per parameter"), value);
+        }
+    }
+    let mut gather = Gather { flat: FlatGather::new(flat), starts: segments.starts.iter() };
+    model.visit(&mut gather);
+    gather.flat.finish()
 }

@@ -79,7 +79,7 @@ pub struct Trainer {
     rng: NoiseSource,
 }
 
-/// Adam with clipping and the EMA: Burn's, a tensor at a time, or over one flat buffer in two
+/// Adam with clipping and the EMA: Burn's, a tensor at a time, or over one flat buffer in a few
 /// kernel launches where the U-Net's own kernels run (a GPU, where launches set the step's time).
 enum Optimiser {
     Burn(ModuleOptimizer),
@@ -91,7 +91,7 @@ impl Trainer {
     pub fn new(model: UNet, schedule: Schedule, config: TrainConfig) -> Self {
         let ema = (config.ema_decay > 0.0).then(|| model.valid());
         let optim = if crate::kernels::on_kernel_device(&model.init_conv.weight.val().inner()) {
-            Optimiser::Flat(FlatAdam::new(&model, config.grad_clip, ema.as_ref()))
+            Optimiser::Flat(FlatAdam::new(&model, config.grad_clip, ema.is_some()))
         } else {
             let mut adam = AdamConfig::new();
             if let Some(norm) = config.grad_clip {
@@ -155,7 +155,7 @@ impl Trainer {
     /// Continues the EMA from `ema` (a resumed run's average) instead of the model's weights.
     pub fn set_ema(&mut self, ema: UNet) {
         if let Optimiser::Flat(optim) = &mut self.optim {
-            optim.set_average(Some(&ema));
+            optim.set_average(&ema);
         }
         self.ema = Some(ema);
     }

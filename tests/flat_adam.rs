@@ -46,7 +46,7 @@ fn assert_close(what: &str, a: &[f32], b: &[f32]) {
 fn side_by_side(device: &Device, steps: usize) -> (UNet, FlatAdam, UNet, ModuleOptimizer) {
     let start = model(device);
     let (mut ours, mut theirs) = (start.clone(), start.clone());
-    let mut flat = FlatAdam::new(&ours, Some(CLIP), Some(&ours.valid()));
+    let mut flat = FlatAdam::new(&ours, Some(CLIP), true);
     let mut burn = AdamConfig::new().with_grad_clipping(Some(GradientClippingConfig::Norm(CLIP))).init();
     let (mut ema_ours, mut ema_theirs) = (Some(ours.valid()), ours.valid());
     for step in 0..steps {
@@ -86,7 +86,7 @@ fn its_state_and_burns_are_one_format() {
     let mut burn_from_ours = AdamConfig::new().with_grad_clipping(Some(GradientClippingConfig::Norm(CLIP))).init();
     burn_from_ours = burn_from_ours.from_bytes(burn::tensor::Bytes::from_bytes_vec(flat.to_bytes().unwrap())).unwrap();
     // Burn's, saved, continues in ours exactly as in Burn's.
-    let mut ours_from_burn = FlatAdam::new(&theirs, Some(CLIP), None);
+    let mut ours_from_burn = FlatAdam::new(&theirs, Some(CLIP), false);
     ours_from_burn.load_bytes(&burn.into_bytes().unwrap()).unwrap();
 
     let a = burn_from_ours.step(LR, ours.clone(), grads(&ours, 2));
@@ -96,7 +96,7 @@ fn its_state_and_burns_are_one_format() {
     assert_close("Burn's optimiser from our state", &values(&a), &values(&c));
     assert_close("ours from Burn's state", &values(&b), &values(&c));
 
-    let mut other = FlatAdam::new(&ours, None, None);
+    let mut other = FlatAdam::new(&ours, None, false);
     let bad = other.load_bytes(b"not a burnpack");
     assert!(bad.is_err(), "a corrupt state is an error, not zeros");
 }
@@ -110,7 +110,7 @@ fn an_update_is_a_launch_per_six_tensors_and_four_more_and_the_weights_are_views
         m.clone().map(&mut Count(&mut n));
         n
     };
-    let mut flat = FlatAdam::new(&m, Some(CLIP), Some(&m.valid()));
+    let mut flat = FlatAdam::new(&m, Some(CLIP), true);
     let mut m = flat.step(LR, m.clone(), grads(&m, 0), Some(0.0)); // the first step tunes nothing, but warms
     let g = grads(&m, 1);
     let (_, counted) = launches::count(|| {

@@ -314,18 +314,14 @@ pub fn channels_last_weight<const D: usize>(x: Tensor<D>) -> Tensor<D> {
     x
 }
 
-/// Whether `x` lives where the kernels run: Burn's CubeCL backend in f32, without autodiff (the
-/// kernels have no backward pass) and without fusion (they are not registered with its fuser).
+/// Whether `x` lives where the kernels run as they are: [`on_kernel_backend`] without autodiff.
 pub fn on_kernel_device<const D: usize>(x: &Tensor<D>) -> bool {
-    !cfg!(feature = "fusion")
-        && enabled()
-        && x.dtype() == burn::tensor::DType::F32
-        && !x.device().is_autodiff()
-        && matches!(x.device().as_dispatch(), burn::backend::DispatchDevice::Cube(_))
+    on_kernel_backend(x) && !x.device().is_autodiff()
 }
 
-/// Whether `x` lives where the kernels with a backward pass run: [`on_kernel_device`], or the
-/// same under autodiff (with the `train` feature).
+/// Whether `x` lives where the kernels run: Burn's CubeCL backend in f32, without fusion (they are
+/// not registered with its fuser), and under autodiff only with the `train` feature (which brings
+/// their backward passes).
 pub fn on_kernel_backend<const D: usize>(x: &Tensor<D>) -> bool {
     !cfg!(feature = "fusion")
         && enabled()
