@@ -232,3 +232,43 @@ fn group_norm_act_backward_is_a_few_launches() {
     println!("GroupNorm, scale/shift, SiLU, residual, forward and backward: {ours} launches (Burn's operations: {theirs})");
     assert!(ours * 4 < theirs, "forward and backward: {ours} launches with the kernels, {theirs} with Burn's operations");
 }
+
+#[test]
+fn weight_standardisation_and_its_gradient_equal_burns() {
+    let (device, _lock) = wgpu();
+    let device = device.autodiff();
+    for shape in [[16, 16, 3, 3], [32, 96, 3, 3], [5, 3, 1, 1], [3, 300, 1, 2]] {
+        let weight = normal(shape, 0.3, 0.05, &device);
+        let w = normal(shape, 0.0, 1.0, &device);
+        type Standardize = fn(Tensor<4>, f64) -> Tensor<4>;
+        let run = |f: Standardize, nhwc: bool| {
+            let leaf = Tensor::<4>::from_data(weight.clone().into_data(), &device).require_grad();
+            let input = if nhwc { (leaf.clone().permute([0, 2, 3, 1]) * 1.0).permute([0, 3, 1, 2]) } else { leaf.clone() };
+            let y = f(input, 1e-5);
+            let grads = (y.clone() * w.clone()).sum().backward();
+            (y, Tensor::<4>::from_inner(leaf.grad(&grads).unwrap()))
+        };
+        let (expected, expected_grad) = run(kernels::standardize_weight_reference, false);
+        let scale = expected_grad.clone().abs().max().into_scalar::<f32>().max(1.0);
+        for (layout, nhwc) in [("row-major", false), ("channels-last", true)] {
+            let (y, grad) = run(kernels::standardize_weight, nhwc);
+            let err = max_abs_diff(y, expected.clone());
+            assert!(err < 1e-4, "{shape:?}, {layout}: max |kernel − Burn| = {err}");
+            let err = max_abs_diff(grad, expected_grad.clone());
+            assert!(err < 1e-4 * scale, "{shape:?}, {layout}: ∂/∂w differs by {err} (largest {scale})");
+        }
+    }
+    // Training standardises every ResNet convolution's kernel each step: two launches, not forty.
+    let weight = normal([16, 16, 3, 3], 0.0, 0.1, &device).require_grad();
+    let step = |f: fn(Tensor<4>, f64) -> Tensor<4>| {
+        let run = || {
+            let grads = f(weight.clone(), 1e-5).sum().backward();
+            weight.grad(&grads).unwrap().device().sync().unwrap();
+        };
+        run();
+        launches::count(run).1.total
+    };
+    let (ours, theirs) = (step(kernels::standardize_weight), step(kernels::standardize_weight_reference));
+    println!("weight standardisation, forward and backward: {ours} launches (Burn's operations: {theirs})");
+    assert!(ours * 4 < theirs, "forward and backward: {ours} launches with the kernels, {theirs} with Burn's operations");
+}

@@ -3,7 +3,7 @@
 //! training takes one launch each way instead of Burn's operations and their gradients.
 
 use super::group_norm::{self, Options};
-use super::{attention, linear_attention};
+use super::{attention, linear_attention, standardize};
 use burn::backend::tensor::FloatTensor;
 use burn::backend::{Backend, backend_extension};
 use burn::tensor::Tensor as BurnTensor;
@@ -32,6 +32,9 @@ pub trait UNetOps: Backend {
 
     /// [`super::attention`] on `qkv` `[B, 3·H·D, X, Y]`.
     fn attention(qkv: FloatTensor<Self>, heads: usize, dim_head: usize) -> FloatTensor<Self>;
+
+    /// [`super::standardize_weight`] on a convolution kernel `[O, I, kh, kw]`.
+    fn standardize_weight(weight: FloatTensor<Self>, epsilon: f64) -> FloatTensor<Self>;
 }
 
 /// `f` on the CubeCL tensor `x` seen as a Burn tensor.
@@ -61,6 +64,10 @@ impl UNetOps for CubeBackend {
 
     fn attention(qkv: FloatTensor<Self>, heads: usize, dim_head: usize) -> FloatTensor<Self> {
         through(qkv, |qkv| attention::launch(qkv, heads, dim_head))
+    }
+
+    fn standardize_weight(weight: FloatTensor<Self>, epsilon: f64) -> FloatTensor<Self> {
+        standardize::forward(weight, epsilon)
     }
 }
 
@@ -124,6 +131,22 @@ mod autodiff {
         }
     }
 
+    #[derive(Debug)]
+    struct StandardizeBackward;
+
+    impl Backward<CubeBackend, 1> for StandardizeBackward {
+        type State = (FloatTensor<CubeBackend>, f64);
+
+        fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _checkpointer: &mut Checkpointer) {
+            let [node] = ops.parents;
+            let grad = grads.consume::<CubeBackend>(&ops.node);
+            let (weight, epsilon) = ops.state;
+            if let Some(node) = node {
+                grads.register::<CubeBackend>(node.id, standardize::backward(weight, grad, epsilon));
+            }
+        }
+    }
+
     fn tracked_attention<C: CheckpointStrategy>(
         qkv: FloatTensor<Autodiff<CubeBackend, C>>,
         heads: usize,
@@ -147,6 +170,16 @@ mod autodiff {
 
         fn attention(qkv: FloatTensor<Self>, heads: usize, dim_head: usize) -> FloatTensor<Self> {
             tracked_attention::<C>(qkv, heads, dim_head, attention::launch, attention::backward)
+        }
+
+        fn standardize_weight(weight: FloatTensor<Self>, epsilon: f64) -> FloatTensor<Self> {
+            let parent = [weight.node()];
+            let weight = weight.into_primitive();
+            let output = standardize::forward(weight.clone(), epsilon);
+            match StandardizeBackward.prepare::<C>(parent).compute_bound().stateful() {
+                OpsKind::Tracked(prep) => prep.finish((weight, epsilon), output),
+                OpsKind::UnTracked(prep) => prep.finish(output),
+            }
         }
 
         fn group_norm_act(

@@ -21,7 +21,7 @@ use cubecl::prelude::*;
 /// The mean of one image's group: its `len` values from channel `first` on, summed by the cube.
 #[cube]
 #[allow(clippy::too_many_arguments)]
-fn group_mean<F: Float>(input: &Tensor<F>, partial: &mut Shared<[F]>, image: usize, first: usize, len: usize, pixels: usize, width: usize) -> F {
+pub(super) fn group_mean<F: Float>(input: &Tensor<F>, partial: &mut Shared<[F]>, image: usize, first: usize, len: usize, pixels: usize, width: usize) -> F {
     let mut sum = F::new(0.0);
     let mut i = UNIT_POS_X as usize;
     while i < len {
@@ -34,7 +34,7 @@ fn group_mean<F: Float>(input: &Tensor<F>, partial: &mut Shared<[F]>, image: usi
 /// 1 / √(variance + ε) of the same group, around its `mean`.
 #[cube]
 #[allow(clippy::too_many_arguments)]
-fn group_inv_std<F: Float>(input: &Tensor<F>, partial: &mut Shared<[F]>, mean: F, epsilon: f32, image: usize, first: usize, len: usize, pixels: usize, width: usize) -> F {
+pub(super) fn group_inv_std<F: Float>(input: &Tensor<F>, partial: &mut Shared<[F]>, mean: F, epsilon: f32, image: usize, first: usize, len: usize, pixels: usize, width: usize) -> F {
     let mut squares = F::new(0.0);
     let mut i = UNIT_POS_X as usize;
     while i < len {

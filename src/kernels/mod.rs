@@ -22,6 +22,8 @@ mod group_norm;
 mod layout;
 #[cfg(not(feature = "fusion"))]
 mod linear_attention;
+#[cfg(not(feature = "fusion"))]
+mod standardize;
 
 use burn::nn::GroupNorm;
 use burn::prelude::*;
@@ -163,6 +165,26 @@ pub fn attention_reference(qkv: Tensor<4>, heads: usize, dim_head: usize) -> Ten
     let attn = softmax(q.swap_dims(2, 3).matmul(k), 3); // [B, H, i, j]
     let out = attn.matmul(v.swap_dims(2, 3)); // [B, H, i, D]
     out.swap_dims(2, 3).reshape([b, heads * dim_head, x, y])
+}
+
+/// A convolution kernel `[O, I, kh, kw]` standardised per output channel: `(w − mean) / √(var + ε)`
+/// over its `I·kh·kw` values (biased variance). One kernel where [`on_kernel_backend`] says so,
+/// and one for its gradient under autodiff; its output is laid out as Burn's convolutions read it.
+pub fn standardize_weight(weight: Tensor<4>, epsilon: f64) -> Tensor<4> {
+    #[cfg(not(feature = "fusion"))]
+    if on_kernel_backend(&weight) {
+        use extension::UNetOps;
+        return Tensor::from_dispatch(<burn::backend::Dispatch as UNetOps>::standardize_weight(weight.into_dispatch(), epsilon));
+    }
+    standardize_weight_reference(weight, epsilon)
+}
+
+/// [`standardize_weight`] through Burn's operations.
+pub fn standardize_weight_reference(weight: Tensor<4>, epsilon: f64) -> Tensor<4> {
+    let [o, i, kh, kw] = weight.dims();
+    let flat = weight.reshape([o, i * kh * kw]);
+    let (var, mean) = flat.clone().var_mean_bias(1);
+    ((flat - mean) / (var + epsilon).sqrt()).reshape([o, i, kh, kw])
 }
 
 /// Where the tensors of a flat buffer lie: tensor `i` takes `lens[i]` elements from `starts[i]`,

@@ -2,7 +2,7 @@
 //! weight-standardised convolutions, as in the Annotated Diffusion Model), ConvNeXt blocks, and
 //! the down/up resampling layers.
 
-use crate::kernels::{NormAct, ScaleShift, group_norm_act};
+use crate::kernels::{NormAct, ScaleShift, group_norm_act, standardize_weight};
 use burn::module::{Module, Param};
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::{GroupNorm, GroupNormConfig, Linear, LinearConfig, PaddingConfig2d};
@@ -38,10 +38,7 @@ impl WeightStandardizedConv2d {
         if self.prestandardized {
             return weight;
         }
-        let [o, i, kh, kw] = weight.dims();
-        let flat = weight.reshape([o, i * kh * kw]);
-        let (var, mean) = flat.clone().var_mean_bias(1);
-        ((flat - mean) / (var + 1e-5).sqrt()).reshape([o, i, kh, kw])
+        standardize_weight(weight, 1e-5)
     }
 
     /// A copy for sampling only, with the kernel standardised once; not for training or saving.
