@@ -8,6 +8,8 @@
 
 use super::attention::Heads;
 use super::layout::{UNITS, offset, offset_out};
+#[cfg(feature = "train")]
+use burn_cubecl::CubeBackend;
 use burn::tensor::Tensor as BurnTensor;
 use cubecl::prelude::*;
 
@@ -20,38 +22,24 @@ pub(super) fn supports(dim_head: usize, pixels: usize) -> bool {
     matches!(dim_head, 16 | 32) && pixels >= UNITS / dim_head
 }
 
-#[cube(launch)]
-fn linear_attention_kernel<F: Float>(
+/// softmax(k) over pixels, per feature row `d` of the head whose keys start at channel `k`: the
+/// row's maximum into `row_max[d]` and its sum of exp(k − max) into `row_sum[d]`. `UNITS / D`
+/// units share a row.
+#[cube]
+#[allow(clippy::too_many_arguments)]
+fn key_softmax_stats<F: Float>(
     qkv: &Tensor<F>,
-    output: &mut Tensor<F>,
-    heads: u32,
-    width: u32,
-    scale: f32,
+    partial: &mut Shared<[F]>,
+    row_max: &mut Shared<[F]>,
+    row_sum: &mut Shared<[F]>,
+    image: usize,
+    k: usize,
+    width: usize,
     #[comptime] pixels: usize,
     #[comptime] dim_head: usize,
-    #[define(F)] _dtype: ElemType,
 ) {
-    let heads = heads as usize;
-    let width = width as usize;
-    let image = CUBE_POS_X as usize / heads;
-    let head = CUBE_POS_X as usize % heads;
-    let hidden = heads * dim_head;
-    let q = head * dim_head;
-    let k = hidden + q;
-    let v = 2 * hidden + q;
     let unit = UNIT_POS_X as usize;
     let lanes = comptime!(UNITS / dim_head);
-    let tile = comptime!(TILE / dim_head);
-    let pairs = comptime!(dim_head * dim_head / UNITS);
-
-    let mut partial = Shared::<[F]>::new_slice(UNITS);
-    let mut row_max = Shared::<[F]>::new_slice(dim_head);
-    let mut row_sum = Shared::<[F]>::new_slice(dim_head);
-    let mut k_tile = Shared::<[F]>::new_slice(TILE);
-    let mut v_tile = Shared::<[F]>::new_slice(TILE);
-    let mut context = Shared::<[F]>::new_slice(comptime!(dim_head * dim_head));
-
-    // softmax(k) over pixels, per feature row: `lanes` units share a row.
     let row = unit / lanes;
     let lane = unit % lanes;
     let mut m = qkv[offset::<F>(qkv, image, k + row, lane, width)];
@@ -87,6 +75,56 @@ fn linear_attention_kernel<F: Float>(
         row_sum[row] = row_s;
     }
     sync_cube();
+}
+
+/// Adds `Σ_t a[d][t] · b[e][t]` over a tile of `tile` pixels (rows `D` long in shared memory) to
+/// this unit's entries `(d, e)` of a `D × D` product, `acc[j]` holding entry `unit + j · UNITS`.
+#[cube]
+fn tile_products<F: Float>(a: &Shared<[F]>, b: &Shared<[F]>, acc: &mut Array<F>, #[comptime] tile: usize, #[comptime] dim_head: usize) {
+    let unit = UNIT_POS_X as usize;
+    for j in 0..comptime!(dim_head * dim_head / UNITS) {
+        let p = unit + j * UNITS;
+        let d = p / dim_head;
+        let e = p % dim_head;
+        let mut sum = acc[j];
+        for t in 0..tile {
+            sum += a[d * tile + t] * b[e * tile + t];
+        }
+        acc[j] = sum;
+    }
+}
+
+#[cube(launch)]
+fn linear_attention_kernel<F: Float>(
+    qkv: &Tensor<F>,
+    output: &mut Tensor<F>,
+    heads: u32,
+    width: u32,
+    scale: f32,
+    #[comptime] pixels: usize,
+    #[comptime] dim_head: usize,
+    #[define(F)] _dtype: ElemType,
+) {
+    let heads = heads as usize;
+    let width = width as usize;
+    let image = CUBE_POS_X as usize / heads;
+    let head = CUBE_POS_X as usize % heads;
+    let hidden = heads * dim_head;
+    let q = head * dim_head;
+    let k = hidden + q;
+    let v = 2 * hidden + q;
+    let unit = UNIT_POS_X as usize;
+    let tile = comptime!(TILE / dim_head);
+    let pairs = comptime!(dim_head * dim_head / UNITS);
+
+    let mut partial = Shared::<[F]>::new_slice(UNITS);
+    let mut row_max = Shared::<[F]>::new_slice(dim_head);
+    let mut row_sum = Shared::<[F]>::new_slice(dim_head);
+    let mut k_tile = Shared::<[F]>::new_slice(TILE);
+    let mut v_tile = Shared::<[F]>::new_slice(TILE);
+    let mut context = Shared::<[F]>::new_slice(comptime!(dim_head * dim_head));
+
+    key_softmax_stats::<F>(qkv, &mut partial, &mut row_max, &mut row_sum, image, k, width, pixels, dim_head);
 
     // context[d][e] = Σ_n exp(k[d][n] − max_d) · v[e][n], over tiles of pixels.
     let mut acc = Array::<F>::new(pairs);
@@ -110,16 +148,7 @@ fn linear_attention_kernel<F: Float>(
             i += UNITS;
         }
         sync_cube();
-        for j in 0..pairs {
-            let p = unit + j * UNITS;
-            let d = p / dim_head;
-            let e = p % dim_head;
-            let mut a = acc[j];
-            for t in 0..tile {
-                a += k_tile[d * tile + t] * v_tile[e * tile + t];
-            }
-            acc[j] = a;
-        }
+        tile_products::<F>(&k_tile, &v_tile, &mut acc, tile, dim_head);
         sync_cube();
         n0 += tile;
     }
@@ -177,25 +206,213 @@ pub(super) fn launch(qkv: BurnTensor<4>, heads: usize, dim_head: usize) -> BurnT
     h.output()
 }
 
-/// The gradient of [`launch`]'s output with respect to `qkv`, through Burn's operations: with
-/// q̃ = softmax(q) over features (scaled), k̃ = softmax(k) over pixels and C = k̃ vᵀ,
-/// ∂C = q̃ ∂Oᵀ, ∂q̃ = C ∂O, ∂k̃ = ∂C v, ∂v = ∂Cᵀ k̃, then each softmax's backward.
+/// Shared floats per tile in the backward kernel, which keeps both the context and its gradient
+/// (`2 · D²`) in the 16 KiB of workgroup memory WebGPU guarantees.
+#[cfg(feature = "train")]
+const BACKWARD_TILE: usize = 512;
+
+/// With q̃ = D^−½ softmax(q) over features, k̃ = softmax(k) over pixels and C = k̃ vᵀ (out = Cᵀ q̃):
+/// ∂C = q̃ ∂Oᵀ, ∂q̃ = C ∂O, ∂k̃ = ∂C v, ∂v = ∂Cᵀ k̃, then each softmax's backward, where
+/// Σ_n k̃ ∂k̃ over a key row is Σ_e ∂C ∘ C (no second pass over the pixels).
+#[cfg(feature = "train")]
+#[cube(launch)]
+#[allow(clippy::too_many_arguments)]
+fn linear_attention_backward_kernel<F: Float>(
+    qkv: &Tensor<F>,
+    grad: &Tensor<F>,
+    grad_qkv: &mut Tensor<F>,
+    heads: u32,
+    width: u32,
+    scale: f32,
+    #[comptime] pixels: usize,
+    #[comptime] dim_head: usize,
+    #[define(F)] _dtype: ElemType,
+) {
+    let heads = heads as usize;
+    let width = width as usize;
+    let image = CUBE_POS_X as usize / heads;
+    let head = CUBE_POS_X as usize % heads;
+    let hidden = heads * dim_head;
+    let q = head * dim_head;
+    let k = hidden + q;
+    let v = 2 * hidden + q;
+    let unit = UNIT_POS_X as usize;
+    let tile = comptime!(BACKWARD_TILE / dim_head);
+    let pairs = comptime!(dim_head * dim_head / UNITS);
+
+    let mut partial = Shared::<[F]>::new_slice(UNITS);
+    let mut row_max = Shared::<[F]>::new_slice(dim_head);
+    let mut row_sum = Shared::<[F]>::new_slice(dim_head);
+    let mut a_tile = Shared::<[F]>::new_slice(BACKWARD_TILE);
+    let mut b_tile = Shared::<[F]>::new_slice(BACKWARD_TILE);
+    let mut q_max = Shared::<[F]>::new_slice(tile);
+    let mut q_sum = Shared::<[F]>::new_slice(tile);
+    let mut context = Shared::<[F]>::new_slice(comptime!(dim_head * dim_head));
+    let mut grad_context = Shared::<[F]>::new_slice(comptime!(dim_head * dim_head));
+    let mut key_dot = Shared::<[F]>::new_slice(dim_head);
+
+    key_softmax_stats::<F>(qkv, &mut partial, &mut row_max, &mut row_sum, image, k, width, pixels, dim_head);
+
+    // C[d][e] = Σ_n k̃[d][n] v[e][n]
+    let mut acc = Array::<F>::new(pairs);
+    for j in 0..pairs {
+        acc[j] = F::new(0.0);
+    }
+    let mut n0 = 0;
+    while n0 < pixels {
+        let mut i = unit;
+        while i < BACKWARD_TILE {
+            let d = i / tile;
+            let n = n0 + i % tile;
+            let mut kv = F::new(0.0);
+            let mut vv = F::new(0.0);
+            if n < pixels {
+                kv = (qkv[offset::<F>(qkv, image, k + d, n, width)] - row_max[d]).exp();
+                vv = qkv[offset::<F>(qkv, image, v + d, n, width)];
+            }
+            a_tile[i] = kv;
+            b_tile[i] = vv;
+            i += UNITS;
+        }
+        sync_cube();
+        tile_products::<F>(&a_tile, &b_tile, &mut acc, tile, dim_head);
+        sync_cube();
+        n0 += tile;
+    }
+    for j in 0..pairs {
+        let p = unit + j * UNITS;
+        context[p] = acc[j] / row_sum[p / dim_head];
+        acc[j] = F::new(0.0);
+    }
+
+    // ∂C[d][e] = Σ_n q̃[d][n] ∂O[e][n]; each tile's pixels first get softmax(q)'s max and sum.
+    let mut n0 = 0;
+    while n0 < pixels {
+        if unit < tile {
+            let n = n0 + unit;
+            let mut m = F::new(0.0);
+            let mut total = F::new(1.0);
+            if n < pixels {
+                m = qkv[offset::<F>(qkv, image, q, n, width)];
+                for d in 1..dim_head {
+                    m = F::max(m, qkv[offset::<F>(qkv, image, q + d, n, width)]);
+                }
+                total = F::new(0.0);
+                for d in 0..dim_head {
+                    total += (qkv[offset::<F>(qkv, image, q + d, n, width)] - m).exp();
+                }
+            }
+            q_max[unit] = m;
+            q_sum[unit] = total;
+        }
+        sync_cube();
+        let mut i = unit;
+        while i < BACKWARD_TILE {
+            let d = i / tile;
+            let t = i % tile;
+            let n = n0 + t;
+            let mut qv = F::new(0.0);
+            let mut gv = F::new(0.0);
+            if n < pixels {
+                qv = (qkv[offset::<F>(qkv, image, q + d, n, width)] - q_max[t]).exp() * F::cast_from(scale) / q_sum[t];
+                gv = grad[offset::<F>(grad, image, q + d, n, width)];
+            }
+            a_tile[i] = qv;
+            b_tile[i] = gv;
+            i += UNITS;
+        }
+        sync_cube();
+        tile_products::<F>(&a_tile, &b_tile, &mut acc, tile, dim_head);
+        sync_cube();
+        n0 += tile;
+    }
+    for j in 0..pairs {
+        grad_context[unit + j * UNITS] = acc[j];
+    }
+    sync_cube();
+    if unit < dim_head {
+        let mut dot = F::new(0.0);
+        for e in 0..dim_head {
+            dot += grad_context[unit * dim_head + e] * context[unit * dim_head + e];
+        }
+        key_dot[unit] = dot;
+    }
+    sync_cube();
+
+    // Pixel by pixel: ∂q through softmax(q) over features, ∂k through softmax(k), ∂v.
+    let mut n = unit;
+    while n < pixels {
+        let mut g = Array::<F>::new(dim_head);
+        let mut values = Array::<F>::new(dim_head);
+        let mut probs = Array::<F>::new(dim_head);
+        let mut keys = Array::<F>::new(dim_head);
+        let mut m = qkv[offset::<F>(qkv, image, q, n, width)];
+        for d in 1..dim_head {
+            m = F::max(m, qkv[offset::<F>(qkv, image, q + d, n, width)]);
+        }
+        let mut total = F::new(0.0);
+        for d in 0..dim_head {
+            g[d] = grad[offset::<F>(grad, image, q + d, n, width)];
+            values[d] = qkv[offset::<F>(qkv, image, v + d, n, width)];
+            keys[d] = (qkv[offset::<F>(qkv, image, k + d, n, width)] - row_max[d]).exp() / row_sum[d];
+            let p = (qkv[offset::<F>(qkv, image, q + d, n, width)] - m).exp();
+            probs[d] = p;
+            total += p;
+        }
+        // ∂q̃[d] = Σ_e C[d][e] ∂O[e], and softmax(q) · ∂q̃ for softmax's backward.
+        let mut grad_q = Array::<F>::new(dim_head);
+        let mut dot = F::new(0.0);
+        for d in 0..dim_head {
+            probs[d] = probs[d] / total;
+            let mut dq = F::new(0.0);
+            for e in 0..dim_head {
+                dq += context[d * dim_head + e] * g[e];
+            }
+            grad_q[d] = dq;
+            dot += probs[d] * dq;
+        }
+        for d in 0..dim_head {
+            let dq = grad_q[d];
+            let mut dk = F::new(0.0);
+            for e in 0..dim_head {
+                dk += grad_context[d * dim_head + e] * values[e];
+            }
+            let at = offset_out::<F>(grad_qkv, image, q + d, n, width);
+            grad_qkv[at] = F::cast_from(scale) * probs[d] * (dq - dot);
+            let at = offset_out::<F>(grad_qkv, image, k + d, n, width);
+            grad_qkv[at] = keys[d] * (dk - key_dot[d]);
+        }
+        for e in 0..dim_head {
+            let mut dv = F::new(0.0);
+            for d in 0..dim_head {
+                dv += grad_context[d * dim_head + e] * keys[d];
+            }
+            let at = offset_out::<F>(grad_qkv, image, v + e, n, width);
+            grad_qkv[at] = dv;
+        }
+        n += UNITS;
+    }
+}
+
+/// The gradient of [`launch`]'s output `grad` (`[B, H·D, X, Y]`, any strides) with respect to
+/// `qkv`, in one launch; laid out as `qkv` is.
 #[cfg(feature = "train")]
 pub(super) fn backward(qkv: BurnTensor<4>, grad: BurnTensor<4>, heads: usize, dim_head: usize) -> BurnTensor<4> {
-    use burn::tensor::activation::softmax;
-    let [b, c, x, y] = qkv.dims();
-    let [q, k, v] = crate::unet::attention::split_heads(qkv, heads);
-    let scale = (dim_head as f64).powf(-0.5);
-    let q = softmax(q, 2);
-    let k = softmax(k, 3);
-    let context = k.clone().matmul(v.clone().swap_dims(2, 3));
-    let grad = grad.reshape([b, heads, dim_head, x * y]);
-    let grad_context = (q.clone() * scale).matmul(grad.clone().swap_dims(2, 3));
-    let grad_q = context.matmul(grad) * scale;
-    let grad_k = grad_context.clone().matmul(v);
-    let grad_v = grad_context.swap_dims(2, 3).matmul(k.clone());
-    let grad_q = q.clone() * (grad_q.clone() - (q * grad_q).sum_dim(2));
-    let grad_k = k.clone() * (grad_k.clone() - (k * grad_k).sum_dim(3));
-    let part = |t: BurnTensor<4>| t.reshape([b, c / 3, x, y]);
-    BurnTensor::cat(vec![part(grad_q), part(grad_k), part(grad_v)], 1)
+    let h = Heads::new(qkv, heads, dim_head);
+    let grad_qkv = super::layout::empty_like(&h.qkv, 3 * heads * dim_head);
+    linear_attention_backward_kernel::launch(
+        &h.qkv.client,
+        h.cubes.clone(),
+        CubeDim::new_1d(UNITS as u32),
+        h.qkv.clone().into_tensor_arg(),
+        super::layout::cube(grad).into_tensor_arg(),
+        grad_qkv.clone().into_tensor_arg(),
+        h.heads,
+        h.width,
+        h.scale,
+        h.pixels,
+        dim_head,
+        h.dtype,
+    );
+    BurnTensor::from_primitive::<CubeBackend>(grad_qkv)
 }
