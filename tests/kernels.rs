@@ -272,3 +272,40 @@ fn weight_standardisation_and_its_gradient_equal_burns() {
     println!("weight standardisation, forward and backward: {ours} launches (Burn's operations: {theirs})");
     assert!(ours * 4 < theirs, "forward and backward: {ours} launches with the kernels, {theirs} with Burn's operations");
 }
+
+#[test]
+fn convolution_gradients_equal_burns_autodiff() {
+    use burn::tensor::ops::ConvOptions;
+    let (device, _lock) = wgpu();
+    let device = device.autodiff();
+    for (batch, c_in, c_out, side, kernel) in [(4, 16, 16, 28, 3), (2, 48, 32, 14, 3), (3, 5, 7, 6, 1)] {
+        let pad = kernel / 2;
+        let options = ConvOptions::new([1, 1], [pad, pad], [1, 1], 1);
+        let x = normal([batch, c_in, side, side], 0.0, 1.0, &device);
+        let weight = normal([c_out, c_in, kernel, kernel], 0.0, 0.2, &device);
+        let bias = normal([c_out], 0.0, 0.5, &device);
+        let w = normal([batch, c_out, side, side], 0.0, 1.0, &device);
+        let run = |ours: bool| {
+            let leaf = |t: &Tensor<4>| Tensor::<4>::from_data(t.clone().into_data(), &device).require_grad();
+            let (x, weight) = (leaf(&x), leaf(&weight));
+            let bias = Tensor::<1>::from_data(bias.clone().into_data(), &device).require_grad();
+            let y = match ours {
+                true => kernels::conv2d(x.clone(), weight.clone(), bias.clone(), options.clone()),
+                false => burn::tensor::module::conv2d(x.clone(), weight.clone(), Some(bias.clone()), options.clone()),
+            };
+            let grads = (y.clone() * w.clone()).sum().backward();
+            let flat = |t: Tensor<4>| t.flatten::<1>(0, 3);
+            vec![
+                ("y", flat(y)),
+                ("x", flat(Tensor::from_inner(x.grad(&grads).unwrap()))),
+                ("weight", flat(Tensor::from_inner(weight.grad(&grads).unwrap()))),
+                ("bias", Tensor::from_inner(bias.grad(&grads).unwrap())),
+            ]
+        };
+        for ((name, a), (_, b)) in run(true).into_iter().zip(run(false)) {
+            let scale = b.clone().abs().max().into_scalar::<f32>().max(1.0);
+            let err = (a - b).abs().max().into_scalar::<f32>();
+            assert!(err < 1e-4 * scale, "{batch}×{c_in}→{c_out} at {side}², {kernel}×{kernel}: {name} differs by {err} (largest {scale})");
+        }
+    }
+}

@@ -7,7 +7,9 @@ use super::{attention, linear_attention, standardize};
 use burn::backend::tensor::FloatTensor;
 use burn::backend::{Backend, backend_extension};
 use burn::tensor::Tensor as BurnTensor;
+use burn::tensor::ops::ConvOptions;
 use burn_cubecl::CubeBackend;
+use burn_cubecl::kernel::conv::conv_forward;
 
 #[backend_extension(Cube, Autodiff: cfg(feature = "train"))]
 pub trait UNetOps: Backend {
@@ -32,6 +34,10 @@ pub trait UNetOps: Backend {
 
     /// [`super::attention`] on `qkv` `[B, 3·H·D, X, Y]`.
     fn attention(qkv: FloatTensor<Self>, heads: usize, dim_head: usize) -> FloatTensor<Self>;
+
+    /// Burn's 2-D convolution with a bias, whose weight gradient under autodiff is
+    /// [`super::conv2d`]'s.
+    fn conv2d(x: FloatTensor<Self>, weight: FloatTensor<Self>, bias: FloatTensor<Self>, options: ConvOptions<2>) -> FloatTensor<Self>;
 
     /// [`super::standardize_weight`] on a convolution kernel `[O, I, kh, kw]`.
     fn standardize_weight(weight: FloatTensor<Self>, epsilon: f64) -> FloatTensor<Self>;
@@ -64,6 +70,10 @@ impl UNetOps for CubeBackend {
 
     fn attention(qkv: FloatTensor<Self>, heads: usize, dim_head: usize) -> FloatTensor<Self> {
         through(qkv, |qkv| attention::launch(qkv, heads, dim_head))
+    }
+
+    fn conv2d(x: FloatTensor<Self>, weight: FloatTensor<Self>, bias: FloatTensor<Self>, options: ConvOptions<2>) -> FloatTensor<Self> {
+        conv_forward::<2>(x, weight, Some(bias), options, Default::default()).expect("a convolution Burn's CubeCL backend runs")
     }
 
     fn standardize_weight(weight: FloatTensor<Self>, epsilon: f64) -> FloatTensor<Self> {
@@ -132,6 +142,33 @@ mod autodiff {
     }
 
     #[derive(Debug)]
+    struct Conv2dBackward;
+
+    impl Backward<CubeBackend, 3> for Conv2dBackward {
+        type State = (FloatTensor<CubeBackend>, FloatTensor<CubeBackend>, ConvOptions<2>);
+
+        fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, _checkpointer: &mut Checkpointer) {
+            use burn_cubecl::kernel::conv::{ConvStrategy, conv_data_backward, conv_weight_backward};
+            let [x_node, weight_node, bias_node] = ops.parents;
+            let grad = grads.consume::<CubeBackend>(&ops.node);
+            let (x, weight, options) = ops.state;
+            let failed = "a convolution's gradient Burn's CubeCL backend computes";
+            if let Some(node) = bias_node {
+                let sum = BurnTensor::<4>::from_primitive::<CubeBackend>(grad.clone()).swap_dims(0, 1).flatten::<2>(1, 3).sum_dim(1).flatten::<1>(0, 1);
+                grads.register::<CubeBackend>(node.id, sum.try_into_primitive::<CubeBackend>().expect(failed));
+            }
+            if let Some(node) = x_node {
+                let grad_x = conv_data_backward(grad.clone(), weight.clone(), x.meta.shape().clone(), options.clone(), ConvStrategy::default()).expect(failed);
+                grads.register::<CubeBackend>(node.id, grad_x);
+            }
+            if let Some(node) = weight_node {
+                let grad_weight = conv_weight_backward::<2>(x, grad, weight.meta.shape().clone(), options, ConvStrategy::Direct).expect(failed);
+                grads.register::<CubeBackend>(node.id, grad_weight);
+            }
+        }
+    }
+
+    #[derive(Debug)]
     struct StandardizeBackward;
 
     impl Backward<CubeBackend, 1> for StandardizeBackward {
@@ -170,6 +207,16 @@ mod autodiff {
 
         fn attention(qkv: FloatTensor<Self>, heads: usize, dim_head: usize) -> FloatTensor<Self> {
             tracked_attention::<C>(qkv, heads, dim_head, attention::launch, attention::backward)
+        }
+
+        fn conv2d(x: FloatTensor<Self>, weight: FloatTensor<Self>, bias: FloatTensor<Self>, options: ConvOptions<2>) -> FloatTensor<Self> {
+            let parents = [x.node(), weight.node(), bias.node()];
+            let (x, weight, bias) = (x.into_primitive(), weight.into_primitive(), bias.into_primitive());
+            let output = CubeBackend::conv2d(x.clone(), weight.clone(), bias, options.clone());
+            match Conv2dBackward.prepare::<C>(parents).compute_bound().stateful() {
+                OpsKind::Tracked(prep) => prep.finish((x, weight, options), output),
+                OpsKind::UnTracked(prep) => prep.finish(output),
+            }
         }
 
         fn standardize_weight(weight: FloatTensor<Self>, epsilon: f64) -> FloatTensor<Self> {

@@ -28,6 +28,7 @@ mod standardize;
 use burn::nn::GroupNorm;
 use burn::prelude::*;
 use burn::tensor::activation::{silu, softmax};
+use burn::tensor::ops::ConvOptions;
 
 /// A block's scale and shift from the time embedding: columns `column .. column + 2·C` of
 /// `table` (`[B, N]`), the scale then the shift per channel. The table may hold every block's
@@ -165,6 +166,19 @@ pub fn attention_reference(qkv: Tensor<4>, heads: usize, dim_head: usize) -> Ten
     let attn = softmax(q.swap_dims(2, 3).matmul(k), 3); // [B, H, i, j]
     let out = attn.matmul(v.swap_dims(2, 3)); // [B, H, i, D]
     out.swap_dims(2, 3).reshape([b, heads * dim_head, x, y])
+}
+
+/// Burn's `conv2d` with a bias. Under autodiff on the CubeCL backend its weight gradient is always
+/// computed directly, as a convolution of the input by the output gradient, as the page (which has
+/// no autotune) computes it: natively, autotune may pick an im2col for a 3×3 kernel, a dozen
+/// launches where this takes four.
+pub fn conv2d(x: Tensor<4>, weight: Tensor<4>, bias: Tensor<1>, options: ConvOptions<2>) -> Tensor<4> {
+    #[cfg(all(not(feature = "fusion"), feature = "train"))]
+    if on_kernel_backend(&x) && x.device().is_autodiff() {
+        use extension::UNetOps;
+        return Tensor::from_dispatch(<burn::backend::Dispatch as UNetOps>::conv2d(x.into_dispatch(), weight.into_dispatch(), bias.into_dispatch(), options));
+    }
+    burn::tensor::module::conv2d(x, weight, Some(bias), options)
 }
 
 /// A convolution kernel `[O, I, kh, kw]` standardised per output channel: `(w − mean) / √(var + ε)`

@@ -2,7 +2,7 @@
 //! weight-standardised convolutions, as in the Annotated Diffusion Model), ConvNeXt blocks, and
 //! the down/up resampling layers.
 
-use crate::kernels::{NormAct, ScaleShift, group_norm_act, standardize_weight};
+use crate::kernels::{self, NormAct, ScaleShift, group_norm_act, standardize_weight};
 use burn::module::{Module, Param};
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::{GroupNorm, GroupNormConfig, Linear, LinearConfig, PaddingConfig2d};
@@ -48,10 +48,18 @@ impl WeightStandardizedConv2d {
     }
 
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        let weight = self.standardized_weight();
-        let pad = weight.dims()[2] / 2;
-        let options = ConvOptions::new([1, 1], [pad, pad], [1, 1], 1);
-        conv2d(x, weight, self.conv.bias.as_ref().map(|b| b.val()), options)
+        same_size_conv(&self.conv, self.standardized_weight(), x)
+    }
+}
+
+/// `conv` with `weight` in place of its own, padded to keep the image's size, through
+/// [`kernels::conv2d`] where it has a bias (training's weight gradient in a few launches).
+fn same_size_conv(conv: &Conv2d, weight: Tensor<4>, x: Tensor<4>) -> Tensor<4> {
+    let pad = weight.dims()[2] / 2;
+    let options = ConvOptions::new([1, 1], [pad, pad], [1, 1], 1);
+    match &conv.bias {
+        Some(bias) => kernels::conv2d(x, weight, bias.val(), options),
+        None => conv2d(x, weight, None, options),
     }
 }
 
@@ -220,8 +228,8 @@ impl Resample {
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         match self {
             Self::Down(c) => c.forward(space_to_depth(x)),
-            Self::Up(c) => c.forward(upsample_nearest(x)),
-            Self::Same(c) => c.forward(x),
+            Self::Up(c) => same_size_conv(c, c.weight.val(), upsample_nearest(x)),
+            Self::Same(c) => same_size_conv(c, c.weight.val(), x),
         }
     }
 }
