@@ -307,7 +307,9 @@ pub(super) fn backward(x: CubeTensor, gamma: CubeTensor, beta: CubeTensor, table
     );
     let sums = BurnTensor::<2>::from_primitive::<CubeBackend>(grad_params);
     let part = |k: std::ops::Range<usize>| sums.clone().slice([0..batch, k.start * channels..k.end * channels]);
-    let over_batch = |t: BurnTensor<2>| t.sum_dim(0).reshape([channels]);
+    // γ's and β's gradients summed over the batch together: one reduction, not two.
+    let affine = part(0..2).sum_dim(0).reshape([2 * channels]);
+    let half = |k: usize| affine.clone().slice([k * channels..(k + 1) * channels]);
     let grad_table = o.column.map(|column| {
         let scale_shift = part(2..4);
         if column == 0 && columns == 2 * channels {
@@ -318,5 +320,5 @@ pub(super) fn backward(x: CubeTensor, gamma: CubeTensor, beta: CubeTensor, table
     });
     let cube = |t: BurnTensor<2>| t.try_into_primitive::<CubeBackend>().expect("a tensor on the CubeCL backend");
     let vector = |t: BurnTensor<1>| t.try_into_primitive::<CubeBackend>().expect("a tensor on the CubeCL backend");
-    (grad_input, vector(over_batch(part(0..1))), vector(over_batch(part(1..2))), grad_table.map(cube))
+    (grad_input, vector(half(0)), vector(half(1)), grad_table.map(cube))
 }
