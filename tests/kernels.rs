@@ -190,7 +190,8 @@ fn group_norm_act_gradients_equal_burns_autodiff() {
 fn attention_gradients_equal_burns_autodiff() {
     let (device, _lock) = wgpu();
     let device = device.autodiff();
-    for (batch, heads, dim_head, side) in [(2, 4, 32, 14), (2, 4, 32, 7), (1, 2, 16, 9)] {
+    // Softmax attention's backward is a kernel up to 64 pixels (7² and 8² here), Burn's operations above.
+    for (batch, heads, dim_head, side) in [(2, 4, 32, 14), (2, 4, 32, 7), (1, 2, 16, 9), (2, 2, 16, 8)] {
         let qkv = normal([batch, 3 * heads * dim_head, side, side], 0.0, 2.0, &device);
         let w = normal([batch, heads * dim_head, side, side], 0.0, 1.0, &device);
         type Core = fn(Tensor<4>, usize, usize) -> Tensor<4>;

@@ -13,7 +13,7 @@ const RECORDED: [(&str, usize); 4] = [
     ("forward, batch 1", 189),
     ("forward, batch 16", 188),
     ("guided DDIM step, batch 4", 203),
-    ("training step, batch 16", 949),
+    ("training step, batch 16", 923),
 ];
 
 #[test]

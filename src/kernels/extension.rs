@@ -119,8 +119,7 @@ mod autodiff {
         }
     }
 
-    /// An attention core: its forward kernel, and a backward through Burn's operations on the
-    /// saved `qkv` (still a tenth of what autodiff records for the forward's operations).
+    /// An attention core: its forward kernel, and its backward from the saved `qkv`.
     #[derive(Debug)]
     struct AttentionBackward {
         backward: fn(BurnTensor<4>, BurnTensor<4>, usize, usize) -> BurnTensor<4>,

@@ -124,8 +124,8 @@ pub fn group_norm_act_reference(x: Tensor<4>, norm: &GroupNorm, act: NormAct) ->
 
 /// Linear attention's core, from the `to_qkv` projection `[B, 3·H·D, X, Y]` to the heads' output
 /// `[B, H·D, X, Y]` (before `to_out`): softmax(q) over features, softmax(k) over pixels, then
-/// (k vᵀ)ᵀ q, scaled by D^−½. One kernel where [`on_kernel_backend`] says so (under autodiff,
-/// with a backward through Burn's operations).
+/// (k vᵀ)ᵀ q, scaled by D^−½. One kernel where [`on_kernel_backend`] says so, and one for its
+/// gradient under autodiff.
 pub fn linear_attention(qkv: Tensor<4>, heads: usize, dim_head: usize) -> Tensor<4> {
     #[cfg(not(feature = "fusion"))]
     if on_kernel_backend(&qkv) && linear_attention::supports(dim_head, qkv.dims()[2] * qkv.dims()[3]) {
@@ -148,7 +148,7 @@ pub fn linear_attention_reference(qkv: Tensor<4>, heads: usize, dim_head: usize)
 
 /// Softmax attention's core, from the `to_qkv` projection `[B, 3·H·D, X, Y]` to the heads' output
 /// `[B, H·D, X, Y]` (before `to_out`): softmax(D^−½ qᵀk) over the keys, applied to v. One kernel
-/// where [`on_kernel_backend`] says so (under autodiff, with a backward through Burn's operations).
+/// where [`on_kernel_backend`] says so, and under autodiff one for its gradient (up to 64 pixels).
 pub fn attention(qkv: Tensor<4>, heads: usize, dim_head: usize) -> Tensor<4> {
     #[cfg(not(feature = "fusion"))]
     if on_kernel_backend(&qkv) && attention::supports(qkv.dims()[2] * qkv.dims()[3]) {
@@ -168,13 +168,13 @@ pub fn attention_reference(qkv: Tensor<4>, heads: usize, dim_head: usize) -> Ten
     out.swap_dims(2, 3).reshape([b, heads * dim_head, x, y])
 }
 
-/// Burn's `conv2d` with a bias. Under autodiff on the CubeCL backend its weight gradient is always
-/// computed directly, as a convolution of the input by the output gradient, as the page (which has
-/// no autotune) computes it: natively, autotune may pick an im2col for a 3×3 kernel, a dozen
-/// launches where this takes four.
+/// Burn's `conv2d` with a bias, through the same kernels. Under autodiff on the CubeCL backend its
+/// weight gradient is always computed directly, as a convolution of the input by the output
+/// gradient, as the page (which has no autotune) computes it: natively, autotune may pick an
+/// im2col for a 3×3 kernel, a dozen launches where this takes four.
 pub fn conv2d(x: Tensor<4>, weight: Tensor<4>, bias: Tensor<1>, options: ConvOptions<2>) -> Tensor<4> {
-    #[cfg(all(not(feature = "fusion"), feature = "train"))]
-    if on_kernel_backend(&x) && x.device().is_autodiff() {
+    #[cfg(not(feature = "fusion"))]
+    if on_kernel_backend(&x) {
         use extension::UNetOps;
         return Tensor::from_dispatch(<burn::backend::Dispatch as UNetOps>::conv2d(x.into_dispatch(), weight.into_dispatch(), bias.into_dispatch(), options));
     }
