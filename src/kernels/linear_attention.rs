@@ -78,9 +78,10 @@ fn key_softmax_stats<F: Float>(
 }
 
 /// Adds `Σ_t a[d][t] · b[e][t]` over a tile of `tile` pixels (rows `D` long in shared memory) to
-/// this unit's entries `(d, e)` of a `D × D` product, `acc[j]` holding entry `unit + j · UNITS`.
+/// this unit's entries `(d, e)` of a `D × D` product, `acc[j]` holding entry `unit + j · UNITS`
+/// (the tiles are only read; CubeCL passes shared memory mutably).
 #[cube]
-fn tile_products<F: Float>(a: &Shared<[F]>, b: &Shared<[F]>, acc: &mut Array<F>, #[comptime] tile: usize, #[comptime] dim_head: usize) {
+fn tile_products<F: Float>(a: &mut Shared<[F]>, b: &mut Shared<[F]>, acc: &mut Array<F>, #[comptime] tile: usize, #[comptime] dim_head: usize) {
     let unit = UNIT_POS_X as usize;
     for j in 0..comptime!(dim_head * dim_head / UNITS) {
         let p = unit + j * UNITS;
@@ -91,6 +92,60 @@ fn tile_products<F: Float>(a: &Shared<[F]>, b: &Shared<[F]>, acc: &mut Array<F>,
             sum += a[d * tile + t] * b[e * tile + t];
         }
         acc[j] = sum;
+    }
+}
+
+/// The head's context `C[d][e] = Σ_n softmax(k)[d][n] · v[e][n]` into `context` (`D × D`), from
+/// [`key_softmax_stats`]' rows, built tile by tile over the pixels in `k_tile` and `v_tile`
+/// (`floats` long each).
+#[cube]
+#[allow(clippy::too_many_arguments)]
+fn build_context<F: Float>(
+    qkv: &Tensor<F>,
+    row_max: &Shared<[F]>,
+    row_sum: &Shared<[F]>,
+    k_tile: &mut Shared<[F]>,
+    v_tile: &mut Shared<[F]>,
+    context: &mut Shared<[F]>,
+    image: usize,
+    k: usize,
+    v: usize,
+    width: usize,
+    #[comptime] pixels: usize,
+    #[comptime] dim_head: usize,
+    #[comptime] floats: usize,
+) {
+    let unit = UNIT_POS_X as usize;
+    let tile = comptime!(floats / dim_head);
+    let pairs = comptime!(dim_head * dim_head / UNITS);
+    let mut acc = Array::<F>::new(pairs);
+    for j in 0..pairs {
+        acc[j] = F::new(0.0);
+    }
+    let mut n0 = 0;
+    while n0 < pixels {
+        let mut i = unit;
+        while i < floats {
+            let d = i / tile;
+            let n = n0 + i % tile;
+            let mut kv = F::new(0.0);
+            let mut vv = F::new(0.0);
+            if n < pixels {
+                kv = (qkv[offset::<F>(qkv, image, k + d, n, width)] - row_max[d]).exp();
+                vv = qkv[offset::<F>(qkv, image, v + d, n, width)];
+            }
+            k_tile[i] = kv;
+            v_tile[i] = vv;
+            i += UNITS;
+        }
+        sync_cube();
+        tile_products::<F>(k_tile, v_tile, &mut acc, tile, dim_head);
+        sync_cube();
+        n0 += tile;
+    }
+    for j in 0..pairs {
+        let p = unit + j * UNITS;
+        context[p] = acc[j] / row_sum[p / dim_head];
     }
 }
 
@@ -114,8 +169,6 @@ fn linear_attention_kernel<F: Float>(
     let k = hidden + q;
     let v = 2 * hidden + q;
     let unit = UNIT_POS_X as usize;
-    let tile = comptime!(TILE / dim_head);
-    let pairs = comptime!(dim_head * dim_head / UNITS);
 
     let mut partial = Shared::<[F]>::new_slice(UNITS);
     let mut row_max = Shared::<[F]>::new_slice(dim_head);
@@ -126,36 +179,7 @@ fn linear_attention_kernel<F: Float>(
 
     key_softmax_stats::<F>(qkv, &mut partial, &mut row_max, &mut row_sum, image, k, width, pixels, dim_head);
 
-    // context[d][e] = Σ_n exp(k[d][n] − max_d) · v[e][n], over tiles of pixels.
-    let mut acc = Array::<F>::new(pairs);
-    for j in 0..pairs {
-        acc[j] = F::new(0.0);
-    }
-    let mut n0 = 0;
-    while n0 < pixels {
-        let mut i = unit;
-        while i < TILE {
-            let d = i / tile;
-            let n = n0 + i % tile;
-            let mut kv = F::new(0.0);
-            let mut vv = F::new(0.0);
-            if n < pixels {
-                kv = (qkv[offset::<F>(qkv, image, k + d, n, width)] - row_max[d]).exp();
-                vv = qkv[offset::<F>(qkv, image, v + d, n, width)];
-            }
-            k_tile[i] = kv;
-            v_tile[i] = vv;
-            i += UNITS;
-        }
-        sync_cube();
-        tile_products::<F>(&k_tile, &v_tile, &mut acc, tile, dim_head);
-        sync_cube();
-        n0 += tile;
-    }
-    for j in 0..pairs {
-        let p = unit + j * UNITS;
-        context[p] = acc[j] / row_sum[p / dim_head];
-    }
+    build_context::<F>(qkv, &row_max, &row_sum, &mut k_tile, &mut v_tile, &mut context, image, k, v, width, pixels, dim_head, TILE);
     sync_cube();
 
     // out[e][n] = scale · Σ_d context[d][e] · softmax(q)[d][n], softmax over the features d.
@@ -253,35 +277,9 @@ fn linear_attention_backward_kernel<F: Float>(
 
     key_softmax_stats::<F>(qkv, &mut partial, &mut row_max, &mut row_sum, image, k, width, pixels, dim_head);
 
-    // C[d][e] = Σ_n k̃[d][n] v[e][n]
+    build_context::<F>(qkv, &row_max, &row_sum, &mut a_tile, &mut b_tile, &mut context, image, k, v, width, pixels, dim_head, BACKWARD_TILE);
     let mut acc = Array::<F>::new(pairs);
     for j in 0..pairs {
-        acc[j] = F::new(0.0);
-    }
-    let mut n0 = 0;
-    while n0 < pixels {
-        let mut i = unit;
-        while i < BACKWARD_TILE {
-            let d = i / tile;
-            let n = n0 + i % tile;
-            let mut kv = F::new(0.0);
-            let mut vv = F::new(0.0);
-            if n < pixels {
-                kv = (qkv[offset::<F>(qkv, image, k + d, n, width)] - row_max[d]).exp();
-                vv = qkv[offset::<F>(qkv, image, v + d, n, width)];
-            }
-            a_tile[i] = kv;
-            b_tile[i] = vv;
-            i += UNITS;
-        }
-        sync_cube();
-        tile_products::<F>(&a_tile, &b_tile, &mut acc, tile, dim_head);
-        sync_cube();
-        n0 += tile;
-    }
-    for j in 0..pairs {
-        let p = unit + j * UNITS;
-        context[p] = acc[j] / row_sum[p / dim_head];
         acc[j] = F::new(0.0);
     }
 
@@ -322,7 +320,7 @@ fn linear_attention_backward_kernel<F: Float>(
             i += UNITS;
         }
         sync_cube();
-        tile_products::<F>(&a_tile, &b_tile, &mut acc, tile, dim_head);
+        tile_products::<F>(&mut a_tile, &mut b_tile, &mut acc, tile, dim_head);
         sync_cube();
         n0 += tile;
     }
