@@ -1,9 +1,9 @@
 //! Burn's Adam with per-tensor gradient clipping, and the weights' moving average, kept as one
 //! flat buffer per quantity (parameters, both moments, the average) instead of one tensor per
 //! parameter: a training step's update is then three kernel launches, after gathering the
-//! gradients six tensors a launch, where Burn's optimiser takes about twenty launches per parameter tensor. The model's
-//! parameters are views of the flat buffer. Its state is saved in Burn's own optimiser format,
-//! so a run may resume under either optimiser.
+//! gradients six tensors a launch, where Burn's optimiser takes about twenty launches per
+//! parameter tensor. The model's parameters are views of the flat buffer. Its state is saved in
+//! Burn's own optimiser format, so a run may resume under either optimiser.
 
 use crate::kernels::{self, AdamUpdate, FlatGather, FlatState, Segments};
 use crate::unet::UNet;

@@ -291,7 +291,7 @@ fn convolution_gradients_equal_burns_autodiff() {
             let (x, weight) = (leaf(&x), leaf(&weight));
             let bias = Tensor::<1>::from_data(bias.clone().into_data(), &device).require_grad();
             let y = match ours {
-                true => kernels::conv2d(x.clone(), weight.clone(), bias.clone(), options.clone()),
+                true => kernels::conv2d(x.clone(), weight.clone(), Some(bias.clone()), options.clone()),
                 false => burn::tensor::module::conv2d(x.clone(), weight.clone(), Some(bias.clone()), options.clone()),
             };
             let grads = (y.clone() * w.clone()).sum().backward();

@@ -72,9 +72,9 @@ fn attention_kernel<F: Float>(
     }
 }
 
-/// What both attention kernels are launched with: one cube per image and head reading q, k and v
-/// from `qkv` (`[B, 3·H·D, X, Y]`, any strides), and the heads' output `[B, H·D, X, Y]` in `qkv`'s
-/// layout.
+/// What the attention kernels are launched with: one cube per image and head reading q, k and v
+/// from `qkv` (`[B, 3·H·D, X, Y]`, any strides), and the output in `qkv`'s layout: the heads'
+/// `[B, H·D, X, Y]`, or for a backward kernel `qkv`'s gradient.
 pub(super) struct Heads {
     pub qkv: CubeTensor,
     pub output: CubeTensor,
@@ -88,10 +88,20 @@ pub(super) struct Heads {
 
 impl Heads {
     pub fn new(qkv: BurnTensor<4>, heads: usize, dim_head: usize) -> Self {
+        Self::with_output(qkv, heads, dim_head, heads * dim_head)
+    }
+
+    /// For a backward kernel: the output is `qkv`'s gradient.
+    #[cfg(feature = "train")]
+    pub fn for_gradient(qkv: BurnTensor<4>, heads: usize, dim_head: usize) -> Self {
+        Self::with_output(qkv, heads, dim_head, 3 * heads * dim_head)
+    }
+
+    fn with_output(qkv: BurnTensor<4>, heads: usize, dim_head: usize, output_channels: usize) -> Self {
         let [batch, channels, height, width] = qkv.dims();
         assert_eq!(channels, 3 * heads * dim_head, "q, k and v for {heads} heads of {dim_head}");
         let qkv = cube(qkv);
-        let output = empty_like(&qkv, heads * dim_head);
+        let output = empty_like(&qkv, output_channels);
         let dtype = dtype_to_storage_type(qkv.dtype);
         let cubes = CubeCount::Static((batch * heads) as u32, 1, 1);
         let scale = (dim_head as f32).powf(-0.5);
@@ -183,7 +193,7 @@ fn attention_backward_kernel<F: Float>(
         }
         let mut dot = F::new(0.0);
         for j in 0..pixels {
-            probs[j] = probs[j] / sum;
+            probs[j] /= sum;
             let mut dp = F::new(0.0);
             for e in 0..dim_head {
                 dp += grad[offset::<F>(grad, image, q + e, i, width)] * qkv[offset::<F>(qkv, image, v + e, j, width)];
@@ -250,15 +260,14 @@ pub(super) fn backward(qkv: BurnTensor<4>, grad: BurnTensor<4>, heads: usize, di
     if !supports_backward(x * y) {
         return backward_through_burn(qkv, grad, heads, dim_head);
     }
-    let h = Heads::new(qkv, heads, dim_head);
-    let grad_qkv = empty_like(&h.qkv, 3 * heads * dim_head);
+    let h = Heads::for_gradient(qkv, heads, dim_head);
     attention_backward_kernel::launch(
         &h.qkv.client,
         h.cubes.clone(),
         CubeDim::new_1d(UNITS as u32),
         h.qkv.clone().into_tensor_arg(),
         cube(grad).into_tensor_arg(),
-        grad_qkv.clone().into_tensor_arg(),
+        h.output.clone().into_tensor_arg(),
         h.heads,
         h.width,
         h.scale,
@@ -266,7 +275,7 @@ pub(super) fn backward(qkv: BurnTensor<4>, grad: BurnTensor<4>, heads: usize, di
         dim_head,
         h.dtype,
     );
-    BurnTensor::from_primitive::<CubeBackend>(grad_qkv)
+    h.output()
 }
 
 /// The gradient of [`launch`]'s output with respect to `qkv`, through Burn's operations: with

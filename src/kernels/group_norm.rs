@@ -6,6 +6,8 @@
 //! The backward kernel (for training) recomputes those statistics, then sums the output gradient
 //! per channel and per group the same way: one launch where autodiff takes about thirty.
 
+#[cfg(feature = "train")]
+use super::layout::cube;
 use super::layout::{UNITS, cube_sum, empty_like, offset, offset_out};
 use burn::backend::cubecl::dtype_to_storage_type;
 #[cfg(feature = "train")]
@@ -309,7 +311,7 @@ pub(super) fn backward(x: CubeTensor, gamma: CubeTensor, beta: CubeTensor, table
     let part = |k: std::ops::Range<usize>| sums.clone().slice([0..batch, k.start * channels..k.end * channels]);
     // γ's and β's gradients summed over the batch together: one reduction, not two.
     let affine = part(0..2).sum_dim(0).reshape([2 * channels]);
-    let half = |k: usize| affine.clone().slice([k * channels..(k + 1) * channels]);
+    let half = |k: usize| affine.clone().slice(k * channels..(k + 1) * channels);
     let grad_table = o.column.map(|column| {
         let scale_shift = part(2..4);
         if column == 0 && columns == 2 * channels {
@@ -318,7 +320,5 @@ pub(super) fn backward(x: CubeTensor, gamma: CubeTensor, beta: CubeTensor, table
             BurnTensor::zeros([batch, columns], &sums.device()).slice_assign([0..batch, column..column + 2 * channels], scale_shift)
         }
     });
-    let cube = |t: BurnTensor<2>| t.try_into_primitive::<CubeBackend>().expect("a tensor on the CubeCL backend");
-    let vector = |t: BurnTensor<1>| t.try_into_primitive::<CubeBackend>().expect("a tensor on the CubeCL backend");
-    (grad_input, vector(half(0)), vector(half(1)), grad_table.map(cube))
+    (grad_input, cube(half(0)), cube(half(1)), grad_table.map(cube))
 }

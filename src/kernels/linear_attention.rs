@@ -8,8 +8,6 @@
 
 use super::attention::Heads;
 use super::layout::{UNITS, offset, offset_out};
-#[cfg(feature = "train")]
-use burn_cubecl::CubeBackend;
 use burn::tensor::Tensor as BurnTensor;
 use cubecl::prelude::*;
 
@@ -361,7 +359,7 @@ fn linear_attention_backward_kernel<F: Float>(
         let mut grad_q = Array::<F>::new(dim_head);
         let mut dot = F::new(0.0);
         for d in 0..dim_head {
-            probs[d] = probs[d] / total;
+            probs[d] /= total;
             let mut dq = F::new(0.0);
             for e in 0..dim_head {
                 dq += context[d * dim_head + e] * g[e];
@@ -396,15 +394,14 @@ fn linear_attention_backward_kernel<F: Float>(
 /// `qkv`, in one launch; laid out as `qkv` is.
 #[cfg(feature = "train")]
 pub(super) fn backward(qkv: BurnTensor<4>, grad: BurnTensor<4>, heads: usize, dim_head: usize) -> BurnTensor<4> {
-    let h = Heads::new(qkv, heads, dim_head);
-    let grad_qkv = super::layout::empty_like(&h.qkv, 3 * heads * dim_head);
+    let h = Heads::for_gradient(qkv, heads, dim_head);
     linear_attention_backward_kernel::launch(
         &h.qkv.client,
         h.cubes.clone(),
         CubeDim::new_1d(UNITS as u32),
         h.qkv.clone().into_tensor_arg(),
         super::layout::cube(grad).into_tensor_arg(),
-        grad_qkv.clone().into_tensor_arg(),
+        h.output.clone().into_tensor_arg(),
         h.heads,
         h.width,
         h.scale,
@@ -412,5 +409,5 @@ pub(super) fn backward(qkv: BurnTensor<4>, grad: BurnTensor<4>, heads: usize, di
         dim_head,
         h.dtype,
     );
-    BurnTensor::from_primitive::<CubeBackend>(grad_qkv)
+    h.output()
 }

@@ -168,17 +168,17 @@ pub fn attention_reference(qkv: Tensor<4>, heads: usize, dim_head: usize) -> Ten
     out.swap_dims(2, 3).reshape([b, heads * dim_head, x, y])
 }
 
-/// Burn's `conv2d` with a bias, through the same kernels. Under autodiff on the CubeCL backend its
-/// weight gradient is always computed directly, as a convolution of the input by the output
+/// Burn's `conv2d`, through the same kernels. With a bias, under autodiff on the CubeCL backend,
+/// its weight gradient is always computed directly, as a convolution of the input by the output
 /// gradient, as the page (which has no autotune) computes it: natively, autotune may pick an
 /// im2col for a 3×3 kernel, a dozen launches where this takes four.
-pub fn conv2d(x: Tensor<4>, weight: Tensor<4>, bias: Tensor<1>, options: ConvOptions<2>) -> Tensor<4> {
+pub fn conv2d(x: Tensor<4>, weight: Tensor<4>, bias: Option<Tensor<1>>, options: ConvOptions<2>) -> Tensor<4> {
     #[cfg(not(feature = "fusion"))]
-    if on_kernel_backend(&x) {
+    if let (true, Some(bias)) = (on_kernel_backend(&x), &bias) {
         use extension::UNetOps;
-        return Tensor::from_dispatch(<burn::backend::Dispatch as UNetOps>::conv2d(x.into_dispatch(), weight.into_dispatch(), bias.into_dispatch(), options));
+        return Tensor::from_dispatch(<burn::backend::Dispatch as UNetOps>::conv2d(x.into_dispatch(), weight.into_dispatch(), bias.clone().into_dispatch(), options));
     }
-    burn::tensor::module::conv2d(x, weight, Some(bias), options)
+    burn::tensor::module::conv2d(x, weight, bias, options)
 }
 
 /// A convolution kernel `[O, I, kh, kw]` standardised per output channel: `(w − mean) / √(var + ε)`

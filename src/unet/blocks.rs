@@ -8,7 +8,6 @@ use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::{GroupNorm, GroupNormConfig, Linear, LinearConfig, PaddingConfig2d};
 use burn::prelude::*;
 use burn::tensor::activation::{gelu, silu};
-use burn::tensor::module::conv2d;
 use burn::tensor::ops::ConvOptions;
 
 pub fn conv(dim_in: usize, dim_out: usize, kernel: usize, device: &Device) -> Conv2d {
@@ -53,14 +52,11 @@ impl WeightStandardizedConv2d {
 }
 
 /// `conv` with `weight` in place of its own, padded to keep the image's size, through
-/// [`kernels::conv2d`] where it has a bias (training's weight gradient in a few launches).
+/// [`kernels::conv2d`] (training's weight gradient in a few launches).
 fn same_size_conv(conv: &Conv2d, weight: Tensor<4>, x: Tensor<4>) -> Tensor<4> {
     let pad = weight.dims()[2] / 2;
     let options = ConvOptions::new([1, 1], [pad, pad], [1, 1], 1);
-    match &conv.bias {
-        Some(bias) => kernels::conv2d(x, weight, bias.val(), options),
-        None => conv2d(x, weight, None, options),
-    }
+    kernels::conv2d(x, weight, conv.bias.as_ref().map(|b| b.val()), options)
 }
 
 /// WS-conv 3×3 → GroupNorm → optional (scale + 1, shift) → SiLU.
