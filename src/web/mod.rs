@@ -21,10 +21,19 @@ pub use training::TrainReport;
 use burn::prelude::Tensor;
 use wasm_bindgen::prelude::*;
 
+// Static constructors (CubeCL's IR registers its dialects through `inventory`). Unless the
+// module calls this itself, wasm-ld wraps every export in a call to it, re-running them all on
+// each call from JavaScript: a few milliseconds every time wgpu hands the module an object.
+unsafe extern "C" {
+    fn __wasm_call_ctors();
+}
+
 /// A panic leaves the wasm instance unusable and its pending promises unsettled, so besides
 /// logging it we tell the page (through `ddpmOnPanic` on the global object) to restart.
 #[wasm_bindgen(start)]
 pub fn start() {
+    // SAFETY: wasm-ld's synthetic constructor runner, called once, before the engine's code runs.
+    unsafe { __wasm_call_ctors() };
     std::panic::set_hook(Box::new(|info| {
         console_error_panic_hook::hook(info);
         call_global("ddpmOnPanic", &info.to_string());
