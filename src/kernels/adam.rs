@@ -36,7 +36,7 @@ fn clip_factors_kernel<F: Float>(
         squares += g * g;
         i += UNITS;
     }
-    let norm = cube_sum::<F>(&mut partial, squares).sqrt();
+    let norm = cube_sum::<F>(&mut partial, squares, UNITS).sqrt();
     if UNIT_POS_X == 0 {
         let mut factor = F::cast_from(max_norm) / (norm + F::cast_from(min_positive));
         if factor > F::new(1.0) {

@@ -8,7 +8,7 @@
 
 #[cfg(feature = "train")]
 use super::layout::cube;
-use super::layout::{UNITS, cube_sum, empty_like, offset, offset_out};
+use super::layout::{NORM_UNITS, at, at_out, cube_sum, empty_like, flat_pixels, step};
 use burn::backend::cubecl::dtype_to_storage_type;
 #[cfg(feature = "train")]
 use burn::tensor::{Shape, Tensor as BurnTensor};
@@ -22,29 +22,38 @@ use cubecl::prelude::*;
 
 /// The mean of one image's group: its `len` values from channel `first` on, summed by the cube.
 #[cube]
-#[allow(clippy::too_many_arguments)]
-pub(super) fn group_mean<F: Float>(input: &Tensor<F>, partial: &mut Shared<[F]>, image: usize, first: usize, len: usize, pixels: usize, width: usize) -> F {
-    let mut sum = F::new(0.0);
+pub(super) fn group_mean<F: Float>(input: &Tensor<F>, partial: &mut Shared<[F]>, image: usize, first: usize, len: usize, pixels: usize) -> F {
+    let (channels, more) = (NORM_UNITS / pixels, NORM_UNITS % pixels);
     let mut i = UNIT_POS_X as usize;
+    let (mut channel, mut pixel) = (first + i / pixels, i % pixels);
+    let mut sum = F::new(0.0);
     while i < len {
-        sum += input[offset::<F>(input, image, first + i / pixels, i % pixels, width)];
-        i += UNITS;
+        sum += input[at::<F>(input, image, channel, pixel)];
+        i += NORM_UNITS;
+        let (c, p) = step(channel, pixel, pixels, channels, more);
+        channel = c;
+        pixel = p;
     }
-    cube_sum::<F>(partial, sum) / F::cast_from(len as u32)
+    cube_sum::<F>(partial, sum, NORM_UNITS) / F::cast_from(len as u32)
 }
 
 /// 1 / √(variance + ε) of the same group, around its `mean`.
 #[cube]
 #[allow(clippy::too_many_arguments)]
-pub(super) fn group_inv_std<F: Float>(input: &Tensor<F>, partial: &mut Shared<[F]>, mean: F, epsilon: f32, image: usize, first: usize, len: usize, pixels: usize, width: usize) -> F {
-    let mut squares = F::new(0.0);
+pub(super) fn group_inv_std<F: Float>(input: &Tensor<F>, partial: &mut Shared<[F]>, mean: F, epsilon: f32, image: usize, first: usize, len: usize, pixels: usize) -> F {
+    let (channels, more) = (NORM_UNITS / pixels, NORM_UNITS % pixels);
     let mut i = UNIT_POS_X as usize;
+    let (mut channel, mut pixel) = (first + i / pixels, i % pixels);
+    let mut squares = F::new(0.0);
     while i < len {
-        let d = input[offset::<F>(input, image, first + i / pixels, i % pixels, width)] - mean;
+        let d = input[at::<F>(input, image, channel, pixel)] - mean;
         squares += d * d;
-        i += UNITS;
+        i += NORM_UNITS;
+        let (c, p) = step(channel, pixel, pixels, channels, more);
+        channel = c;
+        pixel = p;
     }
-    let variance = cube_sum::<F>(partial, squares) / F::cast_from(len as u32);
+    let variance = cube_sum::<F>(partial, squares, NORM_UNITS) / F::cast_from(len as u32);
     F::new(1.0) / (variance + F::cast_from(epsilon)).sqrt()
 }
 
@@ -66,7 +75,6 @@ fn group_norm_act_kernel<F: Float>(
     output: &mut Tensor<F>,
     channels: u32,
     pixels: u32,
-    width: u32,
     groups: u32,
     column: u32,
     epsilon: f32,
@@ -77,7 +85,6 @@ fn group_norm_act_kernel<F: Float>(
 ) {
     let channels = channels as usize;
     let pixels = pixels as usize;
-    let width = width as usize;
     let groups = groups as usize;
     let image = CUBE_POS_X as usize / groups;
     let group = CUBE_POS_X as usize % groups;
@@ -85,16 +92,16 @@ fn group_norm_act_kernel<F: Float>(
     let first = group * per_group;
     let len = per_group * pixels;
     let unit = UNIT_POS_X as usize;
-    let mut partial = Shared::<[F]>::new_slice(UNITS);
+    let mut partial = Shared::<[F]>::new_slice(NORM_UNITS);
 
-    let mean = group_mean::<F>(input, &mut partial, image, first, len, pixels, width);
-    let inv_std = group_inv_std::<F>(input, &mut partial, mean, epsilon, image, first, len, pixels, width);
+    let mean = group_mean::<F>(input, &mut partial, image, first, len, pixels);
+    let inv_std = group_inv_std::<F>(input, &mut partial, mean, epsilon, image, first, len, pixels);
 
+    let (step_channels, step_pixels) = (NORM_UNITS / pixels, NORM_UNITS % pixels);
     let mut i = unit;
+    let (mut channel, mut pixel) = (first + i / pixels, i % pixels);
     while i < len {
-        let channel = first + i / pixels;
-        let pixel = i % pixels;
-        let x = input[offset::<F>(input, image, channel, pixel, width)];
+        let x = input[at::<F>(input, image, channel, pixel)];
         let mut y = (x - mean) * inv_std * gamma[channel] + beta[channel];
         if has_scale_shift {
             let row = image * scale_shift.stride(0);
@@ -107,11 +114,14 @@ fn group_norm_act_kernel<F: Float>(
             y = y / (F::new(1.0) + (F::new(0.0) - y).exp());
         }
         if has_residual {
-            y += residual[offset::<F>(residual, image, channel, pixel, width)];
+            y += residual[at::<F>(residual, image, channel, pixel)];
         }
-        let at = offset_out::<F>(output, image, channel, pixel, width);
-        output[at] = y;
-        i += UNITS;
+        let out = at_out::<F>(output, image, channel, pixel);
+        output[out] = y;
+        i += NORM_UNITS;
+        let (c, p) = step(channel, pixel, pixels, step_channels, step_pixels);
+        channel = c;
+        pixel = p;
     }
 }
 
@@ -131,13 +141,14 @@ pub(super) struct Options {
 pub(super) fn forward(x: CubeTensor, gamma: CubeTensor, beta: CubeTensor, table: CubeTensor, residual: CubeTensor, o: Options) -> CubeTensor {
     let shape = x.meta.shape();
     let [batch, channels, height, width] = [shape[0], shape[1], shape[2], shape[3]];
+    let (x, residual) = (flat_pixels(x), if o.residual { flat_pixels(residual) } else { residual });
     let (gamma, beta) = (into_contiguous(gamma), into_contiguous(beta));
     let output = empty_like(&x, channels);
     let dtype = dtype_to_storage_type(x.dtype);
     group_norm_act_kernel::launch(
         &x.client,
         CubeCount::Static((batch * o.groups) as u32, 1, 1),
-        CubeDim::new_1d(UNITS as u32),
+        CubeDim::new_1d(NORM_UNITS as u32),
         x.clone().into_tensor_arg(),
         gamma.into_tensor_arg(),
         beta.into_tensor_arg(),
@@ -146,7 +157,6 @@ pub(super) fn forward(x: CubeTensor, gamma: CubeTensor, beta: CubeTensor, table:
         output.clone().into_tensor_arg(),
         channels as u32,
         (height * width) as u32,
-        width as u32,
         o.groups as u32,
         o.column.unwrap_or(0) as u32,
         o.epsilon as f32,
@@ -172,7 +182,6 @@ fn group_norm_act_backward_kernel<F: Float>(
     grad_params: &mut Tensor<F>,
     channels: u32,
     pixels: u32,
-    width: u32,
     groups: u32,
     column: u32,
     epsilon: f32,
@@ -183,17 +192,16 @@ fn group_norm_act_backward_kernel<F: Float>(
 ) {
     let channels = channels as usize;
     let pixels = pixels as usize;
-    let width = width as usize;
     let groups = groups as usize;
     let image = CUBE_POS_X as usize / groups;
     let group = CUBE_POS_X as usize % groups;
     let first = group * per_group;
     let len = per_group * pixels;
     let unit = UNIT_POS_X as usize;
-    let mut partial = Shared::<[F]>::new_slice(UNITS);
+    let mut partial = Shared::<[F]>::new_slice(NORM_UNITS);
 
-    let mean = group_mean::<F>(input, &mut partial, image, first, len, pixels, width);
-    let inv_std = group_inv_std::<F>(input, &mut partial, mean, epsilon, image, first, len, pixels, width);
+    let mean = group_mean::<F>(input, &mut partial, image, first, len, pixels);
+    let inv_std = group_inv_std::<F>(input, &mut partial, mean, epsilon, image, first, len, pixels);
 
     // Channel by channel: the gradient reaching the normalised value (x̂), summed over the group
     // (alone and times x̂), and the per-channel sums that make the gradients of γ, β, scale, shift.
@@ -217,9 +225,9 @@ fn group_norm_act_backward_kernel<F: Float>(
         let mut d_beta = F::new(0.0);
         let mut p = unit;
         while p < pixels {
-            let norm = (input[offset::<F>(input, image, channel, p, width)] - mean) * inv_std;
+            let norm = (input[at::<F>(input, image, channel, p)] - mean) * inv_std;
             let affine = norm * g + beta[channel];
-            let mut dy = grad[offset::<F>(grad, image, channel, p, width)];
+            let mut dy = grad[at::<F>(grad, image, channel, p)];
             if has_silu {
                 dy *= silu_grad::<F>(affine * scale + shift);
             }
@@ -230,12 +238,12 @@ fn group_norm_act_backward_kernel<F: Float>(
             d_beta += d_affine;
             group_grad += d_affine * g;
             group_grad_norm += d_affine * g * norm;
-            p += UNITS;
+            p += NORM_UNITS;
         }
-        let d_shift = cube_sum::<F>(&mut partial, d_shift);
-        let d_scale = cube_sum::<F>(&mut partial, d_scale);
-        let d_gamma = cube_sum::<F>(&mut partial, d_gamma);
-        let d_beta = cube_sum::<F>(&mut partial, d_beta);
+        let d_shift = cube_sum::<F>(&mut partial, d_shift, NORM_UNITS);
+        let d_scale = cube_sum::<F>(&mut partial, d_scale, NORM_UNITS);
+        let d_gamma = cube_sum::<F>(&mut partial, d_gamma, NORM_UNITS);
+        let d_beta = cube_sum::<F>(&mut partial, d_beta, NORM_UNITS);
         if unit == 0 {
             let out = image * 4 * channels + channel;
             grad_params[out] = d_gamma;
@@ -244,16 +252,16 @@ fn group_norm_act_backward_kernel<F: Float>(
             grad_params[out + 3 * channels] = d_shift;
         }
     }
-    let mean_grad = cube_sum::<F>(&mut partial, group_grad) / F::cast_from(len as u32);
-    let mean_grad_norm = cube_sum::<F>(&mut partial, group_grad_norm) / F::cast_from(len as u32);
+    let mean_grad = cube_sum::<F>(&mut partial, group_grad, NORM_UNITS) / F::cast_from(len as u32);
+    let mean_grad_norm = cube_sum::<F>(&mut partial, group_grad_norm, NORM_UNITS) / F::cast_from(len as u32);
 
+    let (step_channels, step_pixels) = (NORM_UNITS / pixels, NORM_UNITS % pixels);
     let mut i = unit;
+    let (mut channel, mut pixel) = (first + i / pixels, i % pixels);
     while i < len {
-        let channel = first + i / pixels;
-        let pixel = i % pixels;
-        let norm = (input[offset::<F>(input, image, channel, pixel, width)] - mean) * inv_std;
+        let norm = (input[at::<F>(input, image, channel, pixel)] - mean) * inv_std;
         let affine = norm * gamma[channel] + beta[channel];
-        let mut dy = grad[offset::<F>(grad, image, channel, pixel, width)];
+        let mut dy = grad[at::<F>(grad, image, channel, pixel)];
         let mut scale = F::new(1.0);
         if has_scale_shift {
             scale = scale_shift[row + (column as usize + channel) * col] + F::new(1.0);
@@ -266,9 +274,12 @@ fn group_norm_act_backward_kernel<F: Float>(
             dy *= silu_grad::<F>(affine * scale + shift);
         }
         let d_norm = dy * scale * gamma[channel];
-        let at = offset_out::<F>(grad_input, image, channel, pixel, width);
-        grad_input[at] = inv_std * (d_norm - mean_grad - norm * mean_grad_norm);
-        i += UNITS;
+        let out = at_out::<F>(grad_input, image, channel, pixel);
+        grad_input[out] = inv_std * (d_norm - mean_grad - norm * mean_grad_norm);
+        i += NORM_UNITS;
+        let (c, p) = step(channel, pixel, pixels, step_channels, step_pixels);
+        channel = c;
+        pixel = p;
     }
 }
 
@@ -279,6 +290,7 @@ fn group_norm_act_backward_kernel<F: Float>(
 pub(super) fn backward(x: CubeTensor, gamma: CubeTensor, beta: CubeTensor, table: CubeTensor, grad: CubeTensor, o: Options) -> (CubeTensor, CubeTensor, CubeTensor, Option<CubeTensor>) {
     let shape = x.meta.shape();
     let [batch, channels, height, width] = [shape[0], shape[1], shape[2], shape[3]];
+    let (x, grad) = (flat_pixels(x), flat_pixels(grad));
     let columns = table.meta.shape()[1];
     let (gamma, beta) = (into_contiguous(gamma), into_contiguous(beta));
     let (client, device, dtype) = (x.client.clone(), x.device.clone(), x.dtype);
@@ -288,7 +300,7 @@ pub(super) fn backward(x: CubeTensor, gamma: CubeTensor, beta: CubeTensor, table
     group_norm_act_backward_kernel::launch(
         &client,
         CubeCount::Static((batch * o.groups) as u32, 1, 1),
-        CubeDim::new_1d(UNITS as u32),
+        CubeDim::new_1d(NORM_UNITS as u32),
         x.into_tensor_arg(),
         gamma.into_tensor_arg(),
         beta.into_tensor_arg(),
@@ -298,7 +310,6 @@ pub(super) fn backward(x: CubeTensor, gamma: CubeTensor, beta: CubeTensor, table
         grad_params.clone().into_tensor_arg(),
         channels as u32,
         (height * width) as u32,
-        width as u32,
         o.groups as u32,
         o.column.unwrap_or(0) as u32,
         o.epsilon as f32,

@@ -11,52 +11,35 @@ use burn_cubecl::ops::{permute_nchw_to_nhwc, permute_nhwc_to_nchw};
 use burn_cubecl::tensor::CubeTensor;
 use cubecl::prelude::*;
 
-/// Units per cube in every kernel: WebGPU's guaranteed minimum of invocations per workgroup.
+/// Units per cube in the attention and optimiser kernels: the most invocations per workgroup
+/// every WebGPU adapter allows.
 pub const UNITS: usize = 256;
 
-/// Sums `value` over the cube's units. The halving steps are spelt out, with every barrier in
-/// uniform control flow as WGSL requires.
+/// Units per cube in the normalisations (GroupNorm, weight standardisation), which sum through
+/// barriers: a software adapter runs each barrier as a switch between every four units, so a
+/// narrower cube costs it a quarter of the switches.
+pub const NORM_UNITS: usize = 64;
+
+/// Sums `value` over the cube's `units` units in three barriers (a software adapter pays for
+/// each): sixteen units each sum a strided sixteenth, then every unit sums their sixteen. The
+/// barriers stay in uniform control flow, as WGSL requires.
 #[cube]
-pub fn cube_sum<F: Float>(partial: &mut Shared<[F]>, value: F) -> F {
+pub fn cube_sum<F: Float>(partial: &mut Shared<[F]>, value: F, #[comptime] units: usize) -> F {
     let unit = UNIT_POS_X as usize;
     partial[unit] = value;
     sync_cube();
-    if unit < 128 {
-        let other = partial[unit + 128];
-        partial[unit] += other;
-    }
-    sync_cube();
-    if unit < 64 {
-        let other = partial[unit + 64];
-        partial[unit] += other;
-    }
-    sync_cube();
-    if unit < 32 {
-        let other = partial[unit + 32];
-        partial[unit] += other;
-    }
-    sync_cube();
     if unit < 16 {
-        let other = partial[unit + 16];
-        partial[unit] += other;
+        let mut sum = partial[unit];
+        for k in 1..comptime!(units / 16) {
+            sum += partial[unit + 16 * k];
+        }
+        partial[unit] = sum;
     }
     sync_cube();
-    if unit < 8 {
-        let other = partial[unit + 8];
-        partial[unit] += other;
+    let mut total = partial[0];
+    for k in 1..16usize {
+        total += partial[k];
     }
-    sync_cube();
-    if unit < 4 {
-        let other = partial[unit + 4];
-        partial[unit] += other;
-    }
-    sync_cube();
-    if unit < 2 {
-        let other = partial[unit + 2];
-        partial[unit] += other;
-    }
-    sync_cube();
-    let total = partial[0] + partial[1];
     // No unit may overwrite `partial` for the next sum before every unit has read this one.
     sync_cube();
     total
@@ -73,6 +56,39 @@ pub fn offset<F: Float>(t: &Tensor<F>, image: usize, channel: usize, pixel: usiz
 #[cube]
 pub fn offset_out<F: Float>(t: &mut Tensor<F>, image: usize, channel: usize, pixel: usize, width: usize) -> usize {
     image * t.stride(0) + channel * t.stride(1) + (pixel / width) * t.stride(2) + (pixel % width) * t.stride(3)
+}
+
+/// Where `[image, channel, pixel]` lies in a `[B, C, H, W]` tensor whose rows follow one another
+/// (stride 2 = W · stride 3), as in row-major and channels-last buffers: [`flat_pixels`] makes
+/// sure. No division per value, which a software adapter pays dearly for.
+#[cube]
+pub fn at<F: Float>(t: &Tensor<F>, image: usize, channel: usize, pixel: usize) -> usize {
+    image * t.stride(0) + channel * t.stride(1) + pixel * t.stride(3)
+}
+
+/// [`at`] in a tensor the kernel writes.
+#[cube]
+pub fn at_out<F: Float>(t: &mut Tensor<F>, image: usize, channel: usize, pixel: usize) -> usize {
+    image * t.stride(0) + channel * t.stride(1) + pixel * t.stride(3)
+}
+
+/// A unit's next value when the cube walks channels × `pixels` (channel-major), `units` values at
+/// a time: `(channel, pixel)` moved on by `(units / pixels, units % pixels)` = `(channels, more)`.
+#[cube]
+pub fn step(channel: usize, pixel: usize, pixels: usize, channels: usize, more: usize) -> (usize, usize) {
+    let mut c = channel + channels;
+    let mut p = pixel + more;
+    if p >= pixels {
+        p -= pixels;
+        c += 1;
+    }
+    (c, p)
+}
+
+/// `x` itself when [`at`] can address it, else a row-major copy.
+pub fn flat_pixels(x: CubeTensor) -> CubeTensor {
+    let (shape, strides) = (x.meta.shape(), x.meta.strides());
+    if strides[2] == shape[3] * strides[3] || shape[2] == 1 { x } else { into_contiguous(x) }
 }
 
 /// `x`'s CubeCL tensor, in whatever strides it has (storage tiles, which only matmul reads, undone).
