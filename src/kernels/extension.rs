@@ -3,7 +3,7 @@
 //! training takes one launch each way instead of Burn's operations and their gradients.
 
 use super::group_norm::{self, Options};
-use super::{attention, linear_attention, standardize};
+use super::{attention, conv, linear_attention, standardize};
 use burn::backend::tensor::FloatTensor;
 use burn::backend::{Backend, backend_extension};
 use burn::tensor::Tensor as BurnTensor;
@@ -73,6 +73,9 @@ impl UNetOps for CubeBackend {
     }
 
     fn conv2d(x: FloatTensor<Self>, weight: FloatTensor<Self>, bias: FloatTensor<Self>, options: ConvOptions<2>) -> FloatTensor<Self> {
+        if conv::supports(&weight, &options) {
+            return conv::forward(x, weight, bias);
+        }
         conv_forward::<2>(x, weight, Some(bias), options, Default::default()).expect("a convolution Burn's CubeCL backend runs")
     }
 

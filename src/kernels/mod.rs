@@ -13,6 +13,8 @@ mod adam;
 #[cfg(not(feature = "fusion"))]
 mod attention;
 #[cfg(not(feature = "fusion"))]
+mod conv;
+#[cfg(not(feature = "fusion"))]
 mod extension;
 #[cfg(not(feature = "fusion"))]
 mod flat;

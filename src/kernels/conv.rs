@@ -1,0 +1,163 @@
+//! A 2-D convolution (stride 1, padding that keeps the size) where each unit computes four output
+//! channels at a row of up to seven pixels: every input value it loads serves four channels and
+//! every kernel value a row of pixels. Burn's direct convolution computes one pixel a unit and
+//! loads the kernel again for each; on a software adapter, where a load costs far more than a
+//! multiply-add, that is most of a sampling step.
+
+use super::layout::empty_like;
+use burn::backend::cubecl::dtype_to_storage_type;
+use burn::tensor::ops::ConvOptions;
+use burn_cubecl::tensor::CubeTensor;
+use cubecl::prelude::*;
+
+/// Output channels a unit computes.
+const CHANNELS: usize = 4;
+
+/// Units per cube: a cube's units are independent, and a software adapter runs narrow cubes best.
+const UNITS: usize = 64;
+
+/// The convolutions the kernel takes: one group, stride and dilation 1, an odd square kernel
+/// padded to keep the image's size, and a multiple of four output channels.
+pub(super) fn supports(weight: &CubeTensor, options: &ConvOptions<2>) -> bool {
+    let shape = weight.meta.shape();
+    let (out_channels, kh, kw) = (shape[0], shape[2], shape[3]);
+    options.groups == 1
+        && options.stride == [1, 1]
+        && options.dilation == [1, 1]
+        && kh == kw
+        && kh % 2 == 1
+        && options.padding == [(kh / 2, kh / 2), (kw / 2, kw / 2)]
+        && out_channels % CHANNELS == 0
+}
+
+/// Pixels of a row a unit computes: the largest of 7, 4, 2, 1 that divides the width.
+fn row_pixels(width: usize) -> usize {
+    [7, 4, 2, 1].into_iter().find(|p| width % p == 0).unwrap_or(1)
+}
+
+#[cube(launch)]
+#[allow(clippy::too_many_arguments)]
+fn conv2d_kernel<F: Float>(
+    input: &Tensor<F>,
+    weight: &Tensor<F>,
+    bias: &Tensor<F>,
+    output: &mut Tensor<F>,
+    in_channels: u32,
+    height: u32,
+    width: u32,
+    units: u32,
+    #[comptime] kernel: usize,
+    #[comptime] pixels: usize,
+    #[define(F)] _dtype: ElemType,
+) {
+    let unit = ABSOLUTE_POS;
+    if unit >= units as usize {
+        terminate!();
+    }
+    let (height, width) = (height as usize, width as usize);
+    let quads = output.shape(1) / CHANNELS;
+    let tiles = width / pixels;
+    // Neighbouring units share their input pixels: the channel quad varies fastest.
+    let first_channel = (unit % quads) * CHANNELS;
+    let rest = unit / quads;
+    let first_pixel = (rest % tiles) * pixels;
+    let rest = rest / tiles;
+    let row = rest % height;
+    let image = rest / height;
+    let pad = comptime!(kernel / 2);
+
+    let mut acc = Array::<F>::new(comptime!(CHANNELS * pixels));
+    #[unroll]
+    for j in 0..comptime!(CHANNELS * pixels) {
+        acc[j] = F::new(0.0);
+    }
+    let mut at = Array::<usize>::new(pixels);
+    let mut keep = Array::<F>::new(pixels);
+    let (in_step, w_step) = (input.stride(1), weight.stride(1));
+
+    #[unroll]
+    for ky in 0..kernel {
+        let y = row + ky;
+        // Rows of padding add nothing.
+        if y >= pad && y < height + pad {
+            let in_row = image * input.stride(0) + (y - pad) * input.stride(2);
+            #[unroll]
+            for kx in 0..kernel {
+                // A pixel in the padding reads the row's first pixel, times zero.
+                #[unroll]
+                for p in 0..pixels {
+                    let x = first_pixel + p + kx;
+                    let inside = x >= pad && x < width + pad;
+                    let mut column = 0usize;
+                    let mut k = F::new(0.0);
+                    if inside {
+                        column = x - pad;
+                        k = F::new(1.0);
+                    }
+                    at[p] = in_row + column * input.stride(3);
+                    keep[p] = k;
+                }
+                let mut w_at = first_channel * weight.stride(0) + ky * weight.stride(2) + kx * weight.stride(3);
+                let mut in_at = 0usize;
+                for _channel in 0..in_channels {
+                    let mut w = Array::<F>::new(CHANNELS);
+                    #[unroll]
+                    for c in 0..CHANNELS {
+                        w[c] = weight[w_at + c * weight.stride(0)];
+                    }
+                    #[unroll]
+                    for p in 0..pixels {
+                        let v = input[at[p] + in_at] * keep[p];
+                        #[unroll]
+                        for c in 0..CHANNELS {
+                            acc[c * pixels + p] += v * w[c];
+                        }
+                    }
+                    w_at += w_step;
+                    in_at += in_step;
+                }
+            }
+        }
+    }
+
+    #[unroll]
+    for c in 0..CHANNELS {
+        let channel = first_channel + c;
+        let b = bias[channel];
+        #[unroll]
+        for p in 0..pixels {
+            let out = image * output.stride(0) + channel * output.stride(1) + row * output.stride(2) + (first_pixel + p) * output.stride(3);
+            output[out] = acc[c * pixels + p] + b;
+        }
+    }
+}
+
+/// `x` (`[B, I, H, W]`, any strides) convolved with `weight` (`[O, I, k, k]`, any strides) plus
+/// `bias` (`[O]`), where [`supports`] says so; the output has `x`'s layout.
+pub(super) fn forward(x: CubeTensor, weight: CubeTensor, bias: CubeTensor) -> CubeTensor {
+    let shape = x.meta.shape();
+    let [batch, in_channels, height, width] = [shape[0], shape[1], shape[2], shape[3]];
+    let w_shape = weight.meta.shape();
+    let (out_channels, kernel) = (w_shape[0], w_shape[2]);
+    let output = empty_like(&x, out_channels);
+    let pixels = row_pixels(width);
+    let units = batch * height * (width / pixels) * (out_channels / CHANNELS);
+    let dtype = dtype_to_storage_type(x.dtype);
+    conv2d_kernel::launch(
+        &x.client,
+        CubeCount::Static(units.div_ceil(UNITS) as u32, 1, 1),
+        CubeDim::new_1d(UNITS as u32),
+        x.clone().into_tensor_arg(),
+        weight.into_tensor_arg(),
+        bias.into_tensor_arg(),
+        output.clone().into_tensor_arg(),
+        in_channels as u32,
+        height as u32,
+        width as u32,
+        units as u32,
+        kernel,
+        pixels,
+        dtype,
+    );
+    output
+}
