@@ -10,6 +10,7 @@ use crate::sampler::{Guidance, NoisePredictor, SamplerKind, SamplingRun, X0};
 use crate::schedule::Schedule;
 use crate::train::{TrainConfig, Trainer};
 use crate::unet::UNet;
+use crate::unet::blocks::same_size;
 use burn::prelude::*;
 use cubecl::config::{TypeNameFormatLevel, type_name_format};
 use cubecl::logging::{LaunchObservation, LaunchObserver};
@@ -143,7 +144,7 @@ fn forward_by_part(m: &UNet, x: Tensor<4>, c: &mut PartCounter) -> Tensor<4> {
     let (emb, projected) = emb;
     let mut projected = projected.into_iter();
     let mut next = move || projected.next();
-    let mut x = c.run("rest", || m.init_conv.forward(x));
+    let mut x = c.run("rest", || same_size(&m.init_conv, x));
     let r = x.clone();
     let mut skips = Vec::new();
     for level in &m.downs {
@@ -168,5 +169,5 @@ fn forward_by_part(m: &UNet, x: Tensor<4>, c: &mut PartCounter) -> Tensor<4> {
     }
     let cat = c.run("rest", || Tensor::cat(vec![x, r], 1));
     x = c.run("ResNet blocks", || m.final_res_block.forward(cat, emb, next()));
-    c.run("rest", || m.final_conv.forward(x))
+    c.run("rest", || same_size(&m.final_conv, x))
 }

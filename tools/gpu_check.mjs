@@ -10,7 +10,7 @@
 import { readFile, writeFile } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
-import { create, globals } from "webgpu";
+import { actAsWorker } from "./dawn_worker.mjs";
 
 const args = process.argv.slice(2);
 const jsonAt = args.indexOf("--json");
@@ -23,19 +23,7 @@ const DATA = process.env.DATA ?? "/usr/share/datasets/fashion-mnist";
 // The page's test "forced WebGPU generates the same images as the CPU path" allows this much.
 const TOLERANCE = 0.02;
 
-// What a dedicated worker offers the engine: navigator.gpu (Dawn's), a WorkerGlobalScope (wgpu looks
-// for one to find navigator), and fetch for the files beside the module.
-const gpu = create((process.env.DAWN ?? "").split(",").filter(Boolean));
-Object.assign(globalThis, globals);
-Object.defineProperty(globalThis, "navigator", { value: { gpu }, configurable: true });
-globalThis.WorkerGlobalScope ??= class WorkerGlobalScope {};
-const webFetch = globalThis.fetch;
-globalThis.fetch = async (url) => {
-  const u = new URL(url);
-  if (u.protocol !== "file:") return webFetch(url);
-  const type = u.pathname.endsWith(".wasm") ? "application/wasm" : "application/octet-stream";
-  return new Response(await readFile(u), { headers: { "content-type": type } });
-};
+const gpu = actAsWorker();
 const gpuErrors = [];
 globalThis.ddpmOnGpuError = (message) => { gpuErrors.push(message); console.error(`GPU error: ${message}`); };
 globalThis.ddpmOnDeviceLost = (message) => { gpuErrors.push(`device lost: ${message}`); console.error(`device lost: ${message}`); };

@@ -92,6 +92,13 @@ const [FUNCTION, TABLE] = [0, 1];
 const train = readModule(trainPath);
 const samplingModule = readModule(samplingPath);
 const sampling = new Set([...samplingModule.names.values()].map(key));
+// wasm-ld wraps every export in the static constructors unless the module runs them itself
+// (src/web/mod.rs); then each call from JavaScript re-runs them all.
+const rerun = [...train.names.values()].filter((name) => name.endsWith(".command_export"));
+if (rerun.length) {
+  console.error(`split: ${rerun.length} exports re-run the static constructors (${rerun[0]}, …): the start function must call __wasm_call_ctors`);
+  process.exit(1);
+}
 // A function's crate and module ("burn_autodiff", "burn_autodiff::ops"), from its demangled path.
 const origin = (name) => {
   const m = /^<?([a-z_][a-z0-9_]*)(?:\[[0-9a-f]+\])?::([A-Za-z_][A-Za-z0-9_]*)/.exec(name);

@@ -18,9 +18,8 @@ const UNITS: usize = 64;
 
 /// The convolutions the kernel takes: one group, stride and dilation 1, an odd square kernel
 /// padded to keep the image's size, and a multiple of four output channels.
-pub(super) fn supports(weight: &CubeTensor, options: &ConvOptions<2>) -> bool {
-    let shape = weight.meta.shape();
-    let (out_channels, kh, kw) = (shape[0], shape[2], shape[3]);
+pub(super) fn supports(weight: [usize; 4], options: &ConvOptions<2>) -> bool {
+    let [out_channels, _, kh, kw] = weight;
     options.groups == 1
         && options.stride == [1, 1]
         && options.dilation == [1, 1]
@@ -48,6 +47,7 @@ fn conv2d_kernel<F: Float>(
     units: u32,
     #[comptime] kernel: usize,
     #[comptime] pixels: usize,
+    #[comptime] has_bias: bool,
     #[define(F)] _dtype: ElemType,
 ) {
     let unit = ABSOLUTE_POS;
@@ -123,7 +123,10 @@ fn conv2d_kernel<F: Float>(
     #[unroll]
     for c in 0..CHANNELS {
         let channel = first_channel + c;
-        let b = bias[channel];
+        let mut b = F::new(0.0);
+        if has_bias {
+            b = bias[channel];
+        }
         #[unroll]
         for p in 0..pixels {
             let out = image * output.stride(0) + channel * output.stride(1) + row * output.stride(2) + (first_pixel + p) * output.stride(3);
@@ -134,7 +137,7 @@ fn conv2d_kernel<F: Float>(
 
 /// `x` (`[B, I, H, W]`, any strides) convolved with `weight` (`[O, I, k, k]`, any strides) plus
 /// `bias` (`[O]`), where [`supports`] says so; the output has `x`'s layout.
-pub(super) fn forward(x: CubeTensor, weight: CubeTensor, bias: CubeTensor) -> CubeTensor {
+pub(super) fn forward(x: CubeTensor, weight: CubeTensor, bias: Option<CubeTensor>) -> CubeTensor {
     let shape = x.meta.shape();
     let [batch, in_channels, height, width] = [shape[0], shape[1], shape[2], shape[3]];
     let w_shape = weight.meta.shape();
@@ -148,8 +151,9 @@ pub(super) fn forward(x: CubeTensor, weight: CubeTensor, bias: CubeTensor) -> Cu
         CubeCount::Static(units.div_ceil(UNITS) as u32, 1, 1),
         CubeDim::new_1d(UNITS as u32),
         x.clone().into_tensor_arg(),
-        weight.into_tensor_arg(),
-        bias.into_tensor_arg(),
+        weight.clone().into_tensor_arg(),
+        // Without a bias the kernel reads none: the weight stands in.
+        bias.clone().unwrap_or(weight).into_tensor_arg(),
         output.clone().into_tensor_arg(),
         in_channels as u32,
         height as u32,
@@ -157,6 +161,7 @@ pub(super) fn forward(x: CubeTensor, weight: CubeTensor, bias: CubeTensor) -> Cu
         units as u32,
         kernel,
         pixels,
+        bias.is_some(),
         dtype,
     );
     output

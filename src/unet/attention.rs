@@ -2,6 +2,7 @@
 //! linear attention of Shen et al. (used at every other resolution, cost linear in pixels).
 //! Both sit behind a GroupNorm pre-norm and a residual connection.
 
+use super::blocks::same_size;
 use crate::kernels::{NormAct, attention, group_norm_act, linear_attention};
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::{GroupNorm, GroupNormConfig};
@@ -71,16 +72,16 @@ pub trait Mixer {
 
 impl Mixer for Attention {
     fn mix(&self, x: Tensor<4>, residual: Tensor<4>) -> Tensor<4> {
-        let out = attention(self.to_qkv.forward(x), self.heads, self.dim_head);
-        self.to_out.forward(out) + residual
+        let out = attention(same_size(&self.to_qkv, x), self.heads, self.dim_head);
+        same_size(&self.to_out, out) + residual
     }
 }
 
 impl Mixer for LinearAttention {
     fn mix(&self, x: Tensor<4>, residual: Tensor<4>) -> Tensor<4> {
-        let out = linear_attention(self.to_qkv.forward(x), self.heads, self.dim_head);
+        let out = linear_attention(same_size(&self.to_qkv, x), self.heads, self.dim_head);
         let act = NormAct { residual: Some(residual), ..NormAct::default() };
-        group_norm_act(self.to_out.forward(out), &self.out_norm, act)
+        group_norm_act(same_size(&self.to_out, out), &self.out_norm, act)
     }
 }
 

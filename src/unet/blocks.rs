@@ -51,8 +51,13 @@ impl WeightStandardizedConv2d {
     }
 }
 
-/// `conv` with `weight` in place of its own, padded to keep the image's size, through
-/// [`kernels::conv2d`] (training's weight gradient in a few launches).
+/// `conv` (one of [`conv`]'s, padded to keep the image's size) through [`kernels::conv2d`]: the
+/// U-Net's own convolution kernel, and training's weight gradient in a few launches.
+pub fn same_size(conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {
+    same_size_conv(conv, conv.weight.val(), x)
+}
+
+/// [`same_size`] with `weight` in place of the convolution's own.
 fn same_size_conv(conv: &Conv2d, weight: Tensor<4>, x: Tensor<4>) -> Tensor<4> {
     let pad = weight.dims()[2] / 2;
     let options = ConvOptions::new([1, 1], [pad, pad], [1, 1], 1);
@@ -118,7 +123,7 @@ impl ResnetBlock {
 
 fn residual(res_conv: &Option<Conv2d>, x: Tensor<4>) -> Tensor<4> {
     match res_conv {
-        Some(c) => c.forward(x),
+        Some(c) => same_size(c, x),
         None => x,
     }
 }
@@ -223,9 +228,9 @@ impl Resample {
 
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         match self {
-            Self::Down(c) => c.forward(space_to_depth(x)),
-            Self::Up(c) => same_size_conv(c, c.weight.val(), upsample_nearest(x)),
-            Self::Same(c) => same_size_conv(c, c.weight.val(), x),
+            Self::Down(c) => same_size(c, space_to_depth(x)),
+            Self::Up(c) => same_size(c, upsample_nearest(x)),
+            Self::Same(c) => same_size(c, x),
         }
     }
 }

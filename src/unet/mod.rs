@@ -200,7 +200,7 @@ impl UNet {
         let emb = self.mid_block1.activate_time(emb);
         let mut projected = self.project_time(&emb).into_iter();
         let mut block = |b: &ResBlock, x| b.forward(x, emb.clone(), projected.next());
-        let mut x = self.init_conv.forward(x);
+        let mut x = blocks::same_size(&self.init_conv, x);
         let r = x.clone();
         let mut skips = Vec::with_capacity(self.downs.len() * 2);
         for level in &self.downs {
@@ -218,7 +218,7 @@ impl UNet {
             x = level.resample.forward(level.attn.forward(x));
         }
         let x = block(&self.final_res_block, Tensor::cat(vec![x, r], 1));
-        self.final_conv.forward(x)
+        blocks::same_size(&self.final_conv, x)
     }
 
     /// The residual blocks in the order a forward runs them.
