@@ -8,6 +8,7 @@ use super::layout::empty_like;
 use burn::backend::cubecl::dtype_to_storage_type;
 use burn::tensor::ops::ConvOptions;
 use burn_cubecl::tensor::CubeTensor;
+use cubecl::calculate_cube_count_elemwise;
 use cubecl::prelude::*;
 
 /// Output channels a unit computes.
@@ -24,14 +25,14 @@ pub(super) fn supports(weight: [usize; 4], options: &ConvOptions<2>) -> bool {
         && options.stride == [1, 1]
         && options.dilation == [1, 1]
         && kh == kw
-        && kh % 2 == 1
+        && !kh.is_multiple_of(2)
         && options.padding == [(kh / 2, kh / 2), (kw / 2, kw / 2)]
-        && out_channels % CHANNELS == 0
+        && out_channels.is_multiple_of(CHANNELS)
 }
 
 /// Pixels of a row a unit computes: the largest of 7, 4, 2, 1 that divides the width.
 fn row_pixels(width: usize) -> usize {
-    [7, 4, 2, 1].into_iter().find(|p| width % p == 0).unwrap_or(1)
+    [7, 4, 2].into_iter().find(|&p| width.is_multiple_of(p)).unwrap_or(1)
 }
 
 #[cube(launch)]
@@ -146,10 +147,11 @@ pub(super) fn forward(x: CubeTensor, weight: CubeTensor, bias: Option<CubeTensor
     let pixels = row_pixels(width);
     let units = batch * height * (width / pixels) * (out_channels / CHANNELS);
     let dtype = dtype_to_storage_type(x.dtype);
+    let cube_dim = CubeDim::new_1d(UNITS as u32);
     conv2d_kernel::launch(
         &x.client,
-        CubeCount::Static(units.div_ceil(UNITS) as u32, 1, 1),
-        CubeDim::new_1d(UNITS as u32),
+        calculate_cube_count_elemwise(&x.client, units, cube_dim),
+        cube_dim,
         x.clone().into_tensor_arg(),
         weight.clone().into_tensor_arg(),
         // Without a bias the kernel reads none: the weight stands in.
