@@ -38,7 +38,7 @@ fn max_abs_diff(a: Tensor<4>, b: Tensor<4>) -> f32 {
 fn group_norm_act_equals_burns_operations_for_every_combination() {
     let (device, _lock) = wgpu();
     // The U-Net's shapes: 4 groups of 7 channels at 28×28, one group of 112 at 7×7; and an odd
-    // size whose group length is not a multiple of the cube's 256 units.
+    // size whose group length is not a multiple of the cube's 64 units.
     for (batch, groups, channels, side) in [(2, 4, 28, 28), (3, 1, 112, 7), (1, 2, 6, 5)] {
         let norm = norm(groups, channels, &device);
         // Mean and spread away from 0 and 1, as between layers.
@@ -317,8 +317,11 @@ fn convolution_gradients_equal_burns_autodiff() {
         // Sampling's layouts: input and kernel channels-last, off autodiff.
         let on_plain = |t: &Tensor<4>| kernels::channels_last_weight(Tensor::<4>::from_data(t.clone().into_data(), &plain));
         let bias = Tensor::<1>::from_data(bias.into_data(), &plain);
-        let ours = kernels::conv2d(on_plain(&x), on_plain(&weight), Some(bias.clone()), options.clone());
-        let burns = burn::tensor::module::conv2d(on_plain(&x), on_plain(&weight), Some(bias), options);
-        close("channels-last y", ours.flatten(0, 3), burns.flatten(0, 3));
+        for bias in [Some(bias), None] {
+            let name = if bias.is_some() { "channels-last y" } else { "channels-last y without a bias" };
+            let ours = kernels::conv2d(on_plain(&x), on_plain(&weight), bias.clone(), options.clone());
+            let burns = burn::tensor::module::conv2d(on_plain(&x), on_plain(&weight), bias, options.clone());
+            close(name, ours.flatten(0, 3), burns.flatten(0, 3));
+        }
     }
 }

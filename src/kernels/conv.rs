@@ -6,6 +6,7 @@
 
 use super::layout::empty_like;
 use burn::backend::cubecl::dtype_to_storage_type;
+use burn_cubecl::kernel::untile;
 use burn::tensor::ops::ConvOptions;
 use burn_cubecl::tensor::CubeTensor;
 use cubecl::calculate_cube_count_elemwise;
@@ -18,10 +19,12 @@ const CHANNELS: usize = 4;
 const UNITS: usize = 64;
 
 /// The convolutions the kernel takes: one group, stride and dilation 1, an odd square kernel
-/// padded to keep the image's size, and a multiple of four output channels.
-pub(super) fn supports(weight: [usize; 4], options: &ConvOptions<2>) -> bool {
-    let [out_channels, _, kh, kw] = weight;
-    options.groups == 1
+/// padded to keep the image's size, and a multiple of four output channels. (Anything else,
+/// mismatched channels included, goes to Burn's, which says what is wrong.)
+pub(super) fn supports(in_channels: usize, weight: [usize; 4], options: &ConvOptions<2>) -> bool {
+    let [out_channels, weight_in, kh, kw] = weight;
+    weight_in == in_channels
+        && options.groups == 1
         && options.stride == [1, 1]
         && options.dilation == [1, 1]
         && kh == kw
@@ -84,7 +87,7 @@ fn conv2d_kernel<F: Float>(
             let in_row = image * input.stride(0) + (y - pad) * input.stride(2);
             #[unroll]
             for kx in 0..kernel {
-                // A pixel in the padding reads the row's first pixel, times zero.
+                // A pixel in the padding reads the row's first pixel, and takes zero instead.
                 #[unroll]
                 for p in 0..pixels {
                     let x = first_pixel + p + kx;
@@ -108,7 +111,7 @@ fn conv2d_kernel<F: Float>(
                     }
                     #[unroll]
                     for p in 0..pixels {
-                        let v = input[at[p] + in_at] * keep[p];
+                        let v = select(keep[p] > F::new(0.5), input[at[p] + in_at], F::new(0.0));
                         #[unroll]
                         for c in 0..CHANNELS {
                             acc[c * pixels + p] += v * w[c];
@@ -126,7 +129,7 @@ fn conv2d_kernel<F: Float>(
         let channel = first_channel + c;
         let mut b = F::new(0.0);
         if has_bias {
-            b = bias[channel];
+            b = bias[channel * bias.stride(0)];
         }
         #[unroll]
         for p in 0..pixels {
@@ -139,6 +142,7 @@ fn conv2d_kernel<F: Float>(
 /// `x` (`[B, I, H, W]`, any strides) convolved with `weight` (`[O, I, k, k]`, any strides) plus
 /// `bias` (`[O]`), where [`supports`] says so; the output has `x`'s layout.
 pub(super) fn forward(x: CubeTensor, weight: CubeTensor, bias: Option<CubeTensor>) -> CubeTensor {
+    let (x, weight) = (untile(x), untile(weight));
     let shape = x.meta.shape();
     let [batch, in_channels, height, width] = [shape[0], shape[1], shape[2], shape[3]];
     let w_shape = weight.meta.shape();

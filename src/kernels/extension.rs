@@ -73,7 +73,7 @@ impl UNetOps for CubeBackend {
     }
 
     fn conv2d(x: FloatTensor<Self>, weight: FloatTensor<Self>, bias: FloatTensor<Self>, options: ConvOptions<2>) -> FloatTensor<Self> {
-        if conv::supports(weight.meta.shape().dims(), &options) {
+        if conv::supports(x.meta.shape()[1], weight.meta.shape().dims(), &options) {
             return conv::forward(x, weight, Some(bias));
         }
         conv_forward::<2>(x, weight, Some(bias), options, Default::default()).expect("a convolution Burn's CubeCL backend runs")

@@ -87,7 +87,14 @@ pub fn step(channel: usize, pixel: usize, pixels: usize, channels: usize, more: 
 
 /// `x` itself when [`at`] can address it, else a row-major copy.
 pub fn flat_pixels(x: CubeTensor) -> CubeTensor {
-    let (shape, strides) = (x.meta.shape(), x.meta.strides());
+    let mut x = untile(x);
+    let shape = x.meta.shape().clone();
+    // One pixel a row: the pixel steps by rows, whatever the (unused) column stride says.
+    if shape[3] == 1 {
+        let row = x.meta.strides()[2];
+        x.meta.strides_mut()[3] = row;
+    }
+    let strides = x.meta.strides();
     if strides[2] == shape[3] * strides[3] || shape[2] == 1 { x } else { into_contiguous(x) }
 }
 

@@ -182,7 +182,7 @@ pub fn conv2d(x: Tensor<4>, weight: Tensor<4>, bias: Option<Tensor<1>>, options:
         if let Some(bias) = &bias {
             return Tensor::from_dispatch(<burn::backend::Dispatch as UNetOps>::conv2d(x.into_dispatch(), weight.into_dispatch(), bias.clone().into_dispatch(), options));
         }
-        if on_kernel_device(&x) && conv::supports(weight.dims(), &options) {
+        if on_kernel_device(&x) && conv::supports(x.dims()[1], weight.dims(), &options) {
             return Tensor::from_primitive::<burn_cubecl::CubeBackend>(conv::forward(layout::cube(x), layout::cube(weight), None));
         }
     }

@@ -161,8 +161,8 @@ impl ConvNextBlock {
     pub fn forward(&self, x: Tensor<4>, time_emb: Tensor<2>) -> Tensor<4> {
         let cond = self.mlp.forward(time_emb).unsqueeze_dims::<4>(&[2, 3]);
         let h = self.ds_conv.forward(x.clone()) + cond;
-        let h = gelu(self.conv1.forward(group_norm_act(h, &self.norm1, NormAct::default())));
-        let h = self.conv2.forward(group_norm_act(h, &self.norm2, NormAct::default()));
+        let h = gelu(same_size(&self.conv1, group_norm_act(h, &self.norm1, NormAct::default())));
+        let h = same_size(&self.conv2, group_norm_act(h, &self.norm2, NormAct::default()));
         h + residual(&self.res_conv, x)
     }
 }
