@@ -19,6 +19,16 @@ pub(super) fn supports(pixels: usize) -> bool {
     pixels <= 256
 }
 
+/// This cube's image, and the first channels of its head's q, k and v in `qkv` (`[B, 3·H·D, …]`):
+/// one cube per image and head.
+#[cube]
+pub(super) fn head_channels(heads: u32, #[comptime] dim_head: usize) -> (usize, usize, usize, usize) {
+    let heads = heads as usize;
+    let hidden = heads * dim_head;
+    let q = (CUBE_POS_X as usize % heads) * dim_head;
+    (CUBE_POS_X as usize / heads, q, hidden + q, 2 * hidden + q)
+}
+
 #[cube(launch)]
 fn attention_kernel<F: Float>(
     qkv: &Tensor<F>,
@@ -30,14 +40,8 @@ fn attention_kernel<F: Float>(
     #[comptime] dim_head: usize,
     #[define(F)] _dtype: ElemType,
 ) {
-    let heads = heads as usize;
     let width = width as usize;
-    let image = CUBE_POS_X as usize / heads;
-    let head = CUBE_POS_X as usize % heads;
-    let hidden = heads * dim_head;
-    let q = head * dim_head;
-    let k = hidden + q;
-    let v = 2 * hidden + q;
+    let (image, q, k, v) = head_channels(heads, dim_head);
     let scale = F::cast_from(scale);
 
     let mut i = UNIT_POS_X as usize;
@@ -158,14 +162,8 @@ fn attention_backward_kernel<F: Float>(
     #[comptime] dim_head: usize,
     #[define(F)] _dtype: ElemType,
 ) {
-    let heads = heads as usize;
     let width = width as usize;
-    let image = CUBE_POS_X as usize / heads;
-    let head = CUBE_POS_X as usize % heads;
-    let hidden = heads * dim_head;
-    let q = head * dim_head;
-    let k = hidden + q;
-    let v = 2 * hidden + q;
+    let (image, q, k, v) = head_channels(heads, dim_head);
     let scale = F::cast_from(scale);
     let unit = UNIT_POS_X as usize;
     let mut matrix = Shared::<[F]>::new_slice(comptime!(pixels * pixels));

@@ -6,7 +6,7 @@
 //! memory, tile by tile over the pixels, then each unit takes pixels and writes `contextᵀ · softmax(q)`.
 //! The pixel count and head width are compile-time, so every loop around a barrier is uniform.
 
-use super::attention::Heads;
+use super::attention::{Heads, head_channels};
 use super::layout::{UNITS, offset, offset_out};
 use burn::tensor::Tensor as BurnTensor;
 use cubecl::prelude::*;
@@ -158,14 +158,8 @@ fn linear_attention_kernel<F: Float>(
     #[comptime] dim_head: usize,
     #[define(F)] _dtype: ElemType,
 ) {
-    let heads = heads as usize;
     let width = width as usize;
-    let image = CUBE_POS_X as usize / heads;
-    let head = CUBE_POS_X as usize % heads;
-    let hidden = heads * dim_head;
-    let q = head * dim_head;
-    let k = hidden + q;
-    let v = 2 * hidden + q;
+    let (image, q, k, v) = head_channels(heads, dim_head);
     let unit = UNIT_POS_X as usize;
 
     let mut partial = Shared::<[F]>::new_slice(UNITS);
@@ -250,14 +244,8 @@ fn linear_attention_backward_kernel<F: Float>(
     #[comptime] dim_head: usize,
     #[define(F)] _dtype: ElemType,
 ) {
-    let heads = heads as usize;
     let width = width as usize;
-    let image = CUBE_POS_X as usize / heads;
-    let head = CUBE_POS_X as usize % heads;
-    let hidden = heads * dim_head;
-    let q = head * dim_head;
-    let k = hidden + q;
-    let v = 2 * hidden + q;
+    let (image, q, k, v) = head_channels(heads, dim_head);
     let unit = UNIT_POS_X as usize;
     let tile = comptime!(BACKWARD_TILE / dim_head);
     let pairs = comptime!(dim_head * dim_head / UNITS);
