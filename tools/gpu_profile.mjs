@@ -6,7 +6,8 @@
 // run without their neighbours, so their sum is a share, not a prediction.
 // Usage: node tools/gpu_profile.mjs [DIST]   (`make web` first; SwiftShader: VK_ICD_FILENAMES=
 // /usr/lib/chromium/vk_swiftshader_icd.json). Environment: BATCH (1); SKIP (steps before the one
-// recorded, 1; with CLASS set, steps from t = 600 on are guided, two forwards each); CLASS (none).
+// recorded, 1; with CLASS set, steps from t = 600 on are guided, two forwards each); CLASS (none);
+// TRAIN=1 records a training step at batch 16 instead (DATA: Fashion-MNIST's IDX files).
 import { readFileSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import { join, resolve } from "node:path";
@@ -63,23 +64,34 @@ const threadCpuMs = () => {
 };
 
 const { Engine, setKernels } = await import(pathToFileURL(join(dist, "ddpm-web.js")));
-const { loadEngine } = await import(pathToFileURL(join(dist, "wasm.js")));
+const { loadEngine, loadTraining } = await import(pathToFileURL(join(dist, "wasm.js")));
 await loadEngine();
 setKernels(process.env.KERNELS !== "off");
 const engine = await Engine.start("webgpu", false);
 engine.load(await readFile(join(dist, "assets/model.ddpm")));
-const guided = process.env.CLASS !== undefined;
-const settings = { sampler: "ddim", steps: 10, eta: 0, seed: 3, class: guided ? Number(process.env.CLASS) : -1, guidance: guided ? 2 : 0, interval: "0-600", batch: BATCH };
-engine.begin(JSON.stringify(settings));
-await engine.noise();
+let step;
+if (process.env.TRAIN === "1") {
+  await loadTraining(() => {});
+  const data = process.env.DATA ?? "/usr/share/datasets/fashion-mnist";
+  const [images, labels] = await Promise.all(["t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"].map((f) => readFile(join(data, f))));
+  engine.loadData(images, labels);
+  engine.beginTraining(JSON.stringify({ from: "active", classes: [7], batch: 16, lr: 1e-4, seed: 1, ema: 0.999 }));
+  step = () => engine.trainSteps(1);
+} else {
+  const guided = process.env.CLASS !== undefined;
+  const settings = { sampler: "ddim", steps: 10, eta: 0, seed: 3, class: guided ? Number(process.env.CLASS) : -1, guidance: guided ? 2 : 0, interval: "0-600", batch: BATCH };
+  engine.begin(JSON.stringify(settings));
+  await engine.noise();
+  step = () => engine.step();
+}
 for (let i = 0; i <= SKIP; i++) {
-  const report = await engine.step();
+  const report = await step();
   console.log(`step ${i + 1}: ${report.millis.toFixed(1)} ms`);
   report.free();
 }
 const cpuBefore = threadCpuMs();
 recording = true;
-const report = await engine.step();
+const report = await step();
 recording = false;
 console.log(`recorded step: ${report.millis.toFixed(1)} ms, ${dispatches.length} dispatches, ${threadCpuMs() - cpuBefore} ms CPU on the engine's thread`);
 report.free();

@@ -5,6 +5,9 @@
 //! multiply-add, that is most of a sampling step.
 
 use super::layout::empty_like;
+use burn::tensor::{Shape, Tensor as BurnTensor};
+use burn_cubecl::CubeBackend;
+use burn_cubecl::ops::numeric::empty_device_dtype;
 use burn::backend::cubecl::dtype_to_storage_type;
 use burn_cubecl::kernel::untile;
 use burn::tensor::ops::ConvOptions;
@@ -52,6 +55,7 @@ fn conv2d_kernel<F: Float>(
     #[comptime] kernel: usize,
     #[comptime] pixels: usize,
     #[comptime] has_bias: bool,
+    #[comptime] flip: bool,
     #[define(F)] _dtype: ElemType,
 ) {
     let unit = ABSOLUTE_POS;
@@ -101,7 +105,10 @@ fn conv2d_kernel<F: Float>(
                     at[p] = in_row + column * input.stride(3);
                     keep[p] = k;
                 }
-                let mut w_at = first_channel * weight.stride(0) + ky * weight.stride(2) + kx * weight.stride(3);
+                // Flipped, tap (ky, kx) reads the kernel's (k−1−ky, k−1−kx).
+                let wy = comptime!(if flip { kernel - 1 - ky } else { ky });
+                let wx = comptime!(if flip { kernel - 1 - kx } else { kx });
+                let mut w_at = first_channel * weight.stride(0) + wy * weight.stride(2) + wx * weight.stride(3);
                 let mut in_at = 0usize;
                 for _channel in 0..in_channels {
                     let mut w = Array::<F>::new(CHANNELS);
@@ -142,7 +149,25 @@ fn conv2d_kernel<F: Float>(
 /// `x` (`[B, I, H, W]`, any strides) convolved with `weight` (`[O, I, k, k]`, any strides) plus
 /// `bias` (`[O]`), where [`supports`] says so; the output has `x`'s layout.
 pub(super) fn forward(x: CubeTensor, weight: CubeTensor, bias: Option<CubeTensor>) -> CubeTensor {
-    let (x, weight) = (untile(x), untile(weight));
+    launch(x, untile(weight), bias, false)
+}
+
+/// The gradient of [`forward`]'s input `[B, I, H, W]` from its output's, `grad` (`[B, O, H, W]`),
+/// where [`supports`] takes the swapped kernel (`[I, O, k, k]`: `I` a multiple of four).
+pub(super) fn data_backward(grad: CubeTensor, weight: CubeTensor) -> CubeTensor {
+    let mut swapped = untile(weight);
+    swapped.meta.swap(0, 1);
+    launch(grad, swapped, None, true)
+}
+
+/// Whether [`data_backward`] takes this convolution.
+pub(super) fn supports_data_backward(weight: [usize; 4], options: &ConvOptions<2>) -> bool {
+    let [out_channels, in_channels, kh, kw] = weight;
+    supports(out_channels, [in_channels, out_channels, kh, kw], options)
+}
+
+fn launch(x: CubeTensor, weight: CubeTensor, bias: Option<CubeTensor>, flip: bool) -> CubeTensor {
+    let x = untile(x);
     let shape = x.meta.shape();
     let [batch, in_channels, height, width] = [shape[0], shape[1], shape[2], shape[3]];
     let w_shape = weight.meta.shape();
@@ -168,7 +193,117 @@ pub(super) fn forward(x: CubeTensor, weight: CubeTensor, bias: Option<CubeTensor
         kernel,
         pixels,
         bias.is_some(),
+        flip,
         dtype,
     );
     output
+}
+
+/// Each unit sums, over one image, the product of four output channels' gradient with one input
+/// channel's pixels under every tap: `partial[image, o, i, tap]`. The images are summed after.
+#[cube(launch)]
+#[allow(clippy::too_many_arguments)]
+fn weight_grad_kernel<F: Float>(
+    input: &Tensor<F>,
+    grad: &Tensor<F>,
+    partial: &mut Tensor<F>,
+    height: u32,
+    width: u32,
+    units: u32,
+    #[comptime] kernel: usize,
+    #[define(F)] _dtype: ElemType,
+) {
+    let unit = ABSOLUTE_POS;
+    if unit >= units as usize {
+        terminate!();
+    }
+    let (height, width) = (height as usize, width as usize);
+    let in_channels = input.shape(1);
+    let quads = grad.shape(1) / CHANNELS;
+    // Neighbouring units read the same input channel.
+    let first_channel = (unit % quads) * CHANNELS;
+    let rest = unit / quads;
+    let channel = rest % in_channels;
+    let image = rest / in_channels;
+    let pad = comptime!(kernel / 2);
+    let taps = comptime!(kernel * kernel);
+
+    let mut acc = Array::<F>::new(comptime!(CHANNELS * kernel * kernel));
+    #[unroll]
+    for j in 0..comptime!(CHANNELS * kernel * kernel) {
+        acc[j] = F::new(0.0);
+    }
+    let mut g = Array::<F>::new(CHANNELS);
+    let in_plane = image * input.stride(0) + channel * input.stride(1);
+    let grad_plane = image * grad.stride(0) + first_channel * grad.stride(1);
+    for y in 0..height {
+        for x in 0..width {
+            let grad_at = grad_plane + y * grad.stride(2) + x * grad.stride(3);
+            #[unroll]
+            for c in 0..CHANNELS {
+                g[c] = grad[grad_at + c * grad.stride(1)];
+            }
+            #[unroll]
+            for ky in 0..kernel {
+                let yy = y + ky;
+                // Rows of padding add nothing.
+                if yy >= pad && yy < height + pad {
+                    let in_row = in_plane + (yy - pad) * input.stride(2);
+                    #[unroll]
+                    for kx in 0..kernel {
+                        // A pixel in the padding reads the row's first pixel, and takes zero instead.
+                        let xx = x + kx;
+                        let inside = xx >= pad && xx < width + pad;
+                        let mut column = 0usize;
+                        if inside {
+                            column = xx - pad;
+                        }
+                        let v = select(inside, input[in_row + column * input.stride(3)], F::new(0.0));
+                        #[unroll]
+                        for c in 0..CHANNELS {
+                            acc[c * taps + ky * kernel + kx] += g[c] * v;
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    #[unroll]
+    for c in 0..CHANNELS {
+        let out = image * partial.stride(0) + (first_channel + c) * partial.stride(1) + channel * partial.stride(2);
+        let tap_step = partial.stride(3);
+        #[unroll]
+        for t in 0..taps {
+            partial[out + t * tap_step] = acc[c * taps + t];
+        }
+    }
+}
+
+/// The gradient of [`forward`]'s kernel (`[O, I, k, k]`, row-major) from its input `x`
+/// (`[B, I, H, W]`) and its output's gradient `grad` (`[B, O, H, W]`), where [`supports`] says so.
+pub(super) fn weight_backward(x: CubeTensor, grad: CubeTensor, kernel: usize) -> CubeTensor {
+    let (x, grad) = (untile(x), untile(grad));
+    let shape = x.meta.shape();
+    let [batch, in_channels, height, width] = [shape[0], shape[1], shape[2], shape[3]];
+    let out_channels = grad.meta.shape()[1];
+    let partial = empty_device_dtype(x.client.clone(), x.device.clone(), Shape::new([batch, out_channels, in_channels, kernel * kernel]), x.dtype);
+    let units = batch * in_channels * (out_channels / CHANNELS);
+    let cube_dim = CubeDim::new_1d(UNITS as u32);
+    weight_grad_kernel::launch(
+        &x.client,
+        calculate_cube_count_elemwise(&x.client, units, cube_dim),
+        cube_dim,
+        x.clone().into_tensor_arg(),
+        grad.into_tensor_arg(),
+        partial.clone().into_tensor_arg(),
+        height as u32,
+        width as u32,
+        units as u32,
+        kernel,
+        dtype_to_storage_type(x.dtype),
+    );
+    let partial = BurnTensor::<4>::from_primitive::<CubeBackend>(partial);
+    let summed = if batch == 1 { partial } else { partial.sum_dim(0) };
+    summed.reshape([out_channels, in_channels, kernel, kernel]).try_into_primitive::<CubeBackend>().expect("a tensor on the CubeCL backend")
 }

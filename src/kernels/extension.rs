@@ -35,9 +35,8 @@ pub trait UNetOps: Backend {
     /// [`super::attention`] on `qkv` `[B, 3·H·D, X, Y]`.
     fn attention(qkv: FloatTensor<Self>, heads: usize, dim_head: usize) -> FloatTensor<Self>;
 
-    /// Burn's 2-D convolution with a bias, whose weight gradient under autodiff is
-    /// [`super::conv2d`]'s.
-    fn conv2d(x: FloatTensor<Self>, weight: FloatTensor<Self>, bias: FloatTensor<Self>, options: ConvOptions<2>) -> FloatTensor<Self>;
+    /// [`super::conv2d`]; `bias` is read only when `has_bias` is set.
+    fn conv2d(x: FloatTensor<Self>, weight: FloatTensor<Self>, bias: FloatTensor<Self>, has_bias: bool, options: ConvOptions<2>) -> FloatTensor<Self>;
 
     /// [`super::standardize_weight`] on a convolution kernel `[O, I, kh, kw]`.
     fn standardize_weight(weight: FloatTensor<Self>, epsilon: f64) -> FloatTensor<Self>;
@@ -72,11 +71,12 @@ impl UNetOps for CubeBackend {
         through(qkv, |qkv| attention::launch(qkv, heads, dim_head))
     }
 
-    fn conv2d(x: FloatTensor<Self>, weight: FloatTensor<Self>, bias: FloatTensor<Self>, options: ConvOptions<2>) -> FloatTensor<Self> {
+    fn conv2d(x: FloatTensor<Self>, weight: FloatTensor<Self>, bias: FloatTensor<Self>, has_bias: bool, options: ConvOptions<2>) -> FloatTensor<Self> {
+        let bias = has_bias.then_some(bias);
         if conv::supports(x.meta.shape()[1], weight.meta.shape().dims(), &options) {
-            return conv::forward(x, weight, Some(bias));
+            return conv::forward(x, weight, bias);
         }
-        conv_forward::<2>(x, weight, Some(bias), options, Default::default()).expect("a convolution Burn's CubeCL backend runs")
+        conv_forward::<2>(x, weight, bias, options, Default::default()).expect("a convolution Burn's CubeCL backend runs")
     }
 
     fn standardize_weight(weight: FloatTensor<Self>, epsilon: f64) -> FloatTensor<Self> {
@@ -159,12 +159,19 @@ mod autodiff {
                 let sum = BurnTensor::<4>::from_primitive::<CubeBackend>(grad.clone()).swap_dims(0, 1).flatten::<2>(1, 3).sum_dim(1).flatten::<1>(0, 1);
                 grads.register::<CubeBackend>(node.id, sum.try_into_primitive::<CubeBackend>().expect(failed));
             }
+            let weight_shape: [usize; 4] = weight.meta.shape().dims();
             if let Some(node) = x_node {
-                let grad_x = conv_data_backward(grad.clone(), weight.clone(), x.meta.shape().clone(), options.clone(), ConvStrategy::default()).expect(failed);
+                let grad_x = match conv::supports_data_backward(weight_shape, &options) {
+                    true => conv::data_backward(grad.clone(), weight.clone()),
+                    false => conv_data_backward(grad.clone(), weight.clone(), x.meta.shape().clone(), options.clone(), ConvStrategy::default()).expect(failed),
+                };
                 grads.register::<CubeBackend>(node.id, grad_x);
             }
             if let Some(node) = weight_node {
-                let grad_weight = conv_weight_backward::<2>(x, grad, weight.meta.shape().clone(), options, ConvStrategy::Direct).expect(failed);
+                let grad_weight = match conv::supports(weight_shape[1], weight_shape, &options) {
+                    true => conv::weight_backward(x, grad, weight_shape[2]),
+                    false => conv_weight_backward::<2>(x, grad, weight.meta.shape().clone(), options, ConvStrategy::Direct).expect(failed),
+                };
                 grads.register::<CubeBackend>(node.id, grad_weight);
             }
         }
@@ -211,10 +218,10 @@ mod autodiff {
             tracked_attention::<C>(qkv, heads, dim_head, attention::launch, attention::backward)
         }
 
-        fn conv2d(x: FloatTensor<Self>, weight: FloatTensor<Self>, bias: FloatTensor<Self>, options: ConvOptions<2>) -> FloatTensor<Self> {
+        fn conv2d(x: FloatTensor<Self>, weight: FloatTensor<Self>, bias: FloatTensor<Self>, has_bias: bool, options: ConvOptions<2>) -> FloatTensor<Self> {
             let parents = [x.node(), weight.node(), bias.node()];
             let (x, weight, bias) = (x.into_primitive(), weight.into_primitive(), bias.into_primitive());
-            let output = CubeBackend::conv2d(x.clone(), weight.clone(), bias, options.clone());
+            let output = CubeBackend::conv2d(x.clone(), weight.clone(), bias, has_bias, options.clone());
             match Conv2dBackward.prepare::<C>(parents).compute_bound().stateful() {
                 OpsKind::Tracked(prep) => prep.finish((x, weight, options), output),
                 OpsKind::UnTracked(prep) => prep.finish(output),

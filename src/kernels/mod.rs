@@ -171,20 +171,16 @@ pub fn attention_reference(qkv: Tensor<4>, heads: usize, dim_head: usize) -> Ten
 }
 
 /// Burn's `conv2d`, through the U-Net's own convolution kernel where it takes the options (one
-/// group, stride 1, padding that keeps the size). Under autodiff, with a bias, on the CubeCL
-/// backend, its weight gradient is always computed directly, as a convolution of the input by the
-/// output gradient, as the page (which has no autotune) computes it: natively, autotune may pick
-/// an im2col for a 3×3 kernel, a dozen launches where this takes four.
+/// group, stride 1, padding that keeps the size), and under autodiff through its own gradient
+/// kernels too.
 pub fn conv2d(x: Tensor<4>, weight: Tensor<4>, bias: Option<Tensor<1>>, options: ConvOptions<2>) -> Tensor<4> {
     #[cfg(not(feature = "fusion"))]
     if on_kernel_backend(&x) {
         use extension::UNetOps;
-        if let Some(bias) = &bias {
-            return Tensor::from_dispatch(<burn::backend::Dispatch as UNetOps>::conv2d(x.into_dispatch(), weight.into_dispatch(), bias.clone().into_dispatch(), options));
-        }
-        if on_kernel_device(&x) && conv::supports(x.dims()[1], weight.dims(), &options) {
-            return Tensor::from_primitive::<burn_cubecl::CubeBackend>(conv::forward(layout::cube(x), layout::cube(weight), None));
-        }
+        let has_bias = bias.is_some();
+        // An absent bias is passed as the weight, untracked, and never read.
+        let bias = bias.map_or_else(|| weight.clone().detach().into_dispatch(), |b| b.into_dispatch());
+        return Tensor::from_dispatch(<burn::backend::Dispatch as UNetOps>::conv2d(x.into_dispatch(), weight.into_dispatch(), bias, has_bias, options));
     }
     burn::tensor::module::conv2d(x, weight, bias, options)
 }
