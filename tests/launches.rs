@@ -13,7 +13,7 @@ const RECORDED: [(&str, usize); 4] = [
     ("forward, batch 1", 154),
     ("forward, batch 16", 154),
     ("guided DDIM step, batch 4", 169),
-    ("training step, batch 16", 940),
+    ("training step, batch 16", 760),
 ];
 
 #[test]

@@ -200,17 +200,23 @@ fn launch(x: CubeTensor, weight: CubeTensor, bias: Option<CubeTensor>, flip: boo
 }
 
 /// Each unit sums, over one image, the product of four output channels' gradient with one input
-/// channel's pixels under every tap: `partial[image, o, i, tap]`. The images are summed after.
+/// channel's pixels under every tap: `partial[image, o, i, tap]`, and the units of input channel
+/// 0 the gradient's own sum, the bias's: `bias_partial[image, o]`. It walks the image a row of
+/// pixels at a time, so that each input value it loads serves every tap of its kernel row. The
+/// images are summed after.
 #[cube(launch)]
 #[allow(clippy::too_many_arguments)]
 fn weight_grad_kernel<F: Float>(
     input: &Tensor<F>,
     grad: &Tensor<F>,
     partial: &mut Tensor<F>,
+    bias_partial: &mut Tensor<F>,
     height: u32,
     width: u32,
     units: u32,
     #[comptime] kernel: usize,
+    #[comptime] pixels: usize,
+    #[comptime] with_bias: bool,
     #[define(F)] _dtype: ElemType,
 ) {
     let unit = ABSOLUTE_POS;
@@ -227,21 +233,40 @@ fn weight_grad_kernel<F: Float>(
     let image = rest / in_channels;
     let pad = comptime!(kernel / 2);
     let taps = comptime!(kernel * kernel);
+    // The input columns a row of pixels sees under every tap.
+    let span = comptime!(pixels + kernel - 1);
 
     let mut acc = Array::<F>::new(comptime!(CHANNELS * kernel * kernel));
     #[unroll]
     for j in 0..comptime!(CHANNELS * kernel * kernel) {
         acc[j] = F::new(0.0);
     }
-    let mut g = Array::<F>::new(CHANNELS);
+    let mut g = Array::<F>::new(comptime!(CHANNELS * pixels));
+    let mut g_sum = Array::<F>::new(CHANNELS);
+    #[unroll]
+    for c in 0..CHANNELS {
+        g_sum[c] = F::new(0.0);
+    }
+    let mut xs = Array::<F>::new(span);
     let in_plane = image * input.stride(0) + channel * input.stride(1);
     let grad_plane = image * grad.stride(0) + first_channel * grad.stride(1);
+    let (g_channel, g_pixel) = (grad.stride(1), grad.stride(3));
+    let in_pixel = input.stride(3);
     for y in 0..height {
-        for x in 0..width {
-            let grad_at = grad_plane + y * grad.stride(2) + x * grad.stride(3);
+        for first_pixel in range_stepped(0, width, pixels) {
+            let grad_at = grad_plane + y * grad.stride(2) + first_pixel * g_pixel;
             #[unroll]
             for c in 0..CHANNELS {
-                g[c] = grad[grad_at + c * grad.stride(1)];
+                #[unroll]
+                for p in 0..pixels {
+                    g[c * pixels + p] = grad[grad_at + c * g_channel + p * g_pixel];
+                }
+                if with_bias {
+                    #[unroll]
+                    for p in 0..pixels {
+                        g_sum[c] += g[c * pixels + p];
+                    }
+                }
             }
             #[unroll]
             for ky in 0..kernel {
@@ -249,19 +274,27 @@ fn weight_grad_kernel<F: Float>(
                 // Rows of padding add nothing.
                 if yy >= pad && yy < height + pad {
                     let in_row = in_plane + (yy - pad) * input.stride(2);
+                    // A column in the padding reads the row's first pixel, and takes zero instead.
                     #[unroll]
-                    for kx in 0..kernel {
-                        // A pixel in the padding reads the row's first pixel, and takes zero instead.
-                        let xx = x + kx;
+                    for s in 0..span {
+                        let xx = first_pixel + s;
                         let inside = xx >= pad && xx < width + pad;
                         let mut column = 0usize;
                         if inside {
                             column = xx - pad;
                         }
-                        let v = select(inside, input[in_row + column * input.stride(3)], F::new(0.0));
+                        xs[s] = select(inside, input[in_row + column * in_pixel], F::new(0.0));
+                    }
+                    #[unroll]
+                    for kx in 0..kernel {
                         #[unroll]
                         for c in 0..CHANNELS {
-                            acc[c * taps + ky * kernel + kx] += g[c] * v;
+                            let mut sum = acc[c * taps + ky * kernel + kx];
+                            #[unroll]
+                            for p in 0..pixels {
+                                sum += g[c * pixels + p] * xs[p + kx];
+                            }
+                            acc[c * taps + ky * kernel + kx] = sum;
                         }
                     }
                 }
@@ -278,16 +311,28 @@ fn weight_grad_kernel<F: Float>(
             partial[out + t * tap_step] = acc[c * taps + t];
         }
     }
+    if with_bias && channel == 0 {
+        let out = image * bias_partial.stride(0) + first_channel * bias_partial.stride(1);
+        let channel_step = bias_partial.stride(1);
+        #[unroll]
+        for c in 0..CHANNELS {
+            bias_partial[out + c * channel_step] = g_sum[c];
+        }
+    }
 }
 
-/// The gradient of [`forward`]'s kernel (`[O, I, k, k]`, row-major) from its input `x`
-/// (`[B, I, H, W]`) and its output's gradient `grad` (`[B, O, H, W]`), where [`supports`] says so.
-pub(super) fn weight_backward(x: CubeTensor, grad: CubeTensor, kernel: usize) -> CubeTensor {
+/// The gradients of [`forward`]'s kernel (`[O, I, k, k]`, row-major) and, `with_bias`, of its
+/// bias (`[O]`), from its input `x` (`[B, I, H, W]`) and its output's gradient `grad`
+/// (`[B, O, H, W]`), where [`supports`] says so.
+pub(super) fn weight_backward(x: CubeTensor, grad: CubeTensor, kernel: usize, with_bias: bool) -> (CubeTensor, Option<CubeTensor>) {
     let (x, grad) = (untile(x), untile(grad));
     let shape = x.meta.shape();
     let [batch, in_channels, height, width] = [shape[0], shape[1], shape[2], shape[3]];
     let out_channels = grad.meta.shape()[1];
-    let partial = empty_device_dtype(x.client.clone(), x.device.clone(), Shape::new([batch, out_channels, in_channels, kernel * kernel]), x.dtype);
+    let empty = |shape: Vec<usize>| empty_device_dtype(x.client.clone(), x.device.clone(), Shape::from(shape), x.dtype);
+    let partial = empty(vec![batch, out_channels, in_channels, kernel * kernel]);
+    // Without a bias the kernel writes none: the partial sums stand in.
+    let bias_partial = if with_bias { empty(vec![batch, out_channels]) } else { partial.clone() };
     let units = batch * in_channels * (out_channels / CHANNELS);
     let cube_dim = CubeDim::new_1d(UNITS as u32);
     weight_grad_kernel::launch(
@@ -297,13 +342,22 @@ pub(super) fn weight_backward(x: CubeTensor, grad: CubeTensor, kernel: usize) ->
         x.clone().into_tensor_arg(),
         grad.into_tensor_arg(),
         partial.clone().into_tensor_arg(),
+        bias_partial.clone().into_tensor_arg(),
         height as u32,
         width as u32,
         units as u32,
         kernel,
+        row_pixels(width),
+        with_bias,
         dtype_to_storage_type(x.dtype),
     );
-    let partial = BurnTensor::<4>::from_primitive::<CubeBackend>(partial);
-    let summed = if batch == 1 { partial } else { partial.sum_dim(0) };
-    summed.reshape([out_channels, in_channels, kernel, kernel]).try_into_primitive::<CubeBackend>().expect("a tensor on the CubeCL backend")
+    let weight = sum_images::<4>(partial).reshape([out_channels, in_channels, kernel, kernel]);
+    let bias = with_bias.then(|| sum_images::<2>(bias_partial).reshape([out_channels]).try_into_primitive::<CubeBackend>().expect("a tensor on the CubeCL backend"));
+    (weight.try_into_primitive::<CubeBackend>().expect("a tensor on the CubeCL backend"), bias)
+}
+
+/// Per-image partial sums `[B, ..]` summed over the images: `[1, ..]`.
+fn sum_images<const D: usize>(partial: CubeTensor) -> BurnTensor<D> {
+    let partial = BurnTensor::<D>::from_primitive::<CubeBackend>(partial);
+    if partial.dims()[0] == 1 { partial } else { partial.sum_dim(0) }
 }

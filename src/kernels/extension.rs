@@ -155,10 +155,6 @@ mod autodiff {
             let grad = grads.consume::<CubeBackend>(&ops.node);
             let (x, weight, options) = ops.state;
             let failed = "a convolution's gradient Burn's CubeCL backend computes";
-            if let Some(node) = bias_node {
-                let sum = BurnTensor::<4>::from_primitive::<CubeBackend>(grad.clone()).swap_dims(0, 1).flatten::<2>(1, 3).sum_dim(1).flatten::<1>(0, 1);
-                grads.register::<CubeBackend>(node.id, sum.try_into_primitive::<CubeBackend>().expect(failed));
-            }
             let weight_shape: [usize; 4] = weight.meta.shape().dims();
             if let Some(node) = x_node {
                 let grad_x = match conv::supports_data_backward(weight_shape, &options) {
@@ -167,12 +163,27 @@ mod autodiff {
                 };
                 grads.register::<CubeBackend>(node.id, grad_x);
             }
-            if let Some(node) = weight_node {
-                let grad_weight = match conv::supports(weight_shape[1], weight_shape, &options) {
-                    true => conv::weight_backward(x, grad, weight_shape[2]),
-                    false => conv_weight_backward::<2>(x, grad, weight.meta.shape().clone(), options, ConvStrategy::Direct).expect(failed),
-                };
-                grads.register::<CubeBackend>(node.id, grad_weight);
+            let (grad_weight, grad_bias) = match conv::supports(weight_shape[1], weight_shape, &options) {
+                // One kernel for both, when either is asked for.
+                true if weight_node.is_some() || bias_node.is_some() => {
+                    let (weight, bias) = conv::weight_backward(x, grad, weight_shape[2], bias_node.is_some());
+                    (Some(weight), bias)
+                }
+                true => (None, None),
+                false => {
+                    let bias = bias_node.as_ref().map(|_| {
+                        let sum = BurnTensor::<4>::from_primitive::<CubeBackend>(grad.clone()).swap_dims(0, 1).flatten::<2>(1, 3).sum_dim(1).flatten::<1>(0, 1);
+                        sum.try_into_primitive::<CubeBackend>().expect(failed)
+                    });
+                    let weight = weight_node.as_ref().map(|_| conv_weight_backward::<2>(x, grad, weight.meta.shape().clone(), options, ConvStrategy::Direct).expect(failed));
+                    (weight, bias)
+                }
+            };
+            if let (Some(node), Some(grad)) = (weight_node, grad_weight) {
+                grads.register::<CubeBackend>(node.id, grad);
+            }
+            if let (Some(node), Some(grad)) = (bias_node, grad_bias) {
+                grads.register::<CubeBackend>(node.id, grad);
             }
         }
     }
