@@ -3,14 +3,18 @@
 //! every kernel value a row of pixels. Burn's direct convolution computes one pixel a unit and
 //! loads the kernel again for each; on a software adapter, where a load costs far more than a
 //! multiply-add, that is most of a sampling step.
+//!
+//! Its gradients: the input's is the same kernel over the output's gradient, with the weight's
+//! channels swapped (a view) and its taps flipped; the weight's and the bias's come from a kernel
+//! of their own, one partial sum per image, then a sum over the images.
 
 use super::layout::empty_like;
+use burn::backend::cubecl::dtype_to_storage_type;
+use burn::tensor::ops::ConvOptions;
 use burn::tensor::{Shape, Tensor as BurnTensor};
 use burn_cubecl::CubeBackend;
-use burn_cubecl::ops::numeric::empty_device_dtype;
-use burn::backend::cubecl::dtype_to_storage_type;
 use burn_cubecl::kernel::untile;
-use burn::tensor::ops::ConvOptions;
+use burn_cubecl::ops::numeric::empty_device_dtype;
 use burn_cubecl::tensor::CubeTensor;
 use cubecl::calculate_cube_count_elemwise;
 use cubecl::prelude::*;
@@ -166,6 +170,7 @@ pub(super) fn supports_data_backward(weight: [usize; 4], options: &ConvOptions<2
     supports(out_channels, [in_channels, out_channels, kh, kw], options)
 }
 
+/// The kernel over `x` with `weight` (untiled, any strides), its taps flipped with `flip`.
 fn launch(x: CubeTensor, weight: CubeTensor, bias: Option<CubeTensor>, flip: bool) -> CubeTensor {
     let x = untile(x);
     let shape = x.meta.shape();
