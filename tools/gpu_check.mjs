@@ -10,7 +10,7 @@
 import { readFile, writeFile } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
-import { actAsWorker } from "./dawn_worker.mjs";
+import { actAsWorker, beginTraining } from "./dawn_worker.mjs";
 
 const args = process.argv.slice(2);
 const jsonAt = args.indexOf("--json");
@@ -19,7 +19,6 @@ const dist = resolve(args[0] ?? "dist");
 const STEPS = Number(process.env.STEPS ?? 10);
 const BATCHES = (process.env.BATCHES ?? "1,16").split(",").map(Number);
 const TRAIN_STEPS = Number(process.env.TRAIN_STEPS ?? 3);
-const DATA = process.env.DATA ?? "/usr/share/datasets/fashion-mnist";
 // The page's test "forced WebGPU generates the same images as the CPU path" allows this much.
 const TOLERANCE = 0.02;
 
@@ -81,10 +80,7 @@ for (const batch of BATCHES) {
 }
 
 if (TRAIN_STEPS > 0) {
-  await loadTraining(() => {});
-  const [images, labels] = await Promise.all(["t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"].map((f) => readFile(join(DATA, f))));
-  gpuEngine.loadData(images, labels);
-  gpuEngine.beginTraining(JSON.stringify({ from: "active", classes: [7], batch: 16, lr: 1e-4, seed: 1, ema: 0.999 }));
+  await beginTraining(gpuEngine, loadTraining);
   const millis = [];
   for (let i = 0; i < TRAIN_STEPS; i++) {
     const report = await gpuEngine.trainSteps(1);

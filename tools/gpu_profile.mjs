@@ -12,7 +12,7 @@ import { readFileSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
-import { actAsWorker } from "./dawn_worker.mjs";
+import { actAsWorker, beginTraining } from "./dawn_worker.mjs";
 
 const dist = resolve(process.argv[2] ?? "dist");
 const BATCH = Number(process.env.BATCH ?? 1);
@@ -71,11 +71,7 @@ const engine = await Engine.start("webgpu", false);
 engine.load(await readFile(join(dist, "assets/model.ddpm")));
 let step;
 if (process.env.TRAIN === "1") {
-  await loadTraining(() => {});
-  const data = process.env.DATA ?? "/usr/share/datasets/fashion-mnist";
-  const [images, labels] = await Promise.all(["t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"].map((f) => readFile(join(data, f))));
-  engine.loadData(images, labels);
-  engine.beginTraining(JSON.stringify({ from: "active", classes: [7], batch: 16, lr: 1e-4, seed: 1, ema: 0.999 }));
+  await beginTraining(engine, loadTraining);
   step = () => engine.trainSteps(1);
 } else {
   const guided = process.env.CLASS !== undefined;

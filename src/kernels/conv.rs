@@ -45,6 +45,19 @@ fn row_pixels(width: usize) -> usize {
     [7, 4, 2].into_iter().find(|&p| width.is_multiple_of(p)).unwrap_or(1)
 }
 
+/// The image column under column `x` of a row padded by `pad` on each side, and whether it is
+/// inside the image: a column in the padding reads the row's first pixel, which the caller takes
+/// as zero instead.
+#[cube]
+fn padded_column(x: usize, #[comptime] pad: usize, width: usize) -> (usize, bool) {
+    let inside = x >= pad && x < width + pad;
+    let mut column = 0usize;
+    if inside {
+        column = x - pad;
+    }
+    (column, inside)
+}
+
 #[cube(launch)]
 #[allow(clippy::too_many_arguments)]
 fn conv2d_kernel<F: Float>(
@@ -95,19 +108,11 @@ fn conv2d_kernel<F: Float>(
             let in_row = image * input.stride(0) + (y - pad) * input.stride(2);
             #[unroll]
             for kx in 0..kernel {
-                // A pixel in the padding reads the row's first pixel, and takes zero instead.
                 #[unroll]
                 for p in 0..pixels {
-                    let x = first_pixel + p + kx;
-                    let inside = x >= pad && x < width + pad;
-                    let mut column = 0usize;
-                    let mut k = F::new(0.0);
-                    if inside {
-                        column = x - pad;
-                        k = F::new(1.0);
-                    }
+                    let (column, inside) = padded_column(first_pixel + p + kx, pad, width);
                     at[p] = in_row + column * input.stride(3);
-                    keep[p] = k;
+                    keep[p] = select(inside, F::new(1.0), F::new(0.0));
                 }
                 // Flipped, tap (ky, kx) reads the kernel's (k−1−ky, k−1−kx).
                 let wy = comptime!(if flip { kernel - 1 - ky } else { ky });
@@ -279,15 +284,9 @@ fn weight_grad_kernel<F: Float>(
                 // Rows of padding add nothing.
                 if yy >= pad && yy < height + pad {
                     let in_row = in_plane + (yy - pad) * input.stride(2);
-                    // A column in the padding reads the row's first pixel, and takes zero instead.
                     #[unroll]
                     for s in 0..span {
-                        let xx = first_pixel + s;
-                        let inside = xx >= pad && xx < width + pad;
-                        let mut column = 0usize;
-                        if inside {
-                            column = xx - pad;
-                        }
+                        let (column, inside) = padded_column(first_pixel + s, pad, width);
                         xs[s] = select(inside, input[in_row + column * in_pixel], F::new(0.0));
                     }
                     #[unroll]
