@@ -97,31 +97,27 @@ fn group_norm_act_kernel<F: Float>(
     let mean = group_mean::<F>(input, &mut partial, image, first, len, pixels);
     let inv_std = group_inv_std::<F>(input, &mut partial, mean, epsilon, image, first, len, pixels);
 
-    let (step_channels, step_pixels) = (NORM_UNITS / pixels, NORM_UNITS % pixels);
-    let mut i = unit;
-    let (mut channel, mut pixel) = (first + i / pixels, i % pixels);
-    while i < len {
-        let x = input[at::<F>(input, image, channel, pixel)];
-        let mut y = (x - mean) * inv_std * gamma[channel] + beta[channel];
-        if has_scale_shift {
-            let row = image * scale_shift.stride(0);
-            let col = scale_shift.stride(1);
-            let scale = scale_shift[row + (column as usize + channel) * col];
-            let shift = scale_shift[row + (column as usize + channels + channel) * col];
-            y = y * (scale + F::new(1.0)) + shift;
+    // Channel by channel, so that a channel's γ, β, scale and shift are loaded once.
+    let row = image * scale_shift.stride(0);
+    let col = scale_shift.stride(1);
+    for k in 0..per_group {
+        let channel = first + k;
+        let (g, b) = (gamma[channel], beta[channel]);
+        let (scale, shift) = scale_shift_at::<F>(scale_shift, row + (column as usize + channel) * col, channels * col, has_scale_shift);
+        let mut p = unit;
+        while p < pixels {
+            let x = input[at::<F>(input, image, channel, p)];
+            let mut y = ((x - mean) * inv_std * g + b) * scale + shift;
+            if has_silu {
+                y = y / (F::new(1.0) + (F::new(0.0) - y).exp());
+            }
+            if has_residual {
+                y += residual[at::<F>(residual, image, channel, p)];
+            }
+            let out = at_out::<F>(output, image, channel, p);
+            output[out] = y;
+            p += NORM_UNITS;
         }
-        if has_silu {
-            y = y / (F::new(1.0) + (F::new(0.0) - y).exp());
-        }
-        if has_residual {
-            y += residual[at::<F>(residual, image, channel, pixel)];
-        }
-        let out = at_out::<F>(output, image, channel, pixel);
-        output[out] = y;
-        i += NORM_UNITS;
-        let (c, p) = step(channel, pixel, pixels, step_channels, step_pixels);
-        channel = c;
-        pixel = p;
     }
 }
 
@@ -205,20 +201,19 @@ fn group_norm_act_backward_kernel<F: Float>(
 
     // Channel by channel: the gradient reaching the normalised value (x̂), summed over the group
     // (alone and times x̂), and the per-channel sums that make the gradients of γ, β, scale, shift.
-    // The channel count is compile-time: WGSL wants the loop around the barriers uniform.
+    // Only unit 0 needs a channel's sums: each unit leaves its four in shared memory and units 0-3
+    // add them up, in one barrier a channel (two halves, so a channel's writes never meet the
+    // previous one's reads). The channel count is compile-time: WGSL wants the loop around the
+    // barriers uniform.
     let row = image * scale_shift.stride(0);
     let col = scale_shift.stride(1);
+    let mut sums = Shared::<[F]>::new_slice(comptime!(8 * NORM_UNITS));
     let mut group_grad = F::new(0.0);
     let mut group_grad_norm = F::new(0.0);
     for k in 0..per_group {
         let channel = first + k;
-        let g = gamma[channel];
-        let mut scale = F::new(1.0);
-        let mut shift = F::new(0.0);
-        if has_scale_shift {
-            scale = scale_shift[row + (column as usize + channel) * col] + F::new(1.0);
-            shift = scale_shift[row + (column as usize + channels + channel) * col];
-        }
+        let (g, b) = (gamma[channel], beta[channel]);
+        let (scale, shift) = scale_shift_at::<F>(scale_shift, row + (column as usize + channel) * col, channels * col, has_scale_shift);
         let mut d_shift = F::new(0.0);
         let mut d_scale = F::new(0.0);
         let mut d_gamma = F::new(0.0);
@@ -226,7 +221,7 @@ fn group_norm_act_backward_kernel<F: Float>(
         let mut p = unit;
         while p < pixels {
             let norm = (input[at::<F>(input, image, channel, p)] - mean) * inv_std;
-            let affine = norm * g + beta[channel];
+            let affine = norm * g + b;
             let mut dy = grad[at::<F>(grad, image, channel, p)];
             if has_silu {
                 dy *= silu_grad::<F>(affine * scale + shift);
@@ -240,47 +235,54 @@ fn group_norm_act_backward_kernel<F: Float>(
             group_grad_norm += d_affine * g * norm;
             p += NORM_UNITS;
         }
-        let d_shift = cube_sum::<F>(&mut partial, d_shift, NORM_UNITS);
-        let d_scale = cube_sum::<F>(&mut partial, d_scale, NORM_UNITS);
-        let d_gamma = cube_sum::<F>(&mut partial, d_gamma, NORM_UNITS);
-        let d_beta = cube_sum::<F>(&mut partial, d_beta, NORM_UNITS);
-        if unit == 0 {
-            let out = image * 4 * channels + channel;
-            grad_params[out] = d_gamma;
-            grad_params[out + channels] = d_beta;
-            grad_params[out + 2 * channels] = d_scale;
-            grad_params[out + 3 * channels] = d_shift;
+        let half = (k % 2) * 4 * NORM_UNITS;
+        sums[half + unit] = d_gamma;
+        sums[half + NORM_UNITS + unit] = d_beta;
+        sums[half + 2 * NORM_UNITS + unit] = d_scale;
+        sums[half + 3 * NORM_UNITS + unit] = d_shift;
+        sync_cube();
+        if unit < 4 {
+            let from = half + unit * NORM_UNITS;
+            let mut total = F::new(0.0);
+            for u in 0..NORM_UNITS {
+                total += sums[from + u];
+            }
+            // γ's, β's, scale's, shift's: one row of `grad_params` each.
+            grad_params[image * 4 * channels + unit * channels + channel] = total;
         }
     }
     let mean_grad = cube_sum::<F>(&mut partial, group_grad, NORM_UNITS) / F::cast_from(len as u32);
     let mean_grad_norm = cube_sum::<F>(&mut partial, group_grad_norm, NORM_UNITS) / F::cast_from(len as u32);
 
-    let (step_channels, step_pixels) = (NORM_UNITS / pixels, NORM_UNITS % pixels);
-    let mut i = unit;
-    let (mut channel, mut pixel) = (first + i / pixels, i % pixels);
-    while i < len {
-        let norm = (input[at::<F>(input, image, channel, pixel)] - mean) * inv_std;
-        let affine = norm * gamma[channel] + beta[channel];
-        let mut dy = grad[at::<F>(grad, image, channel, pixel)];
-        let mut scale = F::new(1.0);
-        if has_scale_shift {
-            scale = scale_shift[row + (column as usize + channel) * col] + F::new(1.0);
-        }
-        if has_silu {
-            let mut shift = F::new(0.0);
-            if has_scale_shift {
-                shift = scale_shift[row + (column as usize + channels + channel) * col];
+    for k in 0..per_group {
+        let channel = first + k;
+        let (g, b) = (gamma[channel], beta[channel]);
+        let (scale, shift) = scale_shift_at::<F>(scale_shift, row + (column as usize + channel) * col, channels * col, has_scale_shift);
+        let mut p = unit;
+        while p < pixels {
+            let norm = (input[at::<F>(input, image, channel, p)] - mean) * inv_std;
+            let mut dy = grad[at::<F>(grad, image, channel, p)];
+            if has_silu {
+                dy *= silu_grad::<F>((norm * g + b) * scale + shift);
             }
-            dy *= silu_grad::<F>(affine * scale + shift);
+            let out = at_out::<F>(grad_input, image, channel, p);
+            grad_input[out] = inv_std * (dy * scale * g - mean_grad - norm * mean_grad_norm);
+            p += NORM_UNITS;
         }
-        let d_norm = dy * scale * gamma[channel];
-        let out = at_out::<F>(grad_input, image, channel, pixel);
-        grad_input[out] = inv_std * (d_norm - mean_grad - norm * mean_grad_norm);
-        i += NORM_UNITS;
-        let (c, p) = step(channel, pixel, pixels, step_channels, step_pixels);
-        channel = c;
-        pixel = p;
     }
+}
+
+/// A block's scale (plus one) and shift for one channel, at `at` and `at + shift_offset` in the
+/// table: (1, 0) without one.
+#[cube]
+fn scale_shift_at<F: Float>(table: &Tensor<F>, at: usize, shift_offset: usize, #[comptime] has_scale_shift: bool) -> (F, F) {
+    let mut scale = F::new(1.0);
+    let mut shift = F::new(0.0);
+    if has_scale_shift {
+        scale = table[at] + F::new(1.0);
+        shift = table[at + shift_offset];
+    }
+    (scale, shift)
 }
 
 /// The gradients of [`forward`]'s inputs from the output's gradient `grad`: x's (in x's layout),
