@@ -1,8 +1,8 @@
-//! A 2-D convolution (stride 1, padding that keeps the size) where each unit computes four output
-//! channels at a row of up to seven pixels: every input value it loads serves four channels and
-//! every kernel value a row of pixels. Burn's direct convolution computes one pixel a unit and
-//! loads the kernel again for each; on a software adapter, where a load costs far more than a
-//! multiply-add, that is most of a sampling step.
+//! A 2-D convolution (stride 1, padding that keeps the size) where each unit computes up to eight
+//! output channels at a row of up to fourteen pixels: every input value it loads serves every
+//! channel and every tap of its kernel row, and every kernel value a row of pixels. Burn's direct
+//! convolution computes one pixel a unit and loads the kernel again for each; on a software
+//! adapter, where a load costs far more than a multiply-add, that is most of a sampling step.
 //!
 //! Its gradients: the input's is the same kernel over the output's gradient, with the weight's
 //! channels swapped (a view) and its taps flipped; the weight's and the bias's come from a kernel
@@ -19,7 +19,7 @@ use burn_cubecl::tensor::CubeTensor;
 use cubecl::calculate_cube_count_elemwise;
 use cubecl::prelude::*;
 
-/// Output channels a unit computes.
+/// Output channels a unit of the weight gradient computes (the convolution's take four or eight).
 const CHANNELS: usize = 4;
 
 /// Units per cube: a cube's units are independent, and a software adapter runs narrow cubes best.
@@ -43,6 +43,15 @@ pub(super) fn supports(in_channels: usize, weight: [usize; 4], options: &ConvOpt
 /// Pixels of a row a unit computes: the largest of 7, 4, 2, 1 that divides the width.
 fn row_pixels(width: usize) -> usize {
     [7, 4, 2].into_iter().find(|&p| width.is_multiple_of(p)).unwrap_or(1)
+}
+
+/// Output channels and pixels a unit of the convolution computes: eight (else seven, else four)
+/// channels at fourteen pixels where they divide, for each load then serves more multiply-adds (a
+/// software adapter's loads cost far more than its arithmetic); a larger tile spills.
+fn tile(out_channels: usize, width: usize) -> (usize, usize) {
+    let channels = [8, 7].into_iter().find(|&c| out_channels.is_multiple_of(c)).unwrap_or(CHANNELS);
+    let pixels = if width.is_multiple_of(14) { 14 } else { row_pixels(width) };
+    (channels, pixels)
 }
 
 /// The image column under column `x` of a row padded by `pad` on each side, and whether it is
@@ -70,6 +79,7 @@ fn conv2d_kernel<F: Float>(
     width: u32,
     units: u32,
     #[comptime] kernel: usize,
+    #[comptime] channels: usize,
     #[comptime] pixels: usize,
     #[comptime] has_bias: bool,
     #[comptime] flip: bool,
@@ -80,68 +90,71 @@ fn conv2d_kernel<F: Float>(
         terminate!();
     }
     let (height, width) = (height as usize, width as usize);
-    let quads = output.shape(1) / CHANNELS;
+    let groups = output.shape(1) / channels;
     let tiles = width / pixels;
-    // Neighbouring units share their input pixels: the channel quad varies fastest.
-    let first_channel = (unit % quads) * CHANNELS;
-    let rest = unit / quads;
+    // Neighbouring units share their input pixels: the channel group varies fastest.
+    let first_channel = (unit % groups) * channels;
+    let rest = unit / groups;
     let first_pixel = (rest % tiles) * pixels;
     let rest = rest / tiles;
     let row = rest % height;
     let image = rest / height;
     let pad = comptime!(kernel / 2);
+    // The input columns a row of pixels sees under a kernel row's taps.
+    let span = comptime!(pixels + kernel - 1);
 
-    let mut acc = Array::<F>::new(comptime!(CHANNELS * pixels));
+    let mut acc = Array::<F>::new(comptime!(channels * pixels));
     #[unroll]
-    for j in 0..comptime!(CHANNELS * pixels) {
+    for j in 0..comptime!(channels * pixels) {
         acc[j] = F::new(0.0);
     }
-    let mut at = Array::<usize>::new(pixels);
-    let mut keep = Array::<F>::new(pixels);
-    let (in_step, w_step) = (input.stride(1), weight.stride(1));
+    let mut at = Array::<usize>::new(span);
+    let mut keep = Array::<bool>::new(span);
+    #[unroll]
+    for s in 0..span {
+        let (column, inside) = padded_column(first_pixel + s, pad, width);
+        at[s] = column * input.stride(3);
+        keep[s] = inside;
+    }
+    let mut xs = Array::<F>::new(span);
+    let (in_step, w_step, w_channel) = (input.stride(1), weight.stride(1), weight.stride(0));
 
     #[unroll]
     for ky in 0..kernel {
         let y = row + ky;
         // Rows of padding add nothing.
         if y >= pad && y < height + pad {
-            let in_row = image * input.stride(0) + (y - pad) * input.stride(2);
-            #[unroll]
-            for kx in 0..kernel {
+            let mut in_at = image * input.stride(0) + (y - pad) * input.stride(2);
+            // Flipped, tap (ky, kx) reads the kernel's (k−1−ky, k−1−kx).
+            let wy = comptime!(if flip { kernel - 1 - ky } else { ky });
+            let mut w_at = first_channel * w_channel + wy * weight.stride(2);
+            for _channel in 0..in_channels {
+                // Each input value loaded serves every tap of the kernel row and every channel.
                 #[unroll]
-                for p in 0..pixels {
-                    let (column, inside) = padded_column(first_pixel + p + kx, pad, width);
-                    at[p] = in_row + column * input.stride(3);
-                    keep[p] = select(inside, F::new(1.0), F::new(0.0));
+                for s in 0..span {
+                    xs[s] = select(keep[s], input[in_at + at[s]], F::new(0.0));
                 }
-                // Flipped, tap (ky, kx) reads the kernel's (k−1−ky, k−1−kx).
-                let wy = comptime!(if flip { kernel - 1 - ky } else { ky });
-                let wx = comptime!(if flip { kernel - 1 - kx } else { kx });
-                let mut w_at = first_channel * weight.stride(0) + wy * weight.stride(2) + wx * weight.stride(3);
-                let mut in_at = 0usize;
-                for _channel in 0..in_channels {
-                    let mut w = Array::<F>::new(CHANNELS);
+                #[unroll]
+                for kx in 0..kernel {
+                    let wx = comptime!(if flip { kernel - 1 - kx } else { kx });
+                    let tap = w_at + wx * weight.stride(3);
                     #[unroll]
-                    for c in 0..CHANNELS {
-                        w[c] = weight[w_at + c * weight.stride(0)];
-                    }
-                    #[unroll]
-                    for p in 0..pixels {
-                        let v = select(keep[p] > F::new(0.5), input[at[p] + in_at], F::new(0.0));
+                    for c in 0..channels {
+                        let w = weight[tap + c * w_channel];
                         #[unroll]
-                        for c in 0..CHANNELS {
-                            acc[c * pixels + p] += v * w[c];
+                        for p in 0..pixels {
+                            acc[c * pixels + p] += xs[p + kx] * w;
                         }
                     }
-                    w_at += w_step;
-                    in_at += in_step;
                 }
+                w_at += w_step;
+                in_at += in_step;
             }
         }
     }
 
     #[unroll]
-    for c in 0..CHANNELS {
+    for c in 0..channels {
         let channel = first_channel + c;
         let mut b = F::new(0.0);
         if has_bias {
@@ -183,8 +196,8 @@ fn launch(x: CubeTensor, weight: CubeTensor, bias: Option<CubeTensor>, flip: boo
     let w_shape = weight.meta.shape();
     let (out_channels, kernel) = (w_shape[0], w_shape[2]);
     let output = empty_like(&x, out_channels);
-    let pixels = row_pixels(width);
-    let units = batch * height * (width / pixels) * (out_channels / CHANNELS);
+    let (channels, pixels) = tile(out_channels, width);
+    let units = batch * height * (width / pixels) * (out_channels / channels);
     let dtype = dtype_to_storage_type(x.dtype);
     let cube_dim = CubeDim::new_1d(UNITS as u32);
     conv2d_kernel::launch(
@@ -201,6 +214,7 @@ fn launch(x: CubeTensor, weight: CubeTensor, bias: Option<CubeTensor>, flip: boo
         width as u32,
         units as u32,
         kernel,
+        channels,
         pixels,
         bias.is_some(),
         flip,
@@ -209,11 +223,11 @@ fn launch(x: CubeTensor, weight: CubeTensor, bias: Option<CubeTensor>, flip: boo
     output
 }
 
-/// Each unit sums, over one image, the product of four output channels' gradient with one input
-/// channel's pixels under every tap: `partial[image, o, i, tap]`, and the units of input channel
-/// 0 the gradient's own sum, the bias's: `bias_partial[image, o]`. It walks the image a row of
-/// pixels at a time, so that each input value it loads serves every tap of its kernel row. The
-/// images are summed after.
+/// Each unit sums, over one image, the product of four output channels' gradient with `ins`
+/// input channels' pixels under every tap: `partial[image, o, i, tap]`, and the units of input
+/// channel 0 the gradient's own sum, the bias's: `bias_partial[image, o]`. It walks the image a
+/// row of pixels at a time, so that each gradient value it loads serves every tap of `ins`
+/// channels and each input value every tap of its kernel row. The images are summed after.
 #[cube(launch)]
 #[allow(clippy::too_many_arguments)]
 fn weight_grad_kernel<F: Float>(
@@ -225,6 +239,7 @@ fn weight_grad_kernel<F: Float>(
     width: u32,
     units: u32,
     #[comptime] kernel: usize,
+    #[comptime] ins: usize,
     #[comptime] pixels: usize,
     #[comptime] with_bias: bool,
     #[define(F)] _dtype: ElemType,
@@ -234,21 +249,21 @@ fn weight_grad_kernel<F: Float>(
         terminate!();
     }
     let (height, width) = (height as usize, width as usize);
-    let in_channels = input.shape(1);
+    let in_groups = input.shape(1) / ins;
     let quads = grad.shape(1) / CHANNELS;
-    // Neighbouring units read the same input channel.
+    // Neighbouring units read the same input channels.
     let first_channel = (unit % quads) * CHANNELS;
     let rest = unit / quads;
-    let channel = rest % in_channels;
-    let image = rest / in_channels;
+    let channel = (rest % in_groups) * ins;
+    let image = rest / in_groups;
     let pad = comptime!(kernel / 2);
     let taps = comptime!(kernel * kernel);
     // The input columns a row of pixels sees under every tap.
     let span = comptime!(pixels + kernel - 1);
 
-    let mut acc = Array::<F>::new(comptime!(CHANNELS * kernel * kernel));
+    let mut acc = Array::<F>::new(comptime!(ins * CHANNELS * kernel * kernel));
     #[unroll]
-    for j in 0..comptime!(CHANNELS * kernel * kernel) {
+    for j in 0..comptime!(ins * CHANNELS * kernel * kernel) {
         acc[j] = F::new(0.0);
     }
     let mut g = Array::<F>::new(comptime!(CHANNELS * pixels));
@@ -279,26 +294,30 @@ fn weight_grad_kernel<F: Float>(
                 }
             }
             #[unroll]
-            for ky in 0..kernel {
-                let yy = y + ky;
-                // Rows of padding add nothing.
-                if yy >= pad && yy < height + pad {
-                    let in_row = in_plane + (yy - pad) * input.stride(2);
-                    #[unroll]
-                    for s in 0..span {
-                        let (column, inside) = padded_column(first_pixel + s, pad, width);
-                        xs[s] = select(inside, input[in_row + column * in_pixel], F::new(0.0));
-                    }
-                    #[unroll]
-                    for kx in 0..kernel {
+            for i in 0..ins {
+                #[unroll]
+                for ky in 0..kernel {
+                    let yy = y + ky;
+                    // Rows of padding add nothing.
+                    if yy >= pad && yy < height + pad {
+                        let in_row = in_plane + i * input.stride(1) + (yy - pad) * input.stride(2);
                         #[unroll]
-                        for c in 0..CHANNELS {
-                            let mut sum = acc[c * taps + ky * kernel + kx];
+                        for s in 0..span {
+                            let (column, inside) = padded_column(first_pixel + s, pad, width);
+                            xs[s] = select(inside, input[in_row + column * in_pixel], F::new(0.0));
+                        }
+                        #[unroll]
+                        for kx in 0..kernel {
                             #[unroll]
-                            for p in 0..pixels {
-                                sum += g[c * pixels + p] * xs[p + kx];
+                            for c in 0..CHANNELS {
+                                let at = (i * CHANNELS + c) * taps + ky * kernel + kx;
+                                let mut sum = acc[at];
+                                #[unroll]
+                                for p in 0..pixels {
+                                    sum += g[c * pixels + p] * xs[p + kx];
+                                }
+                                acc[at] = sum;
                             }
-                            acc[c * taps + ky * kernel + kx] = sum;
                         }
                     }
                 }
@@ -306,13 +325,16 @@ fn weight_grad_kernel<F: Float>(
         }
     }
 
+    let tap_step = partial.stride(3);
     #[unroll]
-    for c in 0..CHANNELS {
-        let out = image * partial.stride(0) + (first_channel + c) * partial.stride(1) + channel * partial.stride(2);
-        let tap_step = partial.stride(3);
+    for i in 0..ins {
         #[unroll]
-        for t in 0..taps {
-            partial[out + t * tap_step] = acc[c * taps + t];
+        for c in 0..CHANNELS {
+            let out = image * partial.stride(0) + (first_channel + c) * partial.stride(1) + (channel + i) * partial.stride(2);
+            #[unroll]
+            for t in 0..taps {
+                partial[out + t * tap_step] = acc[(i * CHANNELS + c) * taps + t];
+            }
         }
     }
     if with_bias && channel == 0 {
@@ -337,7 +359,10 @@ pub(super) fn weight_backward(x: CubeTensor, grad: CubeTensor, kernel: usize, wi
     let partial = empty(vec![batch, out_channels, in_channels, kernel * kernel]);
     // Without a bias the kernel writes none: the partial sums stand in.
     let bias_partial = if with_bias { empty(vec![batch, out_channels]) } else { partial.clone() };
-    let units = batch * in_channels * (out_channels / CHANNELS);
+    // Two input channels a unit where they pair up (and the kernel is small enough that their sums
+    // fit in registers): each gradient value loaded serves twice the taps.
+    let ins = if in_channels.is_multiple_of(2) && kernel <= 3 { 2 } else { 1 };
+    let units = batch * (in_channels / ins) * (out_channels / CHANNELS);
     let cube_dim = CubeDim::new_1d(UNITS as u32);
     weight_grad_kernel::launch(
         &x.client,
@@ -351,6 +376,7 @@ pub(super) fn weight_backward(x: CubeTensor, grad: CubeTensor, kernel: usize, wi
         width as u32,
         units as u32,
         kernel,
+        ins,
         row_pixels(width),
         with_bias,
         dtype_to_storage_type(x.dtype),

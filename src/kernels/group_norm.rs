@@ -4,7 +4,8 @@
 //! One cube (workgroup) per image and group. Its units sum the group's values, then their squared
 //! deviations, each through shared memory, and write the normalised, scaled, activated values.
 //! The backward kernel (for training) recomputes those statistics, then sums the output gradient
-//! per channel and per group the same way: one launch where autodiff takes about thirty.
+//! per channel (four units add up a channel's partial sums) and per group (as the statistics):
+//! one launch where autodiff takes about thirty.
 
 #[cfg(feature = "train")]
 use super::layout::cube;

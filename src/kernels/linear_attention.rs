@@ -75,21 +75,44 @@ fn key_softmax_stats<F: Float>(
     sync_cube();
 }
 
+/// Units per side of the square of blocks a `D × D` product is cut into: [`UNITS`] = GRID².
+const GRID: usize = 16;
+
+/// Entry `(d, e)` of a `D × D` product, as the flat index `d · D + e`, that a unit's `acc[j]`
+/// holds: each unit holds a `D/16 × D/16` block, so that a tile value it loads serves as many
+/// entries.
+#[cube]
+fn pair_index(j: usize, #[comptime] dim_head: usize) -> usize {
+    let block = comptime!(dim_head / GRID);
+    let unit = UNIT_POS_X as usize;
+    let d = (unit / GRID) * block + j / block;
+    let e = (unit % GRID) * block + j % block;
+    d * dim_head + e
+}
+
 /// Adds `Σ_t a[d][t] · b[e][t]` over a tile of `tile` pixels (rows `D` long in shared memory) to
-/// this unit's entries `(d, e)` of a `D × D` product, `acc[j]` holding entry `unit + j · UNITS`
-/// (the tiles are only read; CubeCL passes shared memory mutably).
+/// this unit's block of a `D × D` product ([`pair_index`]; the tiles are only read: CubeCL
+/// passes shared memory mutably).
 #[cube]
 fn tile_products<F: Float>(a: &mut Shared<[F]>, b: &mut Shared<[F]>, acc: &mut Array<F>, #[comptime] tile: usize, #[comptime] dim_head: usize) {
+    let block = comptime!(dim_head / GRID);
     let unit = UNIT_POS_X as usize;
-    for j in 0..comptime!(dim_head * dim_head / UNITS) {
-        let p = unit + j * UNITS;
-        let d = p / dim_head;
-        let e = p % dim_head;
-        let mut sum = acc[j];
-        for t in 0..tile {
-            sum += a[d * tile + t] * b[e * tile + t];
+    let (d0, e0) = ((unit / GRID) * block, (unit % GRID) * block);
+    let mut av = Array::<F>::new(block);
+    let mut bv = Array::<F>::new(block);
+    for t in 0..tile {
+        #[unroll]
+        for i in 0..block {
+            av[i] = a[(d0 + i) * tile + t];
+            bv[i] = b[(e0 + i) * tile + t];
         }
-        acc[j] = sum;
+        #[unroll]
+        for i in 0..block {
+            #[unroll]
+            for k in 0..block {
+                acc[i * block + k] += av[i] * bv[k];
+            }
+        }
     }
 }
 
@@ -117,6 +140,7 @@ fn build_context<F: Float>(
     let tile = comptime!(floats / dim_head);
     let pairs = comptime!(dim_head * dim_head / UNITS);
     let mut acc = Array::<F>::new(pairs);
+    #[unroll]
     for j in 0..pairs {
         acc[j] = F::new(0.0);
     }
@@ -141,8 +165,9 @@ fn build_context<F: Float>(
         sync_cube();
         n0 += tile;
     }
+    #[unroll]
     for j in 0..pairs {
-        let p = unit + j * UNITS;
+        let p = pair_index(j, dim_head);
         context[p] = acc[j] / row_sum[p / dim_head];
     }
 }
@@ -181,7 +206,9 @@ fn linear_attention_kernel<F: Float>(
         for d in 1..dim_head {
             q_max = F::max(q_max, qkv[offset::<F>(qkv, image, q + d, n, width)]);
         }
+        // The loops over e unrolled: `out` stays in registers.
         let mut out = Array::<F>::new(dim_head);
+        #[unroll]
         for e in 0..dim_head {
             out[e] = F::new(0.0);
         }
@@ -189,11 +216,13 @@ fn linear_attention_kernel<F: Float>(
         for d in 0..dim_head {
             let p = (qkv[offset::<F>(qkv, image, q + d, n, width)] - q_max).exp();
             q_sum += p;
+            #[unroll]
             for e in 0..dim_head {
                 out[e] += context[d * dim_head + e] * p;
             }
         }
         let norm = F::cast_from(scale) / q_sum;
+        #[unroll]
         for e in 0..dim_head {
             let at = offset_out::<F>(output, image, q + e, n, width);
             output[at] = out[e] * norm;
@@ -265,6 +294,7 @@ fn linear_attention_backward_kernel<F: Float>(
 
     build_context::<F>(qkv, &row_max, &row_sum, &mut a_tile, &mut b_tile, &mut context, image, k, v, width, pixels, dim_head, BACKWARD_TILE);
     let mut acc = Array::<F>::new(pairs);
+    #[unroll]
     for j in 0..pairs {
         acc[j] = F::new(0.0);
     }
@@ -310,8 +340,9 @@ fn linear_attention_backward_kernel<F: Float>(
         sync_cube();
         n0 += tile;
     }
+    #[unroll]
     for j in 0..pairs {
-        grad_context[unit + j * UNITS] = acc[j];
+        grad_context[pair_index(j, dim_head)] = acc[j];
     }
     sync_cube();
     if unit < dim_head {
@@ -323,56 +354,62 @@ fn linear_attention_backward_kernel<F: Float>(
     }
     sync_cube();
 
-    // Pixel by pixel: ∂q through softmax(q) over features, ∂k through softmax(k), ∂v.
+    // Pixel by pixel: ∂q through softmax(q) over features, ∂k through softmax(k), ∂v. Loops over
+    // a row's entries are unrolled, so that the unit's vectors stay in registers; C and ∂C are
+    // each read once a pixel.
     let mut n = unit;
     while n < pixels {
         let mut g = Array::<F>::new(dim_head);
         let mut values = Array::<F>::new(dim_head);
-        let mut probs = Array::<F>::new(dim_head);
-        let mut keys = Array::<F>::new(dim_head);
         let mut m = qkv[offset::<F>(qkv, image, q, n, width)];
+        #[unroll]
         for d in 1..dim_head {
             m = F::max(m, qkv[offset::<F>(qkv, image, q + d, n, width)]);
         }
         let mut total = F::new(0.0);
+        #[unroll]
         for d in 0..dim_head {
             g[d] = grad[offset::<F>(grad, image, q + d, n, width)];
             values[d] = qkv[offset::<F>(qkv, image, v + d, n, width)];
-            keys[d] = (qkv[offset::<F>(qkv, image, k + d, n, width)] - row_max[d]).exp() / row_sum[d];
-            let p = (qkv[offset::<F>(qkv, image, q + d, n, width)] - m).exp();
-            probs[d] = p;
-            total += p;
+            total += (qkv[offset::<F>(qkv, image, q + d, n, width)] - m).exp();
         }
-        // ∂q̃[d] = Σ_e C[d][e] ∂O[e], and softmax(q) · ∂q̃ for softmax's backward.
+        // ∂q̃[d] = Σ_e C[d][e] ∂O[e], then softmax(q)'s backward: softmax(q) ∘ (∂q̃ − softmax(q) · ∂q̃).
         let mut grad_q = Array::<F>::new(dim_head);
         let mut dot = F::new(0.0);
         for d in 0..dim_head {
-            probs[d] /= total;
             let mut dq = F::new(0.0);
+            #[unroll]
             for e in 0..dim_head {
                 dq += context[d * dim_head + e] * g[e];
             }
             grad_q[d] = dq;
-            dot += probs[d] * dq;
+            dot += (qkv[offset::<F>(qkv, image, q + d, n, width)] - m).exp() / total * dq;
+        }
+        // ∂k̃[d] = Σ_e ∂C[d][e] v[e] and ∂v[e] = Σ_d ∂C[d][e] k̃[d], from one read of ∂C.
+        let mut grad_v = Array::<F>::new(dim_head);
+        #[unroll]
+        for e in 0..dim_head {
+            grad_v[e] = F::new(0.0);
         }
         for d in 0..dim_head {
-            let dq = grad_q[d];
+            let key = (qkv[offset::<F>(qkv, image, k + d, n, width)] - row_max[d]).exp() / row_sum[d];
+            let prob = (qkv[offset::<F>(qkv, image, q + d, n, width)] - m).exp() / total;
             let mut dk = F::new(0.0);
+            #[unroll]
             for e in 0..dim_head {
-                dk += grad_context[d * dim_head + e] * values[e];
+                let dc = grad_context[d * dim_head + e];
+                dk += dc * values[e];
+                grad_v[e] += dc * key;
             }
             let at = offset_out::<F>(grad_qkv, image, q + d, n, width);
-            grad_qkv[at] = F::cast_from(scale) * probs[d] * (dq - dot);
+            grad_qkv[at] = F::cast_from(scale) * prob * (grad_q[d] - dot);
             let at = offset_out::<F>(grad_qkv, image, k + d, n, width);
-            grad_qkv[at] = keys[d] * (dk - key_dot[d]);
+            grad_qkv[at] = key * (dk - key_dot[d]);
         }
+        #[unroll]
         for e in 0..dim_head {
-            let mut dv = F::new(0.0);
-            for d in 0..dim_head {
-                dv += grad_context[d * dim_head + e] * keys[d];
-            }
             let at = offset_out::<F>(grad_qkv, image, v + e, n, width);
-            grad_qkv[at] = dv;
+            grad_qkv[at] = grad_v[e];
         }
         n += UNITS;
     }
