@@ -99,12 +99,9 @@ fn group_norm_act_kernel<F: Float>(
     let inv_std = group_inv_std::<F>(input, &mut partial, mean, epsilon, image, first, len, pixels);
 
     // Channel by channel, so that a channel's γ, β, scale and shift are loaded once.
-    let row = image * scale_shift.stride(0);
-    let col = scale_shift.stride(1);
     for k in 0..per_group {
         let channel = first + k;
-        let (g, b) = (gamma[channel], beta[channel]);
-        let (scale, shift) = scale_shift_at::<F>(scale_shift, row + (column as usize + channel) * col, channels * col, has_scale_shift);
+        let (g, b, scale, shift) = channel_params::<F>(gamma, beta, scale_shift, image, channel, channels, column, has_scale_shift);
         let mut p = unit;
         while p < pixels {
             let x = input[at::<F>(input, image, channel, p)];
@@ -206,15 +203,12 @@ fn group_norm_act_backward_kernel<F: Float>(
     // add them up, in one barrier a channel (two halves, so a channel's writes never meet the
     // previous one's reads). The channel count is compile-time: WGSL wants the loop around the
     // barriers uniform.
-    let row = image * scale_shift.stride(0);
-    let col = scale_shift.stride(1);
     let mut sums = Shared::<[F]>::new_slice(comptime!(8 * NORM_UNITS));
     let mut group_grad = F::new(0.0);
     let mut group_grad_norm = F::new(0.0);
     for k in 0..per_group {
         let channel = first + k;
-        let (g, b) = (gamma[channel], beta[channel]);
-        let (scale, shift) = scale_shift_at::<F>(scale_shift, row + (column as usize + channel) * col, channels * col, has_scale_shift);
+        let (g, b, scale, shift) = channel_params::<F>(gamma, beta, scale_shift, image, channel, channels, column, has_scale_shift);
         let mut d_shift = F::new(0.0);
         let mut d_scale = F::new(0.0);
         let mut d_gamma = F::new(0.0);
@@ -257,8 +251,7 @@ fn group_norm_act_backward_kernel<F: Float>(
 
     for k in 0..per_group {
         let channel = first + k;
-        let (g, b) = (gamma[channel], beta[channel]);
-        let (scale, shift) = scale_shift_at::<F>(scale_shift, row + (column as usize + channel) * col, channels * col, has_scale_shift);
+        let (g, b, scale, shift) = channel_params::<F>(gamma, beta, scale_shift, image, channel, channels, column, has_scale_shift);
         let mut p = unit;
         while p < pixels {
             let norm = (input[at::<F>(input, image, channel, p)] - mean) * inv_std;
@@ -273,17 +266,19 @@ fn group_norm_act_backward_kernel<F: Float>(
     }
 }
 
-/// A block's scale (plus one) and shift for one channel, at `at` and `at + shift_offset` in the
+/// One channel's γ and β, and its block's scale (plus one) and shift from the image's row of the
 /// table: (1, 0) without one.
 #[cube]
-fn scale_shift_at<F: Float>(table: &Tensor<F>, at: usize, shift_offset: usize, #[comptime] has_scale_shift: bool) -> (F, F) {
+#[allow(clippy::too_many_arguments)]
+fn channel_params<F: Float>(gamma: &Tensor<F>, beta: &Tensor<F>, table: &Tensor<F>, image: usize, channel: usize, channels: usize, column: u32, #[comptime] has_scale_shift: bool) -> (F, F, F, F) {
     let mut scale = F::new(1.0);
     let mut shift = F::new(0.0);
     if has_scale_shift {
+        let at = image * table.stride(0) + (column as usize + channel) * table.stride(1);
         scale = table[at] + F::new(1.0);
-        shift = table[at + shift_offset];
+        shift = table[at + channels * table.stride(1)];
     }
-    (scale, shift)
+    (gamma[channel], beta[channel], scale, shift)
 }
 
 /// The gradients of [`forward`]'s inputs from the output's gradient `grad`: x's (in x's layout),
