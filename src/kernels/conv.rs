@@ -19,7 +19,7 @@ use burn_cubecl::tensor::CubeTensor;
 use cubecl::calculate_cube_count_elemwise;
 use cubecl::prelude::*;
 
-/// Output channels a unit of the weight gradient computes (the convolution's take four or eight).
+/// Output channels a unit of the weight gradient computes (the convolution's: see [`tile`]).
 const CHANNELS: usize = 4;
 
 /// Units per cube: a cube's units are independent, and a software adapter runs narrow cubes best.

@@ -375,6 +375,7 @@ fn linear_attention_backward_kernel<F: Float>(
         }
         // ∂q̃[d] = Σ_e C[d][e] ∂O[e], then softmax(q)'s backward: softmax(q) ∘ (∂q̃ − softmax(q) · ∂q̃).
         let mut grad_q = Array::<F>::new(dim_head);
+        let mut probs = Array::<F>::new(dim_head);
         let mut dot = F::new(0.0);
         for d in 0..dim_head {
             let mut dq = F::new(0.0);
@@ -382,8 +383,10 @@ fn linear_attention_backward_kernel<F: Float>(
             for e in 0..dim_head {
                 dq += context[d * dim_head + e] * g[e];
             }
+            let prob = (qkv[offset::<F>(qkv, image, q + d, n, width)] - m).exp() / total;
             grad_q[d] = dq;
-            dot += (qkv[offset::<F>(qkv, image, q + d, n, width)] - m).exp() / total * dq;
+            probs[d] = prob;
+            dot += prob * dq;
         }
         // ∂k̃[d] = Σ_e ∂C[d][e] v[e] and ∂v[e] = Σ_d ∂C[d][e] k̃[d], from one read of ∂C.
         let mut grad_v = Array::<F>::new(dim_head);
@@ -393,7 +396,6 @@ fn linear_attention_backward_kernel<F: Float>(
         }
         for d in 0..dim_head {
             let key = (qkv[offset::<F>(qkv, image, k + d, n, width)] - row_max[d]).exp() / row_sum[d];
-            let prob = (qkv[offset::<F>(qkv, image, q + d, n, width)] - m).exp() / total;
             let mut dk = F::new(0.0);
             #[unroll]
             for e in 0..dim_head {
@@ -402,7 +404,7 @@ fn linear_attention_backward_kernel<F: Float>(
                 grad_v[e] += dc * key;
             }
             let at = offset_out::<F>(grad_qkv, image, q + d, n, width);
-            grad_qkv[at] = F::cast_from(scale) * prob * (grad_q[d] - dot);
+            grad_qkv[at] = F::cast_from(scale) * probs[d] * (grad_q[d] - dot);
             let at = offset_out::<F>(grad_qkv, image, k + d, n, width);
             grad_qkv[at] = key * (dk - key_dot[d]);
         }
