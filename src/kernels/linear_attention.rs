@@ -14,8 +14,8 @@ use cubecl::prelude::*;
 /// Shared floats per tile of k and of v (`D` rows × `TILE / D` pixels).
 const TILE: usize = 1024;
 
-/// Head widths the kernel takes: `D` units per row must divide [`UNITS`], and the `D × D` context
-/// must fill whole rounds of units.
+/// Head widths the kernel takes: `D` units per row must divide [`UNITS`], and `D` must cut into
+/// [`GRID`] blocks a side.
 pub(super) fn supports(dim_head: usize, pixels: usize) -> bool {
     matches!(dim_head, 16 | 32) && pixels >= UNITS / dim_head
 }
@@ -75,12 +75,18 @@ fn key_softmax_stats<F: Float>(
     sync_cube();
 }
 
-/// Units per side of the square of blocks a `D × D` product is cut into: [`UNITS`] = GRID².
-const GRID: usize = 16;
+/// Units per side of the square of blocks a `D × D` product is cut into: the first GRID² units
+/// each hold a `D/GRID × D/GRID` block, so that a tile value they load serves as many entries (on
+/// a software adapter a load costs far more than a multiply-add); the others only load tiles.
+const GRID: usize = 8;
 
-/// Entry `(d, e)` of a `D × D` product, as the flat index `d · D + e`, that a unit's `acc[j]`
-/// holds: each unit holds a `D/16 × D/16` block, so that a tile value it loads serves as many
-/// entries.
+/// Entries of a `D × D` product a unit of the first [`GRID`]² holds.
+fn pairs(dim_head: usize) -> usize {
+    (dim_head / GRID) * (dim_head / GRID)
+}
+
+/// Entry `(d, e)` of a `D × D` product, as the flat index `d · D + e`, that `acc[j]` of a unit
+/// among the first [`GRID`]² holds.
 #[cube]
 fn pair_index(j: usize, #[comptime] dim_head: usize) -> usize {
     let block = comptime!(dim_head / GRID);
@@ -92,25 +98,27 @@ fn pair_index(j: usize, #[comptime] dim_head: usize) -> usize {
 
 /// Adds `Σ_t a[d][t] · b[e][t]` over a tile of `tile` pixels (rows `D` long in shared memory) to
 /// this unit's block of a `D × D` product ([`pair_index`]; the tiles are only read: CubeCL
-/// passes shared memory mutably).
+/// passes shared memory mutably). Units past the first [`GRID`]² add nothing.
 #[cube]
 fn tile_products<F: Float>(a: &mut Shared<[F]>, b: &mut Shared<[F]>, acc: &mut Array<F>, #[comptime] tile: usize, #[comptime] dim_head: usize) {
     let block = comptime!(dim_head / GRID);
     let unit = UNIT_POS_X as usize;
-    let (d0, e0) = ((unit / GRID) * block, (unit % GRID) * block);
-    let mut av = Array::<F>::new(block);
-    let mut bv = Array::<F>::new(block);
-    for t in 0..tile {
-        #[unroll]
-        for i in 0..block {
-            av[i] = a[(d0 + i) * tile + t];
-            bv[i] = b[(e0 + i) * tile + t];
-        }
-        #[unroll]
-        for i in 0..block {
+    if unit < comptime!(GRID * GRID) {
+        let (d0, e0) = ((unit / GRID) * block, (unit % GRID) * block);
+        let mut av = Array::<F>::new(block);
+        let mut bv = Array::<F>::new(block);
+        for t in 0..tile {
             #[unroll]
-            for k in 0..block {
-                acc[i * block + k] += av[i] * bv[k];
+            for i in 0..block {
+                av[i] = a[(d0 + i) * tile + t];
+                bv[i] = b[(e0 + i) * tile + t];
+            }
+            #[unroll]
+            for i in 0..block {
+                #[unroll]
+                for k in 0..block {
+                    acc[i * block + k] += av[i] * bv[k];
+                }
             }
         }
     }
@@ -138,7 +146,7 @@ fn build_context<F: Float>(
 ) {
     let unit = UNIT_POS_X as usize;
     let tile = comptime!(floats / dim_head);
-    let pairs = comptime!(dim_head * dim_head / UNITS);
+    let pairs = comptime!(pairs(dim_head));
     let mut acc = Array::<F>::new(pairs);
     #[unroll]
     for j in 0..pairs {
@@ -165,10 +173,12 @@ fn build_context<F: Float>(
         sync_cube();
         n0 += tile;
     }
-    #[unroll]
-    for j in 0..pairs {
-        let p = pair_index(j, dim_head);
-        context[p] = acc[j] / row_sum[p / dim_head];
+    if unit < comptime!(GRID * GRID) {
+        #[unroll]
+        for j in 0..pairs {
+            let p = pair_index(j, dim_head);
+            context[p] = acc[j] / row_sum[p / dim_head];
+        }
     }
 }
 
@@ -181,6 +191,7 @@ fn linear_attention_kernel<F: Float>(
     scale: f32,
     #[comptime] pixels: usize,
     #[comptime] dim_head: usize,
+    #[comptime] group: usize,
     #[define(F)] _dtype: ElemType,
 ) {
     let width = width as usize;
@@ -199,36 +210,69 @@ fn linear_attention_kernel<F: Float>(
     build_context::<F>(qkv, &row_max, &row_sum, &mut k_tile, &mut v_tile, &mut context, image, k, v, width, pixels, dim_head, TILE);
     sync_cube();
 
-    // out[e][n] = scale · Σ_d context[d][e] · softmax(q)[d][n], softmax over the features d.
-    let mut n = unit;
+    // out[e][n] = scale · Σ_d context[d][e] · softmax(q)[d][n], softmax over the features d. A unit
+    // takes `group` pixels at once, so that each context value it loads serves them all; the loops
+    // over e and the group are unrolled, so that `out` stays in registers.
+    let mut n = unit * group;
     while n < pixels {
-        let mut q_max = qkv[offset::<F>(qkv, image, q, n, width)];
-        for d in 1..dim_head {
-            q_max = F::max(q_max, qkv[offset::<F>(qkv, image, q + d, n, width)]);
-        }
-        // The loops over e unrolled: `out` stays in registers.
-        let mut out = Array::<F>::new(dim_head);
+        let mut q_max = Array::<F>::new(group);
+        query_max::<F>(qkv, &mut q_max, image, q, n, width, dim_head, group);
+        let mut out = Array::<F>::new(comptime!(group * dim_head));
         #[unroll]
-        for e in 0..dim_head {
-            out[e] = F::new(0.0);
+        for j in 0..comptime!(group * dim_head) {
+            out[j] = F::new(0.0);
         }
-        let mut q_sum = F::new(0.0);
+        let mut q_sum = Array::<F>::new(group);
+        #[unroll]
+        for g in 0..group {
+            q_sum[g] = F::new(0.0);
+        }
+        let mut p = Array::<F>::new(group);
         for d in 0..dim_head {
-            let p = (qkv[offset::<F>(qkv, image, q + d, n, width)] - q_max).exp();
-            q_sum += p;
+            #[unroll]
+            for g in 0..group {
+                p[g] = (qkv[offset::<F>(qkv, image, q + d, n + g, width)] - q_max[g]).exp();
+                q_sum[g] += p[g];
+            }
             #[unroll]
             for e in 0..dim_head {
-                out[e] += context[d * dim_head + e] * p;
+                let c = context[d * dim_head + e];
+                #[unroll]
+                for g in 0..group {
+                    out[g * dim_head + e] += c * p[g];
+                }
             }
         }
-        let norm = F::cast_from(scale) / q_sum;
         #[unroll]
-        for e in 0..dim_head {
-            let at = offset_out::<F>(output, image, q + e, n, width);
-            output[at] = out[e] * norm;
+        for g in 0..group {
+            let norm = F::cast_from(scale) / q_sum[g];
+            #[unroll]
+            for e in 0..dim_head {
+                let at = offset_out::<F>(output, image, q + e, n + g, width);
+                output[at] = out[g * dim_head + e] * norm;
+            }
         }
-        n += UNITS;
+        n += comptime!(UNITS * group);
     }
+}
+
+/// The maximum over the features of softmax(q)'s input at each of the `group` pixels from `n` on.
+#[cube]
+#[allow(clippy::too_many_arguments)]
+fn query_max<F: Float>(qkv: &Tensor<F>, q_max: &mut Array<F>, image: usize, q: usize, n: usize, width: usize, #[comptime] dim_head: usize, #[comptime] group: usize) {
+    #[unroll]
+    for g in 0..group {
+        let mut m = qkv[offset::<F>(qkv, image, q, n + g, width)];
+        for d in 1..dim_head {
+            m = F::max(m, qkv[offset::<F>(qkv, image, q + d, n + g, width)]);
+        }
+        q_max[g] = m;
+    }
+}
+
+/// Pixels a unit takes at once in the per-pixel passes: four or two where they divide the image.
+fn pixel_group(pixels: usize) -> usize {
+    [4, 2].into_iter().find(|&g| pixels.is_multiple_of(g)).unwrap_or(1)
 }
 
 /// The kernel on `qkv` (`[B, 3·H·D, X, Y]`, on the CubeCL backend, any strides) → `[B, H·D, X, Y]`.
@@ -246,6 +290,7 @@ pub(super) fn launch(qkv: BurnTensor<4>, heads: usize, dim_head: usize) -> BurnT
         h.scale,
         h.pixels,
         dim_head,
+        pixel_group(h.pixels),
         h.dtype,
     );
     h.output()
@@ -271,13 +316,14 @@ fn linear_attention_backward_kernel<F: Float>(
     scale: f32,
     #[comptime] pixels: usize,
     #[comptime] dim_head: usize,
+    #[comptime] group: usize,
     #[define(F)] _dtype: ElemType,
 ) {
     let width = width as usize;
     let (image, q, k, v) = head_channels(heads, dim_head);
     let unit = UNIT_POS_X as usize;
     let tile = comptime!(BACKWARD_TILE / dim_head);
-    let pairs = comptime!(dim_head * dim_head / UNITS);
+    let pairs = comptime!(pairs(dim_head));
 
     let mut partial = Shared::<[F]>::new_slice(UNITS);
     let mut row_max = Shared::<[F]>::new_slice(dim_head);
@@ -340,9 +386,11 @@ fn linear_attention_backward_kernel<F: Float>(
         sync_cube();
         n0 += tile;
     }
-    #[unroll]
-    for j in 0..pairs {
-        grad_context[pair_index(j, dim_head)] = acc[j];
+    if unit < comptime!(GRID * GRID) {
+        #[unroll]
+        for j in 0..pairs {
+            grad_context[pair_index(j, dim_head)] = acc[j];
+        }
     }
     sync_cube();
     if unit < dim_head {
@@ -354,66 +402,97 @@ fn linear_attention_backward_kernel<F: Float>(
     }
     sync_cube();
 
-    // Pixel by pixel: ∂q through softmax(q) over features, ∂k through softmax(k), ∂v. Loops over
-    // a row's entries are unrolled, so that the unit's vectors stay in registers; C and ∂C are
-    // each read once a pixel.
-    let mut n = unit;
+    // Pixel by pixel, `group` at once so that each value of C and ∂C loaded serves them all: ∂q
+    // through softmax(q) over features, ∂k through softmax(k), ∂v. Loops over a row's entries and
+    // the group are unrolled, so that the unit's vectors stay in registers.
+    let mut n = unit * group;
     while n < pixels {
-        let mut g = Array::<F>::new(dim_head);
-        let mut values = Array::<F>::new(dim_head);
-        let mut m = qkv[offset::<F>(qkv, image, q, n, width)];
+        let mut m = Array::<F>::new(group);
+        query_max::<F>(qkv, &mut m, image, q, n, width, dim_head, group);
+        let row = comptime!(group * dim_head);
+        let mut g = Array::<F>::new(row);
+        let mut values = Array::<F>::new(row);
+        let mut total = Array::<F>::new(group);
         #[unroll]
-        for d in 1..dim_head {
-            m = F::max(m, qkv[offset::<F>(qkv, image, q + d, n, width)]);
-        }
-        let mut total = F::new(0.0);
-        #[unroll]
-        for d in 0..dim_head {
-            g[d] = grad[offset::<F>(grad, image, q + d, n, width)];
-            values[d] = qkv[offset::<F>(qkv, image, v + d, n, width)];
-            total += (qkv[offset::<F>(qkv, image, q + d, n, width)] - m).exp();
+        for i in 0..group {
+            total[i] = F::new(0.0);
+            #[unroll]
+            for d in 0..dim_head {
+                g[i * dim_head + d] = grad[offset::<F>(grad, image, q + d, n + i, width)];
+                values[i * dim_head + d] = qkv[offset::<F>(qkv, image, v + d, n + i, width)];
+                total[i] += (qkv[offset::<F>(qkv, image, q + d, n + i, width)] - m[i]).exp();
+            }
         }
         // ∂q̃[d] = Σ_e C[d][e] ∂O[e], then softmax(q)'s backward: softmax(q) ∘ (∂q̃ − softmax(q) · ∂q̃).
-        let mut grad_q = Array::<F>::new(dim_head);
-        let mut probs = Array::<F>::new(dim_head);
-        let mut dot = F::new(0.0);
+        let mut grad_q = Array::<F>::new(row);
+        let mut probs = Array::<F>::new(row);
+        let mut dot = Array::<F>::new(group);
+        let mut dq = Array::<F>::new(group);
+        #[unroll]
+        for i in 0..group {
+            dot[i] = F::new(0.0);
+        }
         for d in 0..dim_head {
-            let mut dq = F::new(0.0);
+            #[unroll]
+            for i in 0..group {
+                dq[i] = F::new(0.0);
+            }
             #[unroll]
             for e in 0..dim_head {
-                dq += context[d * dim_head + e] * g[e];
+                let c = context[d * dim_head + e];
+                #[unroll]
+                for i in 0..group {
+                    dq[i] += c * g[i * dim_head + e];
+                }
             }
-            let prob = (qkv[offset::<F>(qkv, image, q + d, n, width)] - m).exp() / total;
-            grad_q[d] = dq;
-            probs[d] = prob;
-            dot += prob * dq;
+            #[unroll]
+            for i in 0..group {
+                let prob = (qkv[offset::<F>(qkv, image, q + d, n + i, width)] - m[i]).exp() / total[i];
+                grad_q[i * dim_head + d] = dq[i];
+                probs[i * dim_head + d] = prob;
+                dot[i] += prob * dq[i];
+            }
         }
         // ∂k̃[d] = Σ_e ∂C[d][e] v[e] and ∂v[e] = Σ_d ∂C[d][e] k̃[d], from one read of ∂C.
-        let mut grad_v = Array::<F>::new(dim_head);
+        let mut grad_v = Array::<F>::new(row);
         #[unroll]
-        for e in 0..dim_head {
-            grad_v[e] = F::new(0.0);
+        for j in 0..row {
+            grad_v[j] = F::new(0.0);
         }
+        let mut key = Array::<F>::new(group);
+        let mut dk = Array::<F>::new(group);
         for d in 0..dim_head {
-            let key = (qkv[offset::<F>(qkv, image, k + d, n, width)] - row_max[d]).exp() / row_sum[d];
-            let mut dk = F::new(0.0);
+            #[unroll]
+            for i in 0..group {
+                key[i] = (qkv[offset::<F>(qkv, image, k + d, n + i, width)] - row_max[d]).exp() / row_sum[d];
+                dk[i] = F::new(0.0);
+            }
             #[unroll]
             for e in 0..dim_head {
                 let dc = grad_context[d * dim_head + e];
-                dk += dc * values[e];
-                grad_v[e] += dc * key;
+                #[unroll]
+                for i in 0..group {
+                    dk[i] += dc * values[i * dim_head + e];
+                    grad_v[i * dim_head + e] += dc * key[i];
+                }
             }
-            let at = offset_out::<F>(grad_qkv, image, q + d, n, width);
-            grad_qkv[at] = F::cast_from(scale) * probs[d] * (grad_q[d] - dot);
-            let at = offset_out::<F>(grad_qkv, image, k + d, n, width);
-            grad_qkv[at] = key * (dk - key_dot[d]);
+            #[unroll]
+            for i in 0..group {
+                let at = offset_out::<F>(grad_qkv, image, q + d, n + i, width);
+                grad_qkv[at] = F::cast_from(scale) * probs[i * dim_head + d] * (grad_q[i * dim_head + d] - dot[i]);
+                let at = offset_out::<F>(grad_qkv, image, k + d, n + i, width);
+                grad_qkv[at] = key[i] * (dk[i] - key_dot[d]);
+            }
         }
         #[unroll]
-        for e in 0..dim_head {
-            let at = offset_out::<F>(grad_qkv, image, v + e, n, width);
-            grad_qkv[at] = grad_v[e];
+        for i in 0..group {
+            #[unroll]
+            for e in 0..dim_head {
+                let at = offset_out::<F>(grad_qkv, image, v + e, n + i, width);
+                grad_qkv[at] = grad_v[i * dim_head + e];
+            }
         }
-        n += UNITS;
+        n += comptime!(UNITS * group);
     }
 }
 
@@ -434,6 +513,7 @@ pub(super) fn backward(qkv: BurnTensor<4>, grad: BurnTensor<4>, heads: usize, di
         h.scale,
         h.pixels,
         dim_head,
+        pixel_group(h.pixels),
         h.dtype,
     );
     h.output()

@@ -57,12 +57,12 @@ pub fn run(args: Args) -> Result<(), String> {
     }
     if args.train_batch > 0 {
         if matches!(args.device, DeviceArg::Wgpu) {
-            // The same step with Burn's optimiser a tensor at a time (the kernels off).
-            ddpm_web::kernels::set_enabled(false);
-            report["train_without_kernels"] = time_training(model.clone(), &description, args.train_batch, args.runs);
-            ddpm_web::kernels::set_enabled(true);
+            let (with, without) = time_training_paired(model, &description, args.train_batch, args.runs);
+            report["train"] = with;
+            report["train_without_kernels"] = without;
+        } else {
+            report["train"] = time_training(model, &description, args.train_batch, args.runs);
         }
-        report["train"] = time_training(model, &description, args.train_batch, args.runs);
     }
     println!("{report}");
     Ok(())
@@ -80,15 +80,53 @@ pub fn time_forward(model: &UNet, batch: usize, runs: usize) -> serde_json::Valu
 
 /// One step of Algorithm 1 as `ddpm train` runs it: Adam, clipping, EMA, label dropout.
 fn time_training(model: UNet, description: &ModelDescription, batch: usize, runs: usize) -> serde_json::Value {
+    let mut step = training_step(model, description, batch);
+    training_report(batch, time(runs, &mut step))
+}
+
+/// [`time_training`] with the kernels and without them (Burn's operations and optimiser a tensor
+/// at a time), their steps taken in turn: the host's speed drifts within a run, and
+/// alternating lets both see the same drift. Also reports the median of the
+/// pairs' ratios.
+fn time_training_paired(model: UNet, description: &ModelDescription, batch: usize, runs: usize) -> (serde_json::Value, serde_json::Value) {
+    use ddpm_web::kernels::set_enabled;
+    let mut with = training_step(model.clone(), description, batch);
+    set_enabled(false);
+    let mut without = training_step(model, description, batch);
+    without();
+    set_enabled(true);
+    with();
+    let (mut ms_with, mut ms_without, mut ratios) = (vec![], vec![], vec![]);
+    for _ in 0..runs.max(1) {
+        let on = timed(&mut with);
+        set_enabled(false);
+        let off = timed(&mut without);
+        set_enabled(true);
+        ms_with.push(on);
+        ms_without.push(off);
+        ratios.push(off / on);
+    }
+    ratios.sort_by(f64::total_cmp);
+    let mut with = training_report(batch, summary(ms_with));
+    with["speedup_over_without_kernels"] = json!(ratios[ratios.len() / 2]);
+    (with, training_report(batch, summary(ms_without)))
+}
+
+/// A closure taking one training step (waited for) on a fresh trainer of `model`; the kernels'
+/// switch decides its optimiser when it is made.
+fn training_step(model: UNet, description: &ModelDescription, batch: usize) -> impl FnMut() {
     let config = TrainConfig::new().with_grad_clip(Some(1.0)).with_ema_decay(0.999);
     let mut trainer = Trainer::new(model.train(), description.schedule(), config);
     let autodiff = trainer.model().init_conv.weight.val().device();
     let mut rng = NoiseSource::new(1);
     let x0 = rng.normal(image_dims(trainer.model(), batch), &autodiff).clamp(-1.0, 1.0);
     let labels: Vec<usize> = (0..batch).map(|i| i % 10).collect();
-    let step = time(runs, || {
+    move || {
         let _ = trainer.step(x0.clone(), &labels).into_data();
-    });
+    }
+}
+
+fn training_report(batch: usize, step: serde_json::Value) -> serde_json::Value {
     let images_per_s = batch as f64 * 1000.0 / step["median"].as_f64().unwrap();
     json!({ "batch": batch, "step_ms": step, "images_per_s": images_per_s })
 }
@@ -96,15 +134,14 @@ fn time_training(model: UNet, description: &ModelDescription, batch: usize, runs
 /// Times `f` `runs` times after a warm-up; `f` must wait for the device itself.
 fn time(runs: usize, mut f: impl FnMut()) -> serde_json::Value {
     f();
-    summary(
-        (0..runs.max(1))
-            .map(|_| {
-                let started = Instant::now();
-                f();
-                started.elapsed().as_secs_f64() * 1000.0
-            })
-            .collect(),
-    )
+    summary((0..runs.max(1)).map(|_| timed(&mut f)).collect())
+}
+
+/// Milliseconds `f` takes.
+fn timed(f: &mut impl FnMut()) -> f64 {
+    let started = Instant::now();
+    f();
+    started.elapsed().as_secs_f64() * 1000.0
 }
 
 /// Median, min and max of timings in milliseconds.
