@@ -1,8 +1,8 @@
 //! GroupNorm with its affine, the time embedding's scale and shift, SiLU and a residual add, in
 //! one launch: Burn's operations take about fourteen for the same work.
 //!
-//! One cube (workgroup) per image and group. Its units sum the group's values, then their squared
-//! deviations, each through shared memory, and write the normalised, scaled, activated values.
+//! One cube (workgroup) per image and group. Its units sum the group's values and their squares in
+//! one pass, through shared memory, then write the normalised, scaled, activated values.
 //! The backward kernel (for training) recomputes those statistics, then sums the output gradient
 //! per channel (four units add up a channel's partial sums) and per group (as the statistics):
 //! one launch where autodiff takes about thirty.
@@ -21,41 +21,32 @@ use burn_cubecl::ops::numeric::empty_device_dtype;
 use burn_cubecl::tensor::CubeTensor;
 use cubecl::prelude::*;
 
-/// The mean of one image's group: its `len` values from channel `first` on, summed by the cube.
+/// The mean of one image's group (its `len` values from channel `first` on) and 1 / √(variance + ε),
+/// from one pass over the values summed by the cube: their sum and their sum of squares, each
+/// less the group's first value, which keeps the variance's subtraction from cancelling when the
+/// mean is far from zero. (On a software adapter the pass's loads are most of the cost.)
 #[cube]
-pub(super) fn group_mean<F: Float>(input: &Tensor<F>, partial: &mut Shared<[F]>, image: usize, first: usize, len: usize, pixels: usize) -> F {
+#[allow(clippy::too_many_arguments)]
+pub(super) fn group_stats<F: Float>(input: &Tensor<F>, partial: &mut Shared<[F]>, epsilon: f32, image: usize, first: usize, len: usize, pixels: usize) -> (F, F) {
     let (channels, more) = (NORM_UNITS / pixels, NORM_UNITS % pixels);
+    let origin = input[at::<F>(input, image, first, 0)];
     let mut i = UNIT_POS_X as usize;
     let (mut channel, mut pixel) = (first + i / pixels, i % pixels);
     let mut sum = F::new(0.0);
-    while i < len {
-        sum += input[at::<F>(input, image, channel, pixel)];
-        i += NORM_UNITS;
-        let (c, p) = step(channel, pixel, pixels, channels, more);
-        channel = c;
-        pixel = p;
-    }
-    cube_sum::<F>(partial, sum, NORM_UNITS) / F::cast_from(len as u32)
-}
-
-/// 1 / √(variance + ε) of the same group, around its `mean`.
-#[cube]
-#[allow(clippy::too_many_arguments)]
-pub(super) fn group_inv_std<F: Float>(input: &Tensor<F>, partial: &mut Shared<[F]>, mean: F, epsilon: f32, image: usize, first: usize, len: usize, pixels: usize) -> F {
-    let (channels, more) = (NORM_UNITS / pixels, NORM_UNITS % pixels);
-    let mut i = UNIT_POS_X as usize;
-    let (mut channel, mut pixel) = (first + i / pixels, i % pixels);
     let mut squares = F::new(0.0);
     while i < len {
-        let d = input[at::<F>(input, image, channel, pixel)] - mean;
+        let d = input[at::<F>(input, image, channel, pixel)] - origin;
+        sum += d;
         squares += d * d;
         i += NORM_UNITS;
         let (c, p) = step(channel, pixel, pixels, channels, more);
         channel = c;
         pixel = p;
     }
-    let variance = cube_sum::<F>(partial, squares, NORM_UNITS) / F::cast_from(len as u32);
-    F::new(1.0) / (variance + F::cast_from(epsilon)).sqrt()
+    let count = F::cast_from(len as u32);
+    let mean = cube_sum::<F>(partial, sum, NORM_UNITS) / count;
+    let variance = F::max(cube_sum::<F>(partial, squares, NORM_UNITS) / count - mean * mean, F::new(0.0));
+    (origin + mean, F::new(1.0) / (variance + F::cast_from(epsilon)).sqrt())
 }
 
 /// SiLU's derivative at `x`: σ(x) (1 + x (1 − σ(x))).
@@ -95,8 +86,7 @@ fn group_norm_act_kernel<F: Float>(
     let unit = UNIT_POS_X as usize;
     let mut partial = Shared::<[F]>::new_slice(NORM_UNITS);
 
-    let mean = group_mean::<F>(input, &mut partial, image, first, len, pixels);
-    let inv_std = group_inv_std::<F>(input, &mut partial, mean, epsilon, image, first, len, pixels);
+    let (mean, inv_std) = group_stats::<F>(input, &mut partial, epsilon, image, first, len, pixels);
 
     // Channel by channel, so that a channel's γ, β, scale and shift are loaded once.
     for k in 0..per_group {
@@ -194,8 +184,7 @@ fn group_norm_act_backward_kernel<F: Float>(
     let unit = UNIT_POS_X as usize;
     let mut partial = Shared::<[F]>::new_slice(NORM_UNITS);
 
-    let mean = group_mean::<F>(input, &mut partial, image, first, len, pixels);
-    let inv_std = group_inv_std::<F>(input, &mut partial, mean, epsilon, image, first, len, pixels);
+    let (mean, inv_std) = group_stats::<F>(input, &mut partial, epsilon, image, first, len, pixels);
 
     // Channel by channel: the gradient reaching the normalised value (x̂), summed over the group
     // (alone and times x̂), and the per-channel sums that make the gradients of γ, β, scale, shift.

@@ -5,7 +5,7 @@
 //! One cube per output channel; its statistics are GroupNorm's, over the channel's `I·kh·kw`
 //! values seen as one image of one group.
 
-use super::group_norm::{group_inv_std, group_mean};
+use super::group_norm::group_stats;
 use super::layout::{NORM_UNITS, at, at_out, cube_sum, flat_pixels, step};
 use burn::backend::cubecl::dtype_to_storage_type;
 use burn::tensor::Shape;
@@ -20,8 +20,7 @@ fn standardize_kernel<F: Float>(weight: &Tensor<F>, output: &mut Tensor<F>, inpu
     let row = CUBE_POS_X as usize;
     let len = inputs as usize * taps;
     let mut partial = Shared::<[F]>::new_slice(NORM_UNITS);
-    let mean = group_mean::<F>(weight, &mut partial, row, 0, len, taps);
-    let inv_std = group_inv_std::<F>(weight, &mut partial, mean, epsilon, row, 0, len, taps);
+    let (mean, inv_std) = group_stats::<F>(weight, &mut partial, epsilon, row, 0, len, taps);
     let (step_inputs, step_taps) = (NORM_UNITS / taps, NORM_UNITS % taps);
     let mut i = UNIT_POS_X as usize;
     let (mut input, mut tap) = (i / taps, i % taps);
@@ -52,8 +51,7 @@ fn standardize_backward_kernel<F: Float>(
     let row = CUBE_POS_X as usize;
     let len = inputs as usize * taps;
     let mut partial = Shared::<[F]>::new_slice(NORM_UNITS);
-    let mean = group_mean::<F>(weight, &mut partial, row, 0, len, taps);
-    let inv_std = group_inv_std::<F>(weight, &mut partial, mean, epsilon, row, 0, len, taps);
+    let (mean, inv_std) = group_stats::<F>(weight, &mut partial, epsilon, row, 0, len, taps);
     let mut sum_grad = F::new(0.0);
     let mut sum_grad_norm = F::new(0.0);
     let mut i = UNIT_POS_X as usize;
