@@ -225,9 +225,10 @@ fn launch(x: CubeTensor, weight: CubeTensor, bias: Option<CubeTensor>, flip: boo
 
 /// Each unit sums, over one image, the product of four output channels' gradient with `ins`
 /// input channels' pixels under every tap: `partial[image, o, i, tap]`, and the units of input
-/// channel 0 the gradient's own sum, the bias's: `bias_partial[image, o]`. It walks the image a
-/// row of pixels at a time, so that each gradient value it loads serves every tap of `ins`
-/// channels and each input value every tap of its kernel row. The images are summed after.
+/// channel 0 the gradient's own sum, the bias's: `bias_partial[image, o]`. It walks the image
+/// `rows` rows of pixels at a time, so that each gradient value it loads serves every tap of `ins`
+/// channels and each input value every tap of its kernel row in each of the rows it meets. The
+/// images are summed after.
 #[cube(launch)]
 #[allow(clippy::too_many_arguments)]
 fn weight_grad_kernel<F: Float>(
@@ -240,6 +241,7 @@ fn weight_grad_kernel<F: Float>(
     units: u32,
     #[comptime] kernel: usize,
     #[comptime] ins: usize,
+    #[comptime] rows: usize,
     #[comptime] pixels: usize,
     #[comptime] with_bias: bool,
     #[define(F)] _dtype: ElemType,
@@ -266,7 +268,7 @@ fn weight_grad_kernel<F: Float>(
     for j in 0..comptime!(ins * CHANNELS * kernel * kernel) {
         acc[j] = F::new(0.0);
     }
-    let mut g = Array::<F>::new(comptime!(CHANNELS * pixels));
+    let mut g = Array::<F>::new(comptime!(rows * CHANNELS * pixels));
     let mut g_sum = Array::<F>::new(CHANNELS);
     #[unroll]
     for c in 0..CHANNELS {
@@ -277,27 +279,32 @@ fn weight_grad_kernel<F: Float>(
     let grad_plane = image * grad.stride(0) + first_channel * grad.stride(1);
     let (g_channel, g_pixel) = (grad.stride(1), grad.stride(3));
     let in_pixel = input.stride(3);
-    for y in 0..height {
+    for y in range_stepped(0, height, rows) {
         for first_pixel in range_stepped(0, width, pixels) {
             let grad_at = grad_plane + y * grad.stride(2) + first_pixel * g_pixel;
             #[unroll]
-            for c in 0..CHANNELS {
+            for r in 0..rows {
                 #[unroll]
-                for p in 0..pixels {
-                    g[c * pixels + p] = grad[grad_at + c * g_channel + p * g_pixel];
-                }
-                if with_bias {
+                for c in 0..CHANNELS {
+                    let from = (r * CHANNELS + c) * pixels;
                     #[unroll]
                     for p in 0..pixels {
-                        g_sum[c] += g[c * pixels + p];
+                        g[from + p] = grad[grad_at + r * grad.stride(2) + c * g_channel + p * g_pixel];
+                    }
+                    if with_bias {
+                        #[unroll]
+                        for p in 0..pixels {
+                            g_sum[c] += g[from + p];
+                        }
                     }
                 }
             }
             #[unroll]
             for i in 0..ins {
+                // Input row y + j − pad meets output row y + r under kernel row j − r.
                 #[unroll]
-                for ky in 0..kernel {
-                    let yy = y + ky;
+                for j in 0..comptime!(rows + kernel - 1) {
+                    let yy = y + j;
                     // Rows of padding add nothing.
                     if yy >= pad && yy < height + pad {
                         let in_row = in_plane + i * input.stride(1) + (yy - pad) * input.stride(2);
@@ -307,16 +314,24 @@ fn weight_grad_kernel<F: Float>(
                             xs[s] = select(inside, input[in_row + column * in_pixel], F::new(0.0));
                         }
                         #[unroll]
-                        for kx in 0..kernel {
-                            #[unroll]
-                            for c in 0..CHANNELS {
-                                let at = (i * CHANNELS + c) * taps + ky * kernel + kx;
-                                let mut sum = acc[at];
+                        for r in 0..rows {
+                            let meets = comptime!(j >= r && j - r < kernel);
+                            if meets {
+                                let ky = comptime!(j.saturating_sub(r));
                                 #[unroll]
-                                for p in 0..pixels {
-                                    sum += g[c * pixels + p] * xs[p + kx];
+                                for kx in 0..kernel {
+                                    #[unroll]
+                                    for c in 0..CHANNELS {
+                                        let at = (i * CHANNELS + c) * taps + ky * kernel + kx;
+                                        let from = (r * CHANNELS + c) * pixels;
+                                        let mut sum = acc[at];
+                                        #[unroll]
+                                        for p in 0..pixels {
+                                            sum += g[from + p] * xs[p + kx];
+                                        }
+                                        acc[at] = sum;
+                                    }
                                 }
-                                acc[at] = sum;
                             }
                         }
                     }
@@ -362,6 +377,9 @@ pub(super) fn weight_backward(x: CubeTensor, grad: CubeTensor, kernel: usize, wi
     // Two input channels a unit where they pair up (and the kernel is small enough that their sums
     // fit in registers): each gradient value loaded serves twice the taps.
     let ins = if in_channels.is_multiple_of(2) && kernel <= 3 { 2 } else { 1 };
+    // Two rows at a time where they pair up (and the kernel is small): each input row loaded then
+    // serves two rows of gradient.
+    let rows = if height.is_multiple_of(2) && kernel <= 3 { 2 } else { 1 };
     let units = batch * (in_channels / ins) * (out_channels / CHANNELS);
     let cube_dim = CubeDim::new_1d(UNITS as u32);
     weight_grad_kernel::launch(
@@ -377,6 +395,7 @@ pub(super) fn weight_backward(x: CubeTensor, grad: CubeTensor, kernel: usize, wi
         units as u32,
         kernel,
         ins,
+        rows,
         row_pixels(width),
         with_bias,
         dtype_to_storage_type(x.dtype),
