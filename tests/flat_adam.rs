@@ -10,6 +10,7 @@ use ddpm_web::flat_adam::FlatAdam;
 use ddpm_web::launches;
 use ddpm_web::noise::NoiseSource;
 use ddpm_web::train::ema_update;
+use ddpm_web::unet::blocks::ResBlock;
 use ddpm_web::unet::{UNet, UNetConfig};
 use ddpm_web::weights::flat_params;
 
@@ -117,12 +118,14 @@ fn an_update_is_a_launch_per_six_tensors_and_four_more_and_the_weights_are_views
         m = flat.step(LR, m.clone(), g, Some(0.9));
         m.init_conv.weight.val().inner().device().sync().unwrap();
     });
-    // One zero-filled buffer, the gradients gathered into it six a launch, the clipping factors,
-    // the moments and the weights; the new weights are views.
+    // One zero-filled buffer, the gradients gathered into it six a launch (the row-major ones
+    // apart from the strided), the clipping factors, the moments and the weights; the new weights
+    // are views.
     let kernel = |name: &str| counted.by_kernel.get(name).copied().unwrap_or(0);
     assert_eq!([kernel("ClipFactorsKernel"), kernel("MomentsKernel"), kernel("ParamsKernel")], [1, 1, 1], "{:?}", counted.by_kernel);
-    assert_eq!(kernel("GatherKernel"), tensors.div_ceil(6), "{:?}", counted.by_kernel);
-    assert_eq!(counted.total, tensors.div_ceil(6) + 4, "{} launches for {tensors} parameter tensors: {:?}", counted.total, counted.by_kernel);
+    let gathers = kernel("GatherKernel");
+    assert!((tensors.div_ceil(6)..=tensors.div_ceil(6) + 1).contains(&gathers), "{gathers} gathers for {tensors} tensors: {:?}", counted.by_kernel);
+    assert_eq!(counted.total, gathers + 4, "{} launches for {tensors} parameter tensors: {:?}", counted.total, counted.by_kernel);
 }
 
 struct Count<'a>(&'a mut usize);
@@ -132,4 +135,19 @@ impl burn::module::ModuleMapper for Count<'_> {
         *self.0 += 1;
         param
     }
+}
+
+#[test]
+fn a_strided_gradient_steps_as_its_row_major_copy() {
+    let (device, _lock) = wgpu();
+    let m = model(&device.autodiff());
+    let ResBlock::Resnet(block) = &m.downs[0].block1 else { panic!("a ResNet block") };
+    let id = block.block1.proj.conv.weight.id;
+    // The same values with the last two axes' strides swapped: copied transposed, then viewed back.
+    let mut strided = grads(&m, 0);
+    let w: Tensor<4> = strided.remove(id).unwrap();
+    let [o, i, kh, kw] = w.dims();
+    strided.register(id, w.swap_dims(2, 3).reshape([o * i * kh * kw]).reshape([o, i, kw, kh]).swap_dims(2, 3));
+    let step = |g| values(&FlatAdam::new(&m, Some(CLIP), true).step(LR, m.clone(), g, Some(0.0)));
+    assert_close("weights after a step from a strided gradient", &step(strided), &step(grads(&m, 0)));
 }

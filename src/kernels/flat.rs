@@ -28,10 +28,16 @@ fn strided<F: Float>(t: &Tensor<F>, i: usize) -> usize {
     at
 }
 
+/// Element `i` of `t` to `flat[start + i]`; a `row_major` tensor's is `t[i]`, without [`strided`]'s
+/// walk over its shape and strides (loads that cost more than the copy on a software adapter).
 #[cube]
-fn copy_into<F: Float>(t: &Tensor<F>, flat: &mut Tensor<F>, start: u32, len: u32, i: usize) {
+fn copy_into<F: Float>(t: &Tensor<F>, flat: &mut Tensor<F>, start: u32, len: u32, i: usize, #[comptime] row_major: bool) {
     if i < len as usize {
-        flat[start as usize + i] = t[strided::<F>(t, i)];
+        let mut at = i;
+        if !row_major {
+            at = strided::<F>(t, i);
+        }
+        flat[start as usize + i] = t[at];
     }
 }
 
@@ -57,33 +63,36 @@ fn gather_kernel<F: Float>(
     n3: u32,
     n4: u32,
     n5: u32,
+    #[comptime] row_major: bool,
     #[define(F)] _dtype: ElemType,
 ) {
     // x: the element block, y: the tensor.
     let i = CUBE_POS_X as usize * UNITS + UNIT_POS_X as usize;
     let slot = CUBE_POS_Y;
     if slot == 0 {
-        copy_into::<F>(t0, flat, s0, n0, i);
+        copy_into::<F>(t0, flat, s0, n0, i, row_major);
     } else if slot == 1 {
-        copy_into::<F>(t1, flat, s1, n1, i);
+        copy_into::<F>(t1, flat, s1, n1, i, row_major);
     } else if slot == 2 {
-        copy_into::<F>(t2, flat, s2, n2, i);
+        copy_into::<F>(t2, flat, s2, n2, i, row_major);
     } else if slot == 3 {
-        copy_into::<F>(t3, flat, s3, n3, i);
+        copy_into::<F>(t3, flat, s3, n3, i, row_major);
     } else if slot == 4 {
-        copy_into::<F>(t4, flat, s4, n4, i);
+        copy_into::<F>(t4, flat, s4, n4, i, row_major);
     } else {
-        copy_into::<F>(t5, flat, s5, n5, i);
+        copy_into::<F>(t5, flat, s5, n5, i, row_major);
     }
 }
 
 /// Copies each `(start, tensor)` into `flat` from `start`, in row-major order, whatever the
-/// tensor's strides: one launch per six tensors.
+/// tensor's strides: one launch per six tensors, the row-major ones apart.
 pub(super) fn gather(flat: BurnTensor<1>, parts: Vec<(usize, CubeTensor)>) -> BurnTensor<1> {
     let flat = cube(flat);
     let client = flat.client.clone();
     let dtype = dtype_to_storage_type(flat.dtype);
-    for chunk in parts.chunks(PER_LAUNCH) {
+    let (row_major, strided): (Vec<_>, Vec<_>) = parts.into_iter().partition(|(_, t)| t.is_contiguous());
+    let chunks = row_major.chunks(PER_LAUNCH).map(|c| (c, true)).chain(strided.chunks(PER_LAUNCH).map(|c| (c, false)));
+    for (chunk, row_major) in chunks {
         let longest = chunk.iter().map(|(_, t)| t.meta.shape().num_elements()).max().unwrap_or(0);
         if longest == 0 {
             continue;
@@ -115,6 +124,7 @@ pub(super) fn gather(flat: BurnTensor<1>, parts: Vec<(usize, CubeTensor)>) -> Bu
             len(3),
             len(4),
             len(5),
+            row_major,
             dtype,
         );
     }
