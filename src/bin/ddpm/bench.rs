@@ -85,9 +85,8 @@ fn time_training(model: UNet, description: &ModelDescription, batch: usize, runs
 }
 
 /// [`time_training`] with the kernels and without them (Burn's operations and optimiser a tensor
-/// at a time), their steps taken in turn: the host's speed drifts within a run, and
-/// alternating lets both see the same drift. Also reports the median of the
-/// pairs' ratios.
+/// at a time), their steps taken in turn, as the host's speed drifts within a run: both then see
+/// the same drift. Also reports the median of the pairs' ratios.
 fn time_training_paired(model: UNet, description: &ModelDescription, batch: usize, runs: usize) -> (serde_json::Value, serde_json::Value) {
     use ddpm_web::kernels::set_enabled;
     let mut with = training_step(model.clone(), description, batch);
