@@ -1,6 +1,8 @@
 use cfg_aliases::cfg_aliases;
 
 fn main() {
+    // Patched: without it Cargo reruns this script whenever any file of the folder changes.
+    println!("cargo:rerun-if-changed=build.rs");
     if let Ok(family) = std::env::var("CARGO_CFG_TARGET_FAMILY")
         && family == "wasm"
     {
