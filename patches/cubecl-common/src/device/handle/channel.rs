@@ -838,19 +838,15 @@ mod custom_channel {
     /// late it notices a shutdown, never how late it runs work.
     const PARK_STEP_SERVER: Duration = Duration::from_micros(150);
 
-    /// The client spins and yields as long as the server before it parks. (Upstream: the buffer's
-    /// length times two, then sleeps of 75 µs, which kept a core busy whenever the
-    /// client ran ahead, one that a software adapter's shader threads need: see ddpm-web's
-    /// docs/lab/bench/2026-12-02-host-thread.md.)
-    const CLIENT_BUDGET_FACTOR: u32 = 1;
-
     /// Number of `spin_loop` iterations on the client before yielding when the
-    /// queue is full. Longer than the server budget because a producer stall is
-    /// expected to resolve quickly (the server only needs to swap buffers).
-    const SPIN_BUDGET_CLIENT: u32 = SPIN_BUDGET_SERVER * CLIENT_BUDGET_FACTOR;
+    /// queue is full: the server's. (Upstream: 64 times longer, then sleeps of
+    /// 75 µs, which kept a core busy whenever the client ran ahead, one that a
+    /// software adapter's shader threads need: see ddpm-web's
+    /// docs/lab/bench/2026-12-02-host-thread.md.)
+    const SPIN_BUDGET_CLIENT: u32 = SPIN_BUDGET_SERVER;
     /// Number of `thread::yield_now` calls on the client after the spin budget
-    /// is exhausted, before dropping to sleeping.
-    const YIELD_BUDGET_CLIENT: u32 = YIELD_BUDGET_SERVER * CLIENT_BUDGET_FACTOR;
+    /// is exhausted, before it parks: the server's.
+    const YIELD_BUDGET_CLIENT: u32 = YIELD_BUDGET_SERVER;
     /// Longest a client parked on a full buffer waits before it looks again. The
     /// server unparks it when it swaps buffers ([`Server::fetch`]), so this
     /// bounds only a missed wake-up.
