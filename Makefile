@@ -22,9 +22,9 @@ setup:
 # The page's CPU fallback runs Burn's flex backend in wasm: without 128-bit SIMD its matmuls and
 # element-wise kernels run scalar (every browser since 2021-23 has wasm SIMD; onnxruntime-web
 # ships only SIMD builds).
-wasm_bindgen = $(WASM_ENV) cargo build --release --lib --target wasm32-unknown-unknown --no-default-features $(2) && \
+wasm_bindgen = $(WASM_ENV) cargo build --profile wasm --lib --target wasm32-unknown-unknown --no-default-features $(2) && \
   wasm-bindgen --target web --no-typescript --remove-producers-section --out-dir $(CACHE)/bindgen/$(1) \
-    --out-name ddpm-web $(CACHE)/target-wasm/wasm32-unknown-unknown/release/ddpm_web.wasm
+    --out-name ddpm-web $(CACHE)/target-wasm/wasm32-unknown-unknown/wasm/ddpm_web.wasm
 
 ## The page, built in release into dist/: Trunk copies the page; the crate is built with the `train`
 ## feature and split (tools/split.mjs) into what sampling needs (ddpm-web_bg.wasm) and the training
@@ -47,13 +47,13 @@ dist: web
 run: dist
 	node tools/serve.mjs dist $(PORT)
 
-## The native CLI, from the same (dev-profile, optimised-dependency) build as the tests.
+## The native CLI: the release build the tests use, and what `cargo install --path .` installs.
 cli: setup
-	$(NATIVE_ENV) cargo build --bin ddpm
-	@echo "built $(CACHE)/target/debug/ddpm"
+	$(NATIVE_ENV) cargo build --release --bin ddpm
+	@echo "built $(CACHE)/target/release/ddpm"
 
 test-native: setup
-	$(NATIVE_ENV) cargo test
+	$(NATIVE_ENV) cargo test --release
 
 test-browser: web cli
 	npm test
@@ -63,7 +63,7 @@ test: test-native test-browser
 ## Long runs, not part of `make test`: the loader and IDX fuzzers at 100,000 cases each, then
 ## 500 Generate clicks and 30 minutes of training in the page with memory sampled (tests/browser/soak.mjs).
 soak: web
-	FUZZ_CASES=100000 $(NATIVE_ENV) cargo test --test fuzz -- --nocapture
+	FUZZ_CASES=100000 $(NATIVE_ENV) cargo test --release --test fuzz -- --nocapture
 	node tests/browser/soak.mjs
 
 ## Speed beside the peers a user would pick instead (onnxruntime-web, PyTorch), measured in one run:

@@ -4,7 +4,7 @@
 set -euo pipefail
 CACHE=${CACHE:-$HOME/.cache/ddpm-web}
 B=$CACHE/bench
-DDPM=$CACHE/target/debug/ddpm
+DDPM=$CACHE/target/release/ddpm
 RUNS=${RUNS:-5}
 mkdir -p "$B"
 read -r load _ < /proc/loadavg

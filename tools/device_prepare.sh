@@ -14,7 +14,7 @@ make cli
 # Weights to measure (WEIGHTS=.device/….ddpm) stay, and are counted below.
 find .device -mindepth 1 -maxdepth 1 ! -name '*.ddpm' -exec rm -rf {} + 2>/dev/null || true
 mkdir -p .device/data .device/gl
-strip -o .device/ddpm "$CACHE/target/debug/ddpm"
+strip -o .device/ddpm "$CACHE/target/release/ddpm"
 xz -T0 -6 .device/ddpm
 for f in "$DATA"/*-ubyte.gz; do
   case $f in

@@ -16,7 +16,7 @@
 set -euo pipefail
 weights=${1:?usage: tools/eval_card.sh WEIGHTS [CLASSIFIER]}
 CACHE=${CACHE:-$HOME/.cache/ddpm-web}
-ddpm=${DDPM:-$CACHE/target/debug/ddpm}
+ddpm=${DDPM:-$CACHE/target/release/ddpm}
 evals=${EVALS:-$(dirname "$0")/../docs/lab/eval}
 device=${DEVICE:-cpu}
 guidance=${GUIDANCE:-2}

@@ -10,7 +10,7 @@ import { serve } from "../../tools/serve.mjs";
 import { launchFirefox } from "./firefox.mjs";
 
 // The native CLI, from `make cli`: the reference the page's pictures are compared with.
-export const DDPM = process.env.DDPM_BIN || join(homedir(), ".cache/ddpm-web/target/debug/ddpm");
+export const DDPM = process.env.DDPM_BIN || join(homedir(), ".cache/ddpm-web/target/release/ddpm");
 
 // One generation every engine must draw as the CLI does: the page's query and `ddpm sample`'s flags
 // (a class with the page's default guidance, applied at t ≤ 600 only).

@@ -1,4 +1,0 @@
-/// Presets for quantization schemes.
-pub mod presets;
-/// Types representing the quantization scheme
-pub mod scheme;
