@@ -79,8 +79,8 @@ pub struct Trainer {
     rng: NoiseSource,
 }
 
-/// Adam with clipping and the EMA: Burn's, a tensor at a time, or over one flat buffer in a few
-/// kernel launches where the U-Net's own kernels run (a GPU, where launches set the step's time).
+/// Adam with clipping and the EMA: Burn's, a tensor at a time, or over one flat buffer where the
+/// U-Net's own kernels run (a few launches on a GPU, one pass on the CPU).
 enum Optimiser {
     Burn(ModuleOptimizer),
     Flat(FlatAdam),
@@ -90,7 +90,8 @@ impl Trainer {
     /// `model` must live on an autodiff device (`Device::…().autodiff()`).
     pub fn new(model: UNet, schedule: Schedule, config: TrainConfig) -> Self {
         let ema = (config.ema_decay > 0.0).then(|| model.valid());
-        let optim = if crate::kernels::on_kernel_device(&model.init_conv.weight.val().inner()) {
+        let weight = model.init_conv.weight.val().inner();
+        let optim = if crate::kernels::on_kernel_device(&weight) || crate::kernels::on_cpu_device(&weight) {
             Optimiser::Flat(FlatAdam::new(&model, config.grad_clip, ema.is_some()))
         } else {
             let mut adam = AdamConfig::new();

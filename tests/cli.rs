@@ -49,6 +49,31 @@ fn bad_input_gives_a_one_line_error_and_a_non_zero_exit() {
     fails_cleanly(&["frobnicate"], "unrecognized subcommand");
 }
 
+/// Float flags refuse NaN and infinities as they are parsed, naming the flag and the value, before
+/// any work: a non-finite guidance scale would otherwise sample a grid of NaNs and save it.
+#[test]
+fn non_finite_float_flags_are_refused_before_any_work() {
+    let dir = temp("finite");
+    let out = |name: &str| dir.join(name).to_str().unwrap().to_string();
+    let refused = |args: &[&str], flag: &str, value: &str, output: &str| {
+        fails_cleanly(args, &format!("'{value}' for '{flag}"));
+        let (_, stderr) = run(args);
+        assert!(stderr.contains(&format!("`{value}` is not a finite number")), "{args:?}: {stderr}");
+        assert!(!dir.join(output).exists(), "{args:?} wrote {output}");
+    };
+    for value in ["nan", "inf"] {
+        let args = ["sample", "--weights", "www/assets/model.ddpm", "--count", "1", "--guidance", value, "--out", &out("guided.png"), "--gif", &out("guided.gif")];
+        refused(&args, "--guidance", value, "guided.png");
+        assert!(!dir.join("guided.gif").exists(), "{args:?} wrote the GIF");
+    }
+    // --data that does not exist: were the flag taken, the run would stop there, not train.
+    refused(&["train", "--data", "/nonexistent/fashion", "--steps", "1", "--lr", "inf", "-o", &out("lr.ddpm")], "--lr", "inf", "lr.ddpm");
+    refused(&["eval", "--weights", "www/assets/model.ddpm", "--guidance=-inf", "--count", "2", "--resume", &out("eval.jsonl")], "--guidance", "-inf", "eval.jsonl");
+    // Where a flag has a range, values outside it are refused the same way.
+    fails_cleanly(&["train", "--data", "/nonexistent/fashion", "--ema", "1"], "'1' for '--ema");
+    fails_cleanly(&["train", "--data", "/nonexistent/fashion", "--cond-drop", "1.5"], "'1.5' for '--cond-drop");
+}
+
 /// Largest difference between the parameters of two weights files.
 fn weights_diff(a: &std::path::Path, b: &std::path::Path) -> f32 {
     use burn::prelude::*;

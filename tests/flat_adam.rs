@@ -1,6 +1,6 @@
 //! The flat optimiser (src/flat_adam.rs) against Burn's own: Adam with per-tensor clipping and the
-//! EMA, step for step, on wgpu (its two kernels) and on the CPU (the same update through Burn's
-//! operations); and its saved state read by Burn's optimiser and the other way round.
+//! EMA, step for step, on wgpu (its two kernels) and on the CPU (its pass over the flat buffers);
+//! and its saved state read by Burn's optimiser and the other way round.
 
 use burn::module::{Module, Param};
 use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer};

@@ -1,5 +1,6 @@
-//! The U-Net's own CubeCL kernels (src/kernels/) on native wgpu (lavapipe where there is no GPU)
-//! against the same math through Burn's operations, on the same device.
+//! The U-Net's own kernels (src/kernels/) against the same math through Burn's operations, on the
+//! same device: the CubeCL kernels on native wgpu (lavapipe where there is no GPU), and the CPU
+//! kernels (the convolution, GroupNorm) on flex, through the same cases.
 
 use burn::nn::{GroupNorm, GroupNormConfig};
 use burn::prelude::*;
@@ -37,6 +38,19 @@ fn max_abs_diff(a: Tensor<4>, b: Tensor<4>) -> f32 {
 #[test]
 fn group_norm_act_equals_burns_operations_for_every_combination() {
     let (device, _lock) = wgpu();
+    assert!(kernels::on_kernel_device(&normal([1, 1, 1, 1], 0.0, 1.0, &device)));
+    group_norm_act_equals_burns_operations(&device);
+}
+
+#[test]
+fn cpu_group_norm_act_equals_burns_operations_for_every_combination() {
+    let device = Device::flex();
+    assert!(kernels::on_cpu_kernels(&normal([1, 1, 1, 1], 0.0, 1.0, &device)));
+    group_norm_act_equals_burns_operations(&device);
+}
+
+fn group_norm_act_equals_burns_operations(device: &Device) {
+    let device = device.clone();
     // The U-Net's shapes: 4 groups of 7 channels at 28×28, one group of 112 at 7×7; and an odd
     // size whose group length is not a multiple of the cube's 64 units.
     for (batch, groups, channels, side) in [(2, 4, 28, 28), (3, 1, 112, 7), (1, 2, 6, 5)] {
@@ -50,7 +64,6 @@ fn group_norm_act_equals_burns_operations_for_every_combination() {
                 silu,
                 residual: residual.then(|| normal([batch, channels, side, side], 0.0, 1.0, &device)),
             };
-            assert!(kernels::on_kernel_device(&x));
             let reference = kernels::group_norm_act_reference(x.clone(), &norm, act.clone());
             let case = format!("batch {batch}, {groups} groups of {channels} channels at {side}², scale/shift {scale_shift}, SiLU {silu}, residual {residual}");
             for (layout, x) in [("row-major", x.clone()), ("channels-last", channels_last(x.clone()))] {
@@ -102,6 +115,16 @@ fn each_kernel_is_one_launch_where_burn_takes_many() {
 #[test]
 fn attention_kernels_equal_burns_operations() {
     let (device, _lock) = wgpu();
+    attention_equals_burns_operations(&device);
+}
+
+#[test]
+fn cpu_attention_kernels_equal_burns_operations() {
+    attention_equals_burns_operations(&Device::flex());
+}
+
+fn attention_equals_burns_operations(device: &Device) {
+    let device = device.clone();
     // The U-Net's levels (28², 14², 7²) with its 4 heads of 32, a narrower head, and a side whose
     // pixels do not fill the last tile.
     for (batch, heads, dim_head, side) in [(2, 4, 32, 28), (1, 4, 32, 14), (2, 4, 32, 7), (1, 2, 16, 9)] {
@@ -129,6 +152,10 @@ fn the_kernels_stay_off_the_cpu_and_take_autodiff_through_their_backward() {
     let tracked = normal([1, 4, 2, 2], 0.0, 1.0, &device.clone().autodiff());
     assert!(!kernels::on_kernel_device(&tracked));
     assert!(kernels::on_kernel_backend(&tracked));
+    // The CPU kernels take flex's tensors, tracked or not, and nothing on the GPU.
+    assert!(kernels::on_cpu_kernels(&x.clone().to_device(&Device::flex())));
+    assert!(kernels::on_cpu_kernels(&x.clone().to_device(&Device::flex().autodiff())));
+    assert!(!kernels::on_cpu_kernels(&x));
 }
 
 /// Every input's gradient of `Σ w · f(x, …)` for a fixed random `w`, through `f`.
@@ -167,7 +194,16 @@ fn group_norm_grads(f: fn(Tensor<4>, &GroupNorm, NormAct) -> Tensor<4>, x: &Tens
 #[test]
 fn group_norm_act_gradients_equal_burns_autodiff() {
     let (device, _lock) = wgpu();
-    let device = device.autodiff();
+    group_norm_act_gradients_equal_burns(&device.autodiff());
+}
+
+#[test]
+fn cpu_group_norm_act_gradients_equal_burns_autodiff() {
+    group_norm_act_gradients_equal_burns(&Device::flex().autodiff());
+}
+
+fn group_norm_act_gradients_equal_burns(device: &Device) {
+    let device = device.clone();
     for (batch, groups, channels, side) in [(2, 4, 28, 28), (3, 1, 112, 7), (1, 2, 6, 5)] {
         let norm = norm(groups, channels, &device);
         let x = normal([batch, channels, side, side], 0.7, 2.5, &device);
@@ -195,7 +231,16 @@ fn group_norm_act_gradients_equal_burns_autodiff() {
 #[test]
 fn attention_gradients_equal_burns_autodiff() {
     let (device, _lock) = wgpu();
-    let device = device.autodiff();
+    attention_gradients_equal_burns(&device.autodiff());
+}
+
+#[test]
+fn cpu_attention_gradients_equal_burns_autodiff() {
+    attention_gradients_equal_burns(&Device::flex().autodiff());
+}
+
+fn attention_gradients_equal_burns(device: &Device) {
+    let device = device.clone();
     // Softmax attention's backward is a kernel up to 64 pixels (7² and 8² here), Burn's operations above.
     for (batch, heads, dim_head, side) in [(2, 4, 32, 14), (2, 4, 32, 7), (1, 2, 16, 9), (2, 2, 16, 8)] {
         let qkv = normal([batch, 3 * heads * dim_head, side, side], 0.0, 2.0, &device);
@@ -282,8 +327,17 @@ fn weight_standardisation_and_its_gradient_equal_burns() {
 
 #[test]
 fn convolution_gradients_equal_burns_autodiff() {
-    use burn::tensor::ops::ConvOptions;
     let (plain, _lock) = wgpu();
+    convolution_gradients_equal_burns(&plain);
+}
+
+#[test]
+fn cpu_convolution_gradients_equal_burns_autodiff() {
+    convolution_gradients_equal_burns(&Device::flex());
+}
+
+fn convolution_gradients_equal_burns(plain: &Device) {
+    use burn::tensor::ops::ConvOptions;
     let device = plain.clone().autodiff();
     // The U-Net's own kernel at rows of 14, 7, 4, 2 and 1 pixels and eight, seven or four channels
     // a unit; Burn's where the output channels are not a multiple of four (and for the input's
@@ -327,8 +381,8 @@ fn convolution_gradients_equal_burns_autodiff() {
             close(name, a, b);
         }
         // Sampling's layouts: input and kernel channels-last, off autodiff.
-        let on_plain = |t: &Tensor<4>| kernels::channels_last_weight(Tensor::<4>::from_data(t.clone().into_data(), &plain));
-        let bias = Tensor::<1>::from_data(bias.into_data(), &plain);
+        let on_plain = |t: &Tensor<4>| kernels::channels_last_weight(Tensor::<4>::from_data(t.clone().into_data(), plain));
+        let bias = Tensor::<1>::from_data(bias.into_data(), plain);
         for bias in [Some(bias), None] {
             let name = if bias.is_some() { "channels-last y" } else { "channels-last y without a bias" };
             let ours = kernels::conv2d(on_plain(&x), on_plain(&weight), bias.clone(), options.clone());

@@ -21,7 +21,7 @@ fi
 echo "== native: Burn CPU, Burn wgpu"
 "$DDPM" export -o "$B/model.safetensors"
 "$DDPM" bench --device cpu --runs "$RUNS" > "$B/cpu.json"
-"$DDPM" bench --device wgpu --runs "$RUNS" 2>/dev/null > "$B/wgpu.json"
+"$DDPM" bench --device wgpu --runs "$RUNS" --train-batches 16 2>/dev/null > "$B/wgpu.json"
 echo "== native: PyTorch reference (same threads), FLOPs, ONNX export"
 "$VENV/bin/python" -W ignore tools/bench_torch.py --safetensors "$B/model.safetensors" --threads "$(nproc)" \
   --runs "$RUNS" --onnx "$B/unet.onnx" --json "$B/torch.json" > /dev/null

@@ -29,6 +29,15 @@ for (const b of ["1", "16"]) {
   row(b, ms(ow), pw ? ms(pw) : web.ort.webgpu.error ?? "n/a", ratio(pw, ow), ms(oc), pc ? ms(pc) : web.ort.wasm.error ?? "n/a", ratio(pc, oc));
 }
 
+if (web.train_in_tab) {
+  section("Browser: training in the tab on the CPU path (wasm), batch 8, Chromium",
+    ["start from", "images/s (median of the page's reports)", "steps"]);
+  const t = web.train_in_tab;
+  for (const [name, r] of [["the shipped model (fine-tune)", t.finetune], ["a small new model", t.scratch]]) {
+    row(name, `${r.images_per_s.median.toFixed(1)} (${r.images_per_s.min.toFixed(1)}–${r.images_per_s.max.toFixed(1)})`, r.steps);
+  }
+}
+
 section("Browser engines: the page's reverse step (DDIM, guided), on the path each engine takes by itself",
   ["engine", "runs on", "drawn by", "batch 1", "batch 4"]);
 for (const [name, e] of Object.entries(engines)) {
@@ -39,11 +48,23 @@ for (const [name, e] of Object.entries(engines)) {
 section("Native: one U-Net forward, and training (Algorithm 1 with Adam, clipping, EMA)",
   ["", "Burn CPU (flex)", "Burn wgpu", "PyTorch CPU (reference)", "ratio PyTorch / Burn CPU"]);
 for (const b of ["1", "16"]) row(`forward, batch ${b}`, ms(cpu.forward_ms[b]), ms(wgpu.forward_ms[b]), ms(torch.forward_ms[b]), ratio(torch.forward_ms[b], cpu.forward_ms[b]));
-const ips = (r) => (r.train ? `${r.train.images_per_s.toFixed(1)} img/s` : "n/a");
-row(`training, batch ${cpu.train?.batch}`, ips(cpu), ips(wgpu), ips(torch), cpu.train && torch.train ? `${(cpu.train.images_per_s / torch.train.images_per_s).toFixed(2)}×` : "n/a");
-if (wgpu.train_without_kernels) {
+// The CPU's kernels off: Burn's operations alone, what the CPU ran before src/kernels/cpu/.
+if (cpu.forward_ms_without_kernels) {
+  for (const b of ["1", "16"]) row(`forward, batch ${b}, the kernels off`, ms(cpu.forward_ms_without_kernels[b]), ms(wgpu.forward_ms_without_kernels?.[b]), "", ratio(torch.forward_ms[b], cpu.forward_ms_without_kernels[b]));
+}
+const ips = (t) => (t ? `${t.images_per_s.toFixed(1)} img/s` : "n/a");
+const byBatch = (r) => r.train_by_batch ?? (r.train ? { [r.train.batch]: { train: r.train, train_without_kernels: r.train_without_kernels } } : {});
+const trainRatio = (ours, peer) => (ours && peer ? `${(ours.images_per_s / peer.images_per_s).toFixed(2)}×` : "n/a");
+const torchBatches = torch.train_by_batch ?? (torch.train ? { [torch.train.batch]: torch.train } : {});
+for (const [b, c] of Object.entries(byBatch(cpu))) {
+  const w = byBatch(wgpu)[b];
+  row(`training, batch ${b}`, ips(c.train), ips(w?.train), ips(torchBatches[b]), trainRatio(c.train, torchBatches[b]));
   // Steps with and without the kernels alternate; the median of the pairs' ratios is the figure least moved by the host.
-  row(`training, the kernels off (Burn's operations and optimiser, steps alternated with the kernels'; the kernels' speedup, median of the pairs: ${wgpu.train.speedup_over_without_kernels.toFixed(2)}×)`, "", ips({ train: wgpu.train_without_kernels }), "", "");
+  const speedups = [c, w].map((x) => (x?.train?.speedup_over_without_kernels ? ` ${x.train.speedup_over_without_kernels.toFixed(2)}×` : ""));
+  if (c.train_without_kernels || w?.train_without_kernels) {
+    row(`training, batch ${b}, the kernels off (Burn's operations and optimiser, steps alternated with the kernels'; the kernels' speedup, median of the pairs: CPU${speedups[0]}, wgpu${speedups[1]})`,
+      ips(c.train_without_kernels), ips(w?.train_without_kernels), "", trainRatio(c.train_without_kernels, torchBatches[b]));
+  }
 }
 
 section("Kernel launches (native wgpu, Burn without fusion; counted, not timed; tests/launches.rs holds them)",

@@ -55,7 +55,7 @@ def main():
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--batches", default="1,16")
-    ap.add_argument("--train-batch", type=int, default=16)
+    ap.add_argument("--train-batches", default="16,32")
     ap.add_argument("--onnx")
     ap.add_argument("--json", required=True)
     args = ap.parse_args()
@@ -90,30 +90,35 @@ def main():
     ema = [p.detach().clone() for p in train_model.parameters()]
     opt = torch.optim.Adam(train_model.parameters(), lr=1e-4)
     alphas_cumprod = linear_schedule()
-    b = args.train_batch
-    x0 = torch.randn(b, 1, 28, 28).clamp(-1, 1)
-    labels = torch.arange(b) % 10
+    def trainer(b):
+        x0 = torch.randn(b, 1, 28, 28).clamp(-1, 1)
+        labels = torch.arange(b) % 10
 
-    def step():
-        t = torch.randint(0, 1000, (b,))
-        noise = torch.randn_like(x0)
-        a = alphas_cumprod[t].view(-1, 1, 1, 1)
-        x_t = a.sqrt() * x0 + (1 - a).sqrt() * noise
-        y = torch.where(torch.rand(b) < 0.1, torch.full_like(labels, null), labels)
-        loss = F.mse_loss(train_model(x_t, t.float(), y), noise)
-        opt.zero_grad()
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(train_model.parameters(), 1.0)
-        opt.step()
-        with torch.no_grad():
-            torch._foreach_lerp_(ema, [p.detach() for p in train_model.parameters()], 0.001)
-        loss.item()
+        def step():
+            t = torch.randint(0, 1000, (b,))
+            noise = torch.randn_like(x0)
+            a = alphas_cumprod[t].view(-1, 1, 1, 1)
+            x_t = a.sqrt() * x0 + (1 - a).sqrt() * noise
+            y = torch.where(torch.rand(b) < 0.1, torch.full_like(labels, null), labels)
+            loss = F.mse_loss(train_model(x_t, t.float(), y), noise)
+            opt.zero_grad()
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(train_model.parameters(), 1.0)
+            opt.step()
+            with torch.no_grad():
+                torch._foreach_lerp_(ema, [p.detach() for p in train_model.parameters()], 0.001)
+            loss.item()
 
-    train_step = timed(args.runs, step)
+        return step
+
+    by_batch = {}
+    for b in map(int, args.train_batches.split(",")):
+        train_step = timed(args.runs, trainer(b))
+        by_batch[str(b)] = {"batch": b, "step_ms": train_step, "images_per_s": b * 1000 / train_step["median"]}
     report = {
         "torch": torch.__version__, "threads": torch.get_num_threads(), "params": sum(p.numel() for p in model.parameters()),
         "max_abs_diff_vs_burn": burn_diff, "flops_forward_batch1": flops, "forward_ms": forward,
-        "train": {"batch": b, "step_ms": train_step, "images_per_s": b * 1000 / train_step["median"]},
+        "train": next(iter(by_batch.values())), "train_by_batch": by_batch,
     }
     if args.onnx:
         with torch.no_grad():

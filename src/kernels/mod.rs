@@ -4,8 +4,10 @@
 //!
 //! A kernel runs where its tensors live on Burn's CubeCL backend (wgpu natively, WebGPU in the
 //! page), in sampling and, through Burn's backend extension with a backward pass, in training.
-//! Everywhere else (the CPU backend, the `fusion` feature) the same function computes the same
-//! values with Burn's operations, which is also the reference the kernels are tested against
+//! On the CPU (Burn's flex backend) the convolution, GroupNorm, both attention cores and the flat
+//! optimiser have kernels of their own (`cpu/`), on the same terms. Everywhere else (the `fusion`
+//! feature, weight standardisation on the CPU) the same function computes the same values with
+//! Burn's operations, which is also the reference the kernels are tested against
 //! (tests/kernels.rs).
 
 #[cfg(not(feature = "fusion"))]
@@ -14,6 +16,8 @@ mod adam;
 mod attention;
 #[cfg(not(feature = "fusion"))]
 mod conv;
+#[cfg(not(feature = "fusion"))]
+mod cpu;
 #[cfg(not(feature = "fusion"))]
 mod extension;
 #[cfg(not(feature = "fusion"))]
@@ -70,7 +74,7 @@ pub struct NormAct {
 /// gradient is one kernel too.
 pub fn group_norm_act(x: Tensor<4>, norm: &GroupNorm, act: NormAct) -> Tensor<4> {
     #[cfg(not(feature = "fusion"))]
-    if let (true, Some(gamma), Some(beta)) = (on_kernel_backend(&x), &norm.gamma, &norm.beta) {
+    if let (true, Some(gamma), Some(beta)) = (on_kernel_backend(&x) || on_cpu_kernels(&x), &norm.gamma, &norm.beta) {
         use burn::backend::Dispatch;
         use extension::UNetOps;
         let [batch, channels, height, width] = x.dims();
@@ -130,7 +134,7 @@ pub fn group_norm_act_reference(x: Tensor<4>, norm: &GroupNorm, act: NormAct) ->
 /// gradient under autodiff.
 pub fn linear_attention(qkv: Tensor<4>, heads: usize, dim_head: usize) -> Tensor<4> {
     #[cfg(not(feature = "fusion"))]
-    if on_kernel_backend(&qkv) && linear_attention::supports(dim_head, qkv.dims()[2] * qkv.dims()[3]) {
+    if (on_kernel_backend(&qkv) && linear_attention::supports(dim_head, qkv.dims()[2] * qkv.dims()[3])) || on_cpu_kernels(&qkv) {
         use extension::UNetOps;
         return Tensor::from_dispatch(<burn::backend::Dispatch as UNetOps>::linear_attention(qkv.into_dispatch(), heads, dim_head));
     }
@@ -153,7 +157,7 @@ pub fn linear_attention_reference(qkv: Tensor<4>, heads: usize, dim_head: usize)
 /// where [`on_kernel_backend`] says so, and under autodiff one for its gradient (up to 64 pixels).
 pub fn attention(qkv: Tensor<4>, heads: usize, dim_head: usize) -> Tensor<4> {
     #[cfg(not(feature = "fusion"))]
-    if on_kernel_backend(&qkv) && attention::supports(qkv.dims()[2] * qkv.dims()[3]) {
+    if (on_kernel_backend(&qkv) && attention::supports(qkv.dims()[2] * qkv.dims()[3])) || on_cpu_kernels(&qkv) {
         use extension::UNetOps;
         return Tensor::from_dispatch(<burn::backend::Dispatch as UNetOps>::attention(qkv.into_dispatch(), heads, dim_head));
     }
@@ -175,7 +179,7 @@ pub fn attention_reference(qkv: Tensor<4>, heads: usize, dim_head: usize) -> Ten
 /// kernels too.
 pub fn conv2d(x: Tensor<4>, weight: Tensor<4>, bias: Option<Tensor<1>>, options: ConvOptions<2>) -> Tensor<4> {
     #[cfg(not(feature = "fusion"))]
-    if on_kernel_backend(&x) {
+    if on_kernel_backend(&x) || (on_cpu_kernels(&x) && cpu::conv::supports(x.dims()[1], weight.dims(), &options)) {
         use extension::UNetOps;
         let has_bias = bias.is_some();
         // An absent bias is passed as the weight, untracked, and never read.
@@ -254,11 +258,16 @@ pub struct AdamUpdate {
 }
 
 /// Clips each tensor's gradient (`grads` laid out as `segments` says), takes an Adam step and
-/// updates the average: three launches in all where [`on_kernel_device`] says so.
+/// updates the average: three launches in all where [`on_kernel_device`] says so, one pass over
+/// the buffers where [`on_cpu_device`] does.
 pub fn adam_update(state: FlatState, grads: Tensor<1>, segments: &Segments, update: &AdamUpdate) -> FlatState {
     #[cfg(not(feature = "fusion"))]
     if on_kernel_device(&grads) {
         return adam::launch(state, grads, &segments.on_device, update);
+    }
+    #[cfg(not(feature = "fusion"))]
+    if on_cpu_device(&grads) {
+        return cpu::adam::update(state, grads, segments, update);
     }
     adam_update_reference(state, grads, segments, update)
 }
@@ -303,6 +312,8 @@ pub struct FlatGather {
     flat: Tensor<1>,
     #[cfg(not(feature = "fusion"))]
     parts: Vec<(usize, burn_cubecl::tensor::CubeTensor)>,
+    #[cfg(not(feature = "fusion"))]
+    cpu_parts: Vec<(usize, burn::backend::flex::FlexTensor)>,
 }
 
 impl FlatGather {
@@ -312,6 +323,8 @@ impl FlatGather {
             flat,
             #[cfg(not(feature = "fusion"))]
             parts: vec![],
+            #[cfg(not(feature = "fusion"))]
+            cpu_parts: vec![],
         }
     }
 
@@ -319,6 +332,12 @@ impl FlatGather {
         #[cfg(not(feature = "fusion"))]
         if on_kernel_device(&self.flat) {
             self.parts.push((start, layout::cube(tensor)));
+            return;
+        }
+        #[cfg(not(feature = "fusion"))]
+        if on_cpu_device(&self.flat) {
+            let part = tensor.try_into_primitive::<burn::backend::Flex>().expect("a gradient on the flex backend");
+            self.cpu_parts.push((start, part));
             return;
         }
         let len = tensor.shape().num_elements();
@@ -329,6 +348,10 @@ impl FlatGather {
         #[cfg(not(feature = "fusion"))]
         if !self.parts.is_empty() {
             return flat::gather(self.flat, self.parts);
+        }
+        #[cfg(not(feature = "fusion"))]
+        if !self.cpu_parts.is_empty() {
+            return cpu::adam::gather(self.flat, self.cpu_parts);
         }
         self.flat
     }
@@ -368,6 +391,21 @@ pub fn on_kernel_backend<const D: usize>(x: &Tensor<D>) -> bool {
         && x.dtype() == burn::tensor::DType::F32
         && (cfg!(feature = "train") || !x.device().is_autodiff())
         && matches!(x.device().inner().as_dispatch(), burn::backend::DispatchDevice::Cube(_))
+}
+
+/// Whether `x` lives where the CPU kernels run as they are: [`on_cpu_kernels`] without autodiff.
+pub fn on_cpu_device<const D: usize>(x: &Tensor<D>) -> bool {
+    on_cpu_kernels(x) && !x.device().is_autodiff()
+}
+
+/// Whether `x` lives where the CPU kernels run: Burn's flex backend in f32, under autodiff only
+/// with the `train` feature.
+pub fn on_cpu_kernels<const D: usize>(x: &Tensor<D>) -> bool {
+    !cfg!(feature = "fusion")
+        && enabled()
+        && x.dtype() == burn::tensor::DType::F32
+        && (cfg!(feature = "train") || !x.device().is_autodiff())
+        && matches!(x.device().inner().as_dispatch(), burn::backend::DispatchDevice::Flex(_))
 }
 
 static DISABLED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);

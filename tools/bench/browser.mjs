@@ -113,6 +113,26 @@ async function peer(ep) {
   }
 }
 
+// Training in the tab on the CPU path, as a reader starts it (batch 8): the images per second the
+// page reports for each chunk of steps, the first chunk (module load, first step) dropped.
+const TRAIN_STEPS = RUNS < 10 ? 40 : 80;
+async function trainInTab(from) {
+  const page = await browser.newPage();
+  await page.goto(`${base}app/?backend=cpu`);
+  await pageReady(page);
+  await page.selectOption("#train-from", from);
+  await page.selectOption("#train-batch", "8");
+  await page.fill("#train-steps", String(TRAIN_STEPS));
+  await page.click("#train-start");
+  await page.waitForFunction(() => ["done", "error"].includes(window.ddpm.train.state), null, { timeout: 600000 });
+  const t = await page.evaluate(() => ({ state: window.ddpm.train.state, rates: window.ddpm.train.rates, info: document.getElementById("train-info").textContent }));
+  await page.close();
+  if (t.state !== "done") throw new Error(`training (${from}) ended in ${t.state}: ${t.info}`);
+  const rate = stats(t.rates.length > 1 ? t.rates.slice(1) : t.rates);
+  log(`in-tab training on the CPU, ${from}: ${rate.median.toFixed(1)} img/s`);
+  return { batch: 8, steps: TRAIN_STEPS, images_per_s: rate };
+}
+
 const TRAINING_FILES = ["ddpm-train_bg.wasm", "data/t10k-images-idx3-ubyte.gz", "data/t10k-labels-idx1-ubyte.gz"];
 
 // Page open → first finished sample with the default settings, as a reader would click; the
@@ -167,6 +187,7 @@ try {
     result.ours.cpu[batch] = await ours("cpu", batch);
   }
   result.ort = { webgpu: await peer("webgpu"), wasm: await peer("wasm") };
+  result.train_in_tab = { finetune: await trainInTab("active"), scratch: await trainInTab("scratch") };
   result.first_sample = await firstSample();
 } finally {
   await browser.close();

@@ -24,25 +24,38 @@ pub struct Args {
     /// Batch sizes of the forward timings.
     #[arg(long, default_value = "1,16", value_delimiter = ',')]
     batches: Vec<usize>,
-    /// Batch size of the training timing (0: skip it).
-    #[arg(long, default_value_t = 16)]
-    train_batch: usize,
+    /// Batch sizes of the training timings (0: skip them); the first is reported as `train`, each
+    /// in `train_by_batch`.
+    #[arg(long, default_value = "16,32", value_delimiter = ',')]
+    train_batches: Vec<usize>,
+    /// Burn's operations only, without the U-Net's own kernels (for profiling what they replace).
+    #[arg(long)]
+    no_kernels: bool,
 }
 
 pub fn run(args: Args) -> Result<(), String> {
     let device = args.device.device()?;
     let (model, description) = load_weights(&args.weights, &device)?;
-    let mut forward = serde_json::Map::new();
-    for &batch in &args.batches {
-        // As sampling runs it (kernels standardised once).
-        forward.insert(batch.to_string(), time_forward(&model.for_inference(), batch, args.runs));
+    if args.no_kernels {
+        ddpm_web::kernels::set_enabled(false);
     }
+    // As sampling runs it (kernels standardised once), with the kernels and without.
+    let forwards = |kernels: bool| {
+        ddpm_web::kernels::set_enabled(kernels && !args.no_kernels);
+        let times = args.batches.iter().map(|&batch| (batch.to_string(), time_forward(&model.for_inference(), batch, args.runs)));
+        let times: serde_json::Map<_, _> = times.collect();
+        ddpm_web::kernels::set_enabled(!args.no_kernels);
+        times
+    };
     let mut report = json!({
         "device": format!("{:?}", args.device).to_lowercase(),
         "threads": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
         "params": model.num_params(),
-        "forward_ms": forward,
+        "forward_ms": forwards(true),
     });
+    if !args.no_kernels {
+        report["forward_ms_without_kernels"] = json!(forwards(false));
+    }
     if matches!(args.device, DeviceArg::Wgpu) {
         // Only CubeCL backends launch kernels: the CPU backend would count nothing.
         let launches = ddpm_web::launches::measure(&model, &description.schedule(), description.unet.image_size)?;
@@ -55,15 +68,24 @@ pub fn run(args: Args) -> Result<(), String> {
         ddpm_web::kernels::set_enabled(true);
         report["launches_by_part"] = json!({ "kernels": ours, "burn_ops": burn_ops });
     }
-    if args.train_batch > 0 {
-        if matches!(args.device, DeviceArg::Wgpu) {
-            let (with, without) = time_training_paired(model, &description, args.train_batch, args.runs);
-            report["train"] = with;
-            report["train_without_kernels"] = without;
+    let mut by_batch = serde_json::Map::new();
+    for &batch in args.train_batches.iter().filter(|&&b| b > 0) {
+        let mut timings = json!({});
+        if !args.no_kernels {
+            let (with, without) = time_training_paired(model.clone(), &description, batch, args.runs);
+            timings["train"] = with;
+            timings["train_without_kernels"] = without;
         } else {
-            report["train"] = time_training(model, &description, args.train_batch, args.runs);
+            timings["train"] = time_training(model.clone(), &description, batch, args.runs);
         }
+        if by_batch.is_empty() {
+            for key in ["train", "train_without_kernels"] {
+                report[key] = timings[key].clone();
+            }
+        }
+        by_batch.insert(batch.to_string(), timings);
     }
+    report["train_by_batch"] = json!(by_batch);
     println!("{report}");
     Ok(())
 }

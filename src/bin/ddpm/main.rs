@@ -104,11 +104,52 @@ impl SamplerArg {
     }
 }
 
+/// A float flag's value, finite: clap would take `nan` and `inf`, which then run to the end and
+/// write meaningless pictures or weights.
+fn finite<T: std::str::FromStr + Copy + Into<f64>>(s: &str) -> Result<T, String> {
+    match s.parse::<T>() {
+        Ok(x) if x.into().is_finite() => Ok(x),
+        Ok(_) => Err(format!("`{s}` is not a finite number")),
+        Err(_) => Err(format!("`{s}` is not a number")),
+    }
+}
+
+/// A finite value inside the flag's meaningful range, named in words for the error.
+fn finite_within<T: std::str::FromStr + Copy + Into<f64>>(s: &str, ok: impl Fn(f64) -> bool, range: &str) -> Result<T, String> {
+    let x = finite::<T>(s)?;
+    if ok(x.into()) { Ok(x) } else { Err(format!("`{s}` is not {range}")) }
+}
+
+pub fn finite_f32(s: &str) -> Result<f32, String> {
+    finite(s)
+}
+
+pub fn positive_f32(s: &str) -> Result<f32, String> {
+    finite_within(s, |x| x > 0.0, "a positive number")
+}
+
+pub fn positive_f64(s: &str) -> Result<f64, String> {
+    finite_within(s, |x| x > 0.0, "a positive number")
+}
+
+pub fn non_negative_f64(s: &str) -> Result<f64, String> {
+    finite_within(s, |x| x >= 0.0, "a number ≥ 0")
+}
+
+pub fn probability_f32(s: &str) -> Result<f32, String> {
+    finite_within(s, |x| (0.0..=1.0).contains(&x), "a probability in [0, 1]")
+}
+
+/// An EMA decay: at 1 the average never moves (and its bias correction divides by 0).
+pub fn decay_f64(s: &str) -> Result<f64, String> {
+    finite_within(s, |x| (0.0..1.0).contains(&x), "a decay in [0, 1)")
+}
+
 /// Classifier-free guidance as `sample` and `eval` take it.
 #[derive(clap::Args)]
 pub struct GuidanceArgs {
     /// Classifier-free guidance scale (1: plain conditioning, 0: unconditional).
-    #[arg(long, default_value_t = 1.0)]
+    #[arg(long, default_value_t = 1.0, value_parser = finite_f32)]
     pub guidance: f32,
     /// Apply the guidance scale only at time indices LO-HI (e.g. 0-600); elsewhere scale 1.
     #[arg(long, value_name = "LO-HI", value_parser = ddpm_web::sampler::parse_interval)]

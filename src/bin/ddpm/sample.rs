@@ -23,7 +23,7 @@ pub struct Args {
     #[arg(long, default_value_t = 50)]
     steps: usize,
     /// DDIM η: 0 deterministic, 1 as noisy as DDPM.
-    #[arg(long, default_value_t = 0.0)]
+    #[arg(long, default_value_t = 0.0, value_parser = crate::non_negative_f64)]
     eta: f64,
     /// Clamp each step's x̂_0 to [−1, 1] (Ho et al.'s released code; the paper's Algorithm 2 does not).
     #[arg(long)]

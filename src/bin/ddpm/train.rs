@@ -40,13 +40,13 @@ pub struct Args {
     /// Stop after this many minutes of training, saving a checkpoint. Without --steps the run's
     /// length is fitted to them from the speed of its first steps (and so is a cosine decay;
     /// --epochs is then ignored).
-    #[arg(long)]
+    #[arg(long, value_parser = crate::positive_f64)]
     minutes: Option<f64>,
     #[arg(long, default_value_t = 1)]
     epochs: usize,
     #[arg(long, default_value_t = 128)]
     batch: usize,
-    #[arg(long, default_value_t = 1e-3)]
+    #[arg(long, default_value_t = 1e-3, value_parser = crate::positive_f64)]
     lr: f64,
     #[arg(long, default_value_t = 0)]
     warmup: usize,
@@ -55,7 +55,7 @@ pub struct Args {
     #[arg(long, value_enum, default_value = "constant")]
     lr_schedule: LrSchedule,
     /// Clip each gradient to this L2 norm.
-    #[arg(long)]
+    #[arg(long, value_parser = crate::positive_f32)]
     clip: Option<f32>,
     #[arg(long, default_value = "l2", value_parser = LossKind::parse)]
     loss: LossKind,
@@ -78,10 +78,10 @@ pub struct Args {
     #[arg(long)]
     unconditional: bool,
     /// Probability of dropping the label (classifier-free guidance).
-    #[arg(long, default_value_t = 0.1)]
+    #[arg(long, default_value_t = 0.1, value_parser = crate::probability_f32)]
     cond_drop: f32,
     /// EMA decay of the weights (0: none).
-    #[arg(long, default_value_t = 0.999)]
+    #[arg(long, default_value_t = 0.999, value_parser = crate::decay_f64)]
     ema: f64,
     /// Train without random left-right flips. Fashion-MNIST's shoes all face left: a model
     /// trained with flips draws half of them facing right, which the test set never shows.
@@ -185,9 +185,9 @@ struct Length {
 impl Length {
     fn plan(args: &Args, steps_per_epoch: usize) -> Result<Self, String> {
         let cosine = args.lr_schedule == LrSchedule::Cosine;
+        // The parser took only positive minutes; a Duration still has an end.
         let budget = match args.minutes {
-            Some(m) if m.is_finite() && m > 0.0 => Some(Duration::from_secs_f64(m * 60.0)),
-            Some(m) => return Err(format!("--minutes must be a positive number of minutes (got {m})")),
+            Some(m) => Some(Duration::try_from_secs_f64(m * 60.0).map_err(|_| format!("--minutes {m:e} is longer than a timer holds"))?),
             None => None,
         };
         let fitted = budget.is_some() && args.steps.is_none();

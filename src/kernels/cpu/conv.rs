@@ -1,0 +1,219 @@
+//! A 2-D convolution (stride 1, padding that keeps the size, one group) as one matrix product per
+//! image on row-major NCHW data: the kernel `[O, I·k·k]` times the image's patches `[I·k·k, H·W]`
+//! (im2col; a 1×1 convolution takes the image as it is), written straight into the output's rows
+//! with the bias already there. Flex's convolution converts every input to channels-last and its
+//! output back on each call; this keeps the network's layout throughout.
+//!
+//! Its gradients: the input's is the same product over the output's gradient, with the kernel's
+//! channels swapped and its taps flipped; the kernel's is Σ over images of ∂y · patchesᵀ, and the
+//! bias's Σ ∂y, in one pass per image.
+
+use super::{dims, for_each_chunk, sum_over, tensor, threads, values};
+use burn::backend::flex::FlexTensor;
+use burn::tensor::ops::ConvOptions;
+use std::cell::Cell;
+
+/// The convolutions these kernels take: one group, stride and dilation 1, an odd square kernel
+/// padded to keep the image's size. (Anything else goes to flex's.)
+pub(in crate::kernels) fn supports(in_channels: usize, weight: [usize; 4], options: &ConvOptions<2>) -> bool {
+    let [_, weight_in, kh, kw] = weight;
+    weight_in == in_channels
+        && options.groups == 1
+        && options.stride == [1, 1]
+        && options.dilation == [1, 1]
+        && kh == kw
+        && !kh.is_multiple_of(2)
+        && options.padding == [(kh / 2, kh / 2), (kw / 2, kw / 2)]
+}
+
+/// The shape of one product: images of `channels × height × width`, a `k × k` kernel.
+#[derive(Clone, Copy, Debug)]
+struct Geometry {
+    channels: usize,
+    height: usize,
+    width: usize,
+    k: usize,
+}
+
+impl Geometry {
+    fn pixels(&self) -> usize {
+        self.height * self.width
+    }
+
+    /// Rows of the patch matrix: a channel's taps, channel by channel, as the kernel is laid out.
+    fn depth(&self) -> usize {
+        self.channels * self.k * self.k
+    }
+}
+
+thread_local! {
+    /// The patch matrix's buffer, kept between calls: a fresh one of a megabyte is a fresh mapping
+    /// from the system, its pages faulted in on every call.
+    static SCRATCH: Cell<Vec<f32>> = const { Cell::new(Vec::new()) };
+}
+
+/// `f` on `image`'s patch matrix `[depth, pixels]` (the image itself for a 1×1 kernel).
+fn with_patches<R>(image: &[f32], g: Geometry, f: impl FnOnce(&[f32]) -> R) -> R {
+    if g.k == 1 {
+        return f(image);
+    }
+    // Taken out while in use, so a nested call (rayon may run another task here) makes its own.
+    let mut buffer = SCRATCH.take();
+    buffer.resize(g.depth() * g.pixels(), 0.0);
+    patches(image, g, &mut buffer);
+    let result = f(&buffer);
+    SCRATCH.set(buffer);
+    result
+}
+
+/// im2col: row `(c, ky, kx)` of `out` holds channel `c` shifted by the tap's offset, zero where
+/// the tap falls outside the image.
+fn patches(image: &[f32], g: Geometry, out: &mut [f32]) {
+    let Geometry { height: h, width: w, k, .. } = g;
+    let pad = (k / 2) as isize;
+    for (row, out) in out.chunks_exact_mut(h * w).enumerate() {
+        let (c, tap) = (row / (k * k), row % (k * k));
+        let (dy, dx) = ((tap / k) as isize - pad, (tap % k) as isize - pad);
+        let plane = &image[c * h * w..(c + 1) * h * w];
+        // Columns x0..x1 read from inside the row.
+        let x0 = (-dx).clamp(0, w as isize) as usize;
+        let x1 = (w as isize - dx).clamp(x0 as isize, w as isize) as usize;
+        for (y, out) in out.chunks_exact_mut(w).enumerate() {
+            let iy = y as isize + dy;
+            if iy < 0 || iy >= h as isize {
+                out.fill(0.0);
+                continue;
+            }
+            let src = &plane[iy as usize * w..][..w];
+            out[..x0].fill(0.0);
+            out[x1..].fill(0.0);
+            out[x0..x1].copy_from_slice(&src[(x0 as isize + dx) as usize..(x1 as isize + dx) as usize]);
+        }
+    }
+}
+
+/// A matrix in a slice: its values and the strides between rows and between columns.
+struct Matrix<'a>(&'a [f32], isize, isize);
+
+/// `dst[m × n]` (row-major, rows `dst_rs` apart) `= dst + lhs · rhs` where `accumulate`, else
+/// `lhs · rhs`; `parallel` splits the product over rayon's threads.
+#[allow(clippy::too_many_arguments)]
+fn matmul(m: usize, n: usize, k: usize, dst: &mut [f32], dst_rs: usize, accumulate: bool, lhs: Matrix, rhs: Matrix, parallel: bool) {
+    let (Matrix(lhs, lhs_rs, lhs_cs), Matrix(rhs, rhs_rs, rhs_cs)) = (lhs, rhs);
+    let last = |rows: usize, rs: isize, cols: usize, cs: isize| (rows.max(1) - 1) as isize * rs + (cols.max(1) - 1) as isize * cs;
+    assert!(m == 0 || n == 0 || k == 0 || {
+        (last(m, lhs_rs, k, lhs_cs) as usize) < lhs.len()
+            && (last(k, rhs_rs, n, rhs_cs) as usize) < rhs.len()
+            && (m - 1) * dst_rs + n <= dst.len()
+    });
+    #[cfg(not(target_arch = "wasm32"))]
+    let parallelism = if parallel { gemm::Parallelism::Rayon(0) } else { gemm::Parallelism::None };
+    #[cfg(target_arch = "wasm32")]
+    let parallelism = {
+        let _ = parallel;
+        gemm::Parallelism::None
+    };
+    // SAFETY: the assertion above keeps every element the strides reach inside its slice.
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            dst.as_mut_ptr(),
+            1,
+            dst_rs as isize,
+            accumulate,
+            lhs.as_ptr(),
+            lhs_cs,
+            lhs_rs,
+            rhs.as_ptr(),
+            rhs_cs,
+            rhs_rs,
+            1.0,
+            1.0,
+            false,
+            false,
+            false,
+            parallelism,
+        );
+    }
+}
+
+/// Whether the images of a batch are split over the threads (else each product is).
+fn by_image(batch: usize) -> bool {
+    batch >= 2 || threads() == 1
+}
+
+/// The convolution of every image of `x` (`[batch, channels, h, w]` row-major) by `weight`
+/// (`[out_channels, depth]`), plus `bias`, into `out` (`[batch, out_channels, h, w]`).
+fn convolve(x: &[f32], batch: usize, g: Geometry, weight: &[f32], out_channels: usize, bias: Option<&[f32]>, out: &mut [f32]) {
+    let (pixels, depth) = (g.pixels(), g.depth());
+    let parallel = !by_image(batch);
+    for_each_chunk(out, out_channels * pixels, |b, out| {
+        let image = &x[b * g.channels * pixels..][..g.channels * pixels];
+        if let Some(bias) = bias {
+            out.chunks_exact_mut(pixels).zip(bias).for_each(|(row, &b)| row.fill(b));
+        }
+        with_patches(image, g, |col| {
+            let (w, col) = (Matrix(weight, depth as isize, 1), Matrix(col, pixels as isize, 1));
+            matmul(out_channels, pixels, depth, out, pixels, bias.is_some(), w, col, parallel);
+        });
+    });
+}
+
+/// The convolution's output, row-major `[B, O, H, W]`.
+pub(in crate::kernels) fn forward(x: &FlexTensor, weight: &FlexTensor, bias: Option<&FlexTensor>) -> FlexTensor {
+    let [batch, channels, height, width] = dims(x);
+    let [out_channels, _, k, _] = dims(weight);
+    let g = Geometry { channels, height, width, k };
+    let (x, weight, bias) = (values(x), values(weight), bias.map(values));
+    let mut out = vec![0.0; batch * out_channels * g.pixels()];
+    convolve(&x, batch, g, &weight, out_channels, bias.as_deref(), &mut out);
+    tensor(out, [batch, out_channels, height, width])
+}
+
+/// The input's gradient from the output's, `grad` `[B, O, H, W]`: the convolution of `grad` by
+/// the kernel with its channels swapped and its taps flipped.
+pub(in crate::kernels) fn data_backward(grad: &FlexTensor, weight: &FlexTensor) -> FlexTensor {
+    let [batch, out_channels, height, width] = dims(grad);
+    let [_, channels, k, _] = dims(weight);
+    let taps = k * k;
+    let weight = values(weight);
+    let mut swapped = vec![0.0; weight.len()];
+    for (i, w) in swapped.iter_mut().enumerate() {
+        let (c, o, t) = (i / (out_channels * taps), i / taps % out_channels, i % taps);
+        *w = weight[(o * channels + c) * taps + taps - 1 - t];
+    }
+    let g = Geometry { channels: out_channels, height, width, k };
+    let mut out = vec![0.0; batch * channels * g.pixels()];
+    convolve(&values(grad), batch, g, &swapped, channels, None, &mut out);
+    tensor(out, [batch, channels, height, width])
+}
+
+/// The kernel's gradient `[O, I, k, k]` and, with `bias`, the bias's `[O]`, from the input `x`
+/// and the output's gradient `grad`.
+pub(in crate::kernels) fn weight_backward(x: &FlexTensor, grad: &FlexTensor, k: usize, bias: bool) -> (FlexTensor, Option<FlexTensor>) {
+    let [batch, channels, height, width] = dims(x);
+    let out_channels = dims::<4>(grad)[1];
+    let g = Geometry { channels, height, width, k };
+    let (pixels, depth) = (g.pixels(), g.depth());
+    let (x, grad) = (values(x), values(grad));
+    let parallel = !by_image(batch);
+    let weights = out_channels * depth;
+    let mut sums = sum_over(batch, weights + if bias { out_channels } else { 0 }, |b, acc| {
+        let image = &x[b * channels * pixels..][..channels * pixels];
+        let dy = &grad[b * out_channels * pixels..][..out_channels * pixels];
+        with_patches(image, g, |col| {
+            // ∂y `[O, pixels]` times the patches transposed, `[pixels, depth]`.
+            let (dy, col) = (Matrix(dy, pixels as isize, 1), Matrix(col, 1, pixels as isize));
+            matmul(out_channels, depth, pixels, &mut acc[..weights], depth, true, dy, col, parallel);
+        });
+        if bias {
+            for (sum, row) in acc[weights..].iter_mut().zip(dy.chunks_exact(pixels)) {
+                *sum += row.iter().sum::<f32>();
+            }
+        }
+    });
+    let bias = bias.then(|| tensor(sums.split_off(weights), [out_channels]));
+    (tensor(sums, [out_channels, channels, k, k]), bias)
+}

@@ -1,0 +1,210 @@
+//! GroupNorm with its affine, the time embedding's scale and shift, SiLU and a residual in one
+//! pass over each image's group (flex's operations make about fourteen passes, each allocating its
+//! output), and its gradient in two. A group's channels are contiguous in NCHW data, so each
+//! image's group is one slice, and the groups are split over the threads.
+
+use super::super::group_norm::Options;
+use super::{dims, for_each_chunk, tensor, values};
+use burn::backend::flex::FlexTensor;
+use std::borrow::Cow;
+
+/// The mean of `xs` and 1 / √(variance + ε): two passes over a slice that is in cache after the
+/// first, so the variance is a sum of squared deviations (no cancellation), in eight lanes the
+/// compiler vectorises.
+fn stats(xs: &[f32], epsilon: f64) -> (f32, f32) {
+    fn lanes(xs: &[f32], f: impl Fn(f32) -> f32) -> f64 {
+        let mut acc = [0f32; 8];
+        let chunks = xs.chunks_exact(8);
+        let rest: f32 = chunks.remainder().iter().map(|&x| f(x)).sum();
+        for chunk in chunks {
+            for (a, &x) in acc.iter_mut().zip(chunk) {
+                *a += f(x);
+            }
+        }
+        acc.iter().map(|&a| a as f64).sum::<f64>() + rest as f64
+    }
+    let n = xs.len() as f64;
+    let mean = (lanes(xs, |x| x) / n) as f32;
+    let var = lanes(xs, |x| (x - mean) * (x - mean)) / n;
+    (mean, (1.0 / (var + epsilon).sqrt()) as f32)
+}
+
+/// eˣ to about one part in 10⁷, without a call into libm, so that loops over it vectorise:
+/// 2ⁿ · e^r with n = round(x / ln 2) and |r| ≤ ln 2 / 2 on Cephes' polynomial.
+#[inline(always)]
+fn exp(x: f32) -> f32 {
+    const MAGIC: f32 = 12_582_912.0; // 1.5 · 2²³: adding it rounds to an integer in the low bits.
+    let x = x.clamp(-87.0, 88.0);
+    let t = x * std::f32::consts::LOG2_E + MAGIC;
+    let n = t - MAGIC;
+    let r = x - n * 0.693_359_4 + n * 2.121_944_4e-4;
+    let p = ((((1.987_569_1e-4 * r + 1.398_199_9e-3) * r + 8.333_452e-3) * r + 4.166_579_6e-2) * r + 0.166_666_66) * r + 0.5;
+    let e_r = p * r * r + r + 1.0;
+    let two_n = f32::from_bits(((t.to_bits() as i32 - MAGIC.to_bits() as i32 + 127) << 23) as u32);
+    e_r * two_n
+}
+
+/// SiLU, x · σ(x).
+#[inline(always)]
+fn silu(x: f32) -> f32 {
+    x / (1.0 + exp(-x))
+}
+
+/// SiLU's derivative, σ(x) · (1 + x · (1 − σ(x))).
+#[inline(always)]
+fn silu_grad(x: f32) -> f32 {
+    let sigmoid = 1.0 / (1.0 + exp(-x));
+    sigmoid * (1.0 + x * (1.0 - sigmoid))
+}
+
+/// Where a forward or backward pass reads its inputs.
+struct Inputs<'a> {
+    x: &'a [f32],
+    gamma: &'a [f32],
+    beta: &'a [f32],
+    table: &'a [f32],
+    columns: usize,
+    channels: usize,
+    pixels: usize,
+    o: Options,
+}
+
+impl Inputs<'_> {
+    /// Channel `c` of image `b`: its values, and `(a, d, scale + 1)` such that the normalised,
+    /// affine value is `x · a + d` before the scale and shift, with `(mean, 1/σ)` of its group.
+    fn channel(&self, b: usize, c: usize, (mean, rstd): (f32, f32)) -> (&[f32], f32, f32) {
+        let xs = &self.x[(b * self.channels + c) * self.pixels..][..self.pixels];
+        let a = self.gamma[c] * rstd;
+        (xs, a, self.beta[c] - mean * a)
+    }
+
+    /// The block's `(scale + 1, shift)` for image `b`, channel `c`; `(1, 0)` without a table.
+    fn scale_shift(&self, b: usize, c: usize) -> (f32, f32) {
+        match self.o.column {
+            Some(column) => {
+                let row = &self.table[b * self.columns + column..];
+                (row[c] + 1.0, row[self.channels + c])
+            }
+            None => (1.0, 0.0),
+        }
+    }
+
+    fn group(&self, b: usize, g: usize) -> (f32, f32) {
+        let per_group = self.channels / self.o.groups;
+        let len = per_group * self.pixels;
+        stats(&self.x[(b * self.channels + g * per_group) * self.pixels..][..len], self.o.epsilon)
+    }
+}
+
+/// The scale-shift table's values and columns, when the block has one (else it is never read).
+fn table_of(table: &FlexTensor, o: Options) -> (Cow<'_, [f32]>, usize) {
+    match o.column {
+        Some(_) => (values(table), dims::<2>(table)[1]),
+        None => (Cow::Borrowed(&[][..]), 0),
+    }
+}
+
+/// The forward pass on `x` `[B, C, H, W]`; the output is row-major. An absent table or residual
+/// is never read.
+pub(in crate::kernels) fn forward(x: &FlexTensor, gamma: &FlexTensor, beta: &FlexTensor, table: &FlexTensor, residual: &FlexTensor, o: Options) -> FlexTensor {
+    let shape = dims::<4>(x);
+    let (xv, gamma, beta) = (values(x), values(gamma), values(beta));
+    let residual = if o.residual { values(residual) } else { Cow::Borrowed(&[][..]) };
+    let (table, columns) = table_of(table, o);
+    let at = Inputs { x: &xv, gamma: &gamma, beta: &beta, table: &table, columns, channels: shape[1], pixels: shape[2] * shape[3], o };
+    let per_group = at.channels / o.groups;
+    let mut out = vec![0.0; xv.len()];
+    for_each_chunk(&mut out, per_group * at.pixels, |i, out| {
+        let (b, g) = (i / o.groups, i % o.groups);
+        let stats = at.group(b, g);
+        for (k, out) in out.chunks_exact_mut(at.pixels).enumerate() {
+            let c = g * per_group + k;
+            let (xs, a, d) = at.channel(b, c, stats);
+            let (scale, shift) = at.scale_shift(b, c);
+            let (a, d) = (a * scale, d * scale + shift);
+            match o.silu {
+                true => out.iter_mut().zip(xs).for_each(|(y, &x)| *y = silu(x * a + d)),
+                false => out.iter_mut().zip(xs).for_each(|(y, &x)| *y = x * a + d),
+            }
+            if o.residual {
+                let r = &residual[(b * at.channels + c) * at.pixels..][..at.pixels];
+                out.iter_mut().zip(r).for_each(|(y, &r)| *y += r);
+            }
+        }
+    });
+    tensor(out, shape)
+}
+
+/// The gradients of [`forward`]'s inputs from the output's gradient `grad`: x's, γ's, β's and
+/// the scale-shift table's (zero outside the block's columns; absent without one). The
+/// residual's gradient is `grad` itself.
+#[cfg(feature = "train")]
+pub(in crate::kernels) fn backward(x: &FlexTensor, gamma: &FlexTensor, beta: &FlexTensor, table: &FlexTensor, grad: &FlexTensor, o: Options) -> (FlexTensor, FlexTensor, FlexTensor, Option<FlexTensor>) {
+    let shape = dims::<4>(x);
+    let [batch, channels, ..] = shape;
+    let (xv, gamma, beta, grad) = (values(x), values(gamma), values(beta), values(grad));
+    let (table, columns) = table_of(table, o);
+    let at = Inputs { x: &xv, gamma: &gamma, beta: &beta, table: &table, columns, channels, pixels: shape[2] * shape[3], o };
+    let (pixels, per_group) = (at.pixels, channels / o.groups);
+    let n = (per_group * pixels) as f32;
+    // Per image and channel: ∂γ, ∂β, ∂scale, ∂shift.
+    let mut params = vec![0.0; batch * channels * 4];
+    let mut grad_x = vec![0.0; xv.len()];
+    let chunk = per_group * pixels;
+    let work = |i: usize, out: &mut [f32], sums: &mut [f32]| {
+        let (b, g) = (i / o.groups, i % o.groups);
+        let (mean, rstd) = at.group(b, g);
+        let (mut sum, mut sum_xhat) = (0f32, 0f32);
+        for (k, out) in out.chunks_exact_mut(pixels).enumerate() {
+            let c = g * per_group + k;
+            let (xs, a, d) = at.channel(b, c, (mean, rstd));
+            let (scale, shift) = at.scale_shift(b, c);
+            let dy = &grad[(b * channels + c) * pixels..][..pixels];
+            let (mut d_gamma, mut d_beta, mut d_scale, mut d_shift) = (0f32, 0f32, 0f32, 0f32);
+            for ((out, &x), &dy) in out.iter_mut().zip(xs).zip(dy) {
+                let affine = x * a + d;
+                let ds = if o.silu { dy * silu_grad(affine * scale + shift) } else { dy };
+                let xhat = (x - mean) * rstd;
+                let da = ds * scale;
+                d_shift += ds;
+                d_scale += ds * affine;
+                d_beta += da;
+                d_gamma += da * xhat;
+                let dxhat = da * gamma[c];
+                sum += dxhat;
+                sum_xhat += dxhat * xhat;
+                *out = dxhat;
+            }
+            sums[k * 4..k * 4 + 4].copy_from_slice(&[d_gamma, d_beta, d_scale, d_shift]);
+        }
+        let (mean_d, mean_dx) = (sum / n, sum_xhat / n);
+        let xs = &at.x[(b * channels + g * per_group) * pixels..][..chunk];
+        for (out, &x) in out.iter_mut().zip(xs) {
+            *out = rstd * (*out - mean_d - (x - mean) * rstd * mean_dx);
+        }
+    };
+    #[cfg(not(target_arch = "wasm32"))]
+    {
+        use rayon::prelude::*;
+        grad_x.par_chunks_mut(chunk).zip(params.par_chunks_mut(per_group * 4)).enumerate().for_each(|(i, (out, sums))| work(i, out, sums));
+    }
+    #[cfg(target_arch = "wasm32")]
+    grad_x.chunks_mut(chunk).zip(params.chunks_mut(per_group * 4)).enumerate().for_each(|(i, (out, sums))| work(i, out, sums));
+
+    // `params` is [batch, channel, 4]: sum γ's and β's over the batch; the table's stay per image.
+    let (mut d_gamma, mut d_beta) = (vec![0.0; channels], vec![0.0; channels]);
+    for (i, p) in params.chunks_exact(4).enumerate() {
+        d_gamma[i % channels] += p[0];
+        d_beta[i % channels] += p[1];
+    }
+    let d_table = o.column.map(|column| {
+        let mut t = vec![0.0; batch * at.columns];
+        for (i, p) in params.chunks_exact(4).enumerate() {
+            let (b, c) = (i / channels, i % channels);
+            t[b * at.columns + column + c] = p[2];
+            t[b * at.columns + column + channels + c] = p[3];
+        }
+        tensor(t, [batch, at.columns])
+    });
+    (tensor(grad_x, shape), tensor(d_gamma, [channels]), tensor(d_beta, [channels]), d_table)
+}
