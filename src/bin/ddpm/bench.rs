@@ -12,6 +12,13 @@ use serde_json::json;
 use std::path::PathBuf;
 use std::time::Instant;
 
+#[derive(Clone, Copy, PartialEq, clap::ValueEnum)]
+enum Kernels {
+    On,
+    Off,
+    Both,
+}
+
 #[derive(clap::Args)]
 pub struct Args {
     #[arg(long, default_value = "www/assets/model.ddpm")]
@@ -28,32 +35,32 @@ pub struct Args {
     /// in `train_by_batch`.
     #[arg(long, default_value = "16,32", value_delimiter = ',')]
     train_batches: Vec<usize>,
-    /// Burn's operations only, without the U-Net's own kernels (for profiling what they replace).
-    #[arg(long)]
-    no_kernels: bool,
+    /// With the U-Net's own kernels, without them (Burn's operations only), or both, the steps
+    /// alternated; one side alone is for profiling it.
+    #[arg(long, value_enum, default_value = "both")]
+    kernels: Kernels,
 }
 
 pub fn run(args: Args) -> Result<(), String> {
     let device = args.device.device()?;
     let (model, description) = load_weights(&args.weights, &device)?;
-    if args.no_kernels {
-        ddpm_web::kernels::set_enabled(false);
-    }
+    let (on, off) = (args.kernels != Kernels::Off, args.kernels == Kernels::Both);
+    ddpm_web::kernels::set_enabled(on);
     // As sampling runs it (kernels standardised once), with the kernels and without.
     let forwards = |kernels: bool| {
-        ddpm_web::kernels::set_enabled(kernels && !args.no_kernels);
+        ddpm_web::kernels::set_enabled(kernels);
         let times = args.batches.iter().map(|&batch| (batch.to_string(), time_forward(&model.for_inference(), batch, args.runs)));
         let times: serde_json::Map<_, _> = times.collect();
-        ddpm_web::kernels::set_enabled(!args.no_kernels);
+        ddpm_web::kernels::set_enabled(on);
         times
     };
     let mut report = json!({
         "device": format!("{:?}", args.device).to_lowercase(),
         "threads": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
         "params": model.num_params(),
-        "forward_ms": forwards(true),
+        "forward_ms": forwards(on),
     });
-    if !args.no_kernels {
+    if off {
         report["forward_ms_without_kernels"] = json!(forwards(false));
     }
     if matches!(args.device, DeviceArg::Wgpu) {
@@ -71,7 +78,7 @@ pub fn run(args: Args) -> Result<(), String> {
     let mut by_batch = serde_json::Map::new();
     for &batch in args.train_batches.iter().filter(|&&b| b > 0) {
         let mut timings = json!({});
-        if !args.no_kernels {
+        if off {
             let (with, without) = time_training_paired(model.clone(), &description, batch, args.runs);
             timings["train"] = with;
             timings["train_without_kernels"] = without;

@@ -8,7 +8,7 @@
 //! channels swapped and its taps flipped; the kernel's is Σ over images of ∂y · patchesᵀ, and the
 //! bias's Σ ∂y, in one pass per image.
 
-use super::{dims, for_each_chunk, sum_over, tensor, threads, values};
+use super::{Matrix, dims, for_each_chunk, matmul, sum_over, tensor, threads, values};
 use burn::backend::flex::FlexTensor;
 use burn::tensor::ops::ConvOptions;
 use std::cell::Cell;
@@ -67,75 +67,30 @@ fn with_patches<R>(image: &[f32], g: Geometry, f: impl FnOnce(&[f32]) -> R) -> R
 }
 
 /// im2col: row `(c, ky, kx)` of `out` holds channel `c` shifted by the tap's offset, zero where
-/// the tap falls outside the image.
+/// the tap falls outside the image. Each row is one copy of the whole plane shifted by
+/// `dy · w + dx`, then the columns that wrapped round from the next or previous row are zeroed:
+/// a copy per row of pixels would be a call per 28 values.
 fn patches(image: &[f32], g: Geometry, out: &mut [f32]) {
     let Geometry { height: h, width: w, k, .. } = g;
-    let pad = (k / 2) as isize;
-    for (row, out) in out.chunks_exact_mut(h * w).enumerate() {
+    let (hw, pad) = (h * w, (k / 2) as isize);
+    for (row, out) in out.chunks_exact_mut(hw).enumerate() {
         let (c, tap) = (row / (k * k), row % (k * k));
         let (dy, dx) = ((tap / k) as isize - pad, (tap % k) as isize - pad);
-        let plane = &image[c * h * w..(c + 1) * h * w];
-        // Columns x0..x1 read from inside the row.
-        let x0 = (-dx).clamp(0, w as isize) as usize;
-        let x1 = (w as isize - dx).clamp(x0 as isize, w as isize) as usize;
-        for (y, out) in out.chunks_exact_mut(w).enumerate() {
-            let iy = y as isize + dy;
-            if iy < 0 || iy >= h as isize {
-                out.fill(0.0);
-                continue;
-            }
-            let src = &plane[iy as usize * w..][..w];
-            out[..x0].fill(0.0);
-            out[x1..].fill(0.0);
-            out[x0..x1].copy_from_slice(&src[(x0 as isize + dx) as usize..(x1 as isize + dx) as usize]);
+        let plane = &image[c * hw..(c + 1) * hw];
+        let shift = dy * w as isize + dx;
+        // Pixels p whose source p + shift lies in the plane.
+        let start = (-shift).clamp(0, hw as isize) as usize;
+        let end = (hw as isize - shift).clamp(start as isize, hw as isize) as usize;
+        out[..start].fill(0.0);
+        out[end..].fill(0.0);
+        out[start..end].copy_from_slice(&plane[(start as isize + shift) as usize..(end as isize + shift) as usize]);
+        // Columns whose source x + dx is outside the row (also every pixel of a row above or
+        // below the image that the shifted copy reached).
+        // A strided store per column: a `fill` per row would be a call to memset per value.
+        let zero = if dx > 0 { w.saturating_sub(dx as usize)..w } else { 0..(-dx as usize).min(w) };
+        for x in zero {
+            out[x..].iter_mut().step_by(w).for_each(|v| *v = 0.0);
         }
-    }
-}
-
-/// A matrix in a slice: its values and the strides between rows and between columns.
-struct Matrix<'a>(&'a [f32], isize, isize);
-
-/// `dst[m × n]` (row-major, rows `dst_rs` apart) `= dst + lhs · rhs` where `accumulate`, else
-/// `lhs · rhs`; `parallel` splits the product over rayon's threads.
-#[allow(clippy::too_many_arguments)]
-fn matmul(m: usize, n: usize, k: usize, dst: &mut [f32], dst_rs: usize, accumulate: bool, lhs: Matrix, rhs: Matrix, parallel: bool) {
-    let (Matrix(lhs, lhs_rs, lhs_cs), Matrix(rhs, rhs_rs, rhs_cs)) = (lhs, rhs);
-    let last = |rows: usize, rs: isize, cols: usize, cs: isize| (rows.max(1) - 1) as isize * rs + (cols.max(1) - 1) as isize * cs;
-    assert!(m == 0 || n == 0 || k == 0 || {
-        (last(m, lhs_rs, k, lhs_cs) as usize) < lhs.len()
-            && (last(k, rhs_rs, n, rhs_cs) as usize) < rhs.len()
-            && (m - 1) * dst_rs + n <= dst.len()
-    });
-    #[cfg(not(target_arch = "wasm32"))]
-    let parallelism = if parallel { gemm::Parallelism::Rayon(0) } else { gemm::Parallelism::None };
-    #[cfg(target_arch = "wasm32")]
-    let parallelism = {
-        let _ = parallel;
-        gemm::Parallelism::None
-    };
-    // SAFETY: the assertion above keeps every element the strides reach inside its slice.
-    unsafe {
-        gemm::gemm(
-            m,
-            n,
-            k,
-            dst.as_mut_ptr(),
-            1,
-            dst_rs as isize,
-            accumulate,
-            lhs.as_ptr(),
-            lhs_cs,
-            lhs_rs,
-            rhs.as_ptr(),
-            rhs_cs,
-            rhs_rs,
-            1.0,
-            1.0,
-            false,
-            false,
-            false,
-            parallelism,
-        );
     }
 }
 

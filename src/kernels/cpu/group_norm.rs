@@ -4,7 +4,7 @@
 //! image's group is one slice, and the groups are split over the threads.
 
 use super::super::group_norm::Options;
-use super::{dims, for_each_chunk, tensor, values};
+use super::{dims, exp, for_each_chunk, tensor, values};
 use burn::backend::flex::FlexTensor;
 use std::borrow::Cow;
 
@@ -27,21 +27,6 @@ fn stats(xs: &[f32], epsilon: f64) -> (f32, f32) {
     let mean = (lanes(xs, |x| x) / n) as f32;
     let var = lanes(xs, |x| (x - mean) * (x - mean)) / n;
     (mean, (1.0 / (var + epsilon).sqrt()) as f32)
-}
-
-/// eˣ to about one part in 10⁷, without a call into libm, so that loops over it vectorise:
-/// 2ⁿ · e^r with n = round(x / ln 2) and |r| ≤ ln 2 / 2 on Cephes' polynomial.
-#[inline(always)]
-fn exp(x: f32) -> f32 {
-    const MAGIC: f32 = 12_582_912.0; // 1.5 · 2²³: adding it rounds to an integer in the low bits.
-    let x = x.clamp(-87.0, 88.0);
-    let t = x * std::f32::consts::LOG2_E + MAGIC;
-    let n = t - MAGIC;
-    let r = x - n * 0.693_359_4 + n * 2.121_944_4e-4;
-    let p = ((((1.987_569_1e-4 * r + 1.398_199_9e-3) * r + 8.333_452e-3) * r + 4.166_579_6e-2) * r + 0.166_666_66) * r + 0.5;
-    let e_r = p * r * r + r + 1.0;
-    let two_n = f32::from_bits(((t.to_bits() as i32 - MAGIC.to_bits() as i32 + 127) << 23) as u32);
-    e_r * two_n
 }
 
 /// SiLU, x · σ(x).

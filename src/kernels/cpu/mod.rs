@@ -71,6 +71,53 @@ pub(super) fn sum_over(items: usize, len: usize, f: impl Fn(usize, &mut [f32]) +
     }
 }
 
+/// A matrix in a slice: its values and the strides between rows and between columns.
+pub(super) struct Matrix<'a>(&'a [f32], isize, isize);
+
+/// `dst[m × n]` (row-major, rows `dst_rs` apart) `= dst + lhs · rhs` where `accumulate`, else
+/// `lhs · rhs`; `parallel` splits the product over rayon's threads.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn matmul(m: usize, n: usize, k: usize, dst: &mut [f32], dst_rs: usize, accumulate: bool, lhs: Matrix, rhs: Matrix, parallel: bool) {
+    let (Matrix(lhs, lhs_rs, lhs_cs), Matrix(rhs, rhs_rs, rhs_cs)) = (lhs, rhs);
+    let last = |rows: usize, rs: isize, cols: usize, cs: isize| (rows.max(1) - 1) as isize * rs + (cols.max(1) - 1) as isize * cs;
+    assert!(m == 0 || n == 0 || k == 0 || {
+        (last(m, lhs_rs, k, lhs_cs) as usize) < lhs.len()
+            && (last(k, rhs_rs, n, rhs_cs) as usize) < rhs.len()
+            && (m - 1) * dst_rs + n <= dst.len()
+    });
+    #[cfg(not(target_arch = "wasm32"))]
+    let parallelism = if parallel { gemm::Parallelism::Rayon(0) } else { gemm::Parallelism::None };
+    #[cfg(target_arch = "wasm32")]
+    let parallelism = {
+        let _ = parallel;
+        gemm::Parallelism::None
+    };
+    // SAFETY: the assertion above keeps every element the strides reach inside its slice.
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            dst.as_mut_ptr(),
+            1,
+            dst_rs as isize,
+            accumulate,
+            lhs.as_ptr(),
+            lhs_cs,
+            lhs_rs,
+            rhs.as_ptr(),
+            rhs_cs,
+            rhs_rs,
+            1.0,
+            1.0,
+            false,
+            false,
+            false,
+            parallelism,
+        );
+    }
+}
+
 /// Threads the work may use: one image each where there are enough images, else the matrix
 /// products split their own work.
 pub(super) fn threads() -> usize {
@@ -78,4 +125,19 @@ pub(super) fn threads() -> usize {
     return rayon::current_num_threads();
     #[cfg(target_arch = "wasm32")]
     1
+}
+
+/// eˣ to about one part in 10⁷, without a call into libm, so that loops over it vectorise:
+/// 2ⁿ · e^r with n = round(x / ln 2) and |r| ≤ ln 2 / 2 on Cephes' polynomial.
+#[inline(always)]
+pub(super) fn exp(x: f32) -> f32 {
+    const MAGIC: f32 = 12_582_912.0; // 1.5 · 2²³: adding it rounds to an integer in the low bits.
+    let x = x.clamp(-87.0, 88.0);
+    let t = x * std::f32::consts::LOG2_E + MAGIC;
+    let n = t - MAGIC;
+    let r = x - n * 0.693_359_4 + n * 2.121_944_4e-4;
+    let p = ((((1.987_569_1e-4 * r + 1.398_199_9e-3) * r + 8.333_452e-3) * r + 4.166_579_6e-2) * r + 0.166_666_66) * r + 0.5;
+    let e_r = p * r * r + r + 1.0;
+    let two_n = f32::from_bits(((t.to_bits() as i32 - MAGIC.to_bits() as i32 + 127) << 23) as u32);
+    e_r * two_n
 }
