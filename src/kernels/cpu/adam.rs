@@ -44,14 +44,16 @@ pub(in crate::kernels) fn update(state: FlatState, grads: Tensor<1>, segments: &
     let AdamUpdate { lr, beta_1, beta_2, step_factor, epsilon, decay, .. } = *update;
     let lr = lr as f32;
     let (mut new_params, mut new_m1, mut new_m2) = (vec![0.0; len], vec![0.0; len], vec![0.0; len]);
-    for i in 0..len {
-        let g = grads[i] * scale[i];
-        let m1 = m1[i] * beta_1 + g * (1.0 - beta_1);
-        let m2 = m2[i] * beta_2 + g * g * (1.0 - beta_2);
-        new_params[i] = params[i] - m1 * step_factor / (m2.sqrt() + epsilon) * lr;
-        new_m1[i] = m1;
-        new_m2[i] = m2;
-    }
+    super::wide(|| {
+        for i in 0..len {
+            let g = grads[i] * scale[i];
+            let m1 = m1[i] * beta_1 + g * (1.0 - beta_1);
+            let m2 = m2[i] * beta_2 + g * g * (1.0 - beta_2);
+            new_params[i] = params[i] - m1 * step_factor / (m2.sqrt() + epsilon) * lr;
+            new_m1[i] = m1;
+            new_m2[i] = m2;
+        }
+    });
     let average = match (average, decay) {
         (Some(a), Some(d)) => {
             let d = d as f32;

@@ -34,6 +34,7 @@ fn per_head(qkv: &FlexTensor, heads: usize, out_channels: usize, f: impl Fn(usiz
 }
 
 /// Softmax over each column of `rows × n` `x` (over the features), scaled by `scale`.
+#[inline(always)]
 fn softmax_columns(x: &[f32], n: usize, scale: f32) -> Vec<f32> {
     let mut max = vec![f32::NEG_INFINITY; n];
     for row in x.chunks_exact(n) {
@@ -55,6 +56,7 @@ fn softmax_columns(x: &[f32], n: usize, scale: f32) -> Vec<f32> {
 }
 
 /// Softmax over each row of `x` (`rows × n`), in place.
+#[inline(always)]
 fn softmax_rows(x: &mut [f32], n: usize) {
     for row in x.chunks_exact_mut(n) {
         let max = row.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v));
@@ -65,6 +67,7 @@ fn softmax_rows(x: &mut [f32], n: usize) {
 }
 
 /// Σ of `x` in eight lanes, which the compiler vectorises (a plain sum keeps its order).
+#[inline(always)]
 fn lanes_sum(x: &[f32]) -> f32 {
     let mut acc = [0f32; 8];
     let chunks = x.chunks_exact(8);

@@ -8,7 +8,7 @@
 //! channels swapped and its taps flipped; the kernel's is Σ over images of ∂y · patchesᵀ, and the
 //! bias's Σ ∂y, in one pass per image.
 
-use super::{Matrix, dims, for_each_chunk, matmul, sum_over, tensor, threads, values};
+use super::{Matrix, dims, for_each_chunk, matmul, matmul_strided, sum_over, tensor, threads, values};
 use burn::backend::flex::FlexTensor;
 use burn::tensor::ops::ConvOptions;
 use std::cell::Cell;
@@ -159,9 +159,10 @@ pub(in crate::kernels) fn weight_backward(x: &FlexTensor, grad: &FlexTensor, k: 
         let image = &x[b * channels * pixels..][..channels * pixels];
         let dy = &grad[b * out_channels * pixels..][..out_channels * pixels];
         with_patches(image, g, |col| {
-            // ∂y `[O, pixels]` times the patches transposed, `[pixels, depth]`.
-            let (dy, col) = (Matrix(dy, pixels as isize, 1), Matrix(col, 1, pixels as isize));
-            matmul(out_channels, depth, pixels, &mut acc[..weights], depth, true, dy, col, parallel);
+            // ∂kernelᵀ `[depth, O]` += patches `[depth, pixels]` times ∂yᵀ `[pixels, O]`: the
+            // product packs ∂y (O rows) rather than the patches (depth rows, up to nine times more).
+            let (col, dy) = (Matrix(col, pixels as isize, 1), Matrix(dy, 1, pixels as isize));
+            matmul_strided(depth, out_channels, pixels, &mut acc[..weights], (1, depth), true, col, dy, parallel);
         });
         if bias {
             for (sum, row) in acc[weights..].iter_mut().zip(dy.chunks_exact(pixels)) {

@@ -11,6 +11,7 @@ use std::borrow::Cow;
 /// The mean of `xs` and 1 / √(variance + ε): two passes over a slice that is in cache after the
 /// first, so the variance is a sum of squared deviations (no cancellation), in eight lanes the
 /// compiler vectorises.
+#[inline(always)]
 fn stats(xs: &[f32], epsilon: f64) -> (f32, f32) {
     fn lanes(xs: &[f32], f: impl Fn(f32) -> f32) -> f64 {
         let mut acc = [0f32; 8];
@@ -55,8 +56,9 @@ struct Inputs<'a> {
 }
 
 impl Inputs<'_> {
-    /// Channel `c` of image `b`: its values, and `(a, d, scale + 1)` such that the normalised,
-    /// affine value is `x · a + d` before the scale and shift, with `(mean, 1/σ)` of its group.
+    /// Channel `c` of image `b`: its values, and `(a, d)` such that the normalised, affine value
+    /// is `x · a + d` before the scale and shift, given `(mean, 1/σ)` of its group.
+    #[inline(always)]
     fn channel(&self, b: usize, c: usize, (mean, rstd): (f32, f32)) -> (&[f32], f32, f32) {
         let xs = &self.x[(b * self.channels + c) * self.pixels..][..self.pixels];
         let a = self.gamma[c] * rstd;
@@ -64,6 +66,7 @@ impl Inputs<'_> {
     }
 
     /// The block's `(scale + 1, shift)` for image `b`, channel `c`; `(1, 0)` without a table.
+    #[inline(always)]
     fn scale_shift(&self, b: usize, c: usize) -> (f32, f32) {
         match self.o.column {
             Some(column) => {
@@ -74,6 +77,7 @@ impl Inputs<'_> {
         }
     }
 
+    #[inline(always)]
     fn group(&self, b: usize, g: usize) -> (f32, f32) {
         let per_group = self.channels / self.o.groups;
         let len = per_group * self.pixels;
@@ -171,7 +175,7 @@ pub(in crate::kernels) fn backward(x: &FlexTensor, gamma: &FlexTensor, beta: &Fl
     #[cfg(not(target_arch = "wasm32"))]
     {
         use rayon::prelude::*;
-        grad_x.par_chunks_mut(chunk).zip(params.par_chunks_mut(per_group * 4)).enumerate().for_each(|(i, (out, sums))| work(i, out, sums));
+        grad_x.par_chunks_mut(chunk).zip(params.par_chunks_mut(per_group * 4)).enumerate().for_each(|(i, (out, sums))| super::wide(|| work(i, out, sums)));
     }
     #[cfg(target_arch = "wasm32")]
     grad_x.chunks_mut(chunk).zip(params.chunks_mut(per_group * 4)).enumerate().for_each(|(i, (out, sums))| work(i, out, sums));
