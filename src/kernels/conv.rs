@@ -11,9 +11,12 @@
 use super::layout::empty_like;
 use burn::backend::cubecl::dtype_to_storage_type;
 use burn::tensor::ops::ConvOptions;
+#[cfg(feature = "train")]
 use burn::tensor::{Shape, Tensor as BurnTensor};
+#[cfg(feature = "train")]
 use burn_cubecl::CubeBackend;
 use burn_cubecl::kernel::untile;
+#[cfg(feature = "train")]
 use burn_cubecl::ops::numeric::empty_device_dtype;
 use burn_cubecl::tensor::CubeTensor;
 use cubecl::calculate_cube_count_elemwise;
@@ -174,6 +177,7 @@ pub(super) fn forward(x: CubeTensor, weight: CubeTensor, bias: Option<CubeTensor
     launch(x, untile(weight), bias, false)
 }
 
+#[cfg(feature = "train")]
 /// The gradient of [`forward`]'s input `[B, I, H, W]` from its output's, `grad` (`[B, O, H, W]`),
 /// where [`supports`] takes the swapped kernel (`[I, O, k, k]`: `I` a multiple of four).
 pub(super) fn data_backward(grad: CubeTensor, weight: CubeTensor) -> CubeTensor {
@@ -182,6 +186,7 @@ pub(super) fn data_backward(grad: CubeTensor, weight: CubeTensor) -> CubeTensor 
     launch(grad, swapped, None, true)
 }
 
+#[cfg(feature = "train")]
 /// Whether [`data_backward`] takes this convolution.
 pub(super) fn supports_data_backward(weight: [usize; 4], options: &ConvOptions<2>) -> bool {
     let [out_channels, in_channels, kh, kw] = weight;
@@ -362,6 +367,7 @@ fn weight_grad_kernel<F: Float>(
     }
 }
 
+#[cfg(feature = "train")]
 /// The gradients of [`forward`]'s kernel (`[O, I, k, k]`, row-major) and, `with_bias`, of its
 /// bias (`[O]`), from its input `x` (`[B, I, H, W]`) and its output's gradient `grad`
 /// (`[B, O, H, W]`), where [`supports`] says so.
@@ -405,6 +411,7 @@ pub(super) fn weight_backward(x: CubeTensor, grad: CubeTensor, kernel: usize, wi
     (weight.try_into_primitive::<CubeBackend>().expect("a tensor on the CubeCL backend"), bias)
 }
 
+#[cfg(feature = "train")]
 /// Per-image partial sums `[B, ..]` summed over the images: `[1, ..]`.
 fn sum_images<const D: usize>(partial: CubeTensor) -> BurnTensor<D> {
     let partial = BurnTensor::<D>::from_primitive::<CubeBackend>(partial);

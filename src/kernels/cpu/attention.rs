@@ -109,6 +109,7 @@ pub(in crate::kernels) fn linear_attention(qkv: &FlexTensor, heads: usize, dim_h
     })
 }
 
+#[cfg(feature = "train")]
 /// ∂qkv of [`linear_attention`] from the output's gradient `grad` `[B, H·D, X, Y]`.
 pub(in crate::kernels) fn linear_attention_backward(qkv: &FlexTensor, grad: &FlexTensor, heads: usize, dim_head: usize) -> FlexTensor {
     let pixels = dims::<4>(qkv)[2] * dims::<4>(qkv)[3];
@@ -171,6 +172,7 @@ fn attention_weights(h: &Head, dim_head: usize, n: usize) -> Vec<f32> {
     logits
 }
 
+#[cfg(feature = "train")]
 /// ∂qkv of [`attention`] from the output's gradient `grad` `[B, H·D, X, Y]`.
 pub(in crate::kernels) fn attention_backward(qkv: &FlexTensor, grad: &FlexTensor, heads: usize, dim_head: usize) -> FlexTensor {
     let n = dims::<4>(qkv)[2] * dims::<4>(qkv)[3];
@@ -199,6 +201,7 @@ pub(in crate::kernels) fn attention_backward(qkv: &FlexTensor, grad: &FlexTensor
     regroup(stacked, heads, block)
 }
 
+#[cfg(feature = "train")]
 /// Per image, `[H, 3, D, N]` blocks (each head's ∂q, ∂k, ∂v) to qkv's `[3, H, D, N]`.
 fn regroup(stacked: FlexTensor, heads: usize, block: usize) -> FlexTensor {
     let shape = dims::<4>(&stacked);

@@ -8,7 +8,9 @@
 //! channels swapped and its taps flipped; the kernel's is Σ over images of ∂y · patchesᵀ, and the
 //! bias's Σ ∂y, in one pass per image.
 
-use super::{Matrix, dims, for_each_chunk, matmul, matmul_strided, sum_over, tensor, threads, values};
+use super::{Matrix, dims, for_each_chunk, matmul, tensor, threads, values};
+#[cfg(feature = "train")]
+use super::{matmul_strided, sum_over};
 use burn::backend::flex::FlexTensor;
 use burn::tensor::ops::ConvOptions;
 use std::cell::Cell;
@@ -127,6 +129,7 @@ pub(in crate::kernels) fn forward(x: &FlexTensor, weight: &FlexTensor, bias: Opt
     tensor(out, [batch, out_channels, height, width])
 }
 
+#[cfg(feature = "train")]
 /// The input's gradient from the output's, `grad` `[B, O, H, W]`: the convolution of `grad` by
 /// the kernel with its channels swapped and its taps flipped.
 pub(in crate::kernels) fn data_backward(grad: &FlexTensor, weight: &FlexTensor) -> FlexTensor {
@@ -145,6 +148,7 @@ pub(in crate::kernels) fn data_backward(grad: &FlexTensor, weight: &FlexTensor) 
     tensor(out, [batch, channels, height, width])
 }
 
+#[cfg(feature = "train")]
 /// The kernel's gradient `[O, I, k, k]` and, with `bias`, the bias's `[O]`, from the input `x`
 /// and the output's gradient `grad`.
 pub(in crate::kernels) fn weight_backward(x: &FlexTensor, grad: &FlexTensor, k: usize, bias: bool) -> (FlexTensor, Option<FlexTensor>) {

@@ -36,6 +36,7 @@ fn silu(x: f32) -> f32 {
     x / (1.0 + exp(-x))
 }
 
+#[cfg(feature = "train")]
 /// SiLU's derivative, σ(x) · (1 + x · (1 − σ(x))).
 #[inline(always)]
 fn silu_grad(x: f32) -> f32 {

@@ -63,6 +63,7 @@ pub(super) fn for_each_chunk(out: &mut [f32], len: usize, f: impl Fn(usize, &mut
     out.chunks_mut(len).enumerate().for_each(|(i, chunk)| f(i, chunk));
 }
 
+#[cfg(feature = "train")]
 /// Σ over `items` of `f(i)`, each a vector of `len` values: each thread sums its share into one
 /// buffer, then the buffers are added.
 pub(super) fn sum_over(items: usize, len: usize, f: impl Fn(usize, &mut [f32]) + Sync + Send) -> Vec<f32> {
