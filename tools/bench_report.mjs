@@ -124,6 +124,7 @@ const header = [
   `- Native wgpu: Burn's wgpu backend on the machine's Vulkan driver (software, lavapipe, where there is no GPU).`,
   "",
   "What each figure measures and how: [benchmark-method.md](benchmark-method.md). Earlier runs are in this file's git history.",
+  "Where the CPU path's time goes (flex's operations against the U-Net's own CPU kernels, profiled): [lab/bench/2026-12-07-cpu-kernels.md](lab/bench/2026-12-07-cpu-kernels.md).",
 ];
 const text = [...header, ...rows, ""].join("\n");
 writeFileSync("docs/benchmarks.md", text);

@@ -179,7 +179,7 @@ pub fn attention_reference(qkv: Tensor<4>, heads: usize, dim_head: usize) -> Ten
 /// kernels too.
 pub fn conv2d(x: Tensor<4>, weight: Tensor<4>, bias: Option<Tensor<1>>, options: ConvOptions<2>) -> Tensor<4> {
     #[cfg(not(feature = "fusion"))]
-    if on_kernel_backend(&x) || (on_cpu_kernels(&x) && cpu::conv::supports(x.dims()[1], weight.dims(), &options)) {
+    if on_kernel_backend(&x) || (on_cpu_kernels(&x) && x.shape().num_elements() > 0 && cpu::conv::supports(x.dims()[1], weight.dims(), &options)) {
         use extension::UNetOps;
         let has_bias = bias.is_some();
         // An absent bias is passed as the weight, untracked, and never read.

@@ -20,6 +20,8 @@ fn per_head(qkv: &FlexTensor, heads: usize, out_channels: usize, f: impl Fn(usiz
     let [batch, channels, x, y] = dims::<4>(qkv);
     let pixels = x * y;
     let dim_head = channels / 3 / heads;
+    assert_eq!(channels, 3 * heads * dim_head, "qkv holds three of {heads} heads");
+    assert_eq!(out_channels % heads, 0, "an output block per head");
     let qkv = values(qkv);
     let block = dim_head * pixels;
     let mut out = vec![0.0; batch * out_channels * pixels];

@@ -159,7 +159,8 @@ pub(in crate::kernels) fn weight_backward(x: &FlexTensor, grad: &FlexTensor, k: 
     let (x, grad) = (values(x), values(grad));
     let parallel = !by_image(batch);
     let weights = out_channels * depth;
-    let mut sums = sum_over(batch, weights + if bias { out_channels } else { 0 }, |b, acc| {
+    let parallel_images = by_image(batch) && x.len() >= super::PARALLEL_MIN;
+    let mut sums = sum_over(batch, weights + if bias { out_channels } else { 0 }, parallel_images, |b, acc| {
         let image = &x[b * channels * pixels..][..channels * pixels];
         let dy = &grad[b * out_channels * pixels..][..out_channels * pixels];
         with_patches(image, g, |col| {

@@ -140,6 +140,9 @@ pub(in crate::kernels) fn backward(x: &FlexTensor, gamma: &FlexTensor, beta: &Fl
     // Per image and channel: ∂γ, ∂β, ∂scale, ∂shift.
     let mut params = vec![0.0; batch * channels * 4];
     let mut grad_x = vec![0.0; xv.len()];
+    if grad_x.is_empty() {
+        return (tensor(grad_x, shape), tensor(vec![0.0; channels], [channels]), tensor(vec![0.0; channels], [channels]), None);
+    }
     let chunk = per_group * pixels;
     let work = |i: usize, out: &mut [f32], sums: &mut [f32]| {
         let (b, g) = (i / o.groups, i % o.groups);
@@ -174,12 +177,13 @@ pub(in crate::kernels) fn backward(x: &FlexTensor, gamma: &FlexTensor, beta: &Fl
         }
     };
     #[cfg(not(target_arch = "wasm32"))]
-    {
+    if grad_x.len() >= super::PARALLEL_MIN {
         use rayon::prelude::*;
         grad_x.par_chunks_mut(chunk).zip(params.par_chunks_mut(per_group * 4)).enumerate().for_each(|(i, (out, sums))| super::wide(|| work(i, out, sums)));
     }
-    #[cfg(target_arch = "wasm32")]
-    grad_x.chunks_mut(chunk).zip(params.chunks_mut(per_group * 4)).enumerate().for_each(|(i, (out, sums))| work(i, out, sums));
+    if cfg!(target_arch = "wasm32") || grad_x.len() < super::PARALLEL_MIN {
+        super::wide(|| grad_x.chunks_mut(chunk).zip(params.chunks_mut(per_group * 4)).enumerate().for_each(|(i, (out, sums))| work(i, out, sums)));
+    }
 
     // `params` is [batch, channel, 4]: sum γ's and β's over the batch; the table's stay per image.
     let (mut d_gamma, mut d_beta) = (vec![0.0; channels], vec![0.0; channels]);

@@ -51,26 +51,33 @@ pub(super) fn wide<R>(f: impl FnOnce() -> R) -> R {
     f()
 }
 
+/// Outputs smaller than this many values are computed on the calling thread: waking rayon's
+/// threads costs more than they save there, and far more when other processes share the cores.
+const PARALLEL_MIN: usize = 1 << 15;
+
 /// Calls `f(i, chunk)` for each `len`-long chunk of `out` (compiled [`wide`]): on rayon's threads
-/// natively, in order in wasm.
+/// natively where `out` is large, in order otherwise and in wasm.
 pub(super) fn for_each_chunk(out: &mut [f32], len: usize, f: impl Fn(usize, &mut [f32]) + Sync + Send) {
+    if out.is_empty() || len == 0 {
+        return;
+    }
     #[cfg(not(target_arch = "wasm32"))]
-    {
+    if out.len() >= PARALLEL_MIN && out.len() > len {
         use rayon::prelude::*;
         out.par_chunks_mut(len).enumerate().for_each(|(i, chunk)| wide(|| f(i, chunk)));
+        return;
     }
-    #[cfg(target_arch = "wasm32")]
-    out.chunks_mut(len).enumerate().for_each(|(i, chunk)| f(i, chunk));
+    wide(|| out.chunks_mut(len).enumerate().for_each(|(i, chunk)| f(i, chunk)));
 }
 
+/// Σ over `items` of `f(i)`, each a vector of `len` values: with `parallel`, each thread sums its
+/// share into one buffer, then the buffers are added.
 #[cfg(feature = "train")]
-/// Σ over `items` of `f(i)`, each a vector of `len` values: each thread sums its share into one
-/// buffer, then the buffers are added.
-pub(super) fn sum_over(items: usize, len: usize, f: impl Fn(usize, &mut [f32]) + Sync + Send) -> Vec<f32> {
+pub(super) fn sum_over(items: usize, len: usize, parallel: bool, f: impl Fn(usize, &mut [f32]) + Sync + Send) -> Vec<f32> {
     #[cfg(not(target_arch = "wasm32"))]
-    {
+    if parallel {
         use rayon::prelude::*;
-        (0..items)
+        return (0..items)
             .into_par_iter()
             .fold(|| vec![0.0; len], |mut acc, i| {
                 wide(|| f(i, &mut acc));
@@ -79,14 +86,12 @@ pub(super) fn sum_over(items: usize, len: usize, f: impl Fn(usize, &mut [f32]) +
             .reduce(|| vec![0.0; len], |mut a, b| {
                 a.iter_mut().zip(&b).for_each(|(a, b)| *a += b);
                 a
-            })
+            });
     }
-    #[cfg(target_arch = "wasm32")]
-    {
-        let mut acc = vec![0.0; len];
-        (0..items).for_each(|i| f(i, &mut acc));
-        acc
-    }
+    let _ = parallel;
+    let mut acc = vec![0.0; len];
+    wide(|| (0..items).for_each(|i| f(i, &mut acc)));
+    acc
 }
 
 /// A matrix in a slice: its values and the strides between rows and between columns.
@@ -104,12 +109,18 @@ pub(super) fn matmul(m: usize, n: usize, k: usize, dst: &mut [f32], dst_rs: usiz
 pub(super) fn matmul_strided(m: usize, n: usize, k: usize, dst: &mut [f32], dst_strides: (usize, usize), accumulate: bool, lhs: Matrix, rhs: Matrix, parallel: bool) {
     let (Matrix(lhs, lhs_rs, lhs_cs), Matrix(rhs, rhs_rs, rhs_cs)) = (lhs, rhs);
     let (dst_rs, dst_cs) = dst_strides;
-    let last = |rows: usize, rs: isize, cols: usize, cs: isize| (rows.max(1) - 1) as isize * rs + (cols.max(1) - 1) as isize * cs;
-    assert!(m == 0 || n == 0 || k == 0 || {
-        (last(m, lhs_rs, k, lhs_cs) as usize) < lhs.len()
-            && (last(k, rhs_rs, n, rhs_cs) as usize) < rhs.len()
-            && (last(m, dst_rs as isize, n, dst_cs as isize) as usize) < dst.len()
-    });
+    // Every element the strides reach lies inside its slice (gemm writes all of dst even when k = 0).
+    let reach = |rows: usize, rs: isize, cols: usize, cs: isize, len: usize| {
+        rows == 0 || cols == 0 || {
+            let (rs, cs) = (usize::try_from(rs).expect("non-negative strides"), usize::try_from(cs).expect("non-negative strides"));
+            let last = (rows - 1).checked_mul(rs).zip((cols - 1).checked_mul(cs)).and_then(|(a, b)| a.checked_add(b));
+            last.is_some_and(|last| last < len)
+        }
+    };
+    assert!(
+        reach(m, dst_rs as isize, n, dst_cs as isize, dst.len()) && reach(m, lhs_rs, k, lhs_cs, lhs.len()) && reach(k, rhs_rs, n, rhs_cs, rhs.len()),
+        "a product's strides reach outside its slices"
+    );
     #[cfg(not(target_arch = "wasm32"))]
     let parallelism = if parallel { gemm::Parallelism::Rayon(0) } else { gemm::Parallelism::None };
     #[cfg(target_arch = "wasm32")]
