@@ -32,15 +32,7 @@ const UNITS: usize = 64;
 /// padded to keep the image's size, and a multiple of four output channels. (Anything else,
 /// mismatched channels included, goes to Burn's, which says what is wrong.)
 pub(super) fn supports(in_channels: usize, weight: [usize; 4], options: &ConvOptions<2>) -> bool {
-    let [out_channels, weight_in, kh, kw] = weight;
-    weight_in == in_channels
-        && options.groups == 1
-        && options.stride == [1, 1]
-        && options.dilation == [1, 1]
-        && kh == kw
-        && !kh.is_multiple_of(2)
-        && options.padding == [(kh / 2, kh / 2), (kw / 2, kw / 2)]
-        && out_channels.is_multiple_of(CHANNELS)
+    super::cpu::conv::supports(in_channels, weight, options) && weight[0].is_multiple_of(CHANNELS)
 }
 
 /// Pixels of a row a unit computes: the largest of 7, 4, 2, 1 that divides the width.

@@ -386,11 +386,7 @@ pub fn on_kernel_device<const D: usize>(x: &Tensor<D>) -> bool {
 /// not registered with its fuser), and under autodiff only with the `train` feature (which brings
 /// their backward passes).
 pub fn on_kernel_backend<const D: usize>(x: &Tensor<D>) -> bool {
-    !cfg!(feature = "fusion")
-        && enabled()
-        && x.dtype() == burn::tensor::DType::F32
-        && (cfg!(feature = "train") || !x.device().is_autodiff())
-        && matches!(x.device().inner().as_dispatch(), burn::backend::DispatchDevice::Cube(_))
+    kernels_take(x) && matches!(x.device().inner().as_dispatch(), burn::backend::DispatchDevice::Cube(_))
 }
 
 /// Whether `x` lives where the CPU kernels run as they are: [`on_cpu_kernels`] without autodiff.
@@ -398,14 +394,15 @@ pub fn on_cpu_device<const D: usize>(x: &Tensor<D>) -> bool {
     on_cpu_kernels(x) && !x.device().is_autodiff()
 }
 
-/// Whether `x` lives where the CPU kernels run: Burn's flex backend in f32, under autodiff only
-/// with the `train` feature.
+/// Whether `x` lives where the CPU kernels run: Burn's flex backend, on the same terms as
+/// [`on_kernel_backend`].
 pub fn on_cpu_kernels<const D: usize>(x: &Tensor<D>) -> bool {
-    !cfg!(feature = "fusion")
-        && enabled()
-        && x.dtype() == burn::tensor::DType::F32
-        && (cfg!(feature = "train") || !x.device().is_autodiff())
-        && matches!(x.device().inner().as_dispatch(), burn::backend::DispatchDevice::Flex(_))
+    kernels_take(x) && matches!(x.device().inner().as_dispatch(), burn::backend::DispatchDevice::Flex(_))
+}
+
+/// The terms both kinds of kernel share: switched on, f32, no fusion, autodiff only with `train`.
+fn kernels_take<const D: usize>(x: &Tensor<D>) -> bool {
+    !cfg!(feature = "fusion") && enabled() && x.dtype() == burn::tensor::DType::F32 && (cfg!(feature = "train") || !x.device().is_autodiff())
 }
 
 static DISABLED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
