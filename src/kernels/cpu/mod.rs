@@ -53,6 +53,7 @@ pub(super) fn wide<R>(f: impl FnOnce() -> R) -> R {
 
 /// Outputs smaller than this many values are computed on the calling thread: waking rayon's
 /// threads costs more than they save there, and far more when other processes share the cores.
+#[cfg(any(not(target_arch = "wasm32"), feature = "train"))]
 const PARALLEL_MIN: usize = 1 << 15;
 
 /// Calls `f(i, chunk)` for each `len`-long chunk of `out` (compiled [`wide`]): on rayon's threads
