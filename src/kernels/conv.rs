@@ -169,17 +169,17 @@ pub(super) fn forward(x: CubeTensor, weight: CubeTensor, bias: Option<CubeTensor
     launch(x, untile(weight), bias, false)
 }
 
-#[cfg(feature = "train")]
 /// The gradient of [`forward`]'s input `[B, I, H, W]` from its output's, `grad` (`[B, O, H, W]`),
 /// where [`supports`] takes the swapped kernel (`[I, O, k, k]`: `I` a multiple of four).
+#[cfg(feature = "train")]
 pub(super) fn data_backward(grad: CubeTensor, weight: CubeTensor) -> CubeTensor {
     let mut swapped = untile(weight);
     swapped.meta.swap(0, 1);
     launch(grad, swapped, None, true)
 }
 
-#[cfg(feature = "train")]
 /// Whether [`data_backward`] takes this convolution.
+#[cfg(feature = "train")]
 pub(super) fn supports_data_backward(weight: [usize; 4], options: &ConvOptions<2>) -> bool {
     let [out_channels, in_channels, kh, kw] = weight;
     supports(out_channels, [in_channels, out_channels, kh, kw], options)
@@ -359,10 +359,10 @@ fn weight_grad_kernel<F: Float>(
     }
 }
 
-#[cfg(feature = "train")]
 /// The gradients of [`forward`]'s kernel (`[O, I, k, k]`, row-major) and, `with_bias`, of its
 /// bias (`[O]`), from its input `x` (`[B, I, H, W]`) and its output's gradient `grad`
 /// (`[B, O, H, W]`), where [`supports`] says so.
+#[cfg(feature = "train")]
 pub(super) fn weight_backward(x: CubeTensor, grad: CubeTensor, kernel: usize, with_bias: bool) -> (CubeTensor, Option<CubeTensor>) {
     let (x, grad) = (untile(x), untile(grad));
     let shape = x.meta.shape();
@@ -403,8 +403,8 @@ pub(super) fn weight_backward(x: CubeTensor, grad: CubeTensor, kernel: usize, wi
     (weight.try_into_primitive::<CubeBackend>().expect("a tensor on the CubeCL backend"), bias)
 }
 
-#[cfg(feature = "train")]
 /// Per-image partial sums `[B, ..]` summed over the images: `[1, ..]`.
+#[cfg(feature = "train")]
 fn sum_images<const D: usize>(partial: CubeTensor) -> BurnTensor<D> {
     let partial = BurnTensor::<D>::from_primitive::<CubeBackend>(partial);
     if partial.dims()[0] == 1 { partial } else { partial.sum_dim(0) }

@@ -98,21 +98,26 @@ fn product(m: usize, n: usize, k: usize, out: &mut [f32], accumulate: bool, a: &
 /// Linear attention's output: softmax(q) over features (scaled by D^−½), softmax(k) over pixels,
 /// context = k vᵀ `[D, D]`, output = contextᵀ q.
 pub(in crate::kernels) fn linear_attention(qkv: &FlexTensor, heads: usize, dim_head: usize) -> FlexTensor {
-    let pixels = dims::<4>(qkv)[2] * dims::<4>(qkv)[3];
-    let (d, n) = (dim_head, pixels);
-    let scale = (dim_head as f32).powf(-0.5);
+    let n = dims::<4>(qkv)[2] * dims::<4>(qkv)[3];
     per_head(qkv, heads, heads * dim_head, |_, h, out| {
-        let q = softmax_columns(h.q, n, scale);
-        let mut k = h.k.to_vec();
-        softmax_rows(&mut k, n);
-        let mut context = vec![0.0; d * d];
-        product(d, d, n, &mut context, false, &k, n, false, h.v, n, true);
-        product(d, n, d, out, false, &context, d, true, &q, n, false);
+        let (q, _, context) = linear_parts(&h, dim_head, n);
+        product(dim_head, n, dim_head, out, false, &context, dim_head, true, &q, n, false);
     })
 }
 
-#[cfg(feature = "train")]
+/// A head's softmax(q) · D^−½ (over features), softmax(k) (over pixels) and context k vᵀ: what
+/// the forward and the backward both start from.
+fn linear_parts(h: &Head, d: usize, n: usize) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
+    let q = softmax_columns(h.q, n, (d as f32).powf(-0.5));
+    let mut k = h.k.to_vec();
+    softmax_rows(&mut k, n);
+    let mut context = vec![0.0; d * d];
+    product(d, d, n, &mut context, false, &k, n, false, h.v, n, true);
+    (q, k, context)
+}
+
 /// ∂qkv of [`linear_attention`] from the output's gradient `grad` `[B, H·D, X, Y]`.
+#[cfg(feature = "train")]
 pub(in crate::kernels) fn linear_attention_backward(qkv: &FlexTensor, grad: &FlexTensor, heads: usize, dim_head: usize) -> FlexTensor {
     let pixels = dims::<4>(qkv)[2] * dims::<4>(qkv)[3];
     let (d, n) = (dim_head, pixels);
@@ -121,11 +126,7 @@ pub(in crate::kernels) fn linear_attention_backward(qkv: &FlexTensor, grad: &Fle
     let block = d * n;
     // Per image and head, ∂q, ∂k, ∂v side by side; laid out as qkv after.
     let stacked = per_head(qkv, heads, 3 * heads * dim_head, |i, h, out| {
-        let q = softmax_columns(h.q, n, scale);
-        let mut k = h.k.to_vec();
-        softmax_rows(&mut k, n);
-        let mut context = vec![0.0; d * d];
-        product(d, d, n, &mut context, false, &k, n, false, h.v, n, true);
+        let (q, k, context) = linear_parts(&h, d, n);
         let g = &grad[i * block..][..block];
         let (dq_out, rest) = out.split_at_mut(block);
         let (dk_out, dv_out) = rest.split_at_mut(block);
@@ -144,8 +145,8 @@ pub(in crate::kernels) fn linear_attention_backward(qkv: &FlexTensor, grad: &Fle
             // q̃ carries the scale: ∂q = q̃ (∂q̃ − Σ_d (q̃ / scale) ∂q̃).
             out.iter_mut().zip(p.iter().zip(dq).zip(&dot)).for_each(|(o, ((&p, &g), &s))| *o = p * (g - s / scale));
         }
+        let mut prod = vec![0f32; n];
         for ((out, p), dk) in dk_out.chunks_exact_mut(n).zip(k.chunks_exact(n)).zip(dk.chunks_exact(n)) {
-            let mut prod = vec![0f32; n];
             prod.iter_mut().zip(p.iter().zip(dk)).for_each(|(o, (&p, &g))| *o = p * g);
             let s = lanes_sum(&prod);
             out.iter_mut().zip(p.iter().zip(dk)).for_each(|(o, (&p, &g))| *o = p * (g - s));
@@ -174,8 +175,8 @@ fn attention_weights(h: &Head, dim_head: usize, n: usize) -> Vec<f32> {
     logits
 }
 
-#[cfg(feature = "train")]
 /// ∂qkv of [`attention`] from the output's gradient `grad` `[B, H·D, X, Y]`.
+#[cfg(feature = "train")]
 pub(in crate::kernels) fn attention_backward(qkv: &FlexTensor, grad: &FlexTensor, heads: usize, dim_head: usize) -> FlexTensor {
     let n = dims::<4>(qkv)[2] * dims::<4>(qkv)[3];
     let d = dim_head;
@@ -203,8 +204,8 @@ pub(in crate::kernels) fn attention_backward(qkv: &FlexTensor, grad: &FlexTensor
     regroup(stacked, heads, block)
 }
 
-#[cfg(feature = "train")]
 /// Per image, `[H, 3, D, N]` blocks (each head's ∂q, ∂k, ∂v) to qkv's `[3, H, D, N]`.
+#[cfg(feature = "train")]
 fn regroup(stacked: FlexTensor, heads: usize, block: usize) -> FlexTensor {
     let shape = dims::<4>(&stacked);
     let values = values(&stacked);

@@ -87,8 +87,8 @@ fn patches(image: &[f32], g: Geometry, out: &mut [f32]) {
         out[end..].fill(0.0);
         out[start..end].copy_from_slice(&plane[(start as isize + shift) as usize..(end as isize + shift) as usize]);
         // Columns whose source x + dx is outside the row (also every pixel of a row above or
-        // below the image that the shifted copy reached).
-        // A strided store per column: a `fill` per row would be a call to memset per value.
+        // below the image that the shifted copy reached), zeroed by a strided store per column:
+        // a `fill` per row would be a call to memset per value.
         let zero = if dx > 0 { w.saturating_sub(dx as usize)..w } else { 0..(-dx as usize).min(w) };
         for x in zero {
             out[x..].iter_mut().step_by(w).for_each(|v| *v = 0.0);
@@ -129,9 +129,9 @@ pub(in crate::kernels) fn forward(x: &FlexTensor, weight: &FlexTensor, bias: Opt
     tensor(out, [batch, out_channels, height, width])
 }
 
-#[cfg(feature = "train")]
 /// The input's gradient from the output's, `grad` `[B, O, H, W]`: the convolution of `grad` by
 /// the kernel with its channels swapped and its taps flipped.
+#[cfg(feature = "train")]
 pub(in crate::kernels) fn data_backward(grad: &FlexTensor, weight: &FlexTensor) -> FlexTensor {
     let [batch, out_channels, height, width] = dims(grad);
     let [_, channels, k, _] = dims(weight);
@@ -148,26 +148,25 @@ pub(in crate::kernels) fn data_backward(grad: &FlexTensor, weight: &FlexTensor) 
     tensor(out, [batch, channels, height, width])
 }
 
-#[cfg(feature = "train")]
 /// The kernel's gradient `[O, I, k, k]` and, with `bias`, the bias's `[O]`, from the input `x`
 /// and the output's gradient `grad`.
+#[cfg(feature = "train")]
 pub(in crate::kernels) fn weight_backward(x: &FlexTensor, grad: &FlexTensor, k: usize, bias: bool) -> (FlexTensor, Option<FlexTensor>) {
     let [batch, channels, height, width] = dims(x);
     let out_channels = dims::<4>(grad)[1];
     let g = Geometry { channels, height, width, k };
     let (pixels, depth) = (g.pixels(), g.depth());
     let (x, grad) = (values(x), values(grad));
-    let parallel = !by_image(batch);
+    let images = by_image(batch);
     let weights = out_channels * depth;
-    let parallel_images = by_image(batch) && x.len() >= super::PARALLEL_MIN;
-    let mut sums = sum_over(batch, weights + if bias { out_channels } else { 0 }, parallel_images, |b, acc| {
+    let mut sums = sum_over(batch, weights + if bias { out_channels } else { 0 }, images && super::in_parallel(x.len(), channels * pixels), |b, acc| {
         let image = &x[b * channels * pixels..][..channels * pixels];
         let dy = &grad[b * out_channels * pixels..][..out_channels * pixels];
         with_patches(image, g, |col| {
             // ∂kernelᵀ `[depth, O]` += patches `[depth, pixels]` times ∂yᵀ `[pixels, O]`: the
             // product packs ∂y (O rows) rather than the patches (depth rows, up to nine times more).
             let (col, dy) = (Matrix(col, pixels as isize, 1), Matrix(dy, 1, pixels as isize));
-            matmul_strided(depth, out_channels, pixels, &mut acc[..weights], (1, depth), true, col, dy, parallel);
+            matmul_strided(depth, out_channels, pixels, &mut acc[..weights], (1, depth), true, col, dy, !images);
         });
         if bias {
             for (sum, row) in acc[weights..].iter_mut().zip(dy.chunks_exact(pixels)) {

@@ -36,8 +36,8 @@ fn silu(x: f32) -> f32 {
     x / (1.0 + exp(-x))
 }
 
-#[cfg(feature = "train")]
 /// SiLU's derivative, σ(x) · (1 + x · (1 − σ(x))).
+#[cfg(feature = "train")]
 #[inline(always)]
 fn silu_grad(x: f32) -> f32 {
     let sigmoid = 1.0 / (1.0 + exp(-x));
@@ -176,12 +176,14 @@ pub(in crate::kernels) fn backward(x: &FlexTensor, gamma: &FlexTensor, beta: &Fl
             *out = rstd * (*out - mean_d - (x - mean) * rstd * mean_dx);
         }
     };
+    // As `for_each_chunk`, with a second output (the sums) chunked beside the first.
+    let parallel = super::in_parallel(grad_x.len(), chunk);
     #[cfg(not(target_arch = "wasm32"))]
-    if grad_x.len() >= super::PARALLEL_MIN {
+    if parallel {
         use rayon::prelude::*;
         grad_x.par_chunks_mut(chunk).zip(params.par_chunks_mut(per_group * 4)).enumerate().for_each(|(i, (out, sums))| super::wide(|| work(i, out, sums)));
     }
-    if cfg!(target_arch = "wasm32") || grad_x.len() < super::PARALLEL_MIN {
+    if !parallel {
         super::wide(|| grad_x.chunks_mut(chunk).zip(params.chunks_mut(per_group * 4)).enumerate().for_each(|(i, (out, sums))| work(i, out, sums)));
     }
 

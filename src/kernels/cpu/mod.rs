@@ -51,22 +51,26 @@ pub(super) fn wide<R>(f: impl FnOnce() -> R) -> R {
     f()
 }
 
-/// Outputs smaller than this many values are computed on the calling thread: waking rayon's
-/// threads costs more than they save there, and far more when other processes share the cores.
-#[cfg(any(not(target_arch = "wasm32"), feature = "train"))]
-const PARALLEL_MIN: usize = 1 << 15;
+/// Whether work over `total` values, in pieces of `piece`, is split over rayon's threads: only
+/// natively, and only from 32 k values, as waking the threads for less costs more than they save
+/// (and far more when other processes share the cores).
+pub(super) fn in_parallel(total: usize, piece: usize) -> bool {
+    cfg!(not(target_arch = "wasm32")) && total >= 1 << 15 && total > piece
+}
 
 /// Calls `f(i, chunk)` for each `len`-long chunk of `out` (compiled [`wide`]): on rayon's threads
-/// natively where `out` is large, in order otherwise and in wasm.
+/// where [`in_parallel`] says so, else in order.
 pub(super) fn for_each_chunk(out: &mut [f32], len: usize, f: impl Fn(usize, &mut [f32]) + Sync + Send) {
     if out.is_empty() || len == 0 {
         return;
     }
-    #[cfg(not(target_arch = "wasm32"))]
-    if out.len() >= PARALLEL_MIN && out.len() > len {
-        use rayon::prelude::*;
-        out.par_chunks_mut(len).enumerate().for_each(|(i, chunk)| wide(|| f(i, chunk)));
-        return;
+    if in_parallel(out.len(), len) {
+        #[cfg(not(target_arch = "wasm32"))]
+        {
+            use rayon::prelude::*;
+            out.par_chunks_mut(len).enumerate().for_each(|(i, chunk)| wide(|| f(i, chunk)));
+            return;
+        }
     }
     wide(|| out.chunks_mut(len).enumerate().for_each(|(i, chunk)| f(i, chunk)));
 }
