@@ -12,7 +12,7 @@ NATIVE_ENV := CARGO_TARGET_DIR=$(CACHE)/target
 WASM_ENV = CARGO_TARGET_DIR=$(CACHE)/target-wasm TRUNK_SKIP_VERSION_CHECK=true \
   PATH=$$([ "$$(cat $(CACHE)/wasm-toolchain 2>/dev/null)" = debian ] && echo "$(CURDIR)/tools/wasm-toolchain:")$$PATH
 
-.PHONY: setup run web dist test test-native test-browser cli clean-dist soak bench gpu-check
+.PHONY: setup run web dist package test test-native test-browser cli clean-dist soak bench gpu-check
 
 setup:
 	@bash tools/setup.sh
@@ -31,6 +31,7 @@ wasm_bindgen = $(WASM_ENV) cargo build --profile wasm --lib --target wasm32-unkn
 ## code (ddpm-train_bg.wasm, fetched when training starts). The sampling-only build names what to keep.
 web: setup
 	@mkdir -p www/data && cp $(DATA)/t10k-images-idx3-ubyte.gz $(DATA)/t10k-labels-idx1-ubyte.gz www/data/
+	node tools/package/modules.mjs
 	$(WASM_ENV) trunk build --release
 	@echo "Building the wasm (a cold build takes 20-25 minutes on 2 cores)…"
 	$(call wasm_bindgen,sampling,)
@@ -43,6 +44,11 @@ web: setup
 dist: web
 	node tools/compress.mjs dist
 	@echo "dist/ is ready to copy to any static host or sub-path ($$(du -sh dist | cut -f1), .br/.gz copies included); open embed-example.html for the embed."
+
+## ddpm-web-<version>.tgz: the npm package a blog loads from a CDN (dist/ without the .br/.gz
+## copies, package.json, custom-elements.json, embed.d.ts, README; tools/package/build.mjs).
+package: dist
+	node tools/package/build.mjs dist .
 
 run: dist
 	node tools/serve.mjs dist $(PORT)

@@ -42,7 +42,8 @@ async function precompressed(file, acceptEncoding, fileTime) {
   return null;
 }
 
-export function serve(root, port = 0, host = "127.0.0.1", prefix = "/", onServe = null) {
+// `headers(path)` adds response headers (the package test's CDN sends CORS headers with it).
+export function serve(root, port = 0, host = "127.0.0.1", prefix = "/", onServe = null, { headers: extra = () => ({}) } = {}) {
   root = resolve(root);
   const server = createServer(async (req, res) => {
     try {
@@ -53,7 +54,7 @@ export function serve(root, port = 0, host = "127.0.0.1", prefix = "/", onServe 
       if (!file.startsWith(root)) throw Object.assign(new Error("outside root"), { code: "ENOENT" });
       let info = await stat(file);
       if (info.isDirectory()) info = await stat((file = join(file, "index.html")));
-      const headers = { "content-type": TYPES[extname(file)] || "application/octet-stream", "cache-control": "no-cache" };
+      const headers = { "content-type": TYPES[extname(file)] || "application/octet-stream", "cache-control": "no-cache", ...extra(url) };
       const packed = await precompressed(file, req.headers["accept-encoding"], info.mtimeMs);
       const body = await readFile(packed?.file ?? file);
       if (packed) headers["content-encoding"] = packed.encoding;
@@ -64,7 +65,7 @@ export function serve(root, port = 0, host = "127.0.0.1", prefix = "/", onServe 
       res.end(body);
       onServe?.(url, body, packed?.encoding ?? null);
     } catch (e) {
-      res.writeHead(e.code === "ENOENT" ? 404 : 500, { "content-type": "text/plain" });
+      res.writeHead(e.code === "ENOENT" ? 404 : 500, { "content-type": "text/plain", ...extra(req.url) });
       res.end(e.code === "ENOENT" ? "not found" : "server error");
     }
   });

@@ -8,8 +8,10 @@ import { initTrain } from "./train.js";
 import { fetchExamples, fetchWeights as fetchWeightsFrom } from "./weights.js";
 import { EVENT, NO_MODULE_WORKERS, OP, startEngine as startWorker } from "./protocol.js";
 import { CLASS_NAMES, DEFAULT_SAMPLER, INTERVALS, RANGES, SAMPLERS, SCHEDULES, STEPS, clampNumber, randomSeed, stepsFor } from "./settings.js";
+import { VERSION } from "./version.js";
 
 const $ = (id) => document.getElementById(id);
+$("version").textContent = `ddpm-web ${VERSION}`;
 
 // Every setting the URL can carry: how to read it, its range, and its default.
 const SETTINGS = {

@@ -12,9 +12,11 @@ import { drawGrid, plotContext, scaledLayout } from "./draw2d.js";
 import { fetchExamples, fetchWeights } from "./weights.js";
 import { EVENT, OP, startEngine as startWorker } from "./protocol.js";
 import { CLASS_NAMES, DEFAULT_SAMPLER, INTERVALS, RANGES, SAMPLERS, SCHEDULES, clampNumber, randomSeed, stepsFor } from "./settings.js";
+import { VERSION } from "./version.js";
 
 const BASE = new URL("./", import.meta.url);
 const SIZE = 28;
+const BACKENDS = ["auto", "webgpu", "cpu"];
 
 // ---------- one engine for every demo on the page ----------
 
@@ -26,11 +28,13 @@ const engine = {
   weights: new Map(), // src ("" = the shipped model) → promise of bytes: each fetched once
   loaded: null,       // the src the worker holds
   demos: new Set(),
+  blocked: [],        // what the host page's Content-Security-Policy refused us: { directive, blocked }
 };
 
 const call = (op, fields) => engine.worker.call(op, fields);
 
 function onEvent(m) {
+  if (m.op === EVENT.blocked) return void engine.blocked.push(m);
   if (m.op === EVENT.panic || m.op === EVENT.deviceLost) {
     // The worker is unusable: every demo says so, and the next click starts a fresh one.
     const why = m.op === EVENT.panic ? `the model runtime crashed (${m.message})` : `the GPU device was lost (${m.message})`;
@@ -54,18 +58,61 @@ function onEvent(m) {
   demo?.onEngine(m);
 }
 
-// A worker must come from the page's origin; from elsewhere, a same-origin blob imports ours
-// (the script's host must then send CORS headers).
+// A worker must come from the page's origin; from elsewhere a same-origin blob starts it, and
+// imports ours with import(): a CSP checks that against script-src, where Chromium checks a module
+// worker's static imports against worker-src. The blob reports what a CSP refused it.
 function workerUrl() {
   const url = new URL("worker.js", BASE);
   if (url.origin === location.origin) return url;
-  return URL.createObjectURL(new Blob([`import ${JSON.stringify(url.href)};`], { type: "text/javascript" }));
+  const boot = `addEventListener("securitypolicyviolation", (e) => postMessage({ op: "${EVENT.blocked}", directive: e.effectiveDirective, blocked: e.blockedURI }));
+import(${JSON.stringify(url.href)}).catch((e) => postMessage({ op: "${EVENT.bootFailed}", message: String(e?.message ?? e) }));`;
+  return URL.createObjectURL(new Blob([boot], { type: "text/javascript" }));
+}
+
+// The page's own refusals (a blob worker, a fetch of the weights), where they concern the demo.
+document.addEventListener("securitypolicyviolation", (e) => {
+  const uri = e.blockedURI;
+  if (uri.startsWith(BASE.origin) || uri.startsWith("blob") || uri.includes("eval")) engine.blocked.push({ directive: e.effectiveDirective, blocked: uri });
+});
+
+// What the host page must change, for a refusal its CSP reported.
+function cspAdvice({ directive, blocked }) {
+  const what = blocked.includes("eval") ? "WebAssembly" : blocked.startsWith("blob") ? "a blob: worker" : blocked;
+  const allow = blocked.includes("eval") ? "'wasm-unsafe-eval'" : blocked.startsWith("blob") ? "blob:" : new URL(blocked).origin;
+  const into = blocked.includes("eval") ? "script-src" : directive;
+  return `the page's Content-Security-Policy refused ${what} (${directive}); add ${allow} to its ${into}`;
+}
+
+// Why the engine could not start, in terms a blog's author can act on: a CSP refusal, a host that
+// sends no CORS headers with some of the demo's files, or the error itself.
+async function explain(error) {
+  const settle = () => new Promise((r) => setTimeout(r, 100)); // violation reports come after the failure
+  await settle();
+  if (engine.blocked.length) return cspAdvice(engine.blocked[0]);
+  // Not every engine reports a refused WebAssembly compilation as a violation event.
+  if (/WebAssembly/i.test(error.message) && /Content.Security|CSP|unsafe-eval/i.test(error.message)) return cspAdvice({ directive: "script-src", blocked: "wasm-eval" });
+  if (BASE.origin === location.origin) return error.message;
+  const get = (file, mode) => fetch(new URL(file, BASE), { method: "HEAD", mode, cache: "no-store" }).then(() => true, () => false);
+  for (const file of ["worker.js", "ddpm-web_bg.wasm", "assets/model.json", "assets/model.ddpm"]) {
+    if (await get(file, "cors")) continue;
+    const reachable = await get(file, "no-cors");
+    await settle();
+    if (engine.blocked.length) return cspAdvice(engine.blocked[0]);
+    return reachable
+      ? `${BASE.origin} sends no CORS header (Access-Control-Allow-Origin) with ${file}, and a page on another origin needs one with every file of the demo`
+      : `${BASE.origin} could not be reached (${error.message})`;
+  }
+  return error.message;
 }
 
 async function startEngine() {
+  engine.blocked = [];
   // The demos draw the values they are sent: no canvases go to the worker.
+  // Demos share one engine: the first that names a backend chooses it.
+  const wanted = [...engine.demos].map((d) => d.getAttribute("backend")).find((b) => BACKENDS.includes(b)) ?? "auto";
   const { engine: worker, backend } = await startWorker({
     url: workerUrl(),
+    wanted,
     startFields: async () => ({ fields: { canvases: {}, gpuCanvas: false } }),
     onEvent,
     onError: (message) => engine.demos.forEach((d) => d.failed(`Stopped: the worker failed (${message}). Click to start again.`)),
@@ -89,7 +136,7 @@ function weightsFor(src) {
 }
 
 async function ensureStarted() {
-  engine.started ??= startEngine().catch((e) => { engine.started = null; throw e; });
+  engine.started ??= startEngine().catch(async (e) => { engine.started = null; throw new Error(await explain(e)); });
   return engine.started;
 }
 
@@ -103,7 +150,7 @@ async function take(demo) {
   }
   engine.owner = demo;
   const src = demo.getAttribute("src") || "";
-  const bytes = await weightsFor(src);
+  const bytes = await weightsFor(src).catch(async (e) => { throw new Error(await explain(e)); });
   if (engine.loaded !== src) {
     await call(OP.load, { bytes: bytes.slice().buffer });
     engine.loaded = src;
@@ -145,7 +192,12 @@ function classIndex(raw) {
   return Number.isInteger(Number(raw)) && Number(raw) >= 0 && Number(raw) < 10 ? Number(raw) : -1;
 }
 
-class DdpmDemo extends HTMLElement {
+// Events (bubbling, composed): ddpm-step { done, total }, ddpm-done { steps, seconds } (a forward
+// demo: { t }), ddpm-error { message }. The package's custom-elements.json and embed.d.ts list
+// them with the attributes (tools/package/element.mjs).
+export class DdpmDemo extends HTMLElement {
+  static version = VERSION;
+
   constructor() {
     super();
     this.attachShadow({ mode: "open" });
@@ -270,9 +322,14 @@ class DdpmDemo extends HTMLElement {
     (this.ddpm.notes ??= []).push(text);
   }
 
+  emit(name, detail) {
+    this.dispatchEvent(new CustomEvent(name, { detail, bubbles: true, composed: true }));
+  }
+
   failed(text) {
     release(this);
     this.setState("error", text);
+    this.emit("ddpm-error", { message: text });
     if (this.$("go")) this.$("go").disabled = false;
   }
 
@@ -319,7 +376,7 @@ class DdpmDemo extends HTMLElement {
     try {
       await take(this);
     } catch (e) {
-      this.failed(`The model could not start: ${e.message}.`);
+      this.failed(`The model could not start: ${e.message.replace(/\.$/, "")}.`);
       return;
     }
     this.ddpm.steps = 0;
@@ -327,7 +384,8 @@ class DdpmDemo extends HTMLElement {
     if (this.mode === "train") {
       this.ddpm.losses = [];
       const options = { from: "scratch", classes: [classIndex(this.getAttribute("class")) >= 0 ? classIndex(this.getAttribute("class")) : 7], batch: 8, lr: 0.001, seed: 0, ema: 0.99 };
-      const steps = number(this.getAttribute("steps"), 1, 5000, 300, true);
+      const steps = (this.ddpm.total = number(this.getAttribute("steps"), 1, 5000, 300, true));
+      this.ddpm.began = performance.now();
       engine.worker.send(OP.train, { settings: { options, steps, evalEvery: 1e9, previewEvery: 25, target: 0, sendValues: true, tag: this.tag } });
       this.setState("running", "Training…");
     } else {
@@ -351,6 +409,7 @@ class DdpmDemo extends HTMLElement {
         this.draw(values, 10, 10, 1);
         this.ddpm.t = t;
         this.setState("done", `t = ${t}`);
+        this.emit("ddpm-done", { t });
       } while (this.again);
     } catch (e) {
       this.failed(`The forward process could not be shown: ${e.message}.`);
@@ -381,11 +440,13 @@ class DdpmDemo extends HTMLElement {
         this.drawRun(m.values);
         this.ddpm.steps = m.done;
         if (this.ddpm.state === "running") this.$("status").textContent = `Step ${m.done} / ${m.total} · ${m.millis.toFixed(0)} ms`;
+        this.emit("ddpm-step", { done: m.done, total: m.total });
         break;
       case EVENT.finished:
         this.ddpm.finished = { total: m.total, seconds: m.seconds, final: m.final };
         release(this);
         this.setState("done", `Done: ${m.total} steps in ${m.seconds.toFixed(1)} s.`);
+        this.emit("ddpm-done", { steps: m.total, seconds: m.seconds });
         break;
       case EVENT.trainStatus:
         this.$("status").textContent = m.message;
@@ -394,6 +455,7 @@ class DdpmDemo extends HTMLElement {
         this.ddpm.steps = m.done;
         this.ddpm.losses.push(...m.losses);
         this.$("status").textContent = `Step ${m.done} · ${m.imagesPerSecond.toFixed(0)} images/s`;
+        this.emit("ddpm-step", { done: m.done, total: this.ddpm.total });
         this.plotLoss();
         break;
       case EVENT.trainPreview:
@@ -406,6 +468,7 @@ class DdpmDemo extends HTMLElement {
         engine.loaded = null;
         release(this);
         this.setState("done", `Done: ${m.done} steps.`);
+        this.emit("ddpm-done", { steps: m.done, seconds: (performance.now() - this.ddpm.began) / 1000 });
         break;
       case EVENT.error:
       case EVENT.trainError:

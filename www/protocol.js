@@ -33,6 +33,8 @@ export const OP = Object.freeze({
 // Events the worker sends unasked.
 export const EVENT = Object.freeze({
   ready: "ready",                  // the worker's module loaded; requests may follow
+  bootFailed: "boot-failed",       // message: the worker's module could not be loaded (embed.js's blob)
+  blocked: "blocked",              // directive, blocked: what the page's Content-Security-Policy refused
   begin: "begin",                  // tag, total, values?
   step: "step",                    // tag, done, total, t, millis, drawMs, frame?, values?
   pixels: "pixels",                // name, rgba, width, height: a picture for the page to draw
@@ -63,10 +65,19 @@ export class EngineWorker {
   // event, `onError(message)` a worker that failed after starting.
   static async open(url, { onEvent = () => {}, onError = () => {} } = {}) {
     const engine = new EngineWorker(new Worker(url, { type: "module" }));
-    await new Promise((resolve, reject) => {
-      engine.worker.onmessage = ({ data }) => { if (data.op === EVENT.ready) resolve(); };
-      engine.worker.onerror = (e) => reject(new Error(e.message || "the worker failed to start"));
-    });
+    try {
+      await new Promise((resolve, reject) => {
+        engine.worker.onmessage = ({ data }) => {
+          if (data.op === EVENT.ready) resolve();
+          else if (data.op === EVENT.bootFailed) reject(new Error(data.message));
+          else onEvent(data);
+        };
+        engine.worker.onerror = (e) => reject(new Error(e.message || "the worker failed to start"));
+      });
+    } catch (e) {
+      setTimeout(() => engine.worker.terminate(), 1000); // what it has left to report may be on its way
+      throw e;
+    }
     engine.worker.onmessage = ({ data }) => engine.receive(data, onEvent);
     engine.worker.onerror = (e) => onError(e.message || "unknown error");
     return engine;

@@ -1,10 +1,10 @@
 // What the page's URL and the embed element's attributes may ask of the model: the classes, the
-// samplers and their step counts, the forward explorer's schedules, and the numeric ranges. They live in limits.json, which the
+// samplers and their step counts, the forward explorer's schedules, and the numeric ranges. They live in limits.json (as limits.js, written by make web), which the
 // engine (src/limits.rs) reads too, so the page and the engine agree on them.
 // DDIM's step counts divide T = 1000, DPM-Solver++'s need not; guidance applies at time indices 0–600 (measured best for
 // the shipped model: docs/model-card.md) or at every step.
 
-import LIMITS from "./limits.json" with { type: "json" };
+import LIMITS from "./limits.js";
 
 export const CLASS_NAMES = LIMITS.classes;
 export const SAMPLERS = LIMITS.samplers;
