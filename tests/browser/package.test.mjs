@@ -183,7 +183,9 @@ test("the package: one version, files, and a manifest and types that match the e
     assert.ok(readFileSync(join(root, f)).length > 0, f);
   }
   assert.ok(!/\.br$|\.wasm\.gz$/.test(execFileSync("tar", ["tzf", pkg.tgz], { encoding: "utf8" })), "no precompressed copies");
-  assert.match(readFileSync(join(root, "README.md"), "utf8"), new RegExp(`cdn\\.jsdelivr\\.net/npm/${NAME}@${pkg.version.replace(/\./g, "\\.")}/embed\\.js`));
+  const snippet = `cdn.jsdelivr.net/npm/${NAME}@${pkg.version}/embed.js`;
+  for (const doc of [join(root, "README.md"), "README.md", "docs/embed.md"]) assert.ok(readFileSync(doc, "utf8").includes(snippet), `${doc} pins ${snippet}`);
+  assert.match(readFileSync("CHANGELOG.md", "utf8"), new RegExp(`^## \\[${pkg.version.replace(/\./g, "\\.")}\\]`, "m"), "CHANGELOG.md has the version");
 
   // The attributes embed.js reads and the events it sends are those the manifest lists.
   const source = readFileSync("www/embed.js", "utf8");
