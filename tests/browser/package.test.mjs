@@ -171,6 +171,17 @@ for (const browser of ["chromium", "firefox", "webkit"]) {
   });
 }
 
+test("the page's footer shows the version", async () => {
+  const b = await chromium.launch({ executablePath: process.env.CHROMIUM || "/usr/bin/chromium", headless: true, args: CHROMIUM_ARGS });
+  try {
+    const page = await b.newPage();
+    await page.goto(`${cdn.url}index.html?backend=cpu`);
+    await page.waitForFunction((v) => document.getElementById("version")?.textContent === `ddpm-web ${v}`, pkg.version, { timeout: 30000 });
+  } finally {
+    await b.close();
+  }
+});
+
 test("the package: one version, files, and a manifest and types that match the element", () => {
   const json = JSON.parse(readFileSync(join(root, "package.json"), "utf8"));
   const cargo = readFileSync("Cargo.toml", "utf8").match(/^version = "([^"]+)"/m)[1];
