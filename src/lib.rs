@@ -11,6 +11,7 @@ pub mod eval;
 pub mod flat_adam;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod fusion;
+pub mod gpu_request;
 pub mod grid;
 pub mod kernels;
 #[cfg(all(not(target_arch = "wasm32"), feature = "train"))]
@@ -19,6 +20,7 @@ pub mod limits;
 pub mod noise;
 pub mod sampler;
 pub mod schedule;
+pub mod self_check;
 #[cfg(feature = "train")]
 pub mod train;
 pub mod unet;

@@ -160,3 +160,27 @@ fn cpu_and_wgpu_backends_agree() {
     let err = max_abs_diff(on_cpu, on_gpu.to_device(&cpu));
     assert!(err < 1e-4, "max |flex − wgpu| = {err}");
 }
+
+/// The page's start-up check (src/self_check.rs) on the shipped model: the CPU and wgpu agree
+/// within its tolerance, by far, and a wrong answer or a NaN fails it.
+#[test]
+fn the_self_check_passes_the_shipped_model_on_wgpu_and_fails_a_wrong_answer() {
+    use ddpm_web::self_check::{Agreement, probe};
+    let root = std::env::var_os("CARGO_MANIFEST_DIR").map_or_else(|| PathBuf::from("."), PathBuf::from);
+    let bytes = std::fs::read(root.join("www/assets/model.ddpm")).unwrap();
+    let cpu = Device::flex();
+    let (model, description) = ddpm_web::weights::from_bytes(&bytes, &cpu).unwrap();
+    let (size, channels) = (description.unet.image_size, description.unet.channels);
+    let reference = probe(&model.for_inference(), size, channels, &cpu).into_data().try_into_vec::<f32>().unwrap();
+    let (model, _) = ddpm_web::weights::from_bytes(&bytes, &wgpu()).unwrap();
+    let answer = probe(&model.for_inference(), size, channels, &wgpu()).into_data().try_into_vec::<f32>().unwrap();
+    let agreement = Agreement::of(&answer, &reference);
+    assert!(agreement.ok(), "{agreement:?}");
+    assert!(agreement.max_diff < agreement.tolerance / 10.0, "rounding alone should be far inside the tolerance: {agreement:?}");
+    let mut wrong = answer.clone();
+    wrong[100] += 0.1;
+    assert!(!Agreement::of(&wrong, &reference).ok(), "one value off by 0.1");
+    wrong[100] = f32::NAN;
+    assert!(!Agreement::of(&wrong, &reference).ok(), "a NaN");
+    assert!(!Agreement::of(&answer[1..], &reference).ok(), "a short answer");
+}

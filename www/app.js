@@ -212,6 +212,9 @@ async function startEngine() {
   const wanted = $("backend").value;
   // Feature-tested, not browser-named: without transferable canvases the page draws itself.
   const transfer = typeof HTMLCanvasElement.prototype.transferControlToOffscreen === "function";
+  // The weights download while the worker starts: its check of the GPU needs them.
+  const loading = weights ? Promise.resolve() : fetchWeights().then((w) => models.setPretrained((weights = w)));
+  loading.catch(() => {}); // reported where the weights are loaded, below
   let started;
   try {
     started = await startWorker({
@@ -221,7 +224,8 @@ async function startEngine() {
       async startFields(backend, gpu) {
         gpuCanvas ??= gpu.ok && (await probeCanvas());
         const canvases = transfer ? Object.fromEntries(Object.entries(CANVASES).map(([name, id]) => [name, freshCanvas(id, true)])) : {};
-        return { fields: { canvases, gpuCanvas, pagePixels: !transfer, faults: window.ddpmTestFaults }, transfer: Object.values(canvases) };
+        const check = backend === "webgpu" ? await loading.then(() => models.startBytes().slice().buffer, () => undefined) : undefined;
+        return { fields: { canvases, gpuCanvas, pagePixels: !transfer, faults: window.ddpmTestFaults, check }, transfer: [...Object.values(canvases), ...(check ? [check] : [])] };
       },
       onEvent: onWorkerEvent,
       onError: (message) => failed(`The worker failed: ${message}.`),
@@ -240,7 +244,7 @@ async function startEngine() {
   const notes = [];
   if (!gpu.ok) notes.push(`${gpu.why} Running on the CPU in WebAssembly instead (slower; fewer images by default).`);
   else if (gpu.software && wanted === "auto") notes.push(`Your WebGPU adapter (${gpu.name}) is a software renderer, where the CPU path is much faster, so the model runs on the CPU. Choose “WebGPU” under “Run on” to try it anyway.`);
-  if (started.webgpuError) notes.push(`WebGPU failed to start (${started.webgpuError}); running on the CPU instead.`);
+  if (started.webgpuError) notes.push(`WebGPU failed to start: ${started.webgpuError}. The model runs on the CPU instead.`);
   if (engineInfo.note) notes.push(engineInfo.note);
   $("device").textContent = backend === "webgpu"
     ? `Running on WebGPU: ${engineInfo.adapter || gpu.name}${engineInfo.software ? " (software)" : ""}.`
@@ -248,7 +252,7 @@ async function startEngine() {
   // A GPU error during start-up stays on screen beside the start-up notes.
   notice([...notes, gpuErrorText ?? ""].join(" ").trim(), { recover: Boolean(gpuErrorText) });
   try {
-    if (!weights) models.setPretrained((weights = await fetchWeights()));
+    await loading;
     const { description } = await call(OP.load, { bytes: models.startBytes().slice().buffer });
     ddpm.description = description;
     models.started(description);
@@ -261,6 +265,7 @@ async function startEngine() {
   if (!new URLSearchParams(location.search).has("batch") && !ddpm.batchTouched) $("batch").value = value(SETTINGS.batch);
   syncOutputs();
   ddpm.backend = backend;
+  ddpm.check = engineInfo.check;
   ddpm.drawing = engineInfo.drawing;
   $("stage-note").textContent = {
     webgpu: "Drawn by a WGSL shader.",

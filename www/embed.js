@@ -110,14 +110,20 @@ async function startEngine() {
   // The demos draw the values they are sent: no canvases go to the worker.
   // Demos share one engine: the first that names a backend chooses it.
   const wanted = [...engine.demos].map((d) => d.getAttribute("backend")).find((b) => BACKENDS.includes(b)) ?? "auto";
-  const { engine: worker, backend } = await startWorker({
+  // On WebGPU the worker checks the GPU against the CPU with the shipped weights first.
+  const { engine: worker, backend, info, webgpuError } = await startWorker({
     url: workerUrl(),
     wanted,
-    startFields: async () => ({ fields: { canvases: {}, gpuCanvas: false } }),
+    startFields: async (backend) => {
+      const check = backend === "webgpu" ? (await weightsFor("")).slice().buffer : undefined;
+      return { fields: { canvases: {}, gpuCanvas: false, check, faults: globalThis.ddpmTestFaults }, transfer: check ? [check] : [] };
+    },
     onEvent,
     onError: (message) => engine.demos.forEach((d) => d.failed(`Stopped: the worker failed (${message}). Click to start again.`)),
   });
   engine.worker = worker;
+  const notes = [webgpuError && `WebGPU failed to start: ${webgpuError}. The model runs on the CPU instead.`, info.note].filter(Boolean);
+  if (notes.length) engine.demos.forEach((d) => d.note(notes.join(" ")));
   return { backend };
 }
 
@@ -178,6 +184,8 @@ button.second { background: #2b313c; color: #e8e6e3; font-weight: 500; }
 button:disabled { opacity: 0.45; cursor: default; }
 select { background: #10131a; color: #e8e6e3; border: 1px solid #343a46; }
 input[type=range] { flex: 1; min-width: 8em; accent-color: #7cc4ff; }
+.note { margin: 6px 0 0; color: #f0c674; font-size: 13px; }
+.note[hidden] { display: none; }
 `;
 let demoCount = 0;
 let sheet = null; // one constructed stylesheet for every demo (no inline <style>, so a strict CSP is fine)
@@ -293,7 +301,9 @@ export class DdpmDemo extends HTMLElement {
     status.id = "status";
     status.setAttribute("role", "status");
     bar.append(status);
-    demo.append(bar);
+    const note = Object.assign(document.createElement("p"), { id: "note", className: "note", hidden: true });
+    note.setAttribute("role", "note");
+    demo.append(bar, note);
     root.append(demo);
     this.$("go")?.addEventListener("click", () => this.start());
     this.$("pause")?.addEventListener("click", () => this.togglePause());
@@ -317,8 +327,9 @@ export class DdpmDemo extends HTMLElement {
   }
 
   // A warning that leaves the demo running (a GPU error), kept in ddpm.notes for the curious.
+  // A line under the demo that stays (the status line changes at every step).
   note(text) {
-    this.$("status").textContent = text;
+    Object.assign(this.$("note"), { textContent: text, hidden: false });
     (this.ddpm.notes ??= []).push(text);
   }
 

@@ -10,7 +10,7 @@ import { moduleWorkers, probeWebGpu } from "./webgpu.js";
 
 // Requests, with their fields → the reply's op and fields.
 export const OP = Object.freeze({
-  start: "start",             // backend, canvases, gpuCanvas, pagePixels, faults → started: backend, adapter, software, note, drawing
+  start: "start",             // backend, canvases, gpuCanvas, pagePixels, faults, check → started: backend, adapter, software, note, drawing, check
   load: "load",               // bytes → loaded: description
   generate: "generate",       // settings (sent) → events begin, step…, finished
   pause: "pause",             // (sent) → event paused

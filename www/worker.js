@@ -1,6 +1,6 @@
 // The model runs here, off the main thread, so the page never freezes: the wasm engine steps
 // the sampler and draws each step into the canvases the page transferred to us.
-import { Engine, alphasCumprod, encodeGif } from "./ddpm-web.js";
+import { Engine, alphasCumprod, encodeGif, setKernels } from "./ddpm-web.js";
 import { context2d, drawGrid, gridPng, gridPixels, scaledLayout } from "./draw2d.js";
 import { EVENT, OP } from "./protocol.js";
 import { trainHandlers } from "./train-worker.js";
@@ -147,30 +147,52 @@ async function snapshot(name) {
 }
 
 // Faults the tests inject (the page passes `window.ddpmTestFaults`; nobody else sets it):
-// `refuseLimits`: the adapter refuses any device asking for more than WebGPU's default buffer
-// size, although it advertises more, as some drivers do. `gpuError`: once started, the engine
-// reports this GPU error, as it does a shader WebGPU rejected.
+// `defaultsOnly`: the adapter grants no limit above WebGPU's defaults (many phones), and refuses
+// a device that asks for more. `gpuError`: once started, the engine reports this GPU error, as it
+// does a shader WebGPU rejected.
+const WEBGPU_DEFAULTS = { maxBufferSize: 268435456, maxStorageBufferBindingSize: 134217728, maxStorageBuffersPerShaderStage: 8, maxComputeWorkgroupStorageSize: 16384, maxComputeInvocationsPerWorkgroup: 256, maxComputeWorkgroupsPerDimension: 65535 };
 function injectFaults(faults) {
   if (faults?.gpuError) setTimeout(() => self.ddpmOnGpuError(faults.gpuError), 0);
-  if (!faults?.refuseLimits || !self.GPUAdapter || GPUAdapter.prototype.requestDevice.faulty) return;
+  if (!faults?.defaultsOnly || !self.GPUAdapter || GPUAdapter.prototype.requestDevice.faulty) return;
   const real = GPUAdapter.prototype.requestDevice;
   const faulty = function (descriptor) {
-    if ((descriptor?.requiredLimits?.maxBufferSize ?? 0) > 268435456) {
-      return Promise.reject(new DOMException("maxBufferSize exceeds what this driver grants", "OperationError"));
-    }
+    const over = Object.entries(WEBGPU_DEFAULTS).find(([k, v]) => (descriptor?.requiredLimits?.[k] ?? 0) > v);
+    if (over) return Promise.reject(new DOMException(`${over[0]} above WebGPU's default`, "OperationError"));
     return real.call(this, descriptor);
   };
   faulty.faulty = true;
   GPUAdapter.prototype.requestDevice = faulty;
 }
 
+// The reader's GPU against the CPU path, before the first picture (src/self_check.rs): with the
+// U-Net's kernels, then with Burn's operations alone. If both are wrong the start fails, and the
+// page starts again on the CPU. `faults.wrongKernels` / `faults.wrongGpu` (tests) make the GPU's
+// answer wrong with the kernels on, or always.
+async function selfCheck(bytes, faults = {}) {
+  const run = async (kernels) => JSON.parse(await engine.checkAgainstCpu(bytes, Boolean(faults.wrongGpu || (faults.wrongKernels && kernels))));
+  const by = (c) => (c.maxDiff === null ? "non-finite values" : `up to ${c.maxDiff.toPrecision(2)}`);
+  const first = await run(true);
+  if (first.ok) return { check: { ...first, kernels: true } };
+  setKernels(false);
+  const second = await run(false);
+  const millis = first.millis + second.millis;
+  if (second.ok) {
+    const note = `The GPU's answers with the U-Net's own kernels differed from the CPU's (${by(first)}), so the model runs on Burn's standard operations on this GPU, which agree.`;
+    return { check: { ...second, millis, kernels: false }, note };
+  }
+  setKernels(true);
+  throw new Error(`the GPU's answers differ from the CPU's (${by(second)}) with and without the U-Net's own kernels`);
+}
+
 const handlers = {
   // `gpuCanvas`: the page found that WebGPU canvases work here (www/probe.js). `pagePixels`: the
   // page could not transfer its canvases and draws the pixels we post.
-  async [OP.start]({ backend, canvases = {}, gpuCanvas, pagePixels: wanted = false, faults }) {
+  // `check`: the weights to check the GPU with (on WebGPU).
+  async [OP.start]({ backend, canvases = {}, gpuCanvas, pagePixels: wanted = false, faults, check: weights }) {
     injectFaults(faults);
     wasm = await loadEngine();
     engine = await Engine.start(backend, gpuCanvas);
+    const { check = null, note: checkNote = null } = engine.backend === "webgpu" && weights ? await selfCheck(new Uint8Array(weights), faults) : {};
     pagePixels = wanted;
     for (const [name, canvas] of Object.entries(canvases)) {
       let painter = null;
@@ -186,7 +208,7 @@ const handlers = {
     }
     if (pagePixels) for (const name of Object.keys(surfaces)) delete surfaces[name];
     const drawing = pagePixels ? "page" : surfaces.gen?.painter ? "webgpu" : "canvas2d";
-    return { op: "started", backend: engine.backend, adapter: engine.adapter, software: engine.software, note: engine.note, drawing };
+    return { op: "started", backend: engine.backend, adapter: engine.adapter, software: engine.software, note: checkNote, drawing, check };
   },
   async [OP.load]({ bytes }) {
     const description = JSON.parse(engine.load(new Uint8Array(bytes)));

@@ -54,6 +54,12 @@ pub struct UNetConfig {
 }
 
 impl UNetConfig {
+    /// The model the page trains from scratch in the tab: small enough to learn something in
+    /// minutes, even on the CPU path.
+    pub fn small() -> Self {
+        Self::new().with_dim(8).with_dim_mults(vec![1, 2]).with_attn_heads(1).with_attn_dim_head(8).with_num_classes(10)
+    }
+
     /// Checks the combination before any tensor is made, so a bad request is an error, not a panic.
     pub fn validate(&self) -> Result<(), String> {
         if self.dim < 2 || self.dim_mults.is_empty() || self.channels == 0 {

@@ -8,6 +8,7 @@ use crate::limits::limits;
 use crate::noise::NoiseSource;
 use crate::sampler::{Guidance, Inpaint, SamplerKind, SamplingRun, X0, morph_noise, parse_interval};
 use crate::schedule::{BetaSchedule, Schedule};
+use crate::self_check::{Agreement, probe};
 use crate::weights::from_bytes;
 use burn::prelude::*;
 use burn::tensor::wgpu::WgpuSetup;
@@ -74,8 +75,6 @@ pub struct Engine {
     backend: String,
     adapter: String,
     software: bool,
-    /// Something the reader should know about how the device was acquired.
-    note: Option<String>,
 }
 
 /// What one reverse step produced, read back from the device.
@@ -97,20 +96,16 @@ impl Engine {
     /// Starts on `"webgpu"` or `"cpu"` (Burn's flex backend in wasm). On the CPU path a WebGPU
     /// device is still acquired for drawing when `draw_with_gpu` is set and one exists.
     pub async fn start(backend: String, draw_with_gpu: bool) -> Result<Engine, JsValue> {
-        let (device, gpu, note) = match backend.as_str() {
+        let (device, gpu) = match backend.as_str() {
             "webgpu" => {
-                let (setup, note) = gpu::acquire().await.map_err(js_err)?;
+                let setup = gpu::acquire().await.map_err(js_err)?;
                 let device = Device::wgpu_options()
                     .setup(setup.clone())
                     .init()
                     .map_err(|e| js_err(format!("Burn could not start on WebGPU: {e}")))?;
-                (device, Some(setup), note)
+                (device, Some(setup))
             }
-            "cpu" => (
-                Device::flex(),
-                if draw_with_gpu { gpu::acquire().await.ok().map(|(setup, _)| setup) } else { None },
-                None,
-            ),
+            "cpu" => (Device::flex(), if draw_with_gpu { gpu::acquire().await.ok() } else { None }),
             other => return Err(js_err(format!("unknown backend {other:?}: expected webgpu or cpu"))),
         };
         let software = gpu.as_ref().is_some_and(gpu::is_software);
@@ -134,7 +129,6 @@ impl Engine {
             backend,
             adapter,
             software,
-            note,
         })
     }
 
@@ -147,12 +141,6 @@ impl Engine {
             r#"{{"allocs":{},"inUse":{},"reserved":{}}}"#,
             usage.number_allocs, usage.bytes_in_use, usage.bytes_reserved
         ))
-    }
-
-    /// How the device was acquired, when the reader should know (e.g. reduced limits).
-    #[wasm_bindgen(getter)]
-    pub fn note(&self) -> Option<String> {
-        self.note.clone()
     }
 
     #[wasm_bindgen(getter)]
@@ -320,6 +308,39 @@ async fn step(state: Rc<RefCell<State>>) -> Result<Option<StepReport>, JsValue> 
         values,
         millis: now_ms() - started,
     }))
+}
+
+#[wasm_bindgen]
+impl Engine {
+    /// Checks this engine's device against the CPU path (flex) on one fixed batch-1 forward of
+    /// `bytes`' model (`crate::self_check`): a promise of JSON `{maxDiff, tolerance, ok, millis}`.
+    /// `perturb` adds 1 to the device's answer, as a wrong GPU would (for tests).
+    #[wasm_bindgen(js_name = checkAgainstCpu)]
+    pub fn check_against_cpu(&self, bytes: &[u8], perturb: bool) -> Result<js_sys::Promise, JsValue> {
+        let started = now_ms();
+        let device = self.state.borrow().device.clone();
+        let cpu = Device::flex();
+        let (reference, description) = from_bytes(bytes, &cpu).map_err(js_err)?;
+        let (model, _) = from_bytes(bytes, &device).map_err(js_err)?;
+        let (size, channels) = (description.unet.image_size, description.unet.channels);
+        let reference = probe(&reference.for_inference(), size, channels, &cpu);
+        let answer = probe(&model.for_inference(), size, channels, &device);
+        Ok(future_to_promise(async move {
+            let reference = read(reference).await?;
+            let mut answer = read(answer).await?;
+            if perturb {
+                answer.iter_mut().for_each(|v| *v += 1.0);
+            }
+            let agreement = Agreement::of(&answer, &reference);
+            let json = serde_json::json!({
+                "maxDiff": agreement.max_diff,
+                "tolerance": agreement.tolerance,
+                "ok": agreement.ok(),
+                "millis": now_ms() - started,
+            });
+            Ok(JsValue::from_str(&json.to_string()))
+        }))
+    }
 }
 
 /// Turns the U-Net's own GPU kernels (`crate::kernels`) off, or on again, for every engine of this

@@ -36,16 +36,6 @@ struct TrainOptions {
     flips: bool,
 }
 
-/// A model small enough to learn something in minutes, even on the CPU path.
-fn small_unet() -> UNetConfig {
-    UNetConfig::new()
-        .with_dim(8)
-        .with_dim_mults(vec![1, 2])
-        .with_attn_heads(1)
-        .with_attn_dim_head(8)
-        .with_num_classes(10)
-}
-
 /// Images the fixed evaluation batch holds (the first ones of the chosen classes).
 const EVAL_IMAGES: usize = 32;
 
@@ -104,7 +94,7 @@ impl Engine {
                 (loaded.model.clone().train(), loaded.description.clone())
             }
             "scratch" => {
-                let unet = small_unet();
+                let unet = UNetConfig::small();
                 let description = ModelDescription {
                     unet: unet.clone(),
                     schedule: BetaSchedule::Linear,

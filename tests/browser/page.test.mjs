@@ -153,6 +153,10 @@ test("forced WebGPU generates the same images as the CPU path", async () => {
   const { page: gpu, errors } = await open(ctx, { query: `${query}&backend=webgpu` });
   await ready(gpu);
   assert.equal(await gpu.evaluate(() => window.ddpm.backend), "webgpu");
+  // The start-up check passed with the U-Net's kernels, and a clean start says nothing.
+  const check = await gpu.evaluate(() => window.ddpm.check);
+  assert.ok(check.ok && check.kernels && check.maxDiff <= check.tolerance && check.millis > 0, JSON.stringify(check));
+  assert.equal(await gpu.textContent("#notice-text"), "");
   const a = await generate(gpu);
   const { page: cpu } = await open(ctx, { query: `${query}&backend=cpu` });
   await ready(cpu);
@@ -304,11 +308,36 @@ test("a GPU device lost in the middle of generating is reported, and the button 
   await page.waitForFunction(() => !document.getElementById("recover").hidden && /GPU device was lost/.test(document.getElementById("notice-text").textContent), null, { timeout: 60000 });
   assert.ok(await page.evaluate(() => window.ddpm.final === null && window.ddpm.steps.length < 10), "the interrupted run did not finish");
   assert.ok(await page.isEnabled("#recover"));
+  const before = await page.evaluate(() => window.ddpm.check);
   await page.click("#recover");
   await ready(page);
   assert.equal(await page.evaluate(() => window.ddpm.backend), "webgpu");
+  const after = await page.evaluate(() => window.ddpm.check);
+  assert.ok(after.ok && after !== before && after.millis !== before.millis, "the new device was checked again");
   const out = await generate(page);
   assert.equal(out.steps.length, 10);
+  await page.close();
+});
+
+test("a GPU whose kernels give wrong answers: the start-up check notices, runs Burn's operations, and says so", async () => {
+  const { page, errors } = await open(ctx, { query: "?seed=2&steps=10&batch=1&backend=webgpu", initScript: () => { window.ddpmTestFaults = { wrongKernels: true }; } });
+  await ready(page);
+  assert.equal(await page.evaluate(() => window.ddpm.backend), "webgpu");
+  const check = await page.evaluate(() => window.ddpm.check);
+  assert.ok(check.ok && !check.kernels, JSON.stringify(check));
+  assert.match(await page.textContent("#notice-text"), /The GPU's answers with the U-Net's own kernels differed from the CPU's \(up to 1\.\d\), so the model runs on Burn's standard operations on this GPU, which agree\./);
+  assert.equal((await generate(page)).steps.length, 10);
+  assert.deepEqual(errors, []);
+  await page.close();
+});
+
+test("a GPU wrong with and without the kernels: the page moves to the CPU and says why", async () => {
+  const { page, errors } = await open(ctx, { query: "?seed=2&steps=10&batch=1&backend=webgpu", initScript: () => { window.ddpmTestFaults = { wrongGpu: true }; } });
+  await ready(page);
+  assert.equal(await page.evaluate(() => window.ddpm.backend), "cpu");
+  assert.match(await page.textContent("#notice-text"), /WebGPU failed to start: the GPU's answers differ from the CPU's \(up to 1\.\d\) with and without the U-Net's own kernels\. The model runs on the CPU instead\./);
+  assert.equal((await generate(page)).steps.length, 10);
+  assert.deepEqual(errors, []);
   await page.close();
 });
 
@@ -322,13 +351,13 @@ test("a GPU error is not silent: the page says what happened and offers the CPU 
   await page.close();
 });
 
-test("an adapter that refuses its own advertised limits: WebGPU's defaults are used, and the page says so", async () => {
-  const { page } = await open(ctx, { query: "?seed=2&steps=10&batch=1&backend=webgpu", initScript: () => { window.ddpmTestFaults = { refuseLimits: true }; } });
+test("a device that grants only WebGPU's default limits: the page asks for no more, and runs there", async () => {
+  const { page, errors } = await open(ctx, { query: "?seed=2&steps=10&batch=1&backend=webgpu", initScript: () => { window.ddpmTestFaults = { defaultsOnly: true }; } });
   await ready(page);
   assert.equal(await page.evaluate(() => window.ddpm.backend), "webgpu");
-  assert.match(await page.textContent("#notice-text"), /refused its own limits .*maxBufferSize.*default limits/);
-  const out = await generate(page);
-  assert.equal(out.steps.length, 10);
+  assert.equal(await page.textContent("#notice-text"), "", "nothing refused, nothing to say");
+  assert.equal((await generate(page)).steps.length, 10);
+  assert.deepEqual(errors, []);
   await page.close();
 });
 
