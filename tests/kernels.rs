@@ -64,7 +64,7 @@ fn group_norm_act_equals_burns_operations(device: &Device) {
                 silu,
                 residual: residual.then(|| normal([batch, channels, side, side], 0.0, 1.0, &device)),
             };
-            let reference = kernels::group_norm_act_reference(x.clone(), &norm, act.clone());
+            let reference = kernels::naive::group_norm_act(x.clone(), &norm, act.clone());
             let case = format!("batch {batch}, {groups} groups of {channels} channels at {side}², scale/shift {scale_shift}, SiLU {silu}, residual {residual}");
             for (layout, x) in [("row-major", x.clone()), ("channels-last", channels_last(x.clone()))] {
                 let err = max_abs_diff(kernels::group_norm_act(x, &norm, act.clone()), reference.clone());
@@ -76,7 +76,7 @@ fn group_norm_act_equals_burns_operations(device: &Device) {
     let norm = norm(4, 28, &device);
     let x = normal([2, 28, 28, 28], 40.0, 0.5, &device);
     let act = NormAct { scale_shift: None, silu: false, residual: None };
-    let err = max_abs_diff(kernels::group_norm_act(x.clone(), &norm, act.clone()), kernels::group_norm_act_reference(x, &norm, act));
+    let err = max_abs_diff(kernels::group_norm_act(x.clone(), &norm, act.clone()), kernels::naive::group_norm_act(x, &norm, act));
     assert!(err < 1e-3, "mean 40, spread 0.5: max |kernel − Burn| = {err}");
 }
 
@@ -101,14 +101,14 @@ fn each_kernel_is_one_launch_where_burn_takes_many() {
     // Channels-last in, as from a convolution: no copy before the kernel.
     let from_conv = channels_last(x.clone());
     assert_eq!(run(&|| kernels::group_norm_act(from_conv.clone(), &norm, act.clone())), 1, "no copy of a channels-last input");
-    let reference = run(&|| kernels::group_norm_act_reference(x.clone(), &norm, act.clone()));
+    let reference = run(&|| kernels::naive::group_norm_act(x.clone(), &norm, act.clone()));
     assert_eq!(fused, 1, "one kernel launch");
     assert!(reference >= 10, "Burn's operations took {reference} launches");
 
     let qkv = normal([2, 384, 14, 14], 0.0, 1.0, &device);
     assert_eq!(run(&|| kernels::linear_attention(qkv.clone(), 4, 32)), 1, "linear attention: one launch");
     assert_eq!(run(&|| kernels::attention(qkv.clone(), 4, 32)), 1, "attention: one launch");
-    let reference = run(&|| kernels::linear_attention_reference(qkv.clone(), 4, 32));
+    let reference = run(&|| kernels::naive::linear_attention(qkv.clone(), 4, 32));
     assert!(reference >= 8, "Burn's operations took {reference} launches for linear attention");
 }
 
@@ -130,8 +130,8 @@ fn attention_equals_burns_operations(device: &Device) {
     for (batch, heads, dim_head, side) in [(2, 4, 32, 28), (1, 4, 32, 14), (2, 4, 32, 7), (1, 2, 16, 9)] {
         let qkv = normal([batch, 3 * heads * dim_head, side, side], 0.0, 2.0, &device);
         let case = format!("batch {batch}, {heads} heads of {dim_head} at {side}²");
-        let linear = kernels::linear_attention_reference(qkv.clone(), heads, dim_head);
-        let softmax = kernels::attention_reference(qkv.clone(), heads, dim_head);
+        let linear = kernels::naive::linear_attention(qkv.clone(), heads, dim_head);
+        let softmax = kernels::naive::attention(qkv.clone(), heads, dim_head);
         for (layout, qkv) in [("row-major", qkv.clone()), ("channels-last", channels_last(qkv))] {
             let err = max_abs_diff(kernels::linear_attention(qkv.clone(), heads, dim_head), linear.clone());
             assert!(err < 1e-4, "linear attention, {case}, {layout}: max |kernel − Burn| = {err}");
@@ -215,7 +215,7 @@ fn group_norm_act_gradients_equal_burns(device: &Device) {
                 residual: residual.then(|| normal([batch, channels, side, side], 0.0, 1.0, &device)),
             };
             let case = format!("batch {batch}, {groups} groups of {channels} channels at {side}², scale/shift {scale_shift} (column {column}), SiLU {silu}, residual {residual}");
-            let reference = group_norm_grads(kernels::group_norm_act_reference, &x, false, &norm, &act, &w);
+            let reference = group_norm_grads(kernels::naive::group_norm_act, &x, false, &norm, &act, &w);
             for (layout, nhwc) in [("row-major", false), ("channels-last", true)] {
                 let ours = group_norm_grads(kernels::group_norm_act, &x, nhwc, &norm, &act, &w);
                 for ((name, a), (_, b)) in ours.into_iter().zip(reference.clone()) {
@@ -252,7 +252,7 @@ fn attention_gradients_equal_burns(device: &Device) {
             Tensor::<4>::from_inner(qkv.grad(&grads).unwrap())
         };
         let cases: [(&str, Core, Core); 2] =
-            [("linear attention", kernels::linear_attention, kernels::linear_attention_reference), ("attention", kernels::attention, kernels::attention_reference)];
+            [("linear attention", kernels::linear_attention, kernels::naive::linear_attention), ("attention", kernels::attention, kernels::naive::attention)];
         for (name, ours, theirs) in cases {
             let expected = grad(theirs);
             let scale = expected.clone().abs().max().into_scalar::<f32>().max(1.0);
@@ -280,7 +280,7 @@ fn group_norm_act_backward_is_a_few_launches() {
         launches::count(run).1.total
     };
     let ours = step(kernels::group_norm_act);
-    let theirs = step(kernels::group_norm_act_reference);
+    let theirs = step(kernels::naive::group_norm_act);
     println!("GroupNorm, scale/shift, SiLU, residual, forward and backward: {ours} launches (Burn's operations: {theirs})");
     assert!(ours * 4 < theirs, "forward and backward: {ours} launches with the kernels, {theirs} with Burn's operations");
 }
@@ -300,7 +300,7 @@ fn weight_standardisation_and_its_gradient_equal_burns() {
             let grads = (y.clone() * w.clone()).sum().backward();
             (y, Tensor::<4>::from_inner(leaf.grad(&grads).unwrap()))
         };
-        let (expected, expected_grad) = run(kernels::standardize_weight_reference, false);
+        let (expected, expected_grad) = run(kernels::naive::standardize_weight, false);
         let scale = expected_grad.clone().abs().max().into_scalar::<f32>().max(1.0);
         for (layout, nhwc) in [("row-major", false), ("channels-last", true)] {
             let (y, grad) = run(kernels::standardize_weight, nhwc);
@@ -320,7 +320,7 @@ fn weight_standardisation_and_its_gradient_equal_burns() {
         run();
         launches::count(run).1.total
     };
-    let (ours, theirs) = (step(kernels::standardize_weight), step(kernels::standardize_weight_reference));
+    let (ours, theirs) = (step(kernels::standardize_weight), step(kernels::naive::standardize_weight));
     println!("weight standardisation, forward and backward: {ours} launches (Burn's operations: {theirs})");
     assert!(ours * 4 < theirs, "forward and backward: {ours} launches with the kernels, {theirs} with Burn's operations");
 }

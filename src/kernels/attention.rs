@@ -6,27 +6,14 @@
 //! registers, and writes its output features. No shared memory, no barriers. The backward kernel
 //! (for training) works the same way, with the probabilities shared for the sums over queries.
 
-use super::layout::{UNITS, cube, empty_like, offset, offset_out};
-use burn::backend::cubecl::dtype_to_storage_type;
+use super::heads::{Heads, head_channels};
+use super::layout::{UNITS, offset, offset_out};
 use burn::tensor::Tensor as BurnTensor;
-use burn_cubecl::CubeBackend;
-use burn_cubecl::tensor::CubeTensor;
 use cubecl::prelude::*;
-
 
 /// A row of scores per unit must fit in registers.
 pub(super) fn supports(pixels: usize) -> bool {
     pixels <= 256
-}
-
-/// This cube's image, and the first channels of its head's q, k and v in `qkv` (`[B, 3·H·D, …]`):
-/// one cube per image and head.
-#[cube]
-pub(super) fn head_channels(heads: u32, #[comptime] dim_head: usize) -> (usize, usize, usize, usize) {
-    let heads = heads as usize;
-    let hidden = heads * dim_head;
-    let q = (CUBE_POS_X as usize % heads) * dim_head;
-    (CUBE_POS_X as usize / heads, q, hidden + q, 2 * hidden + q)
 }
 
 #[cube(launch)]
@@ -76,48 +63,6 @@ fn attention_kernel<F: Float>(
     }
 }
 
-/// What the attention kernels are launched with: one cube per image and head reading q, k and v
-/// from `qkv` (`[B, 3·H·D, X, Y]`, any strides), and the output in `qkv`'s layout: the heads'
-/// `[B, H·D, X, Y]`, or for a backward kernel `qkv`'s gradient.
-pub(super) struct Heads {
-    pub qkv: CubeTensor,
-    pub output: CubeTensor,
-    pub cubes: CubeCount,
-    pub heads: u32,
-    pub width: u32,
-    pub scale: f32,
-    pub pixels: usize,
-    pub dtype: ElemType,
-}
-
-impl Heads {
-    pub fn new(qkv: BurnTensor<4>, heads: usize, dim_head: usize) -> Self {
-        Self::with_output(qkv, heads, dim_head, heads * dim_head)
-    }
-
-    /// For a backward kernel: the output is `qkv`'s gradient.
-    #[cfg(feature = "train")]
-    pub fn for_gradient(qkv: BurnTensor<4>, heads: usize, dim_head: usize) -> Self {
-        Self::with_output(qkv, heads, dim_head, 3 * heads * dim_head)
-    }
-
-    fn with_output(qkv: BurnTensor<4>, heads: usize, dim_head: usize, output_channels: usize) -> Self {
-        let [batch, channels, height, width] = qkv.dims();
-        assert_eq!(channels, 3 * heads * dim_head, "q, k and v for {heads} heads of {dim_head}");
-        let qkv = cube(qkv);
-        let output = empty_like(&qkv, output_channels);
-        let dtype = dtype_to_storage_type(qkv.dtype);
-        let cubes = CubeCount::Static((batch * heads) as u32, 1, 1);
-        let scale = (dim_head as f32).powf(-0.5);
-        Self { qkv, output, cubes, heads: heads as u32, width: width as u32, scale, pixels: height * width, dtype }
-    }
-
-    /// The output, once the kernel is launched.
-    pub fn output(self) -> BurnTensor<4> {
-        BurnTensor::from_primitive::<CubeBackend>(self.output)
-    }
-}
-
 /// The kernel on `qkv` (`[B, 3·H·D, X, Y]`, on the CubeCL backend, any strides) → `[B, H·D, X, Y]`.
 pub(super) fn launch(qkv: BurnTensor<4>, heads: usize, dim_head: usize) -> BurnTensor<4> {
     let h = Heads::new(qkv, heads, dim_head);
@@ -147,7 +92,7 @@ fn supports_backward(pixels: usize) -> bool {
 
 /// One cube per image and head. Each unit takes a query pixel `i`: it recomputes its row of P,
 /// forms ∂S's row and writes ∂q. P, then ∂S, go through shared memory for the sums over queries
-/// that make ∂v and ∂k. (The formulas: [`backward_through_burn`].)
+/// that make ∂v and ∂k. (The formulas: [`super::naive::attention_backward`].)
 #[cfg(feature = "train")]
 #[cube(launch)]
 #[allow(clippy::too_many_arguments)]
@@ -256,7 +201,7 @@ fn attention_backward_kernel<F: Float>(
 pub(super) fn backward(qkv: BurnTensor<4>, grad: BurnTensor<4>, heads: usize, dim_head: usize) -> BurnTensor<4> {
     let [_, _, x, y] = qkv.dims();
     if !supports_backward(x * y) {
-        return backward_through_burn(qkv, grad, heads, dim_head);
+        return super::naive::attention_backward(qkv, grad, heads, dim_head);
     }
     let h = Heads::for_gradient(qkv, heads, dim_head);
     attention_backward_kernel::launch(
@@ -264,7 +209,7 @@ pub(super) fn backward(qkv: BurnTensor<4>, grad: BurnTensor<4>, heads: usize, di
         h.cubes.clone(),
         CubeDim::new_1d(UNITS as u32),
         h.qkv.clone().into_tensor_arg(),
-        cube(grad).into_tensor_arg(),
+        super::layout::cube(grad).into_tensor_arg(),
         h.output.clone().into_tensor_arg(),
         h.heads,
         h.width,
@@ -274,24 +219,4 @@ pub(super) fn backward(qkv: BurnTensor<4>, grad: BurnTensor<4>, heads: usize, di
         h.dtype,
     );
     h.output()
-}
-
-/// The gradient of [`launch`]'s output with respect to `qkv`, through Burn's operations: with
-/// P = softmax(D^−½ qᵀk) over keys and O = v Pᵀ, ∂v = ∂O P, ∂P = ∂Oᵀ v, ∂S = P ⊙ (∂P − Σⱼ P ⊙ ∂P),
-/// ∂q = D^−½ k ∂Sᵀ, ∂k = D^−½ q ∂S.
-#[cfg(feature = "train")]
-fn backward_through_burn(qkv: BurnTensor<4>, grad: BurnTensor<4>, heads: usize, dim_head: usize) -> BurnTensor<4> {
-    use burn::tensor::activation::softmax;
-    let [b, c, x, y] = qkv.dims();
-    let [q, k, v] = crate::unet::attention::split_heads(qkv, heads);
-    let scale = (dim_head as f64).powf(-0.5);
-    let attn = softmax(q.clone().swap_dims(2, 3).matmul(k.clone()) * scale, 3); // [B, H, i, j]
-    let grad = grad.reshape([b, heads, dim_head, x * y]); // [B, H, D, i]
-    let grad_v = grad.clone().matmul(attn.clone());
-    let grad_attn = grad.swap_dims(2, 3).matmul(v);
-    let grad_scores = attn.clone() * (grad_attn.clone() - (attn * grad_attn).sum_dim(3)) * scale;
-    let grad_q = k.matmul(grad_scores.clone().swap_dims(2, 3));
-    let grad_k = q.matmul(grad_scores);
-    let part = |t: BurnTensor<4>| t.reshape([b, c / 3, x, y]);
-    BurnTensor::cat(vec![part(grad_q), part(grad_k), part(grad_v)], 1)
 }

@@ -128,7 +128,7 @@ impl UNetOps for Flex {
     }
 
     fn standardize_weight(weight: FloatTensor<Self>, epsilon: f64) -> FloatTensor<Self> {
-        through_flex(weight, |weight| super::standardize_weight_reference(weight, epsilon))
+        through_flex(weight, |weight| super::naive::standardize_weight(weight, epsilon))
     }
 }
 

@@ -6,7 +6,7 @@
 //! memory, tile by tile over the pixels, then each unit takes pixels and writes `contextᵀ · softmax(q)`.
 //! The pixel count and head width are compile-time, so every loop around a barrier is uniform.
 
-use super::attention::{Heads, head_channels};
+use super::heads::{Heads, head_channels};
 use super::layout::{UNITS, offset, offset_out};
 use burn::tensor::Tensor as BurnTensor;
 use cubecl::prelude::*;

@@ -8,14 +8,6 @@ use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::{GroupNorm, GroupNormConfig};
 use burn::prelude::*;
 
-/// Splits a `to_qkv` output `[B, 3·H·D, X, Y]` into q, k, v of shape `[B, H, D, X·Y]`.
-pub fn split_heads(qkv: Tensor<4>, heads: usize) -> [Tensor<4>; 3] {
-    let [b, c, x, y] = qkv.dims();
-    let dim_head = c / 3 / heads;
-    let mut parts = qkv.chunk(3, 1).into_iter().map(|p| p.reshape([b, heads, dim_head, x * y]));
-    [parts.next().unwrap(), parts.next().unwrap(), parts.next().unwrap()]
-}
-
 fn qkv_conv(dim: usize, hidden: usize, device: &Device) -> Conv2d {
     Conv2dConfig::new([dim, hidden * 3], [1, 1]).with_bias(false).init(device)
 }

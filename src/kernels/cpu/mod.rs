@@ -5,7 +5,8 @@
 //! Natively the work is split over rayon's threads, by image where the batch allows; in the page's
 //! wasm (one thread) it runs in order, vectorised by the compiler for wasm's 128-bit SIMD.
 //!
-//! Their reference twins are Burn's operations, as for the GPU kernels (tests/kernels.rs).
+//! Their reference twins are the GPU kernels' own, Burn's operations in `super::naive`
+//! (tests/kernels.rs).
 
 pub(super) mod adam;
 pub(super) mod attention;
