@@ -7,8 +7,6 @@ pub mod data;
 pub mod diffusion;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod eval;
-#[cfg(feature = "train")]
-pub mod flat_adam;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod fusion;
 pub mod gpu_request;

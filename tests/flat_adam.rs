@@ -1,15 +1,15 @@
-//! The flat optimiser (src/flat_adam.rs) against Burn's own: Adam with per-tensor clipping and the
-//! EMA, step for step, on wgpu (its two kernels) and on the CPU (its pass over the flat buffers);
-//! and its saved state read by Burn's optimiser and the other way round.
+//! The flat optimiser (src/train/flat_adam.rs) against Burn's own: Adam with per-tensor clipping
+//! and the EMA, step for step, on wgpu (its two kernels) and on the CPU (its pass over the flat
+//! buffers); and its saved state read by Burn's optimiser and the other way round.
 
 use burn::module::{Module, Param};
 use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer};
 use burn::grad_clipping::GradientClippingConfig;
 use burn::prelude::*;
-use ddpm_web::flat_adam::FlatAdam;
 use ddpm_web::launches;
 use ddpm_web::noise::NoiseSource;
 use ddpm_web::train::ema_update;
+use ddpm_web::train::flat_adam::FlatAdam;
 use ddpm_web::unet::blocks::ResBlock;
 use ddpm_web::unet::{UNet, UNetConfig};
 use ddpm_web::weights::flat_params;

@@ -3,8 +3,9 @@
 //! synchronously, so the same step runs in the browser; callers read the returned loss when
 //! they choose (asynchronously on the web).
 
+pub mod flat_adam;
+
 use crate::diffusion::{LossKind, noise_loss, q_sample};
-use crate::flat_adam::FlatAdam;
 use crate::noise::NoiseSource;
 use crate::schedule::Schedule;
 use crate::unet::UNet;
@@ -13,6 +14,7 @@ use burn::module::{ModuleMapper, Param};
 use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer};
 use burn::grad_clipping::GradientClippingConfig;
 use burn::prelude::*;
+use flat_adam::FlatAdam;
 
 #[derive(Config, Debug)]
 pub struct TrainConfig {
