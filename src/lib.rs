@@ -4,16 +4,14 @@
 //! `web` module is only the wasm-bindgen surface.
 
 pub mod data;
+#[cfg(all(not(target_arch = "wasm32"), feature = "train"))]
+pub mod diagnostics;
 pub mod diffusion;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod eval;
-#[cfg(not(target_arch = "wasm32"))]
-pub mod fusion;
 pub mod gpu_request;
 pub mod grid;
 pub mod kernels;
-#[cfg(all(not(target_arch = "wasm32"), feature = "train"))]
-pub mod launches;
 pub mod limits;
 pub mod noise;
 pub mod sampler;

@@ -6,7 +6,7 @@ use burn::module::{Module, Param};
 use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer};
 use burn::grad_clipping::GradientClippingConfig;
 use burn::prelude::*;
-use ddpm_web::launches;
+use ddpm_web::diagnostics::launches;
 use ddpm_web::noise::NoiseSource;
 use ddpm_web::train::ema_update;
 use ddpm_web::train::flat_adam::FlatAdam;

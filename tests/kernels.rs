@@ -4,8 +4,8 @@
 
 use burn::nn::{GroupNorm, GroupNormConfig};
 use burn::prelude::*;
+use ddpm_web::diagnostics::launches;
 use ddpm_web::kernels::{self, NormAct, ScaleShift};
-use ddpm_web::launches;
 use ddpm_web::noise::NoiseSource;
 
 mod common;

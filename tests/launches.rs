@@ -4,7 +4,8 @@
 //! test's kernels reach the process-wide launch observer.
 
 use burn::prelude::*;
-use ddpm_web::{launches, weights};
+use ddpm_web::diagnostics::launches;
+use ddpm_web::weights;
 
 /// The counts recorded in docs/benchmarks.md (burn 0.22.1, CubeCL 0.11.3, no fusion, the U-Net's
 /// own kernels of src/kernels/, training through their backward and the flat optimiser). Autotune's choices move them by under 1 % between runs. A count

@@ -56,7 +56,7 @@ fn wgpu() -> Device {
     static DEVICE: std::sync::OnceLock<Device> = std::sync::OnceLock::new();
     DEVICE
         .get_or_init(|| {
-            ddpm_web::fusion::turn_off_from_env().unwrap();
+            ddpm_web::diagnostics::fusion::turn_off_from_env().unwrap();
             Device::wgpu_options().init().expect("a wgpu adapter (lavapipe on machines without a GPU)")
         })
         .clone()

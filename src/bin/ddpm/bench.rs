@@ -65,13 +65,13 @@ pub fn run(args: Args) -> Result<(), String> {
     }
     if matches!(args.device, DeviceArg::Wgpu) {
         // Only CubeCL backends launch kernels: the CPU backend would count nothing.
-        let launches = ddpm_web::launches::measure(&model, &description.schedule(), description.unet.image_size)?;
+        let launches = ddpm_web::diagnostics::launches::measure(&model, &description.schedule(), description.unet.image_size)?;
         report["launches"] = serde_json::to_value(launches).unwrap();
         // By part of the network, with the U-Net's own kernels and with Burn's operations alone.
         let size = description.unet.image_size;
-        let ours = ddpm_web::launches::by_part(&model, size);
+        let ours = ddpm_web::diagnostics::launches::by_part(&model, size);
         ddpm_web::kernels::set_enabled(false);
-        let burn_ops = ddpm_web::launches::by_part(&model, size);
+        let burn_ops = ddpm_web::diagnostics::launches::by_part(&model, size);
         ddpm_web::kernels::set_enabled(true);
         report["launches_by_part"] = json!({ "kernels": ours, "burn_ops": burn_ops });
     }

@@ -68,7 +68,7 @@ impl DeviceArg {
         match self {
             Self::Cpu => Ok(Device::flex()),
             Self::Wgpu => {
-                ddpm_web::fusion::turn_off_from_env()?;
+                ddpm_web::diagnostics::fusion::turn_off_from_env()?;
                 Device::wgpu_options().init().map_err(|e| format!("no wgpu adapter: {e}"))
             }
         }
