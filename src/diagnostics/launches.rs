@@ -9,8 +9,7 @@ use crate::noise::NoiseSource;
 use crate::sampler::{Guidance, NoisePredictor, SamplerKind, SamplingRun, X0};
 use crate::schedule::Schedule;
 use crate::train::{TrainConfig, Trainer};
-use crate::unet::UNet;
-use crate::unet::blocks::same_size;
+use crate::unet::{Part, Probe, UNet};
 use burn::prelude::*;
 use cubecl::config::{TypeNameFormatLevel, type_name_format};
 use cubecl::logging::{LaunchObservation, LaunchObserver};
@@ -98,76 +97,55 @@ pub fn measure(model: &UNet, schedule: &Schedule, size: usize) -> Result<BTreeMa
 
 /// A U-Net forward at batch 1 (as sampling runs it), its launches by part of the network: the
 /// time and class embedding, the ResNet blocks, the linear attentions, the attention, the
-/// resamplings, and the rest (the first and last convolutions, the skip concatenations). Walks
-/// the same steps as [`UNet::forward`]; the parts sum to that forward's count (tests/launches.rs).
+/// resamplings, and the rest (the first and last convolutions, the skip concatenations).
+/// [`UNet::forward_with`] runs it, so the parts sum to that forward's count (tests/launches.rs).
 pub fn by_part(model: &UNet, size: usize) -> BTreeMap<&'static str, usize> {
     let m = model.for_inference();
     let device = m.init_conv.weight.val().device();
     let channels = m.init_conv.weight.val().dims()[1];
     let x = NoiseSource::new(0).normal([1, channels, size, size], &device);
-    let mut counter = PartCounter { device, parts: BTreeMap::new() };
-    let _ = forward_by_part(&m, x.clone(), &mut counter); // the first run tunes; count the second
+    let forward = |counter: &mut PartCounter| {
+        // The inputs, made as `UNet::forward_indexed` makes them, count with the embedding.
+        let (t, labels) = counter.step(Part::Embedding, || {
+            let t = Tensor::<1>::from_data(TensorData::new(vec![500f32], [1]), &device);
+            let labels = m.null_class().map(|null| Tensor::<1, Int>::from_data(TensorData::new(vec![null as i64], [1]), &device));
+            (t, labels)
+        });
+        m.forward_with(x.clone(), t, labels, counter)
+    };
+    let mut counter = PartCounter { device: device.clone(), parts: BTreeMap::new() };
+    let _ = forward(&mut counter); // the first run tunes; count the second
     counter.parts.clear();
-    let _ = forward_by_part(&m, x, &mut counter);
+    let _ = forward(&mut counter);
     counter.parts
 }
 
+/// The part names `ddpm bench` reports.
+fn name(part: Part) -> &'static str {
+    match part {
+        Part::Embedding => "time and class embedding",
+        Part::Block => "ResNet blocks",
+        Part::LinearAttention => "linear attention",
+        Part::Attention => "attention",
+        Part::Resampling => "resampling",
+        Part::Rest => "rest",
+    }
+}
+
+/// Counts each step's launches, by part.
 struct PartCounter {
     device: Device,
     parts: BTreeMap<&'static str, usize>,
 }
 
-impl PartCounter {
-    fn run<T>(&mut self, part: &'static str, work: impl FnOnce() -> T) -> T {
+impl Probe for PartCounter {
+    fn step<T>(&mut self, part: Part, step: impl FnOnce() -> T) -> T {
         let (out, launches) = count(|| {
-            let out = work();
+            let out = step();
             self.device.sync().expect("the device finishes its work");
             out
         });
-        *self.parts.entry(part).or_default() += launches.total;
+        *self.parts.entry(name(part)).or_default() += launches.total;
         out
     }
-}
-
-fn forward_by_part(m: &UNet, x: Tensor<4>, c: &mut PartCounter) -> Tensor<4> {
-    let device = x.device();
-    let emb = c.run("time and class embedding", || {
-        let t = Tensor::<1>::from_data(TensorData::new(vec![500f32], [1]), &device);
-        let mut emb = m.time_mlp.forward(t);
-        if let (Some(class_emb), Some(null)) = (&m.class_emb, m.null_class()) {
-            emb = emb + class_emb.forward(Tensor::from_data(TensorData::new(vec![null as i64], [1]), &device));
-        }
-        let emb = m.mid_block1.activate_time(emb);
-        let projected = m.project_time(&emb);
-        (emb, projected)
-    });
-    let (emb, projected) = emb;
-    let mut projected = projected.into_iter();
-    let mut next = move || projected.next();
-    let mut x = c.run("rest", || same_size(&m.init_conv, x));
-    let r = x.clone();
-    let mut skips = Vec::new();
-    for level in &m.downs {
-        x = c.run("ResNet blocks", || level.block1.forward(x, emb.clone(), next()));
-        skips.push(x.clone());
-        x = c.run("ResNet blocks", || level.block2.forward(x, emb.clone(), next()));
-        x = c.run("linear attention", || level.attn.forward(x));
-        skips.push(x.clone());
-        x = c.run("resampling", || level.resample.forward(x));
-    }
-    x = c.run("ResNet blocks", || m.mid_block1.forward(x, emb.clone(), next()));
-    x = c.run("attention", || m.mid_attn.forward(x));
-    x = c.run("ResNet blocks", || m.mid_block2.forward(x, emb.clone(), next()));
-    for level in &m.ups {
-        for block in [&level.block1, &level.block2] {
-            let skip = skips.pop().unwrap();
-            let cat = c.run("rest", || Tensor::cat(vec![x, skip], 1));
-            x = c.run("ResNet blocks", || block.forward(cat, emb.clone(), next()));
-        }
-        x = c.run("linear attention", || level.attn.forward(x));
-        x = c.run("resampling", || level.resample.forward(x));
-    }
-    let cat = c.run("rest", || Tensor::cat(vec![x, r], 1));
-    x = c.run("ResNet blocks", || m.final_res_block.forward(cat, emb, next()));
-    c.run("rest", || same_size(&m.final_conv, x))
 }

@@ -194,37 +194,81 @@ pub struct UNet {
     pub time_projections: Option<TimeProjections>,
 }
 
+/// The parts of the network, as [`UNet::forward_with`] names its steps.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Part {
+    /// The time and class embedding, and the residual blocks' scales and shifts from it.
+    Embedding,
+    /// A residual block (ResNet or ConvNeXt).
+    Block,
+    LinearAttention,
+    Attention,
+    /// A [`Resample`] between levels (at the last level, a change of width only).
+    Resampling,
+    /// The first and last convolutions, and the skip connections' concatenations.
+    Rest,
+}
+
+/// Watches [`UNet::forward_with`] run, one step at a time.
+pub trait Probe {
+    /// Runs `step`, the forward's next step, part of `part`, and returns what it returns.
+    fn step<T>(&mut self, part: Part, step: impl FnOnce() -> T) -> T;
+}
+
+/// No probe: each step just runs ([`UNet::forward`]).
+impl Probe for () {
+    fn step<T>(&mut self, _: Part, step: impl FnOnce() -> T) -> T {
+        step()
+    }
+}
+
 impl UNet {
     /// ε̂(x_t, t, y). `x`: `[B, C, H, W]` in [-1, 1]-scaled units; `t`: `[B]` time indices as
     /// floats; `labels`: `[B]` class indices with `num_classes` meaning "no class" (ignored by an
     /// unconditional model).
     pub fn forward(&self, x: Tensor<4>, t: Tensor<1>, labels: Option<Tensor<1, Int>>) -> Tensor<4> {
-        let mut emb = self.time_mlp.forward(t);
-        if let (Some(class_emb), Some(labels)) = (&self.class_emb, labels) {
-            emb = emb + class_emb.forward(labels);
-        }
-        let emb = self.mid_block1.activate_time(emb);
-        let mut projected = self.project_time(&emb).into_iter();
-        let mut block = |b: &ResBlock, x| b.forward(x, emb.clone(), projected.next());
-        let mut x = blocks::same_size(&self.init_conv, x);
+        self.forward_with(x, t, labels, &mut ())
+    }
+
+    /// [`UNet::forward`], each of its steps handed to `probe` with the [`Part`] of the network it
+    /// belongs to (`ddpm bench` counts each part's kernel launches so).
+    pub fn forward_with<P: Probe>(&self, x: Tensor<4>, t: Tensor<1>, labels: Option<Tensor<1, Int>>, probe: &mut P) -> Tensor<4> {
+        let (emb, projected) = probe.step(Part::Embedding, || {
+            let mut emb = self.time_mlp.forward(t);
+            if let (Some(class_emb), Some(labels)) = (&self.class_emb, labels) {
+                emb = emb + class_emb.forward(labels);
+            }
+            let emb = self.mid_block1.activate_time(emb);
+            let projected = self.project_time(&emb);
+            (emb, projected)
+        });
+        let mut projected = projected.into_iter();
+        let mut block = |probe: &mut P, b: &ResBlock, x| probe.step(Part::Block, || b.forward(x, emb.clone(), projected.next()));
+        let mut x = probe.step(Part::Rest, || blocks::same_size(&self.init_conv, x));
         let r = x.clone();
         let mut skips = Vec::with_capacity(self.downs.len() * 2);
         for level in &self.downs {
-            x = block(&level.block1, x);
+            x = block(probe, &level.block1, x);
             skips.push(x.clone());
-            x = level.attn.forward(block(&level.block2, x));
+            x = block(probe, &level.block2, x);
+            x = probe.step(Part::LinearAttention, || level.attn.forward(x));
             skips.push(x.clone());
-            x = level.resample.forward(x);
+            x = probe.step(Part::Resampling, || level.resample.forward(x));
         }
-        x = block(&self.mid_block1, x);
-        x = block(&self.mid_block2, self.mid_attn.forward(x));
+        x = block(probe, &self.mid_block1, x);
+        x = probe.step(Part::Attention, || self.mid_attn.forward(x));
+        x = block(probe, &self.mid_block2, x);
         for level in &self.ups {
-            x = block(&level.block1, Tensor::cat(vec![x, skips.pop().unwrap()], 1));
-            x = block(&level.block2, Tensor::cat(vec![x, skips.pop().unwrap()], 1));
-            x = level.resample.forward(level.attn.forward(x));
+            for b in [&level.block1, &level.block2] {
+                let cat = probe.step(Part::Rest, || Tensor::cat(vec![x, skips.pop().unwrap()], 1));
+                x = block(probe, b, cat);
+            }
+            x = probe.step(Part::LinearAttention, || level.attn.forward(x));
+            x = probe.step(Part::Resampling, || level.resample.forward(x));
         }
-        let x = block(&self.final_res_block, Tensor::cat(vec![x, r], 1));
-        blocks::same_size(&self.final_conv, x)
+        let cat = probe.step(Part::Rest, || Tensor::cat(vec![x, r], 1));
+        let x = block(probe, &self.final_res_block, cat);
+        probe.step(Part::Rest, || blocks::same_size(&self.final_conv, x))
     }
 
     /// The residual blocks in the order a forward runs them.
