@@ -29,6 +29,12 @@ for (const b of ["1", "16"]) {
   row(b, ms(ow), pw ? ms(pw) : web.ort.webgpu.error ?? "n/a", ratio(pw, ow), ms(oc), pc ? ms(pc) : web.ort.wasm.error ?? "n/a", ratio(pc, oc));
 }
 
+const check = web.ours.webgpu["1"]?.check;
+if (check) {
+  rows.push("", `The page's start-up check on WebGPU (one batch-1 forward on the GPU and on the CPU path, compared): ${check.millis.toFixed(0)} ms, ` +
+    `max |GPU − CPU| ${check.maxDiff.toExponential(1)} against a tolerance of ${check.tolerance.toExponential(1)}, U-Net's kernels ${check.kernels ? "on" : "off"}.`);
+}
+
 if (web.train_in_tab) {
   section("Browser: training in the tab on the CPU path (wasm), batch 8, Chromium",
     ["start from", "images/s (median of the page's reports)", "steps"]);

@@ -85,7 +85,8 @@ async function ours(backend, batch) {
   const steps = RUNS < 10 ? 10 : 20;
   await page.goto(`${base}app/?backend=${backend}&sampler=ddim&steps=${steps}&batch=${batch}&class=any&seed=1`);
   await pageReady(page);
-  const info = await page.evaluate(() => ({ backend: window.ddpm.backend, drawing: window.ddpm.drawing, device: document.getElementById("device").textContent }));
+  // On WebGPU, the start-up check of the GPU against the CPU path (its cost and its difference).
+  const info = await page.evaluate(() => ({ backend: window.ddpm.backend, drawing: window.ddpm.drawing, device: document.getElementById("device").textContent, check: window.ddpm.check ?? null }));
   const run = await generate(page);
   await page.close();
   if (run.state !== "done") throw new Error(`generation on ${backend} ended in ${run.state}`);
