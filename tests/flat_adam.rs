@@ -73,6 +73,23 @@ fn flat_adam_is_burns_adam_with_clipping_and_ema_on_wgpu() {
     side_by_side(&device.autodiff(), 3);
 }
 
+/// The whole flat buffers on wgpu after a few steps, padding between tensors included: finite,
+/// and zero in the padding, so a whole-buffer check or norm may read them.
+#[test]
+fn the_flat_buffers_padding_is_zero_and_everything_finite_on_wgpu() {
+    let (device, _lock) = wgpu();
+    let (_, flat, ..) = side_by_side(&device.autodiff(), 2);
+    let (state, segments) = flat.buffers();
+    let mut inside = vec![false; state.params.dims()[0]];
+    segments.ranges().for_each(|r| inside[r].fill(true));
+    assert!(inside.iter().any(|i| !i), "the layout has padding to check");
+    for (name, t) in [("weights", &state.params), ("first moment", &state.moment_1), ("second moment", &state.moment_2), ("average", state.average.as_ref().unwrap())] {
+        let v = t.clone().into_data().try_into_vec::<f32>().unwrap();
+        assert!(v.iter().all(|x| x.is_finite()), "{name}: a value that is not finite");
+        assert!(v.iter().zip(&inside).all(|(x, &i)| i || *x == 0.0), "{name}: padding that is not zero");
+    }
+}
+
 #[test]
 fn flat_adam_is_burns_adam_with_clipping_and_ema_on_the_cpu() {
     side_by_side(&Device::flex().autodiff(), 3);

@@ -67,7 +67,8 @@ fn moments_kernel<F: Float>(
     if i >= grads.len() {
         terminate!();
     }
-    // The last tensor starting at or before i; i may fall in the padding after it.
+    // The last tensor starting at or before i; i may fall in the padding after it, whose moments
+    // are zero (so its weights and average stay as they were, zero).
     let tensors = factors.len();
     let mut lo = 0usize;
     let mut hi = tensors;
@@ -80,6 +81,8 @@ fn moments_kernel<F: Float>(
         }
     }
     if i - usize::cast_from(segments[lo]) >= usize::cast_from(segments[tensors + lo]) {
+        new_moment_1[i] = F::new(0.0);
+        new_moment_2[i] = F::new(0.0);
         terminate!();
     }
     let mut g = grads[i];
@@ -91,8 +94,8 @@ fn moments_kernel<F: Float>(
     new_moment_2[i] = moment_2[i] * F::cast_from(beta_2) + g * g * F::cast_from(1.0 - beta_2);
 }
 
-/// The weights from the new moments, and their average. (Padding between tensors is computed
-/// too, and never read.)
+/// The weights from the new moments, and their average (the padding's moments are zero, so its
+/// weights and average stay zero).
 #[cube(launch)]
 #[allow(clippy::too_many_arguments)]
 fn params_kernel<F: Float>(

@@ -94,7 +94,8 @@ impl Segments {
         Self { starts, lens, on_device }
     }
 
-    fn ranges(&self) -> impl Iterator<Item = std::ops::Range<usize>> + '_ {
+    /// Where each tensor lies in the flat buffers (what lies between is padding).
+    pub fn ranges(&self) -> impl Iterator<Item = std::ops::Range<usize>> + '_ {
         self.starts.iter().zip(&self.lens).map(|(&s, &l)| s..s + l)
     }
 }

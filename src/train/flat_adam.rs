@@ -92,6 +92,12 @@ impl FlatAdam {
         self.state.average.as_ref().map(|a| self.views(template, a, false))
     }
 
+    /// The flat buffers as they are (parameters, moments and average, padding included), and
+    /// where the tensors lie in them.
+    pub fn buffers(&self) -> (&FlatState, &Segments) {
+        (&self.state, &self.segments)
+    }
+
     /// The gradients in the parameters' layout (zero for a parameter that got none).
     fn flat_grads(&self, model: &UNet, grads: GradientsParams) -> Tensor<1> {
         struct Gather<'a> {
