@@ -8,17 +8,17 @@ PORT ?= 8080
 export PATH := $(HOME)/.cargo/bin:$(PATH)
 # Caches live outside the clone, so fresh clones (CI's too) reuse the last build.
 NATIVE_ENV := CARGO_TARGET_DIR=$(CACHE)/target
-# The wasm build goes through tools/wasm-toolchain/cargo when setup chose Debian's rustc-web.
+# The wasm build goes through tools/build/wasm-toolchain/cargo when setup chose Debian's rustc-web.
 WASM_ENV = CARGO_TARGET_DIR=$(CACHE)/target-wasm TRUNK_SKIP_VERSION_CHECK=true \
-  PATH=$$([ "$$(cat $(CACHE)/wasm-toolchain 2>/dev/null)" = debian ] && echo "$(CURDIR)/tools/wasm-toolchain:")$$PATH
+  PATH=$$([ "$$(cat $(CACHE)/wasm-toolchain 2>/dev/null)" = debian ] && echo "$(CURDIR)/tools/build/wasm-toolchain:")$$PATH
 
 .PHONY: setup run web dist package test test-native test-browser cli clean-dist soak bench gpu-check
 
 setup:
-	@bash tools/setup.sh
+	@bash tools/build/setup.sh
 
 # The crate through wasm-bindgen into $(CACHE)/bindgen/$(1), with $(2) its Cargo features. Function
-# names are kept for tools/split.mjs; its outputs carry none (a third of the compressed bytes).
+# names are kept for tools/build/split.mjs; its outputs carry none (a third of the compressed bytes).
 # The page's CPU fallback runs Burn's flex backend in wasm: without 128-bit SIMD its matmuls and
 # element-wise kernels run scalar (every browser since 2021-23 has wasm SIMD; onnxruntime-web
 # ships only SIMD builds).
@@ -27,31 +27,31 @@ wasm_bindgen = $(WASM_ENV) cargo build --profile wasm --lib --target wasm32-unkn
     --out-name ddpm-web $(CACHE)/target-wasm/wasm32-unknown-unknown/wasm/ddpm_web.wasm
 
 ## The page, built in release into dist/: Trunk copies the page; the crate is built with the `train`
-## feature and split (tools/split.mjs) into what sampling needs (ddpm-web_bg.wasm) and the training
+## feature and split (tools/build/split.mjs) into what sampling needs (ddpm-web_bg.wasm) and the training
 ## code (ddpm-train_bg.wasm, fetched when training starts). The sampling-only build names what to keep.
 web: setup
 	@mkdir -p www/data && cp $(DATA)/t10k-images-idx3-ubyte.gz $(DATA)/t10k-labels-idx1-ubyte.gz www/data/
-	node tools/package/modules.mjs
+	node tools/build/package/modules.mjs
 	$(WASM_ENV) trunk build --release
 	@echo "Building the wasm (a cold build takes 20-25 minutes on 2 cores)…"
 	$(call wasm_bindgen,sampling,)
 	$(call wasm_bindgen,train,--features train)
 	cp $(CACHE)/bindgen/train/ddpm-web.js dist/
-	node tools/split.mjs $(CACHE)/bindgen/train/ddpm-web_bg.wasm $(CACHE)/bindgen/sampling/ddpm-web_bg.wasm dist
+	node tools/build/split.mjs $(CACHE)/bindgen/train/ddpm-web_bg.wasm $(CACHE)/bindgen/sampling/ddpm-web_bg.wasm dist
 
 ## dist/: the page, the embed element and its example, self-contained, relative URLs only; with
 ## FILE.br and FILE.gz beside each large file, for hosts that serve precompressed files (README.md).
 dist: web
-	node tools/compress.mjs dist
+	node tools/build/compress.mjs dist
 	@echo "dist/ is ready to copy to any static host or sub-path ($$(du -sh dist | cut -f1), .br/.gz copies included); open embed-example.html for the embed."
 
 ## ddpm-web-<version>.tgz: the npm package a blog loads from a CDN (dist/ without the .br/.gz
-## copies, package.json, custom-elements.json, embed.d.ts, README; tools/package/build.mjs).
+## copies, package.json, custom-elements.json, embed.d.ts, README; tools/build/package/build.mjs).
 package: dist
-	node tools/package/build.mjs dist .
+	node tools/build/package/build.mjs dist .
 
 run: dist
-	node tools/serve.mjs dist $(PORT)
+	node tools/dev/serve.mjs dist $(PORT)
 
 ## The native CLI: the release build the tests use, and what `cargo install --path .` installs.
 cli: setup
@@ -75,13 +75,13 @@ soak: web
 ## Speed beside the peers a user would pick instead (onnxruntime-web, PyTorch), measured in one run:
 ## prints a table, writes docs/benchmarks.md and docs/benchmarks.json. Not part of `make test`; takes minutes.
 bench: dist cli
-	CACHE=$(CACHE) bash tools/bench.sh
+	CACHE=$(CACHE) bash tools/bench/bench.sh
 
-## The page's wasm engine in Node on Dawn, Chrome's WebGPU (tools/gpu_check.mjs), on this machine's
+## The page's wasm engine in Node on Dawn, Chrome's WebGPU (tools/device/gpu-check.mjs), on this machine's
 ## GPU: adapter, step times, a training step, images against the CPU path. SOFTWARE=1 runs it on
 ## Chromium's SwiftShader, for a machine without a GPU. Never part of `make test`.
 gpu-check: web
-	$(if $(SOFTWARE),VK_ICD_FILENAMES=/usr/lib/chromium/vk_swiftshader_icd.json) node tools/gpu_check.mjs dist $(if $(JSON),--json $(JSON))
+	$(if $(SOFTWARE),VK_ICD_FILENAMES=/usr/lib/chromium/vk_swiftshader_icd.json) node tools/device/gpu-check.mjs dist $(if $(JSON),--json $(JSON))
 
 clean-dist:
 	rm -rf dist

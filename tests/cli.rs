@@ -27,7 +27,7 @@ fn fails_cleanly(args: &[&str], mentions: &str) {
 
 #[test]
 fn version_is_cargo_tomls() {
-    // The one version: the package, the page's footer and DdpmDemo.version read it too (tools/package/).
+    // The one version: the package, the page's footer and DdpmDemo.version read it too (tools/build/package/).
     let out = Command::new(env!("CARGO_BIN_EXE_ddpm")).arg("--version").output().unwrap();
     assert!(out.status.success());
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), format!("ddpm {}", env!("CARGO_PKG_VERSION")));

@@ -1,5 +1,5 @@
 //! The Burn U-Net against the blog's PyTorch implementation (fixtures written by
-//! tools/make_unet_fixture.py), and the CPU backend against the wgpu backend.
+//! tools/fixtures/make-unet-fixture.py), and the CPU backend against the wgpu backend.
 
 use burn::module::Module;
 use burn::prelude::*;

@@ -202,7 +202,7 @@ function classIndex(raw) {
 
 // Events (bubbling, composed): ddpm-step { done, total }, ddpm-done { steps, seconds } (a forward
 // demo: { t }), ddpm-error { message }. The package's custom-elements.json and embed.d.ts list
-// them with the attributes (tools/package/element.mjs).
+// them with the attributes (tools/build/package/element.mjs).
 export class DdpmDemo extends HTMLElement {
   static version = VERSION;
 

@@ -1,4 +1,4 @@
-// The engine's wasm comes in two modules split from one build (tools/split.mjs): ddpm-web_bg.wasm
+// The engine's wasm comes in two modules split from one build (tools/build/split.mjs): ddpm-web_bg.wasm
 // has everything sampling needs; ddpm-train_bg.wasm, the training code, is fetched when training
 // starts and joins the first (it imports its memory, table and functions, and fills its table).
 import init from "./ddpm-web.js";
@@ -7,7 +7,7 @@ const TRAINING = new URL("./ddpm-train_bg.wasm", import.meta.url);
 let joined = false;  // the training code is in
 let training = null; // the fetch of the training code, once asked for
 
-// The first module's exports reach `split.primary` from wasm-bindgen's glue (tools/split.mjs).
+// The first module's exports reach `split.primary` from wasm-bindgen's glue (tools/build/split.mjs).
 const split = { primary: null, placeholders: null };
 globalThis.ddpmSplit = split;
 

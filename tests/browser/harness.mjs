@@ -6,7 +6,7 @@ import { mkdtempSync, readFileSync } from "node:fs";
 import { homedir, tmpdir } from "node:os";
 import { join } from "node:path";
 import { chromium } from "playwright-core";
-import { serve } from "../../tools/serve.mjs";
+import { serve } from "../../tools/dev/serve.mjs";
 import { launchFirefox } from "./firefox.mjs";
 
 // The native CLI, from `make cli`: the reference the page's pictures are compared with.

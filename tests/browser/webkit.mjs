@@ -2,7 +2,7 @@
 // WebKitGTK has no headless mode, so it runs in an Xvfb display of its own.
 import { spawn } from "node:child_process";
 import { createServer } from "node:net";
-import { serve } from "../../tools/serve.mjs";
+import { serve } from "../../tools/dev/serve.mjs";
 
 export const MINIBROWSER = process.env.MINIBROWSER || "/usr/lib/x86_64-linux-gnu/webkit2gtk-4.1/MiniBrowser";
 

@@ -8,7 +8,7 @@ import { resolve, join } from "node:path";
 import { createHash } from "node:crypto";
 import { brotliCompressSync, brotliDecompressSync, constants, gunzipSync, gzipSync } from "node:zlib";
 import { chromium } from "playwright-core";
-import { serve } from "../serve.mjs";
+import { serve } from "../dev/serve.mjs";
 import { CHROMIUM_ARGS } from "../../tests/browser/harness.mjs";
 
 const dir = resolve(process.argv[2] || `${process.env.HOME}/.cache/ddpm-web/bench`);

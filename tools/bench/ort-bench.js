@@ -1,6 +1,6 @@
 // The peer of `make bench`: onnxruntime-web (npm) running the reference PyTorch U-Net, exported
 // to ONNX with our weights, on the WebGPU or the wasm execution provider. It first checks its
-// output against Burn's on the probe (tools/bench_torch.py writes both), then times session.run.
+// output against Burn's on the probe (tools/bench/pytorch.py writes both), then times session.run.
 import * as ort from "./ort/ort.all.min.mjs";
 
 ort.env.wasm.wasmPaths = new URL("./ort/", location.href).href;

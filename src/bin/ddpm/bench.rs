@@ -1,5 +1,5 @@
 //! `ddpm bench`: the native half of `make bench`. Timings go to stdout as JSON for
-//! tools/bench_report.mjs.
+//! tools/bench/report.mjs.
 
 use crate::{DeviceArg, load_weights};
 use burn::prelude::*;

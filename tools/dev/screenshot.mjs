@@ -1,7 +1,7 @@
 // Not a test: opens the page with the query given (default a small CPU run), clicks Generate and
 // saves a screenshot to /tmp/shots/page.png, for looking at the page as a reader does.
-// Usage: node tools/screenshot.mjs "?seed=1&steps=20&batch=16"   (CLICK=#morph-go clicks Morph instead)
-import { start, open } from "../tests/browser/harness.mjs";
+// Usage: node tools/dev/screenshot.mjs "?seed=1&steps=20&batch=16"   (CLICK=#morph-go clicks Morph instead)
+import { start, open } from "../../tests/browser/harness.mjs";
 const ctx = await start();
 const q = process.argv[2] || "?seed=1&steps=20&batch=4";
 const viewport = process.env.VIEWPORT ? Object.fromEntries(process.env.VIEWPORT.split("x").map((v, i) => [i ? "height" : "width", Number(v)])) : undefined;

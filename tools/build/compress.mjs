@@ -1,10 +1,10 @@
 // `make dist`: writes FILE.br (brotli, quality 11) and FILE.gz (gzip, level 9) beside each
 // compressible file of DIR of at least 1 KiB, for hosts that serve precompressed files (nginx
-// `brotli_static`/`gzip_static`, Caddy `precompressed`, tools/serve.mjs). A compressed copy is kept
+// `brotli_static`/`gzip_static`, Caddy `precompressed`, tools/dev/serve.mjs). A compressed copy is kept
 // only when it is smaller than its source. Copies whose source is gone, or newer, are removed (and
 // rewritten where the source remains); up-to-date copies are kept, so a second run is quick.
 // The page's own .gz data files (www/data/*.gz, decompressed by the page) are left alone.
-// Usage: node tools/compress.mjs DIR
+// Usage: node tools/build/compress.mjs DIR
 import { readdir, readFile, rename, stat, unlink, writeFile } from "node:fs/promises";
 import { extname, join, relative } from "node:path";
 import { promisify } from "node:util";
@@ -26,7 +26,7 @@ const ENCODINGS = {
 
 const dir = process.argv[2];
 if (!dir) {
-  console.error("usage: node tools/compress.mjs DIR");
+  console.error("usage: node tools/build/compress.mjs DIR");
   process.exit(2);
 }
 

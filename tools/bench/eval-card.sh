@@ -4,7 +4,7 @@
 # 500 samples each). Each run keeps a journal in docs/lab/eval/<first 12 hex of the weights' SHA-256>/
 # (committed: the card's numbers can be recomputed from it in a minute, and a run interrupted on
 # one machine goes on from it on another): DDPM's 1000 steps take about 4-5 hours on 2 CPU cores.
-# Usage: tools/eval_card.sh WEIGHTS [CLASSIFIER]   (make cli first)
+# Usage: tools/bench/eval-card.sh WEIGHTS [CLASSIFIER]   (make cli first)
 # Environment: DEVICE=cpu|wgpu, DATA=IDX folder, DDPM_BATCH (25 on a CPU; a GPU takes all 250 at
 # once), GUIDANCE (2, the card's; other scales keep their files apart, e.g. ddim50-g1.5.txt),
 # INTERVAL (LO-HI: guidance only at those time indices, e.g. 0-600 → ddim50-g2-t0-600.txt),
@@ -14,10 +14,10 @@
 # al.'s released sampler does: files end in -clip), TAG (appended to the file names, e.g. -b250 for
 # a DDPM_BATCH whose journals must not meet the batch-25 ones: the batch size picks the noise).
 set -euo pipefail
-weights=${1:?usage: tools/eval_card.sh WEIGHTS [CLASSIFIER]}
+weights=${1:?usage: tools/bench/eval-card.sh WEIGHTS [CLASSIFIER]}
 CACHE=${CACHE:-$HOME/.cache/ddpm-web}
 ddpm=${DDPM:-$CACHE/target/release/ddpm}
-evals=${EVALS:-$(dirname "$0")/../docs/lab/eval}
+evals=${EVALS:-$(dirname "$0")/../../docs/lab/eval}
 device=${DEVICE:-cpu}
 guidance=${GUIDANCE:-2}
 interval=${INTERVAL:-}
@@ -27,7 +27,7 @@ tag=$([ "$guidance" = 2 ] && [ -z "$interval" ] || echo "-g$guidance")${interval
 extra=(${interval:+--guidance-interval "$interval"} ${clip:+--clip-x0})
 data=${DATA:-/usr/share/datasets/fashion-mnist}
 # The feature extractor is part of the measure: the committed one, so numbers agree across machines.
-classifier=${2:-$(dirname "$0")/../assets/classifier.bpk}
+classifier=${2:-$(dirname "$0")/../../assets/classifier.bpk}
 [ -f "$classifier" ] || "$ddpm" classifier train -o "$classifier" --data "$data" --device "$device"
 dir=$evals/$(sha256sum "$weights" | cut -c1-12)
 mkdir -p "$dir"

@@ -1,6 +1,6 @@
 // A static file server for dist/: correct MIME types (application/wasm included), loopback only.
 // Where the browser accepts brotli or gzip and `make dist` wrote FILE.br or FILE.gz beside FILE
-// (tools/compress.mjs), it sends that with Content-Encoding, as nginx's brotli_static/gzip_static do.
+// (tools/build/compress.mjs), it sends that with Content-Encoding, as nginx's brotli_static/gzip_static do.
 // Used by `make run`, the browser tests and the bench.
 import { createServer } from "node:http";
 import { readFile, stat } from "node:fs/promises";

@@ -3,14 +3,14 @@
 // adapter; per batch, the first step (pipeline compilation) and the steady step of guided DDIM; a
 // training step; and how far the WebGPU images are from the CPU path's (the same engine on Burn's
 // flex backend). Exits 1 if they differ by more than the page's own test allows.
-// Usage: node tools/gpu_check.mjs [DIST] [--json FILE]
+// Usage: node tools/device/gpu-check.mjs [DIST] [--json FILE]
 // Environment: DAWN (Dawn's options, comma-separated, e.g. "backend=vulkan,adapter=NVIDIA");
 // STEPS (DDIM steps, 10); BATCHES ("1,16"); TRAIN_STEPS (3); DATA (Fashion-MNIST's IDX files);
 // KERNELS=off (Burn's operations alone, without the U-Net's own kernels: what they save).
 import { readFile, writeFile } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
-import { actAsWorker, beginTraining } from "./dawn_worker.mjs";
+import { actAsWorker, beginTraining } from "./dawn-worker.mjs";
 
 const args = process.argv.slice(2);
 const jsonAt = args.indexOf("--json");

@@ -4,7 +4,7 @@
 // CPU time of the thread that runs the wasm during the step: a step far longer than its kernels'
 // sum is spent in the engine, not on the GPU. Not a test, and not a benchmark: replayed kernels
 // run without their neighbours, so their sum is a share, not a prediction.
-// Usage: node tools/gpu_profile.mjs [DIST]   (`make web` first; SwiftShader: VK_ICD_FILENAMES=
+// Usage: node tools/device/gpu-profile.mjs [DIST]   (`make web` first; SwiftShader: VK_ICD_FILENAMES=
 // /usr/lib/chromium/vk_swiftshader_icd.json). Environment: BATCH (1); SKIP (steps before the one
 // recorded, 1; with CLASS set, steps from t = 600 on are guided, two forwards each); CLASS (none);
 // TRAIN=1 records a training step at batch 16 instead (DATA: Fashion-MNIST's IDX files).
@@ -12,7 +12,7 @@ import { readFileSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
-import { actAsWorker, beginTraining } from "./dawn_worker.mjs";
+import { actAsWorker, beginTraining } from "./dawn-worker.mjs";
 
 const dist = resolve(process.argv[2] ?? "dist");
 const BATCH = Number(process.env.BATCH ?? 1);

@@ -14,7 +14,7 @@ export function cargoVersion(root = ".") {
   return version;
 }
 
-const HEAD = "// Written by tools/package/modules.mjs (make web): do not edit.\n";
+const HEAD = "// Written by tools/build/package/modules.mjs (make web): do not edit.\n";
 
 export function writeModules(root = ".") {
   writeFileSync(join(root, "www/version.js"), `${HEAD}export const VERSION = ${JSON.stringify(cargoVersion(root))};\n`);

@@ -3,7 +3,7 @@
 // test checks it against the attributes and events www/embed.js reads and sends.
 import { readFileSync } from "node:fs";
 
-const LIMITS = JSON.parse(readFileSync(new URL("../../www/limits.json", import.meta.url), "utf8"));
+const LIMITS = JSON.parse(readFileSync(new URL("../../../www/limits.json", import.meta.url), "utf8"));
 const union = (values) => values.map((v) => JSON.stringify(v)).join(" | ");
 
 export const TAG = "ddpm-demo";
@@ -74,7 +74,7 @@ export function declarations(version) {
   const doc = (text, indent = "  ") => `${indent}/** ${text.replace(/\*\//g, "*\\/")} */\n`;
   const attributes = Object.entries(ATTRIBUTES).map(([name, [type, d]]) => doc(d) + `  ${name}?: ${type};\n`).join("");
   const events = Object.entries(EVENTS).map(([name, [detail, d]]) => doc(d) + `  ${JSON.stringify(name)}: CustomEvent<${detail}>;\n`).join("");
-  return `// <${TAG}>, ddpm-web ${version}. Written by tools/package/element.mjs.
+  return `// <${TAG}>, ddpm-web ${version}. Written by tools/build/package/element.mjs.
 
 /** The element's attributes, as HTML takes them (for JSX and template type-checkers). */
 export interface DdpmDemoAttributes {

@@ -1,5 +1,5 @@
 // Dev tool: drive the Train card once and print what happened (QUERY, FROM, STEPS env).
-import { start, open } from "../tests/browser/harness.mjs";
+import { start, open } from "../../tests/browser/harness.mjs";
 const ctx = await start();
 try {
   const { page, errors } = await open(ctx, { query: process.env.QUERY || "" , viewport: { width: 1200, height: 1600 } });

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Installs everything the build and the tests need on a fresh Debian 12 machine. Idempotent:
-# each step checks first and says what it does. See ../shared/TOOLCHAIN.md for why each choice.
+# each step checks first and says what it does. See docs/toolchain.md for why each choice.
 set -euo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."
 
 CACHE="${DDPM_CACHE:-$HOME/.cache/ddpm-web}"
 WASM_BINDGEN_VERSION=0.2.130   # must equal the wasm-bindgen crate in Cargo.lock
@@ -25,7 +25,7 @@ apt_install() {
 # engines the page is tested in: Firefox ESR (over WebDriver BiDi) and WebKitGTK's MiniBrowser with
 # its WebDriver, which needs a display (Xvfb).
 apt_install chromium mesa-vulkan-drivers dataset-fashion-mnist ca-certificates firefox-esr webkit2gtk-driver xvfb
-# binaryen: wasm-split, which cuts the training code out of the page's wasm (tools/split.mjs).
+# binaryen: wasm-split, which cuts the training code out of the page's wasm (tools/build/split.mjs).
 apt_install binaryen
 
 # A Rust that targets wasm32: rustup's target if it can be had, else Debian's rustc-web.

@@ -23,10 +23,10 @@ echo "== native: Burn CPU, Burn wgpu"
 "$DDPM" bench --device cpu --runs "$RUNS" > "$B/cpu.json"
 "$DDPM" bench --device wgpu --runs "$RUNS" --train-batches 16 2>/dev/null > "$B/wgpu.json"
 echo "== native: PyTorch reference (same threads), FLOPs, ONNX export"
-"$VENV/bin/python" -W ignore tools/bench_torch.py --safetensors "$B/model.safetensors" --threads "$(nproc)" \
+"$VENV/bin/python" -W ignore tools/bench/pytorch.py --safetensors "$B/model.safetensors" --threads "$(nproc)" \
   --runs "$RUNS" --onnx "$B/unet.onnx" --json "$B/torch.json" > /dev/null
 echo "== browser: our page and onnxruntime-web, WebGPU and wasm"
 RUNS=$RUNS node tools/bench/browser.mjs "$B" > /dev/null
 echo "== browser engines: the page in Chromium, Firefox and WebKit, on the path each takes"
 node tools/bench/engines.mjs "$B" > /dev/null
-node tools/bench_report.mjs "$B"
+node tools/bench/report.mjs "$B"

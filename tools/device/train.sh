@@ -1,19 +1,19 @@
 #!/bin/bash
 # Trains and measures the model within one call on a GPU lent through the `device` tool (15 minutes
-# of device time a session, 10 a call). Prepare here with tools/device_prepare.sh, then:
-#   run(command="bash tools/device_train.sh", carry=[".device"], timeout_s=600)
+# of device time a session, 10 a call). Prepare here with tools/device/train-prepare.sh, then:
+#   run(command="bash tools/device/train.sh", carry=[".device"], timeout_s=600)
 # There it trains for MINUTES with Burn's wgpu backend on the GPU's Vulkan driver, the run's length
 # and cosine decay fitted to them (`ddpm train --minutes`), draws sample grids, and runs
-# tools/eval_card.sh (1.5 at t ≤ 600 with sampler seeds 0, 1, 2; 2 at t ≤ 600, the page's; 2) on the GPU
+# tools/bench/eval-card.sh (1.5 at t ≤ 600 with sampler seeds 0, 1, 2; 2 at t ≤ 600, the page's; 2) on the GPU
 # until DEADLINE seconds after its start.
 # $OUT gets model.ddpm (the EMA weights), model.ddpm.raw and .optim (for --resume) and
 # results.tar (logs, journals, card rows, grids): commit the journals to docs/lab/eval/ and ship with
-# tools/ship_weights.sh.
-# WEIGHTS=www/assets/model.ddpm (a file in the tree or in .device/; run tools/device_prepare.sh after
+# tools/fixtures/ship-weights.sh.
+# WEIGHTS=www/assets/model.ddpm (a file in the tree or in .device/; run tools/device/train-prepare.sh after
 # copying one there: it says whether the call's 64 MiB still hold it) skips training and measures that file: a
 # DDPM row of 500 takes the GPU minutes where 2 CPU cores take hours. SETTINGS picks the rows, as
-# "guidance interval|- seed [rows]" items separated by ";" (rows as tools/eval_card.sh's RUNS), e.g.
-# SETTINGS="1.5 0-600 3 ddpm1000; 1.5 0-600 4 ddpm1000". CLIP and TAG pass through to eval_card.sh
+# "guidance interval|- seed [rows]" items separated by ";" (rows as tools/bench/eval-card.sh's RUNS), e.g.
+# SETTINGS="1.5 0-600 3 ddpm1000; 1.5 0-600 4 ddpm1000". CLIP and TAG pass through to eval-card.sh
 # (TAG=-b250: the GPU's batch of 250 draws other noise than the CPU's 25, so its journals keep apart).
 set -uo pipefail
 t0=$SECONDS
@@ -27,7 +27,7 @@ DEADLINE=${DEADLINE:-575}
 TRAIN_ARGS=${TRAIN_ARGS:---dim 24 --dim-mults 1,2,4 --attn-heads 2 --attn-dim-head 16 --batch 512 --lr 1e-3 --warmup 200 --clip 1 --ema 0.999 --lr-schedule cosine --checkpoint-every 500 --seed 0 --no-flips}
 out=${OUT:?OUT: where the results go (the device tool sets it)}
 here=.device
-[ -f $here/ddpm.xz ] || { echo "no $here/ddpm.xz: run tools/device_prepare.sh here and carry .device" >&2; exit 2; }
+[ -f $here/ddpm.xz ] || { echo "no $here/ddpm.xz: run tools/device/train-prepare.sh here and carry .device" >&2; exit 2; }
 work=$(mktemp -d)
 pack() { tar -C "$work" -cf "$out/results.tar" .; }
 left() { echo $((DEADLINE - (SECONDS - t0))); }
@@ -91,7 +91,7 @@ for setting in "${settings[@]}"; do
   if [ "$(left)" -gt 10 ]; then
     echo "[$((SECONDS - t0)) s] guidance $guidance, t $interval, seed $seed ${runs:-}" | tee -a "$work/eval.log"
     RUNS=$runs GUIDANCE=$guidance INTERVAL=$interval SEED=$seed DEVICE=wgpu DATA=$data DDPM=$ddpm EVALS=$work/eval DDPM_BATCH=250 \
-      timeout "$(left)" bash tools/eval_card.sh "$out/model.ddpm" assets/classifier.bpk 2>&1 | tee -a "$work/eval.log"
+      timeout "$(left)" bash tools/bench/eval-card.sh "$out/model.ddpm" assets/classifier.bpk 2>&1 | tee -a "$work/eval.log"
     pack
   fi
 done

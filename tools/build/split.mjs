@@ -7,7 +7,7 @@
 //                       training starts. It imports the first module's memory, tables and functions.
 // A split function called before then goes through a placeholder that loads the second module
 // synchronously (www/wasm.js): a wrong guess costs a download, never a wrong result.
-// Usage: node tools/split.mjs TRAIN_BG.wasm SAMPLING_BG.wasm OUT_DIR
+// Usage: node tools/build/split.mjs TRAIN_BG.wasm SAMPLING_BG.wasm OUT_DIR
 // (both inputs from wasm-bindgen with their name sections; OUT_DIR holds wasm-bindgen's ddpm-web.js)
 import { spawnSync } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
@@ -16,7 +16,7 @@ import { join } from "node:path";
 
 const [trainPath, samplingPath, outDir] = process.argv.slice(2);
 if (!outDir) {
-  console.error("usage: node tools/split.mjs TRAIN_BG.wasm SAMPLING_BG.wasm OUT_DIR");
+  console.error("usage: node tools/build/split.mjs TRAIN_BG.wasm SAMPLING_BG.wasm OUT_DIR");
   process.exit(2);
 }
 
@@ -218,7 +218,7 @@ try {
     ['"./ddpm-web_bg.js": import0,', "\n        placeholder: globalThis.ddpmSplit.placeholders,"],
     ["    wasm = instance.exports;", "\n    globalThis.ddpmSplit.primary = wasm;"],
   ]) {
-    if (glue.split(anchor).length !== 2) throw new Error(`${gluePath}: wasm-bindgen's glue changed shape at ${anchor}; update tools/split.mjs`);
+    if (glue.split(anchor).length !== 2) throw new Error(`${gluePath}: wasm-bindgen's glue changed shape at ${anchor}; update tools/build/split.mjs`);
     glue = glue.replace(anchor, anchor + addition);
   }
   writeFileSync(gluePath, glue);

@@ -1,7 +1,7 @@
 // Gathers the JSON that `make bench` wrote (native Burn CPU/wgpu, PyTorch, the browser run) into
 // one table: printed, and written to docs/benchmarks.md and docs/benchmarks.json. Ratios are the peer's
 // time over ours, so above 1 means we are faster.
-// Usage: node tools/bench_report.mjs BENCH_DIR
+// Usage: node tools/bench/report.mjs BENCH_DIR
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { cpus, totalmem } from "node:os";
 import { join } from "node:path";

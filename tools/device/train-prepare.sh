@@ -1,13 +1,13 @@
 #!/bin/bash
-# Makes .device/: what tools/device_train.sh needs on a lent GPU machine, which has the NVIDIA
+# Makes .device/: what tools/device/train.sh needs on a lent GPU machine, which has the NVIDIA
 # driver but neither Rust, nor the data set, nor a Vulkan loader: the ddpm binary (stripped, xz),
 # Fashion-MNIST's IDX files (images as xz, 4 MB less than gzip), Debian's libvulkan1 and the GL
 # dispatch libraries that NVIDIA's Vulkan driver links against (without them the loader finds no
 # adapter). Ignored by git. A call carries at most 64 MiB: the tracked tree and .device/, with any
 # weights copied there to be measured (WEIGHTS=.device/x.ddpm), which this script keeps and counts.
-# Usage: tools/device_prepare.sh   (then see tools/device_train.sh)
+# Usage: tools/device/train-prepare.sh   (then see tools/device/train.sh)
 set -euo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."
 DATA=${DATA:-/usr/share/datasets/fashion-mnist}
 CACHE=${CACHE:-$HOME/.cache/ddpm-web}
 make cli

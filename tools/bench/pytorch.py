@@ -1,10 +1,11 @@
-"""The PyTorch half of `make bench`: the reference U-Net (tools/make_unet_fixture.py) with our
+"""The PyTorch half of `make bench`: the reference U-Net (tools/fixtures/make-unet-fixture.py) with our
 weights (from `ddpm export`), checked against Burn's output on the probe, then timed on the CPU
 with the same number of threads, its FLOPs counted, and exported to ONNX for onnxruntime-web.
 
-    python tools/bench_torch.py --safetensors model.safetensors --threads 2 --onnx unet.onnx --json torch.json
+    python tools/bench/pytorch.py --safetensors model.safetensors --threads 2 --onnx unet.onnx --json torch.json
 """
 import argparse
+import importlib.util
 import json
 import statistics
 import sys
@@ -16,8 +17,15 @@ import torch.nn.functional as F
 from safetensors import safe_open
 from torch.utils.flop_counter import FlopCounterMode
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from make_unet_fixture import Unet, burn_name  # noqa: E402
+
+# The reference U-Net, from tools/fixtures/make-unet-fixture.py: a script's name (kebab-case, as
+# every file in tools/), so loaded by path rather than imported by name.
+_spec = importlib.util.spec_from_file_location(
+    "make_unet_fixture", Path(__file__).resolve().parents[1] / "fixtures" / "make-unet-fixture.py")
+reference = importlib.util.module_from_spec(_spec)
+sys.modules[_spec.name] = reference
+_spec.loader.exec_module(reference)
+Unet, burn_name = reference.Unet, reference.burn_name
 
 
 def load(path):

@@ -1,5 +1,5 @@
 // `make package`: the npm package a blog loads from a CDN, packed from dist/.
-//   node tools/package/build.mjs [dist] [out folder]  →  <out>/ddpm-web-<version>.tgz
+//   node tools/build/package/build.mjs [dist] [out folder]  →  <out>/ddpm-web-<version>.tgz
 // The package is dist/ without its precompressed copies (CDNs compress by themselves), plus
 // package.json, the Custom Elements Manifest, TypeScript declarations, a README and the licences.
 import { execFileSync } from "node:child_process";
@@ -19,7 +19,7 @@ function walk(dir, root = dir) {
   });
 }
 
-// dist/'s files, less FILE.br and FILE.gz written beside FILE by tools/compress.mjs
+// dist/'s files, less FILE.br and FILE.gz written beside FILE by tools/build/compress.mjs
 // (data/*.gz are the data itself, and stay).
 export function distFiles(dist) {
   const all = new Set(walk(dist));

@@ -1,14 +1,14 @@
 #!/bin/bash
 # `make gpu-check` on a GPU lent through the `device` tool, whose image has the NVIDIA driver but
 # neither Node.js, nor the Vulkan loader, nor the page's build.
-#   here:  tools/device_gpu_check.sh prepare      (makes .device-gpu/: Node.js, Dawn's dawn.node and
+#   here:  tools/device/gpu-check.sh prepare      (makes .device-gpu/: Node.js, Dawn's dawn.node and
 #          the webgpu package, the page's wasm engine from dist/, the test images, the Vulkan
 #          loader and GL dispatch libraries; ignored by git; checks the 64 MiB a call carries)
-#   there: run(command="bash tools/device_gpu_check.sh run", carry=[".device-gpu"], timeout_s=600)
+#   there: run(command="bash tools/device/gpu-check.sh run", carry=[".device-gpu"], timeout_s=600)
 # $OUT gets gpu-check.json and gpu-check.log; commit them under docs/lab/device/.
-# STEPS, BATCHES, TRAIN_STEPS and DAWN pass through to tools/gpu_check.mjs.
+# STEPS, BATCHES, TRAIN_STEPS and DAWN pass through to tools/device/gpu-check.mjs.
 set -euo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."
 here=.device-gpu
 DATA=${DATA:-/usr/share/datasets/fashion-mnist}
 
@@ -38,7 +38,7 @@ prepare() {
 
 run() {
   local out=${OUT:?OUT: where the results go (the device tool sets it)} work
-  [ -f $here/node.xz ] || { echo "no $here/: run tools/device_gpu_check.sh prepare here and carry $here" >&2; exit 2; }
+  [ -f $here/node.xz ] || { echo "no $here/: run tools/device/gpu-check.sh prepare here and carry $here" >&2; exit 2; }
   unxz() { xz -dc "$1" 2>/dev/null || python3 -c "import lzma,sys; sys.stdout.buffer.write(lzma.open(sys.argv[1]).read())" "$1"; }
   work=$(mktemp -d)
   for f in $here/gl/*.deb; do dpkg -x "$f" /; done
@@ -47,7 +47,7 @@ run() {
   local icd=/usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json
   [ -f $icd ] && export VK_DRIVER_FILES=${VK_DRIVER_FILES:-$icd}
   unxz $here/node.xz > "$work/node" && chmod +x "$work/node"
-  # tools/gpu_check.mjs imports "webgpu" from the tree's node_modules.
+  # tools/device/gpu-check.mjs imports "webgpu" from the tree's node_modules.
   mkdir -p node_modules/webgpu/dist/linux-x64 "$work/dist/assets" "$work/data"
   cp $here/webgpu/package.json $here/webgpu/index.js node_modules/webgpu/
   unxz $here/webgpu/dawn.node.xz > node_modules/webgpu/dist/linux-x64/dawn.node
@@ -57,11 +57,11 @@ run() {
   unxz $here/data/t10k-images-idx3-ubyte.xz | gzip -1 > "$work/data/t10k-images-idx3-ubyte.gz"
   cp $here/data/t10k-labels-idx1-ubyte.gz "$work/data/"
   { nvidia-smi -L || true; echo "engine from $(cat $here/commit)"; } 2>&1 | tee "$out/gpu-check.log"
-  DATA="$work/data" "$work/node" tools/gpu_check.mjs "$work/dist" --json "$out/gpu-check.json" 2>&1 | tee -a "$out/gpu-check.log"
+  DATA="$work/data" "$work/node" tools/device/gpu-check.mjs "$work/dist" --json "$out/gpu-check.json" 2>&1 | tee -a "$out/gpu-check.log"
 }
 
 case ${1:-} in
   prepare) prepare ;;
   run) run ;;
-  *) echo "usage: tools/device_gpu_check.sh prepare|run" >&2; exit 2 ;;
+  *) echo "usage: tools/device/gpu-check.sh prepare|run" >&2; exit 2 ;;
 esac
