@@ -15,8 +15,10 @@
 # "guidance interval|- seed [rows]" items separated by ";" (rows as tools/bench/eval-card.sh's RUNS), e.g.
 # SETTINGS="1.5 0-600 3 ddpm1000; 1.5 0-600 4 ddpm1000". CLIP and TAG pass through to eval-card.sh
 # (TAG=-b250: the GPU's batch of 250 draws other noise than the CPU's 25, so its journals keep apart).
+# Not set -e: a step that fails still leaves what the others measured in results.tar.
 set -uo pipefail
 t0=$SECONDS
+. "$(dirname "$0")/common.sh"
 MINUTES=${MINUTES:-4.5}
 DEADLINE=${DEADLINE:-575}
 # The dim-24 candidate (docs/lab/train/2026-11-26-dim24: 1.37 M, 1.7× the shipped model's CPU forward),
@@ -27,29 +29,19 @@ DEADLINE=${DEADLINE:-575}
 TRAIN_ARGS=${TRAIN_ARGS:---dim 24 --dim-mults 1,2,4 --attn-heads 2 --attn-dim-head 16 --batch 512 --lr 1e-3 --warmup 200 --clip 1 --ema 0.999 --lr-schedule cosine --checkpoint-every 500 --seed 0 --no-flips}
 out=${OUT:?OUT: where the results go (the device tool sets it)}
 here=.device
-[ -f $here/ddpm.xz ] || { echo "no $here/ddpm.xz: run tools/device/train-prepare.sh here and carry .device" >&2; exit 2; }
+carried $here/ddpm.xz tools/device/train-prepare.sh
 work=$(mktemp -d)
 pack() { tar -C "$work" -cf "$out/results.tar" .; }
 left() { echo $((DEADLINE - (SECONDS - t0))); }
 
-# The image has the NVIDIA driver and its Vulkan ICD but neither the loader nor the GL dispatch
-# libraries the ICD links against.
-for f in $here/gl/*.deb; do dpkg -x "$f" /; done
-ldconfig
-# Vulkan's window-system layers complain without it (lavapipe here, say).
-export XDG_RUNTIME_DIR=${XDG_RUNTIME_DIR:-$(mktemp -d)}
-icd=/usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json
-[ -f $icd ] && export VK_DRIVER_FILES=${VK_DRIVER_FILES:-$icd}
+setup_vulkan $here
 ddpm=/tmp/ddpm
-unxz() { xz -dc "$1" 2>/dev/null || python3 -c "import lzma,sys; sys.stdout.buffer.write(lzma.open(sys.argv[1]).read())" "$1"; }
 unxz $here/ddpm.xz > $ddpm
 chmod +x $ddpm
-# The images travel as xz (smaller than gzip); the loader reads IDX plain or gzipped.
+# The images travel as xz; the loader reads IDX plain or gzipped.
 data=$(mktemp -d)
-for f in $here/data/*; do
-  case $f in *.xz) unxz "$f" > "$data/$(basename "$f" .xz)" ;; *) cp "$f" "$data/" ;; esac
-done
-{ nvidia-smi -L || echo "no nvidia-smi"; echo "ddpm from $(cat $here/commit 2>/dev/null)"; } 2>&1 | tee "$work/device.txt"
+unpack_data $here/data "$data"
+describe $here ddpm 2>&1 | tee "$work/device.txt"
 adapter() { $ddpm info --time --device wgpu 2>&1 | tail -3 | tee -a "$work/device.txt"; }
 found=
 if adapter; then
@@ -63,7 +55,7 @@ else
 fi
 if [ -z "$found" ]; then
   # What the Vulkan loader saw, for the next try.
-  { ls -l /usr/local/nvidia/share/vulkan/icd.d /usr/share/vulkan/icd.d /etc/vulkan/icd.d
+  { ls -l "$(dirname $NVIDIA_ICD)" /usr/share/vulkan/icd.d /etc/vulkan/icd.d
     VK_LOADER_DEBUG=error,warn,driver $ddpm info --device wgpu 2>&1 | tail -40; } >> "$work/device.txt" 2>&1
   pack; exit 1
 fi
