@@ -285,7 +285,8 @@ async function fetchWeights() {
   try {
     const { bytes, source } = await fetchWeightsFrom(location.href, {
       notice,
-      downloading: () => { setStatus("loading", "Downloading the model weights…"); $("progress").hidden = false; },
+      // The download starts beside the engine: if the engine failed first, its error stays.
+      downloading: () => { if (ddpm.state !== "loading") return; setStatus("loading", "Downloading the model weights…"); $("progress").hidden = false; },
       progress: (f) => { $("progress-bar").style.width = `${100 * f}%`; },
     });
     ddpm.weightsSource = source;
