@@ -1,6 +1,7 @@
 // The page: controls, the URL, the weights, and the worker that runs the model (www/worker.js).
 // Nothing heavy happens on this thread, so the page stays responsive while the model works.
 
+import { $, saveFile } from "./dom.js";
 import { context2d, plotContext } from "./draw2d.js";
 import { initModels } from "./models.js";
 import { initRepaint } from "./repaint.js";
@@ -10,7 +11,6 @@ import { EVENT, NO_MODULE_WORKERS, OP, startEngine as startWorker } from "./prot
 import { CLASS_NAMES, DEFAULT_SAMPLER, INTERVALS, RANGES, SAMPLERS, SCHEDULES, STEPS, clampNumber, randomSeed, stepsFor } from "./settings.js";
 import { VERSION } from "./version.js";
 
-const $ = (id) => document.getElementById(id);
 $("version").textContent = `ddpm-web ${VERSION}`;
 
 // Every setting the URL can carry: how to read it, its range, and its default.
@@ -386,13 +386,9 @@ function togglePause() {
 
 async function download(kind) {
   const { blob } = await call(kind);
-  const a = document.createElement("a");
-  a.href = URL.createObjectURL(blob);
   const s = currentSettings();
   const seeds = ddpm.settings?.morphTo === undefined ? `seed${s.seed}` : `morph${ddpm.settings.seed}-${ddpm.settings.morphTo}`;
-  a.download = `ddpm-${s.sampler}-${STEPS[s.sampler] ? s.steps + "steps-" : ""}${seeds}.${kind}`;
-  a.click();
-  setTimeout(() => URL.revokeObjectURL(a.href), 10000);
+  saveFile(blob, `ddpm-${s.sampler}-${STEPS[s.sampler] ? s.steps + "steps-" : ""}${seeds}.${kind}`);
 }
 
 // ---------- forward process explorer ----------

@@ -8,6 +8,7 @@
 // device and one copy of the weights; a demo starts when scrolled into view, pauses when
 // scrolled away, and demos take turns on the engine.
 
+import { $, el } from "./dom.js";
 import { drawGrid, plotContext, scaledLayout } from "./draw2d.js";
 import { fetchExamples, fetchWeights } from "./weights.js";
 import { EVENT, OP, startEngine as startWorker } from "./protocol.js";
@@ -238,7 +239,7 @@ export class DdpmDemo extends HTMLElement {
     };
   }
 
-  $(id) { return this.shadowRoot.getElementById(id); }
+  $(id) { return $(id, this.shadowRoot); }
 
   connectedCallback() {
     engine.demos.add(this);
@@ -257,32 +258,23 @@ export class DdpmDemo extends HTMLElement {
   }
 
   build() {
-    const root = this.shadowRoot;
-    const demo = document.createElement("div");
-    demo.className = "demo";
-    demo.setAttribute("part", "demo");
-    const canvas = document.createElement("canvas");
-    canvas.id = "canvas";
+    const demo = el("div", { className: "demo" }, { part: "demo" });
+    const canvas = el("canvas", { id: "canvas" });
     const ratio = { generate: [2, 1], morph: [number(this.getAttribute("count"), 5, 9, 7, true), 1.1], forward: [10, 1.3], train: [8, 1] }[this.mode];
-    canvas.style.aspectRatio = `${ratio[0]} / ${ratio[1]}`;
+    canvas.style.aspectRatio = `${ratio[0]} / ${ratio[1]}`; // CSSOM, not a style attribute: a strict CSP allows it
     if (this.mode === "train") {
-      const plot = document.createElement("canvas");
-      plot.id = "plot";
-      plot.style.aspectRatio = "4 / 1";
-      plot.style.marginBottom = "6px";
+      const plot = el("canvas", { id: "plot" });
+      Object.assign(plot.style, { aspectRatio: "4 / 1", marginBottom: "6px" });
       demo.append(plot);
     }
     demo.append(canvas);
-    const bar = document.createElement("div");
-    bar.className = "bar";
-    const button = (id, text, cls = "") => Object.assign(document.createElement("button"), { id, textContent: text, className: cls, type: "button" });
+    const bar = el("div", { className: "bar" });
+    const button = (id, text, className = "") => el("button", { id, textContent: text, className, type: "button" });
     if (this.controls !== "none") {
       if (this.mode === "generate" || this.mode === "morph") {
         bar.append(button("go", this.mode === "morph" ? "Morph" : "Generate"), button("pause", "Pause", "second"));
         if (this.controls === "full") {
-          const select = document.createElement("select");
-          select.id = "class";
-          select.setAttribute("aria-label", "Class");
+          const select = el("select", { id: "class" }, { "aria-label": "Class" });
           select.add(new Option("Any class", "-1"));
           CLASS_NAMES.forEach((n, i) => select.add(new Option(n, String(i))));
           select.value = String(classIndex(this.getAttribute("class")));
@@ -291,20 +283,12 @@ export class DdpmDemo extends HTMLElement {
       } else if (this.mode === "train") {
         bar.append(button("go", "Train"), button("pause", "Pause", "second"));
       } else {
-        const t = Object.assign(document.createElement("input"), { type: "range", min: 0, max: 999, value: number(this.getAttribute("t"), 0, 999, 250, true), id: "t" });
-        t.setAttribute("aria-label", "Time step t");
-        bar.append(t);
+        bar.append(el("input", { type: "range", min: 0, max: 999, value: number(this.getAttribute("t"), 0, 999, 250, true), id: "t" }, { "aria-label": "Time step t" }));
       }
     }
-    const status = document.createElement("span");
-    status.className = "status";
-    status.id = "status";
-    status.setAttribute("role", "status");
-    bar.append(status);
-    const note = Object.assign(document.createElement("p"), { id: "note", className: "note", hidden: true });
-    note.setAttribute("role", "note");
-    demo.append(bar, note);
-    root.append(demo);
+    bar.append(el("span", { id: "status", className: "status" }, { role: "status" }));
+    demo.append(bar, el("p", { id: "note", className: "note", hidden: true }, { role: "note" }));
+    this.shadowRoot.append(demo);
     this.$("go")?.addEventListener("click", () => this.start());
     this.$("pause")?.addEventListener("click", () => this.togglePause());
     this.$("dice")?.addEventListener("click", () => {

@@ -2,10 +2,10 @@
 // IndexedDB, or a file from disk. The active model's bytes are kept so that restarting the
 // engine (after a lost GPU device) brings the same model back.
 
+import { $, saveFile } from "./dom.js";
 import { OP } from "./protocol.js";
 import { loadModel, saveModel } from "./store.js";
 
-const $ = (id) => document.getElementById(id);
 const SAVED_KEY = "trained";
 
 export function initModels({ call, notice, onChange }) {
@@ -50,11 +50,7 @@ export function initModels({ call, notice, onChange }) {
     } catch (e) {
       notice(`The browser did not keep the model (${e.message}); the downloaded file still has it.`);
     }
-    const a = document.createElement("a");
-    a.href = URL.createObjectURL(new Blob([record.bytes], { type: "application/octet-stream" }));
-    a.download = `ddpm-trained-${record.description.train_steps}steps.ddpm`;
-    a.click();
-    setTimeout(() => URL.revokeObjectURL(a.href), 10000);
+    saveFile(new Blob([record.bytes], { type: "application/octet-stream" }), `ddpm-trained-${record.description.train_steps}steps.ddpm`);
     show();
   }
 

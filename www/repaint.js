@@ -2,7 +2,8 @@
 // paints a mask over it with pointer events, Undo and Clear. Repaint asks the page to generate
 // with the garment and the mask; the engine keeps the unpainted pixels (src/sampler/inpaint.rs).
 
-const $ = (id) => document.getElementById(id);
+import { $ } from "./dom.js";
+
 const SIZE = 28;
 const BRUSH = 1.6; // radius in image pixels
 

@@ -1,10 +1,10 @@
 // The Train card: settings, Start / Pause / Stop, the live loss curve, images per second and the
 // preview. The training itself runs in the worker (www/train-worker.js).
 
+import { $, el } from "./dom.js";
 import { plotContext } from "./draw2d.js";
 import { EVENT, OP } from "./protocol.js";
 
-const $ = (id) => document.getElementById(id);
 const EMA_DECAY = 0.99; // short runs: the EMA should follow within ~100 steps
 const SMOOTHING = 0.1;
 
@@ -14,9 +14,8 @@ export function initTrain({ send, notice, backend, targetWidth, models, classNam
   let snapshot = null; // { done, bytes }: the run's latest trained weights, kept for a restart
 
   classNames.forEach((name, i) => {
-    const label = document.createElement("label");
-    label.innerHTML = `<input type="checkbox" value="${i}" checked> `;
-    label.append(name);
+    const label = el("label");
+    label.append(el("input", { type: "checkbox", value: String(i), checked: true }), ` ${name}`);
     $("train-classes").append(label);
   });
   const boxes = () => [...$("train-classes").querySelectorAll("input")];
