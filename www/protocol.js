@@ -22,11 +22,11 @@ export const OP = Object.freeze({
   gif: "gif",                 // → gif: blob, frames
   snapshot: "snapshot",       // name → snapshot: width, height, data
   memory: "memory",           // → memory: wasmBytes, workerHeap, device
-  loseDevice: "loseDevice",   // (sent; tests only)
+  loseDevice: "lose-device",  // (sent; tests only)
   train: "train",             // settings: options, steps, evalEvery, previewEvery, target, tag (sent) → train-* events
-  trainPause: "trainPause",   // (sent) → event train-paused
-  trainResume: "trainResume", // (sent) → event train-resumed
-  trainStop: "trainStop",     // (sent) → event train-finished
+  trainPause: "train-pause",  // (sent) → event train-paused
+  trainResume: "train-resume", // (sent) → event train-resumed
+  trainStop: "train-stop",     // (sent) → event train-finished
   save: "save",               // → saved: bytes
 });
 
