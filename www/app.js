@@ -7,7 +7,7 @@ import { initModels } from "./models.js";
 import { initRepaint } from "./repaint.js";
 import { initTrain } from "./train.js";
 import { fetchExamples, fetchWeights as fetchWeightsFrom } from "./weights.js";
-import { EVENT, NO_MODULE_WORKERS, OP, startEngine as startWorker } from "./protocol.js";
+import { EVENT, NO_MODULE_WORKERS, OP, generateSettings, startEngine as startWorker } from "./protocol.js";
 import { CLASS_NAMES, DEFAULT_SAMPLER, INTERVALS, RANGES, SAMPLERS, SCHEDULES, STEPS, clampNumber, randomSeed, stepsFor } from "./settings.js";
 import { VERSION } from "./version.js";
 
@@ -25,7 +25,7 @@ const SETTINGS = {
   class: { choices: ["any", ...CLASS_NAMES.map((_, i) => String(i))], def: "any" },
   guidance: RANGES.guidance,
   interval: { choices: INTERVALS, def: INTERVALS[0] },
-  batch: { ...RANGES.batch, def: () => (engineInfo.backend === "cpu" ? 4 : 16) },
+  batch: { ...RANGES.batch, def: () => (engineInfo.backend === "cpu" ? RANGES.batch.def : RANGES.batch.max) },
   view: { choices: ["both", "xt", "x0"], def: "both" },
   colormap: { choices: ["grey", "viridis"], def: "grey" },
   backend: { choices: ["auto", "webgpu", "cpu"], def: "auto" },
@@ -324,26 +324,14 @@ function morph() {
   generate(null, { morphTo: s.morph, batch: Number(s.frames) });
 }
 
-// `extra` settings make the run a morph (morphTo, batch) or a repaint (inpaint).
+// The `generate` settings the controls choose; `extra` makes the run a morph (morphTo, batch)
+// or a repaint (inpaint).
+const chosenSettings = (extra = {}) => generateSettings({ ...currentSettings(), target: targetWidth("gen-canvas"), trace: ddpm.trace, ...extra });
+
 function generate(event, extra = {}) {
   event?.preventDefault();
-  const s = currentSettings();
   writeUrl();
-  const settings = {
-    sampler: s.sampler,
-    steps: Number(s.steps),
-    eta: s.eta,
-    seed: s.seed,
-    class: s.class === "any" ? -1 : Number(s.class),
-    guidance: s.guidance,
-    interval: s.interval,
-    batch: s.batch,
-    view: s.view,
-    colormap: s.colormap === "viridis" ? 1 : 0,
-    target: targetWidth("gen-canvas"),
-    trace: Boolean(ddpm.trace),
-    ...extra,
-  };
+  const settings = chosenSettings(extra);
   ddpm.steps = [];
   ddpm.final = null;
   ddpm.settings = settings;
@@ -464,8 +452,8 @@ function init() {
     if (e.target.id === "sampler") fillSteps();
     syncOutputs();
     if (["view", "colormap"].includes(e.target.id) && worker) {
-      const s = currentSettings();
-      worker.send(OP.redraw, { view: s.view, colormap: s.colormap === "viridis" ? 1 : 0, target: targetWidth("gen-canvas") });
+      const { view, colormap, target } = chosenSettings();
+      worker.send(OP.redraw, { view, colormap, target });
     }
     writeUrl();
   });

@@ -11,8 +11,8 @@
 import { $, el } from "./dom.js";
 import { drawGrid, plotContext, scaledLayout } from "./draw2d.js";
 import { fetchExamples, fetchWeights } from "./weights.js";
-import { EVENT, OP, startEngine as startWorker } from "./protocol.js";
-import { CLASS_NAMES, DEFAULT_SAMPLER, INTERVALS, RANGES, SAMPLERS, SCHEDULES, clampNumber, randomSeed, stepsFor } from "./settings.js";
+import { EVENT, OP, generateSettings, startEngine as startWorker } from "./protocol.js";
+import { CLASS_NAMES, DEFAULT_SAMPLER, SCHEDULES, classIndex, clampNumber } from "./settings.js";
 import { VERSION } from "./version.js";
 
 const BASE = new URL("./", import.meta.url);
@@ -192,14 +192,6 @@ let demoCount = 0;
 let sheet = null; // one constructed stylesheet for every demo (no inline <style>, so a strict CSP is fine)
 
 const number = (raw, min, max, def, int = false) => clampNumber(raw, { min, max, int }) ?? def;
-const setting = (raw, range, def) => clampNumber(raw, range) ?? def;
-
-function classIndex(raw) {
-  if (raw === null || raw === "" || raw === "any") return -1;
-  const byName = CLASS_NAMES.findIndex((n) => n.toLowerCase().replace(/[^a-z]/g, "") === raw.toLowerCase().replace(/[^a-z]/g, ""));
-  if (byName >= 0) return byName;
-  return Number.isInteger(Number(raw)) && Number(raw) >= 0 && Number(raw) < 10 ? Number(raw) : -1;
-}
 
 // Events (bubbling, composed): ddpm-step { done, total }, ddpm-done { steps, seconds } (a forward
 // demo: { t }), ddpm-error { message }. The package's custom-elements.json and embed.d.ts list
@@ -219,24 +211,17 @@ export class DdpmDemo extends HTMLElement {
   get controls() { return ["full", "minimal", "none"].includes(this.getAttribute("controls")) ? this.getAttribute("controls") : "minimal"; }
   get autoplay() { const a = this.getAttribute("autoplay"); return a !== null ? a !== "false" : this.controls === "none"; }
 
+  // This demo's `generate` settings, from its attributes (www/protocol.js reads and bounds them).
   settings() {
     const a = (k) => this.getAttribute(k);
     const morph = this.mode === "morph";
     // A morph needs a deterministic sampler: DDPM falls back to the default (η is always 0 here).
-    const wanted = SAMPLERS.includes(a("sampler")) ? a("sampler") : DEFAULT_SAMPLER;
-    const sampler = morph && wanted.startsWith("ddpm") ? DEFAULT_SAMPLER : wanted;
-    const steps = stepsFor(sampler, a("steps")) ?? 0;
-    const seed = this.seed ?? setting(a("seed"), RANGES.seed, randomSeed());
-    const cls = this.$("class") ? Number(this.$("class").value) : classIndex(a("class"));
-    const morphing = morph ? { morphTo: this.to ?? setting(a("to"), RANGES.seed, randomSeed()), batch: number(a("count"), 5, 9, 7, true) } : {};
-    return {
-      sampler, steps, eta: 0, seed, class: cls,
-      guidance: setting(a("guidance"), RANGES.guidance, RANGES.guidance.def),
-      interval: INTERVALS.includes(a("interval")) ? a("interval") : INTERVALS[0],
-      batch: setting(a("batch"), RANGES.batch, 4),
-      view: "both", colormap: 0, target: 0, trace: false, sendValues: true, tag: this.tag,
-      ...morphing,
-    };
+    const sampler = morph && a("sampler")?.startsWith("ddpm") ? DEFAULT_SAMPLER : a("sampler");
+    return generateSettings({
+      sampler, steps: a("steps"), seed: this.seed ?? a("seed"), guidance: a("guidance"), interval: a("interval"), batch: a("batch"),
+      class: this.$("class")?.value ?? a("class"), sendValues: true, tag: this.tag,
+      ...(morph && { morphTo: this.to ?? a("to"), batch: number(a("count"), 5, 9, 7, true) }),
+    });
   }
 
   $(id) { return $(id, this.shadowRoot); }

@@ -6,6 +6,7 @@
 // { op: "error", id, message }). A message sent with `send` has no id and gets no answer.
 // Events come without an id; those of a run carry the `tag` of whoever started the run.
 
+import { DEFAULT_SAMPLER, INTERVALS, RANGES, SAMPLERS, classIndex, clampNumber, randomSeed, stepsFor } from "./settings.js";
 import { moduleWorkers, probeWebGpu } from "./webgpu.js";
 
 // Requests, with their fields → the reply's op and fields.
@@ -56,6 +57,32 @@ export const EVENT = Object.freeze({
   trainFinished: "train-finished", // tag, done, description
   trainError: "train-error",       // tag, message
 });
+
+// The settings of a `generate` request (the page's Generate, Morph and Repaint, and every
+// <ddpm-demo>), from what was chosen, as text or numbers: what is missing, unreadable or out of
+// range becomes its default (www/limits.json).
+export function generateSettings(chosen) {
+  const sampler = SAMPLERS.includes(chosen.sampler) ? chosen.sampler : DEFAULT_SAMPLER;
+  const number = (name) => clampNumber(chosen[name], RANGES[name]) ?? RANGES[name].def;
+  return {
+    sampler,
+    steps: stepsFor(sampler, chosen.steps) ?? 0,
+    eta: number("eta"),
+    seed: clampNumber(chosen.seed, RANGES.seed) ?? randomSeed(),
+    class: classIndex(chosen.class),
+    guidance: number("guidance"),
+    interval: INTERVALS.includes(chosen.interval) ? chosen.interval : INTERVALS[0],
+    batch: number("batch"),
+    view: ["both", "xt", "x0"].includes(chosen.view) ? chosen.view : "both",
+    colormap: chosen.colormap === "viridis" ? 1 : 0,
+    target: chosen.target ?? 0,
+    trace: Boolean(chosen.trace),
+    sendValues: Boolean(chosen.sendValues),
+    tag: chosen.tag,
+    ...(chosen.morphTo !== undefined && { morphTo: clampNumber(chosen.morphTo, RANGES.seed) ?? randomSeed() }),
+    ...(chosen.inpaint && { inpaint: chosen.inpaint }),
+  };
+}
 
 export const NO_MODULE_WORKERS = "this browser has no module workers (Chrome 80+, Firefox 114+ and Safari 15+ have them)";
 

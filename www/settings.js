@@ -18,6 +18,17 @@ export const INTERVALS = LIMITS.intervals;
 export const SCHEDULES = LIMITS.schedules;
 export const RANGES = LIMITS.ranges;
 
+// A class index from text: a name ("Sneaker", "ankle boot") or an index 0–9; anything else
+// (absent, "any", -1) is -1, any class.
+export function classIndex(raw) {
+  if (raw === null || raw === undefined) return -1;
+  const letters = (name) => String(name).toLowerCase().replace(/[^a-z]/g, "");
+  const byName = CLASS_NAMES.findIndex((n) => letters(n) === letters(raw));
+  if (byName >= 0) return byName;
+  const i = Number(raw);
+  return String(raw).trim() !== "" && Number.isInteger(i) && i >= 0 && i < CLASS_NAMES.length ? i : -1;
+}
+
 export const randomSeed = () => crypto.getRandomValues(new Uint32Array(1))[0];
 
 // A number from text, clamped into `range` (rounded where it must be whole); null if unreadable.
