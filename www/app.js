@@ -342,7 +342,8 @@ function generate(event, extra = {}) {
   worker.send(OP.generate, { settings });
 }
 
-function onBegin({ total }) {
+function onBegin({ total, size }) {
+  ddpm.size = size; // the images' side: the model's
   $("step-info").textContent = `Step 0 / ${total}: pure noise x_T`;
   $("step-bar").style.width = "0%";
 }
@@ -394,7 +395,7 @@ async function drawForward() {
       forwardAgain = false;
       const t = Number($("t").value);
       $("t-out").textContent = t;
-      ddpm.forward = await call(OP.forward, { images: examples, t, schedule: $("schedule").value, seed: 7, target: targetWidth("fwd-canvas") });
+      ddpm.forward = await call(OP.forward, { images: examples.values, size: examples.size, t, schedule: $("schedule").value, seed: 7, target: targetWidth("fwd-canvas") });
       marker();
     } while (forwardAgain);
   } catch (e) {
@@ -488,7 +489,7 @@ function init() {
   repaint = initRepaint({
     classNames: CLASS_NAMES,
     examples: async () => (examples ??= await fetchExamples(location.href)),
-    lastSample: () => ddpm.final,
+    lastSample: () => ddpm.final && { values: ddpm.final, size: ddpm.size },
     repaint: (inpaint) => generate(null, { inpaint }),
   });
   startEngine();

@@ -16,7 +16,6 @@ import { CLASS_NAMES, DEFAULT_SAMPLER, SCHEDULES, classIndex, clampNumber } from
 import { VERSION } from "./version.js";
 
 const BASE = new URL("./", import.meta.url);
-const SIZE = 28;
 const BACKENDS = ["auto", "webgpu", "cpu"];
 
 // ---------- one engine for every demo on the page ----------
@@ -385,8 +384,9 @@ export class DdpmDemo extends HTMLElement {
         this.again = false;
         const t = Number(this.$("t")?.value ?? number(this.getAttribute("t"), 0, 999, 250, true));
         const schedule = SCHEDULES.includes(this.getAttribute("schedule")) ? this.getAttribute("schedule") : "linear";
-        const { values } = await call(OP.forward, { images: this.examples, t, schedule, seed: 7, target: 0 });
-        this.draw(values, 10, 10, 1);
+        const { values: images, count, size } = this.examples;
+        const { values } = await call(OP.forward, { images, size, t, schedule, seed: 7, target: 0 });
+        this.draw(values, { count, cols: count, size, panels: 1 });
         this.ddpm.t = t;
         this.setState("done", `t = ${t}`);
         this.emit("ddpm-done", { t });
@@ -398,22 +398,26 @@ export class DdpmDemo extends HTMLElement {
     }
   }
 
-  draw(values, count, cols, panels) {
+  // `layout`: count, cols, size (the images' side), panels (www/draw2d.js).
+  draw(values, layout) {
     const canvas = this.$("canvas");
     const target = Math.round(canvas.clientWidth * (devicePixelRatio || 1)) || 560;
-    drawGrid(canvas, values, scaledLayout({ count, cols, size: SIZE, panels, colormap: 0 }, target));
+    drawGrid(canvas, values, scaledLayout({ ...layout, colormap: 0 }, target));
   }
 
-  // A generation's x_t beside x̂_0; a morph's row of x_t alone.
+  // A generation's x_t beside x̂_0; a morph's row of x_t alone. `this.size`: the model's, from
+  // the run's begin event.
   drawRun(values) {
-    const batch = this.current.batch;
-    if (this.mode === "morph") this.draw(values.subarray(0, batch * SIZE * SIZE), batch, batch, 1);
-    else this.draw(values, batch, Math.ceil(Math.sqrt(batch)), 2);
+    const { batch } = this.current;
+    const size = this.size;
+    if (this.mode === "morph") this.draw(values.subarray(0, batch * size * size), { count: batch, cols: batch, size, panels: 1 });
+    else this.draw(values, { count: batch, cols: Math.ceil(Math.sqrt(batch)), size, panels: 2 });
   }
 
   onEngine(m) {
     switch (m.op) {
       case EVENT.begin:
+        this.size = m.size;
         this.drawRun(m.values);
         break;
       case EVENT.step:
@@ -428,6 +432,9 @@ export class DdpmDemo extends HTMLElement {
         this.setState("done", `Done: ${m.total} steps in ${m.seconds.toFixed(1)} s.`);
         this.emit("ddpm-done", { steps: m.total, seconds: m.seconds });
         break;
+      case EVENT.trainBegin:
+        this.size = m.description.unet.image_size;
+        break;
       case EVENT.trainStatus:
         this.$("status").textContent = m.message;
         break;
@@ -439,7 +446,7 @@ export class DdpmDemo extends HTMLElement {
         this.plotLoss();
         break;
       case EVENT.trainPreview:
-        this.draw(m.values, 8, 8, 1);
+        this.draw(m.values, { count: 8, cols: 8, size: this.size, panels: 1 });
         break;
       case EVENT.trainPaused:
         engine.loaded = null; // the worker now holds the weights being trained

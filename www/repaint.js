@@ -4,13 +4,15 @@
 
 import { $ } from "./dom.js";
 
-const SIZE = 28;
 const BRUSH = 1.6; // radius in image pixels
 
+// `examples()`: the test images ({ values, size }, www/weights.js); `lastSample()`: the last
+// finished run's ({ values, size }) or null.
 export function initRepaint({ classNames, examples, lastSample, repaint }) {
   const canvas = $("repaint-canvas");
   const ctx = canvas.getContext("2d");
-  const state = (window.ddpm.repaint = { image: null, painted: new Float32Array(SIZE * SIZE), undo: [] });
+  // The garment, `size` pixels square, and the mask painted over it.
+  const state = (window.ddpm.repaint = { image: null, size: 0, painted: new Float32Array(0), undo: [] });
 
   // The shipped test images, one per class; "last" is the first image of the last finished run.
   function fillSources() {
@@ -23,33 +25,39 @@ export function initRepaint({ classNames, examples, lastSample, repaint }) {
 
   async function choose() {
     const v = $("repaint-source").value;
-    state.image = v === "last" ? Float32Array.from(lastSample().subarray(0, SIZE * SIZE)) : Float32Array.from((await examples()).subarray(Number(v) * SIZE * SIZE, (Number(v) + 1) * SIZE * SIZE));
-    state.painted.fill(0);
+    const { values, size } = v === "last" ? lastSample() : await examples();
+    const first = v === "last" ? 0 : Number(v);
+    state.image = Float32Array.from(values.subarray(first * size * size, (first + 1) * size * size));
+    state.size = size;
+    state.painted = new Float32Array(size * size);
     state.undo = [];
     state.source = v;
     draw();
   }
 
   function draw() {
-    const scale = canvas.width / SIZE;
+    const { size } = state;
+    if (!size) return; // the garment is still on its way
+    const scale = canvas.width / size;
     const img = ctx.createImageData(canvas.width, canvas.height);
     for (let y = 0; y < canvas.height; y++)
       for (let x = 0; x < canvas.width; x++) {
-        const i = Math.floor(y / scale) * SIZE + Math.floor(x / scale);
+        const i = Math.floor(y / scale) * size + Math.floor(x / scale);
         const g = Math.round((Math.min(1, Math.max(-1, state.image?.[i] ?? -1)) + 1) * 127.5);
         const p = state.painted[i];
         img.data.set([g * (1 - p) + (0.5 * g + 120) * p, g * (1 - p) + 0.5 * g * p, g * (1 - p) + 0.5 * g * p, 255], (y * canvas.width + x) * 4);
       }
     ctx.putImageData(img, 0, 0);
-    $("repaint-info").textContent = `${state.painted.reduce((a, v) => a + v, 0)} of ${SIZE * SIZE} pixels painted.`;
+    $("repaint-info").textContent = `${state.painted.reduce((a, v) => a + v, 0)} of ${size * size} pixels painted.`;
   }
 
   function paintAt(event) {
+    const { size } = state;
     const r = canvas.getBoundingClientRect();
-    const [cx, cy] = [((event.clientX - r.left) / r.width) * SIZE, ((event.clientY - r.top) / r.height) * SIZE];
+    const [cx, cy] = [((event.clientX - r.left) / r.width) * size, ((event.clientY - r.top) / r.height) * size];
     for (let y = Math.floor(cy - BRUSH); y <= cy + BRUSH; y++)
       for (let x = Math.floor(cx - BRUSH); x <= cx + BRUSH; x++)
-        if (x >= 0 && y >= 0 && x < SIZE && y < SIZE && (x + 0.5 - cx) ** 2 + (y + 0.5 - cy) ** 2 <= BRUSH * BRUSH) state.painted[y * SIZE + x] = 1;
+        if (x >= 0 && y >= 0 && x < size && y < size && (x + 0.5 - cx) ** 2 + (y + 0.5 - cy) ** 2 <= BRUSH * BRUSH) state.painted[y * size + x] = 1;
     draw();
   }
 

@@ -32,9 +32,10 @@ export function trainHandlers(ctx) {
 
   const post = (m) => ctx.post(m);
 
-  async function preview(target) {
+  // Samples of the model being trained, whose `size` its description gives.
+  async function preview(size, target) {
     const values = await ctx.engine.preview(PREVIEW.count, PREVIEW.steps, PREVIEW.seed);
-    ctx.draw("train", values, { count: PREVIEW.count, cols: PREVIEW.count, size: ctx.size, panels: 1, colormap: 0, target });
+    ctx.draw("train", values, { count: PREVIEW.count, cols: PREVIEW.count, size, panels: 1, colormap: 0, target });
     return values;
   }
 
@@ -52,7 +53,8 @@ export function trainHandlers(ctx) {
     const description = JSON.parse(ctx.engine.beginTraining(JSON.stringify(settings.options)));
     say({ op: EVENT.trainBegin, description, steps: settings.steps });
     await evaluate(0, say);
-    const first = await preview(settings.target);
+    const size = description.unet.image_size;
+    const first = await preview(size, settings.target);
     say({ op: EVENT.trainPreview, done: 0, values: settings.sendValues ? first : undefined });
     let done = 0;
     let chunk = 1;
@@ -80,7 +82,7 @@ export function trainHandlers(ctx) {
       say({ op: EVENT.trainStep, done, losses, millis, imagesPerSecond: (losses.length * settings.options.batch * 1000) / millis });
       if (done >= evalAt || done === settings.steps) { await evaluate(done, say); evalAt = done + settings.evalEvery; }
       if (done >= previewAt || done === settings.steps) {
-        const values = await preview(settings.target);
+        const values = await preview(size, settings.target);
         say({ op: EVENT.trainPreview, done, values: settings.sendValues ? values : undefined });
         previewAt = done + settings.previewEvery;
       }

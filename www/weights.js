@@ -3,6 +3,8 @@
 // by its checksum and fetched again. `base` is the folder holding assets/ (the page, or the
 // folder the embed script was loaded from).
 
+import { CLASS_NAMES } from "./settings.js";
+
 const WEIGHTS_CACHE = "ddpm-web-weights-v1";
 
 async function sha256(bytes) {
@@ -46,9 +48,14 @@ export async function fetchWeights(base, on = {}) {
   return { bytes, source: "network" };
 }
 
-// The forward explorer's ten test images (assets/examples.u8, one byte per pixel), as values in [-1, 1].
+// The forward explorer's test images, one per class (assets/examples.u8, one byte per pixel):
+// { values in [-1, 1], count, size (each image's side) }.
 export async function fetchExamples(base) {
   const response = await fetch(new URL("assets/examples.u8", base));
   if (!response.ok) throw new Error(`the server answered ${response.status} for assets/examples.u8`);
-  return Float32Array.from(new Uint8Array(await response.arrayBuffer()), (b) => b / 127.5 - 1);
+  const bytes = new Uint8Array(await response.arrayBuffer());
+  const count = CLASS_NAMES.length;
+  const size = Math.sqrt(bytes.length / count);
+  if (!Number.isInteger(size)) throw new Error(`assets/examples.u8 does not hold ${count} square images`);
+  return { values: Float32Array.from(bytes, (b) => b / 127.5 - 1), count, size };
 }

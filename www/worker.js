@@ -15,7 +15,7 @@ self.ddpmOnGpuError = (message) => { if (!/device (was )?lost/i.test(message)) p
 
 let engine = null;
 let wasm = null; // the module's exports (its memory is reported to soak tests)
-let size = 28;
+let size = null;      // the loaded model's image side, from its description
 let timesteps = 1000;
 const surfaces = {}; // name → { canvas, painter (WebGPU) or null (2D) }
 // Where the page cannot give us its canvases (no transferable canvas, or one this thread cannot
@@ -75,7 +75,7 @@ async function generate(settings) {
   run = { token, settings, last: both, paused: false, done: 0, total, millis: [], frames: [], every: Math.max(1, Math.ceil(total / 60)) };
   drawRun();
   keepFrame();
-  say({ op: EVENT.begin, total, values: settings.sendValues ? run.last : undefined });
+  say({ op: EVENT.begin, total, size, values: settings.sendValues ? run.last : undefined });
   const started = performance.now();
   for (;;) {
     // Let messages (stop, continue, new settings) in between steps, even when a step resolves
@@ -227,7 +227,8 @@ const handlers = {
     if (run) { Object.assign(run.settings, { view, colormap, target }); drawRun(); }
     return null;
   },
-  async [OP.forward]({ images, t, schedule, seed, target }) {
+  // The forward process needs no model: `size` is the images' own.
+  async [OP.forward]({ images, size, t, schedule, seed, target }) {
     const values = await engine.forward(images, JSON.stringify({ size, t, schedule, timesteps, seed }));
     const count = images.length / (size * size);
     draw("fwd", values, { count, cols: count, size, panels: 1, colormap: 0, target });
@@ -259,7 +260,7 @@ const handlers = {
 // Training needs the training code (autodiff and Adam), fetched on the first training run.
 const trainingEngine = (say) => loadTraining(() => say({ op: EVENT.trainStatus, message: "Loading the training code…" }));
 
-Object.assign(handlers, trainHandlers({ get engine() { return engine; }, get size() { return size; }, post, draw, trainingEngine }));
+Object.assign(handlers, trainHandlers({ get engine() { return engine; }, post, draw, trainingEngine }));
 
 onmessage = async ({ data }) => {
   try {
