@@ -12,7 +12,7 @@ import { $, el } from "./dom.js";
 import { drawGrid, plotContext, scaledLayout } from "./draw2d.js";
 import { fetchExamples, fetchWeights } from "./weights.js";
 import { EVENT, OP, generateSettings, startEngine as startWorker } from "./protocol.js";
-import { CLASS_NAMES, DEFAULT_SAMPLER, SCHEDULES, classIndex, clampNumber } from "./settings.js";
+import { CLASS_NAMES, DEFAULT_SAMPLER, SCHEDULES, TRAINING, classIndex, clampNumber } from "./settings.js";
 import { VERSION } from "./version.js";
 
 const BASE = new URL("./", import.meta.url);
@@ -362,7 +362,8 @@ export class DdpmDemo extends HTMLElement {
     this.ddpm.finished = null;
     if (this.mode === "train") {
       this.ddpm.losses = [];
-      const options = { from: "scratch", classes: [classIndex(this.getAttribute("class")) >= 0 ? classIndex(this.getAttribute("class")) : 7], batch: 8, lr: 0.001, seed: 0, ema: 0.99 };
+      const cls = classIndex(this.getAttribute("class"));
+      const options = { from: "scratch", classes: [cls >= 0 ? cls : CLASS_NAMES.indexOf("Sneaker")], ...TRAINING.scratch, seed: TRAINING.seed, ema: TRAINING.ema };
       const steps = (this.ddpm.total = number(this.getAttribute("steps"), 1, 5000, 300, true));
       this.ddpm.began = performance.now();
       engine.worker.send(OP.train, { settings: { options, steps, evalEvery: 1e9, previewEvery: 25, target: 0, sendValues: true, tag: this.tag } });

@@ -29,6 +29,16 @@ export function classIndex(raw) {
   return String(raw).trim() !== "" && Number.isInteger(i) && i >= 0 && i < CLASS_NAMES.length ? i : -1;
 }
 
+// Training in the tab (the Train card, <ddpm-demo mode="train">): the batch and learning rate
+// for each starting point, a small new model or the model in use; the EMA decay (short runs: the
+// average should follow within ~100 steps) and the seed.
+export const TRAINING = Object.freeze({
+  scratch: { batch: 8, lr: 0.001 },
+  active: { batch: 16, lr: 0.0003 },
+  ema: 0.99,
+  seed: 0,
+});
+
 export const randomSeed = () => crypto.getRandomValues(new Uint32Array(1))[0];
 
 // A number from text, clamped into `range` (rounded where it must be whole); null if unreadable.

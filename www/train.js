@@ -4,8 +4,8 @@
 import { $, el } from "./dom.js";
 import { plotContext } from "./draw2d.js";
 import { EVENT, OP } from "./protocol.js";
+import { TRAINING, clampNumber } from "./settings.js";
 
-const EMA_DECAY = 0.99; // short runs: the EMA should follow within ~100 steps
 const SMOOTHING = 0.1;
 
 export function initTrain({ send, notice, backend, targetWidth, models, classNames, onBusy }) {
@@ -21,7 +21,7 @@ export function initTrain({ send, notice, backend, targetWidth, models, classNam
   const boxes = () => [...$("train-classes").querySelectorAll("input")];
   $("classes-all").addEventListener("click", () => boxes().forEach((b) => (b.checked = true)));
   $("classes-none").addEventListener("click", () => boxes().forEach((b) => (b.checked = false)));
-  $("train-from").addEventListener("change", () => { $("train-lr").value = $("train-from").value === "scratch" ? "0.001" : "0.0003"; });
+  $("train-from").addEventListener("change", () => { $("train-lr").value = String(TRAINING[$("train-from").value].lr); });
 
   function setState(s, info) {
     state.state = s;
@@ -39,9 +39,10 @@ export function initTrain({ send, notice, backend, targetWidth, models, classNam
   function engineReady() {
     const cpu = backend() === "cpu";
     if (!state.touched) {
-      $("train-from").value = cpu ? "scratch" : "active";
-      $("train-batch").value = cpu ? "8" : "16";
-      $("train-lr").value = cpu ? "0.001" : "0.0003";
+      const from = cpu ? "scratch" : "active";
+      $("train-from").value = from;
+      $("train-batch").value = String(TRAINING[from].batch);
+      $("train-lr").value = String(TRAINING[from].lr);
     }
     $("train-note").textContent = cpu
       ? "No usable WebGPU here, so training runs on the CPU in WebAssembly, on one core. That is slow: a few dozen images per second for the small new model, a handful when fine-tuning the full one."
@@ -71,16 +72,17 @@ export function initTrain({ send, notice, backend, targetWidth, models, classNam
     event?.preventDefault();
     const classes = boxes().filter((b) => b.checked).map((b) => Number(b.value));
     if (!classes.length) { notice("Choose at least one class to train on."); return; }
-    const steps = Math.max(1, Math.min(20000, Math.round(Number($("train-steps").value)) || 200));
-    $("train-steps").value = steps;
+    const input = $("train-steps"); // its bounds and default are in index.html
+    const steps = clampNumber(input.value, { min: Number(input.min), max: Number(input.max), int: true }) ?? Number(input.defaultValue);
+    input.value = steps;
     const cpu = backend() === "cpu";
     const options = {
       from: $("train-from").value,
       classes,
       batch: Number($("train-batch").value),
       lr: Number($("train-lr").value),
-      seed: state.seed ?? 0,
-      ema: EMA_DECAY,
+      seed: state.seed ?? TRAINING.seed,
+      ema: TRAINING.ema,
       flips: $("train-flips").checked,
     };
     Object.assign(state, { done: 0, losses: [], evals: [], rates: [], previews: 0, snapshotAt: null, recoveredAt: null, options, finished: null });
