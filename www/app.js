@@ -17,7 +17,8 @@ $("version").textContent = `ddpm-web ${VERSION}`;
 const SETTINGS = {
   sampler: { choices: SAMPLERS, def: DEFAULT_SAMPLER },
   // Any sampler's count is read from a link; applySettings keeps it only where the sampler offers it.
-  steps: { choices: [...new Set(Object.values(STEPS).flatMap((s) => s.choices.map(String)))], def: () => String(stepsFor($("sampler").value)) },
+  // None (null, and no steps= in links) for the samplers that walk all T steps.
+  steps: { choices: [...new Set(Object.values(STEPS).flatMap((s) => s.choices.map(String)))], def: () => stepsFor($("sampler").value)?.toString() ?? null },
   eta: RANGES.eta,
   seed: { ...RANGES.seed, def: () => randomSeed() },
   morph: { ...RANGES.seed, def: () => randomSeed() },
@@ -110,7 +111,7 @@ function currentSettings() {
 }
 
 function writeUrl() {
-  const params = new URLSearchParams(Object.entries(currentSettings()).map(([k, v]) => [k, String(v)]));
+  const params = new URLSearchParams(Object.entries(currentSettings()).filter(([, v]) => v !== null).map(([k, v]) => [k, String(v)]));
   history.replaceState(null, "", `${location.pathname}?${params}`);
 }
 
