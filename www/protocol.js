@@ -1,66 +1,135 @@
-// The page ↔ worker protocol, in one place. The page (app.js, train.js) and every <ddpm-demo>
-// (embed.js) reach the engine's worker (worker.js, train-worker.js) only through an EngineWorker,
-// and both start it with startEngine. docs/architecture.md draws the exchange.
+// The page ↔ worker protocol: every message and its fields are described here, and only here.
+// The page (app.js, train.js, models.js) and every <ddpm-demo> (embed.js) reach the engine's
+// worker (worker.js, train-worker.js) only through an EngineWorker, started with startEngine.
 //
-// A request is { op, id, ...fields }; the worker answers it with the same id (or with
-// { op: "error", id, message }). A message sent with `send` has no id and gets no answer.
-// Events come without an id; those of a run carry the `tag` of whoever started the run.
+// The envelope. A request is { op, id?, ...fields }. `call` gives it a fresh id and waits for the
+// reply with that id; `send` posts it without one, and what follows comes as events. A handler
+// that fails replies { op: "error", context: <op>, id, message }, which `call` turns into a
+// rejected promise; one that returns nothing posts nothing. Events come without an id; those of a
+// generation or a training run carry the `tag` of the settings that started it (the element
+// routes them to its demo by it; the page ignores it).
+//
+// Start-up. The worker posts `ready` once its module has loaded; startEngine then calls `start`,
+// and the page or the element `load`. If `start` fails on WebGPU, startEngine starts a fresh
+// worker on the CPU.
 
 import { DEFAULT_SAMPLER, INTERVALS, RANGES, SAMPLERS, classIndex, clampNumber, randomSeed, stepsFor } from "./settings.js";
 import { moduleWorkers, probeWebGpu } from "./webgpu.js";
 
-// Requests, with their fields → the reply's op and fields.
+// Requests: their fields → the reply (for `call`) or the events that follow (for `send`).
 export const OP = Object.freeze({
-  start: "start",             // backend, canvases, gpuCanvas, pagePixels, faults, check → started: backend, adapter, software, note, drawing, check
-  load: "load",               // bytes → loaded: description
-  generate: "generate",       // settings (sent) → events begin, step…, finished
-  pause: "pause",             // (sent) → event paused
-  resume: "resume",           // (sent)
-  redraw: "redraw",           // view, colormap, target (sent)
-  forward: "forward",         // images, t, schedule, seed, target → forwarded: t, schedule, values?
-  alphas: "alphas",           // schedules → alphas: curves
-  png: "png",                 // → png: blob
-  gif: "gif",                 // → gif: blob, frames
-  snapshot: "snapshot",       // name → snapshot: width, height, data
-  memory: "memory",           // → memory: wasmBytes, workerHeap, device
-  loseDevice: "lose-device",  // (sent; tests only)
-  train: "train",             // settings: options, steps, evalEvery, previewEvery, target, tag (sent) → train-* events
-  trainPause: "train-pause",  // (sent) → event train-paused
-  trainResume: "train-resume", // (sent) → event train-resumed
-  trainStop: "train-stop",     // (sent) → event train-finished
-  save: "save",               // → saved: bytes
+  // backend ("webgpu" | "cpu"); canvases ({ gen, fwd, train }: OffscreenCanvases, transferred;
+  // {} from the element, which draws the values it is sent); gpuCanvas (a WebGPU canvas shows
+  // what is drawn on it: probe.js); pagePixels (the page draws the pixels it is posted); check
+  // (on WebGPU: weights to check the GPU's answers against the CPU's with, before anything is
+  // drawn); faults (tests only: window.ddpmTestFaults) → started: backend, adapter, software,
+  // note (a note for the reader, or null), drawing ("webgpu" | "canvas2d" | "page"), check (what
+  // the GPU check found, or null). Called by app.js and embed.js.
+  start: "start",
+  // bytes (a .ddpm file) → loaded: description (the model's: unet.image_size, timesteps,
+  // train_steps, …). Called by app.js, models.js and embed.js.
+  load: "load",
+  // settings (generateSettings below) → events begin, step…, finished. Sent by app.js and embed.js.
+  generate: "generate",
+  // → event paused. Sent by app.js and embed.js.
+  pause: "pause",
+  resume: "resume",
+  // view, colormap, target (as in generateSettings): the last step drawn again. Sent by app.js.
+  redraw: "redraw",
+  // images (Float32Array in [-1, 1]), size (their side), t, schedule, seed, target → forwarded:
+  // t, schedule, values (only when the worker has no `fwd` canvas). Called by app.js, embed.js.
+  forward: "forward",
+  // schedules (names) → alphas: curves ({ schedule: its ᾱ_t for each t }). Called by app.js.
+  alphas: "alphas",
+  // → png: blob (the finished run's images) | gif: blob, frames (the run's steps; a morph's
+  // images there and back). Called by app.js.
+  png: "png",
+  gif: "gif",
+  // name ("gen" | "fwd" | "train") → snapshot: width, height, data (RGBA of what the canvas
+  // shows). Called by app.js (window.ddpm.snapshot, for tests).
+  snapshot: "snapshot",
+  // → memory: wasmBytes, workerHeap, device (GPU allocator bytes in use and reserved, or null).
+  // Called by app.js (window.ddpm.memory, for the soak test).
+  memory: "memory",
+  // → event device-lost. Sent by app.js (window.ddpm.loseDevice, for tests).
+  loseDevice: "lose-device",
+  // settings: options (handed to the engine's beginTraining: from ("active" | "scratch"),
+  // classes, batch, lr, seed, ema, flips; defaults in settings.js's TRAINING), steps, evalEvery,
+  // previewEvery, target, sendValues, tag → events train-*. Sent by train.js and embed.js.
+  train: "train",
+  // → events train-paused, train-resumed, train-finished. Sent by train.js and embed.js.
+  trainPause: "train-pause",
+  trainResume: "train-resume",
+  trainStop: "train-stop",
+  // → saved: bytes (the model in use as a .ddpm file). Called by models.js.
+  save: "save",
 });
 
-// Events the worker sends unasked.
+// Events the worker sends unasked: their fields, and who listens.
 export const EVENT = Object.freeze({
-  ready: "ready",                  // the worker's module loaded; requests may follow
-  bootFailed: "boot-failed",       // message: the worker's module could not be loaded (embed.js's blob)
-  blocked: "blocked",              // directive, blocked: what the page's Content-Security-Policy refused
-  begin: "begin",                  // tag, total, values?
-  step: "step",                    // tag, done, total, t, millis, drawMs, frame?, values?
-  pixels: "pixels",                // name, rgba, width, height: a picture for the page to draw
-  paused: "paused",                // tag, done, total
-  finished: "finished",            // tag, total, seconds, final, medianMs
-  notice: "notice",                // message: worth telling the reader, nothing failed
-  error: "error",                  // tag, context, message: a run failed (also the failed reply)
-  panic: "panic",                  // message: the wasm module crashed; the worker is unusable
-  deviceLost: "device-lost",       // message: the GPU device is gone; the worker is unusable
-  gpuError: "gpu-error",           // message: a GPU error; the run goes on, its numbers are suspect
-  trainStatus: "train-status",     // tag, message
-  trainBegin: "train-begin",       // tag, description, steps
-  trainStep: "train-step",         // tag, done, losses, millis, imagesPerSecond
-  trainEval: "train-eval",         // tag, done, loss (held-out)
-  trainPreview: "train-preview",   // tag, done, values?
-  trainSnapshot: "train-snapshot", // tag, done, bytes (weights kept in case the tab dies)
-  trainPaused: "train-paused",     // tag, done, description
-  trainResumed: "train-resumed",   // tag, done
-  trainFinished: "train-finished", // tag, done, description
-  trainError: "train-error",       // tag, message
+  // The worker's module loaded; requests may follow (startEngine).
+  ready: "ready",
+  // message: the worker's module could not be loaded (embed.js's blob worker; startEngine).
+  bootFailed: "boot-failed",
+  // directive, blocked: what the host page's Content-Security-Policy refused (embed.js's blob).
+  blocked: "blocked",
+  // A generation: tag, total, size (the images' side), values (x_T and x̂_0, if sendValues).
+  // Heard by app.js and embed.js, as are step and finished.
+  begin: "begin",
+  // Each step: tag, done, total, t, millis, drawMs, frame (a hash of the picture, if trace),
+  // values (x_t and x̂_0, if sendValues).
+  step: "step",
+  // tag, done, total (app.js ignores it).
+  paused: "paused",
+  // tag, total, seconds, final (x̂_0 of the last step), medianMs.
+  finished: "finished",
+  // name, rgba, width, height: a picture for a page that draws the worker's pictures (app.js).
+  pixels: "pixels",
+  // message: worth telling the reader, nothing failed (drawing falls back to Canvas 2D; app.js).
+  notice: "notice",
+  // tag, context (the op), id (a request's), message: a run failed (also a failed request's
+  // reply). app.js, embed.js.
+  error: "error",
+  // message: the wasm module crashed (self.ddpmOnPanic); the worker is unusable and app.js and
+  // embed.js replace it.
+  panic: "panic",
+  // message: the GPU device is gone (self.ddpmOnDeviceLost); as panic.
+  deviceLost: "device-lost",
+  // message: a GPU error (WebGPU's uncaptured errors, Burn's, CubeCL's and wgpu's logged ones):
+  // the run goes on, its numbers suspect. app.js shows a notice, embed.js a note under each demo.
+  gpuError: "gpu-error",
+  // Training: every event is heard by train.js, those marked (embed.js) by the element too.
+  // tag, message: fetching the images, how many loaded (embed.js).
+  trainStatus: "train-status",
+  // tag, description (of the model being trained), steps (embed.js).
+  trainBegin: "train-begin",
+  // Each call of a few steps: tag, done, losses, millis, imagesPerSecond (embed.js).
+  trainStep: "train-step",
+  // Every evalEvery steps: tag, done, loss (on the held-out batch).
+  trainEval: "train-eval",
+  // Every previewEvery steps: tag, done, values (if sendValues) (embed.js).
+  trainPreview: "train-preview",
+  // Every 30 s: tag, done, bytes (the weights so far, restored if the engine restarts).
+  trainSnapshot: "train-snapshot",
+  // tag, done, description (the trained model, now the one in use) (embed.js).
+  trainPaused: "train-paused",
+  // tag, done.
+  trainResumed: "train-resumed",
+  // tag, done, description (embed.js).
+  trainFinished: "train-finished",
+  // tag, message (embed.js).
+  trainError: "train-error",
 });
 
 // The settings of a `generate` request (the page's Generate, Morph and Repaint, and every
-// <ddpm-demo>), from what was chosen, as text or numbers: what is missing, unreadable or out of
-// range becomes its default (www/limits.json).
+// <ddpm-demo>), from what was chosen, as text or numbers; what is missing, unreadable or out of
+// range becomes its default (www/limits.json). The fields, as src/web/engine.rs reads them:
+// sampler, steps (0 for the samplers that take none), eta, seed, class (-1: any), guidance,
+// interval ("0-600" | "all"), batch; morphTo (a seed: the batch passes from `seed`'s garment to
+// this one's, in one row) or inpaint ({ image, painted, resample }: a repaint). For the worker:
+// view ("both" | "xt" | "x0"), colormap (0 grey, 1 viridis), target (the display's width in
+// device pixels; 0 where the worker does not draw), trace (hash each frame), sendValues (the
+// values in each event, for the element), tag (whose run).
 export function generateSettings(chosen) {
   const sampler = SAMPLERS.includes(chosen.sampler) ? chosen.sampler : DEFAULT_SAMPLER;
   const number = (name) => clampNumber(chosen[name], RANGES[name]) ?? RANGES[name].def;
