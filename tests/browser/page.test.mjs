@@ -180,6 +180,19 @@ test("without WebGPU the page says so, runs on the CPU and still generates", asy
   await page.close();
 });
 
+test("DDPM, chosen from the menu, walks all 1,000 steps and leaves no step count in the link", async () => {
+  const { page, errors } = await open(ctx, { query: "?seed=2&batch=1&backend=cpu" });
+  await ready(page);
+  await page.selectOption("#sampler", "ddpm");
+  assert.doesNotMatch(await page.evaluate(() => location.search), /steps=/);
+  const out = await generate(page);
+  assert.equal(out.steps.length, 1000);
+  assert.equal(out.steps.at(-1).done, 1000);
+  assert.equal(out.final.length, 784);
+  assert.deepEqual(errors, []);
+  await page.close();
+});
+
 test("a browser without module workers is told so, not left loading", async () => {
   // A Worker that never reads the `type` option, as such browsers' does.
   const { page, errors } = await open(ctx, { initScript: () => { const Native = Worker; window.Worker = class extends Native { constructor(url) { super(url); } }; } });
