@@ -3,7 +3,7 @@
 //! takes about twenty operations per parameter tensor, each a pass and an allocation.
 
 use super::super::{AdamUpdate, FlatState, Segments};
-use super::{tensor, values};
+use super::{tensor, values, wide_fn};
 use burn::backend::Flex;
 use burn::backend::flex::FlexTensor;
 use burn::prelude::*;
@@ -42,18 +42,9 @@ pub(in crate::kernels) fn update(state: FlatState, grads: Tensor<1>, segments: &
         scale[range].fill(factor);
     }
     let AdamUpdate { lr, beta_1, beta_2, step_factor, epsilon, decay, .. } = *update;
-    let lr = lr as f32;
     let (mut new_params, mut new_m1, mut new_m2) = (vec![0.0; len], vec![0.0; len], vec![0.0; len]);
-    super::wide(|| {
-        for i in 0..len {
-            let g = grads[i] * scale[i];
-            let m1 = m1[i] * beta_1 + g * (1.0 - beta_1);
-            let m2 = m2[i] * beta_2 + g * g * (1.0 - beta_2);
-            new_params[i] = params[i] - m1 * step_factor / (m2.sqrt() + epsilon) * lr;
-            new_m1[i] = m1;
-            new_m2[i] = m2;
-        }
-    });
+    let constants = [beta_1, beta_2, step_factor, epsilon, lr as f32];
+    step(&params, &m1, &m2, &grads, &scale, constants, &mut new_params, &mut new_m1, &mut new_m2);
     let average = match (average, decay) {
         (Some(a), Some(d)) => {
             let d = d as f32;
@@ -63,6 +54,22 @@ pub(in crate::kernels) fn update(state: FlatState, grads: Tensor<1>, segments: &
         (None, _) => None,
     };
     FlatState { params: from_values(new_params), moment_1: from_values(new_m1), moment_2: from_values(new_m2), average }
+}
+
+wide_fn! {
+    /// Adam's step on every element: `constants` are β₁, β₂, the bias correction, ε and the rate.
+    #[allow(clippy::too_many_arguments)]
+    fn step(params: &[f32], m1: &[f32], m2: &[f32], grads: &[f32], scale: &[f32], constants: [f32; 5], new_params: &mut [f32], new_m1: &mut [f32], new_m2: &mut [f32]) {
+        let [beta_1, beta_2, step_factor, epsilon, lr] = constants;
+        for i in 0..params.len() {
+            let g = grads[i] * scale[i];
+            let m1 = m1[i] * beta_1 + g * (1.0 - beta_1);
+            let m2 = m2[i] * beta_2 + g * g * (1.0 - beta_2);
+            new_params[i] = params[i] - m1 * step_factor / (m2.sqrt() + epsilon) * lr;
+            new_m1[i] = m1;
+            new_m2[i] = m2;
+        }
+    }
 }
 
 /// [`super::super::FlatGather`]'s buffer with each part's values, row-major, from its start.

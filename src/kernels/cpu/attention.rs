@@ -4,7 +4,7 @@
 //! heads, transpose, and allocate a tensor per step. The products go to `gemm`, one thread each
 //! (the images and heads are split over the threads).
 
-use super::{Matrix, dims, exp, for_each_chunk, matmul, tensor, values};
+use super::{Matrix, dims, exp, for_each_chunk, lanes_sum, matmul, tensor, values, wide_fn};
 use burn::backend::flex::FlexTensor;
 
 /// One image's and head's q, k and v, each `[D, N]` row-major.
@@ -35,47 +35,50 @@ fn per_head(qkv: &FlexTensor, heads: usize, out_channels: usize, f: impl Fn(usiz
     tensor(out, [batch, out_channels, x, y])
 }
 
-/// Softmax over each column of `rows × n` `x` (over the features), scaled by `scale`.
-#[inline(always)]
-fn softmax_columns(x: &[f32], n: usize, scale: f32) -> Vec<f32> {
-    let mut max = vec![f32::NEG_INFINITY; n];
-    for row in x.chunks_exact(n) {
-        max.iter_mut().zip(row).for_each(|(m, &v)| *m = m.max(v));
+wide_fn! {
+    /// Softmax over each column of `rows × n` `x` (over the features), scaled by `scale`.
+    fn softmax_columns(x: &[f32], n: usize, scale: f32) -> Vec<f32> {
+        let mut max = vec![f32::NEG_INFINITY; n];
+        for row in x.chunks_exact(n) {
+            max.iter_mut().zip(row).for_each(|(m, &v)| *m = m.max(v));
+        }
+        let mut out = vec![0.0; x.len()];
+        let mut sum = vec![0f32; n];
+        for (out, row) in out.chunks_exact_mut(n).zip(x.chunks_exact(n)) {
+            for (((o, &v), &m), s) in out.iter_mut().zip(row).zip(&max).zip(sum.iter_mut()) {
+                *o = exp(v - m);
+                *s += *o;
+            }
+        }
+        sum.iter_mut().for_each(|s| *s = scale / *s);
+        for row in out.chunks_exact_mut(n) {
+            row.iter_mut().zip(&sum).for_each(|(v, &s)| *v *= s);
+        }
+        out
     }
-    let mut out = vec![0.0; x.len()];
-    let mut sum = vec![0f32; n];
-    for (out, row) in out.chunks_exact_mut(n).zip(x.chunks_exact(n)) {
-        for (((o, &v), &m), s) in out.iter_mut().zip(row).zip(&max).zip(sum.iter_mut()) {
-            *o = exp(v - m);
-            *s += *o;
+}
+
+wide_fn! {
+    /// Softmax over each row of `x` (`rows × n`), in place.
+    fn softmax_rows(x: &mut [f32], n: usize) {
+        for row in x.chunks_exact_mut(n) {
+            let max = row.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v));
+            row.iter_mut().for_each(|v| *v = exp(*v - max));
+            let sum = lanes_sum(row);
+            row.iter_mut().for_each(|v| *v /= sum);
         }
     }
-    sum.iter_mut().for_each(|s| *s = scale / *s);
-    for row in out.chunks_exact_mut(n) {
-        row.iter_mut().zip(&sum).for_each(|(v, &s)| *v *= s);
-    }
-    out
 }
 
-/// Softmax over each row of `x` (`rows × n`), in place.
+/// Σ of `a · b` in eight lanes.
+#[cfg(feature = "train")]
 #[inline(always)]
-fn softmax_rows(x: &mut [f32], n: usize) {
-    for row in x.chunks_exact_mut(n) {
-        let max = row.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v));
-        row.iter_mut().for_each(|v| *v = exp(*v - max));
-        let sum = lanes_sum(row);
-        row.iter_mut().for_each(|v| *v /= sum);
-    }
-}
-
-/// Σ of `x` in eight lanes, which the compiler vectorises (a plain sum keeps its order).
-#[inline(always)]
-fn lanes_sum(x: &[f32]) -> f32 {
+fn dot(a: &[f32], b: &[f32]) -> f32 {
     let mut acc = [0f32; 8];
-    let chunks = x.chunks_exact(8);
-    let rest: f32 = chunks.remainder().iter().sum();
-    for chunk in chunks {
-        acc.iter_mut().zip(chunk).for_each(|(a, &v)| *a += v);
+    let (a8, b8) = (a.chunks_exact(8), b.chunks_exact(8));
+    let rest: f32 = a8.remainder().iter().zip(b8.remainder()).map(|(a, b)| a * b).sum();
+    for (a, b) in a8.zip(b8) {
+        (0..8).for_each(|l| acc[l] += a[l] * b[l]);
     }
     acc.iter().sum::<f32>() + rest
 }
@@ -137,18 +140,16 @@ pub(in crate::kernels) fn linear_attention_backward(qkv: &FlexTensor, grad: &Fle
         product(d, n, d, &mut dk, false, &d_context, d, false, h.v, n, false);
         product(d, n, d, dv_out, false, &d_context, d, true, &k, n, false);
         // Through the softmaxes: q's over each column (q̃ = scale · p), k's over each row.
-        let mut dot = vec![0f32; n];
+        let mut columns = vec![0f32; n];
         for (p, dq) in q.chunks_exact(n).zip(dq.chunks_exact(n)) {
-            dot.iter_mut().zip(p.iter().zip(dq)).for_each(|(s, (&p, &g))| *s += p * g);
+            columns.iter_mut().zip(p.iter().zip(dq)).for_each(|(s, (&p, &g))| *s += p * g);
         }
         for ((out, p), dq) in dq_out.chunks_exact_mut(n).zip(q.chunks_exact(n)).zip(dq.chunks_exact(n)) {
             // q̃ carries the scale: ∂q = q̃ (∂q̃ − Σ_d (q̃ / scale) ∂q̃).
-            out.iter_mut().zip(p.iter().zip(dq).zip(&dot)).for_each(|(o, ((&p, &g), &s))| *o = p * (g - s / scale));
+            out.iter_mut().zip(p.iter().zip(dq).zip(&columns)).for_each(|(o, ((&p, &g), &s))| *o = p * (g - s / scale));
         }
-        let mut prod = vec![0f32; n];
         for ((out, p), dk) in dk_out.chunks_exact_mut(n).zip(k.chunks_exact(n)).zip(dk.chunks_exact(n)) {
-            prod.iter_mut().zip(p.iter().zip(dk)).for_each(|(o, (&p, &g))| *o = p * g);
-            let s = lanes_sum(&prod);
+            let s = dot(p, dk);
             out.iter_mut().zip(p.iter().zip(dk)).for_each(|(o, (&p, &g))| *o = p * (g - s));
         }
     });
@@ -194,7 +195,7 @@ pub(in crate::kernels) fn attention_backward(qkv: &FlexTensor, grad: &FlexTensor
         product(d, n, n, dv, false, g, n, false, &weights, n, false);
         // Through the softmax over each row, then the scale: ∂logits = a (∂a − Σⱼ a ∂a) · D^−½.
         for (dw, a) in d_weights.chunks_exact_mut(n).zip(weights.chunks_exact(n)) {
-            let s: f32 = dw.iter().zip(a).map(|(d, a)| d * a).sum();
+            let s = dot(dw, a);
             dw.iter_mut().zip(a).for_each(|(d, &a)| *d = a * (*d - s) * scale);
         }
         // ∂q = k · ∂logitsᵀ; ∂k = q · ∂logits.

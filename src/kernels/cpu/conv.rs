@@ -170,7 +170,7 @@ pub(in crate::kernels) fn weight_backward(x: &FlexTensor, grad: &FlexTensor, k: 
         });
         if bias {
             for (sum, row) in acc[weights..].iter_mut().zip(dy.chunks_exact(pixels)) {
-                *sum += row.iter().sum::<f32>();
+                *sum += super::lanes_sum(row);
             }
         }
     });

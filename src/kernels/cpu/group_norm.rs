@@ -4,7 +4,7 @@
 //! image's group is one slice, and the groups are split over the threads.
 
 use super::super::group_norm::Options;
-use super::{dims, exp, for_each_chunk, tensor, values};
+use super::{dims, exp, for_each_chunk, lanes_sum, tensor, values, wide_fn};
 use burn::backend::flex::FlexTensor;
 use std::borrow::Cow;
 
@@ -13,6 +13,7 @@ use std::borrow::Cow;
 /// compiler vectorises.
 #[inline(always)]
 fn stats(xs: &[f32], epsilon: f64) -> (f32, f32) {
+    #[inline(always)]
     fn lanes(xs: &[f32], f: impl Fn(f32) -> f32) -> f64 {
         let mut acc = [0f32; 8];
         let chunks = xs.chunks_exact(8);
@@ -94,18 +95,12 @@ fn table_of(table: &FlexTensor, o: Options) -> (Cow<'_, [f32]>, usize) {
     }
 }
 
-/// The forward pass on `x` `[B, C, H, W]`; the output is row-major. An absent table or residual
-/// is never read.
-pub(in crate::kernels) fn forward(x: &FlexTensor, gamma: &FlexTensor, beta: &FlexTensor, table: &FlexTensor, residual: &FlexTensor, o: Options) -> FlexTensor {
-    let shape = dims::<4>(x);
-    let (xv, gamma, beta) = (values(x), values(gamma), values(beta));
-    let residual = if o.residual { values(residual) } else { Cow::Borrowed(&[][..]) };
-    let (table, columns) = table_of(table, o);
-    let at = Inputs { x: &xv, gamma: &gamma, beta: &beta, table: &table, columns, channels: shape[1], pixels: shape[2] * shape[3], o };
-    let per_group = at.channels / o.groups;
-    let mut out = vec![0.0; xv.len()];
-    for_each_chunk(&mut out, per_group * at.pixels, |i, out| {
+wide_fn! {
+    /// The forward pass over chunk `i` of the output: one image's group.
+    fn forward_group(at: &Inputs, residual: &[f32], i: usize, out: &mut [f32]) {
+        let o = at.o;
         let (b, g) = (i / o.groups, i % o.groups);
+        let per_group = at.channels / o.groups;
         let stats = at.group(b, g);
         for (k, out) in out.chunks_exact_mut(at.pixels).enumerate() {
             let c = g * per_group + k;
@@ -121,8 +116,83 @@ pub(in crate::kernels) fn forward(x: &FlexTensor, gamma: &FlexTensor, beta: &Fle
                 out.iter_mut().zip(r).for_each(|(y, &r)| *y += r);
             }
         }
-    });
+    }
+}
+
+/// The forward pass on `x` `[B, C, H, W]`; the output is row-major. An absent table or residual
+/// is never read.
+pub(in crate::kernels) fn forward(x: &FlexTensor, gamma: &FlexTensor, beta: &FlexTensor, table: &FlexTensor, residual: &FlexTensor, o: Options) -> FlexTensor {
+    let shape = dims::<4>(x);
+    let (xv, gamma, beta) = (values(x), values(gamma), values(beta));
+    let residual = if o.residual { values(residual) } else { Cow::Borrowed(&[][..]) };
+    let (table, columns) = table_of(table, o);
+    let at = Inputs { x: &xv, gamma: &gamma, beta: &beta, table: &table, columns, channels: shape[1], pixels: shape[2] * shape[3], o };
+    let mut out = vec![0.0; xv.len()];
+    for_each_chunk(&mut out, at.channels / o.groups * at.pixels, |i, out| forward_group(&at, &residual, i, out));
     tensor(out, shape)
+}
+
+/// One channel's gradient through SiLU (where `SILU`) and the scale and shift, `∂s`, written into
+/// `out`; returns Σ ∂s and Σ ∂s · x̂, from which every sum the backward needs follows (they are
+/// all linear in ∂s). Three passes a loop vectorises, where one pass carrying six running sums runs
+/// a value at a time.
+#[cfg(feature = "train")]
+#[inline(always)]
+fn channel_backward(out: &mut [f32], xs: &[f32], dy: &[f32], silu: bool, [a, d, scale, shift]: [f32; 4], (mean, rstd): (f32, f32)) -> (f32, f32) {
+    match silu {
+        true => out.iter_mut().zip(xs.iter().zip(dy)).for_each(|(o, (&x, &dy))| *o = dy * silu_grad((x * a + d) * scale + shift)),
+        false => out.copy_from_slice(dy),
+    }
+    (lanes_sum(out), lanes_dot(out, xs, mean) * rstd)
+}
+
+#[cfg(feature = "train")]
+wide_fn! {
+    /// The backward pass over chunk `i` of ∂x, one image's group, and its channels' sums (∂γ,
+    /// ∂β, ∂scale, ∂shift).
+    fn backward_group(at: &Inputs, grad: &[f32], i: usize, out: &mut [f32], sums: &mut [f32]) {
+        let (o, pixels, channels) = (at.o, at.pixels, at.channels);
+        let per_group = channels / o.groups;
+        let (b, g) = (i / o.groups, i % o.groups);
+        let (mean, rstd) = at.group(b, g);
+        // Σ ∂x̂ and Σ ∂x̂ · x̂ over the group, where ∂x̂ = ∂s · scale · γ.
+        let (mut sum, mut sum_xhat) = (0f32, 0f32);
+        for (k, out) in out.chunks_exact_mut(pixels).enumerate() {
+            let c = g * per_group + k;
+            let (xs, a, d) = at.channel(b, c, (mean, rstd));
+            let (scale, shift) = at.scale_shift(b, c);
+            let dy = &grad[(b * channels + c) * pixels..][..pixels];
+            let (s, s_xhat) = channel_backward(out, xs, dy, o.silu, [a, d, scale, shift], (mean, rstd));
+            let (gamma, beta) = (at.gamma[c], at.beta[c]);
+            sum += s * scale * gamma;
+            sum_xhat += s_xhat * scale * gamma;
+            // ∂γ, ∂β, ∂scale (Σ ∂s · (γ x̂ + β)), ∂shift.
+            sums[k * 4..k * 4 + 4].copy_from_slice(&[s_xhat * scale, s * scale, gamma * s_xhat + beta * s, s]);
+        }
+        let n = out.len() as f32;
+        let (mean_d, mean_dx) = (sum / n, sum_xhat / n);
+        for (k, out) in out.chunks_exact_mut(pixels).enumerate() {
+            let c = g * per_group + k;
+            let xs = &at.x[(b * channels + c) * pixels..][..pixels];
+            let factor = at.scale_shift(b, c).0 * at.gamma[c];
+            for (out, &x) in out.iter_mut().zip(xs) {
+                *out = rstd * (*out * factor - mean_d - (x - mean) * rstd * mean_dx);
+            }
+        }
+    }
+}
+
+/// Σ of `ds · (x − mean)` in eight lanes.
+#[cfg(feature = "train")]
+#[inline(always)]
+fn lanes_dot(ds: &[f32], xs: &[f32], mean: f32) -> f32 {
+    let mut acc = [0f32; 8];
+    let (d8, x8) = (ds.chunks_exact(8), xs.chunks_exact(8));
+    let rest: f32 = d8.remainder().iter().zip(x8.remainder()).map(|(d, x)| d * (x - mean)).sum();
+    for (d, x) in d8.zip(x8) {
+        (0..8).for_each(|l| acc[l] += d[l] * (x[l] - mean));
+    }
+    acc.iter().sum::<f32>() + rest
 }
 
 /// The gradients of [`forward`]'s inputs from the output's gradient `grad`: x's, γ's, β's and
@@ -136,7 +206,6 @@ pub(in crate::kernels) fn backward(x: &FlexTensor, gamma: &FlexTensor, beta: &Fl
     let (table, columns) = table_of(table, o);
     let at = Inputs { x: &xv, gamma: &gamma, beta: &beta, table: &table, columns, channels, pixels: shape[2] * shape[3], o };
     let (pixels, per_group) = (at.pixels, channels / o.groups);
-    let n = (per_group * pixels) as f32;
     // Per image and channel: ∂γ, ∂β, ∂scale, ∂shift.
     let mut params = vec![0.0; batch * channels * 4];
     let mut grad_x = vec![0.0; xv.len()];
@@ -144,47 +213,14 @@ pub(in crate::kernels) fn backward(x: &FlexTensor, gamma: &FlexTensor, beta: &Fl
         return (tensor(grad_x, shape), tensor(vec![0.0; channels], [channels]), tensor(vec![0.0; channels], [channels]), None);
     }
     let chunk = per_group * pixels;
-    let work = |i: usize, out: &mut [f32], sums: &mut [f32]| {
-        let (b, g) = (i / o.groups, i % o.groups);
-        let (mean, rstd) = at.group(b, g);
-        let (mut sum, mut sum_xhat) = (0f32, 0f32);
-        for (k, out) in out.chunks_exact_mut(pixels).enumerate() {
-            let c = g * per_group + k;
-            let (xs, a, d) = at.channel(b, c, (mean, rstd));
-            let (scale, shift) = at.scale_shift(b, c);
-            let dy = &grad[(b * channels + c) * pixels..][..pixels];
-            let (mut d_gamma, mut d_beta, mut d_scale, mut d_shift) = (0f32, 0f32, 0f32, 0f32);
-            for ((out, &x), &dy) in out.iter_mut().zip(xs).zip(dy) {
-                let affine = x * a + d;
-                let ds = if o.silu { dy * silu_grad(affine * scale + shift) } else { dy };
-                let xhat = (x - mean) * rstd;
-                let da = ds * scale;
-                d_shift += ds;
-                d_scale += ds * affine;
-                d_beta += da;
-                d_gamma += da * xhat;
-                let dxhat = da * gamma[c];
-                sum += dxhat;
-                sum_xhat += dxhat * xhat;
-                *out = dxhat;
-            }
-            sums[k * 4..k * 4 + 4].copy_from_slice(&[d_gamma, d_beta, d_scale, d_shift]);
-        }
-        let (mean_d, mean_dx) = (sum / n, sum_xhat / n);
-        let xs = &at.x[(b * channels + g * per_group) * pixels..][..chunk];
-        for (out, &x) in out.iter_mut().zip(xs) {
-            *out = rstd * (*out - mean_d - (x - mean) * rstd * mean_dx);
-        }
-    };
-    // As `for_each_chunk`, with a second output (the sums) chunked beside the first.
     let parallel = super::in_parallel(grad_x.len(), chunk);
     #[cfg(not(target_arch = "wasm32"))]
     if parallel {
         use rayon::prelude::*;
-        grad_x.par_chunks_mut(chunk).zip(params.par_chunks_mut(per_group * 4)).enumerate().for_each(|(i, (out, sums))| super::wide(|| work(i, out, sums)));
+        grad_x.par_chunks_mut(chunk).zip(params.par_chunks_mut(per_group * 4)).enumerate().for_each(|(i, (out, sums))| backward_group(&at, &grad, i, out, sums));
     }
     if !parallel {
-        super::wide(|| grad_x.chunks_mut(chunk).zip(params.chunks_mut(per_group * 4)).enumerate().for_each(|(i, (out, sums))| work(i, out, sums)));
+        grad_x.chunks_mut(chunk).zip(params.chunks_mut(per_group * 4)).enumerate().for_each(|(i, (out, sums))| backward_group(&at, &grad, i, out, sums));
     }
 
     // `params` is [batch, channel, 4]: sum γ's and β's over the batch; the table's stay per image.

@@ -35,21 +35,44 @@ pub(super) fn dims<const D: usize>(x: &FlexTensor) -> [usize; D] {
     std::array::from_fn(|i| shape[i])
 }
 
-/// Runs `f` compiled for AVX2 and FMA where the CPU has them: the build targets x86-64's baseline
-/// (SSE2, four lanes), and the loops `f` inlines take eight. Elsewhere (wasm's 128-bit SIMD is
-/// chosen at compile time) it just runs `f`.
-#[inline(always)]
-pub(super) fn wide<R>(f: impl FnOnce() -> R) -> R {
-    #[cfg(target_arch = "x86_64")]
-    if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
-        #[target_feature(enable = "avx2,fma")]
-        fn with_avx2<R>(f: impl FnOnce() -> R) -> R {
-            f()
+/// Defines a function whose body is compiled twice: for AVX2 and FMA, chosen at run time where the
+/// CPU has them, and for the build's baseline (x86-64's SSE2; wasm's 128-bit SIMD is chosen at
+/// compile time). The body is a function of its own so that what it inlines is compiled with the
+/// features too: a closure handed to a `#[target_feature]` function is compiled apart from it once
+/// it is too large to inline, and runs four lanes wide (docs/lab/bench/2026-12-08-cpu-training.md).
+macro_rules! wide_fn {
+    ($(#[$attr:meta])* $vis:vis fn $name:ident($($arg:ident: $ty:ty),* $(,)?) $(-> $ret:ty)? $body:block) => {
+        $(#[$attr])*
+        $vis fn $name($($arg: $ty),*) $(-> $ret)? {
+            #[inline(always)]
+            fn body($($arg: $ty),*) $(-> $ret)? $body
+            #[cfg(target_arch = "x86_64")]
+            {
+                #[target_feature(enable = "avx2,fma")]
+                fn avx2($($arg: $ty),*) $(-> $ret)? {
+                    body($($arg),*)
+                }
+                if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
+                    // SAFETY: the CPU has the features, as checked above.
+                    return unsafe { avx2($($arg),*) };
+                }
+            }
+            body($($arg),*)
         }
-        // SAFETY: the CPU has the features, as checked above.
-        return unsafe { with_avx2(f) };
+    };
+}
+pub(super) use wide_fn;
+
+/// Σ of `x` in eight lanes, which the compiler vectorises (a plain sum keeps its order).
+#[inline(always)]
+pub(super) fn lanes_sum(x: &[f32]) -> f32 {
+    let mut acc = [0f32; 8];
+    let chunks = x.chunks_exact(8);
+    let rest: f32 = chunks.remainder().iter().sum();
+    for chunk in chunks {
+        acc.iter_mut().zip(chunk).for_each(|(a, &v)| *a += v);
     }
-    f()
+    acc.iter().sum::<f32>() + rest
 }
 
 /// Whether work over `total` values, in pieces of `piece`, is split over rayon's threads: only
@@ -59,8 +82,8 @@ pub(super) fn in_parallel(total: usize, piece: usize) -> bool {
     cfg!(not(target_arch = "wasm32")) && total >= 1 << 15 && total > piece
 }
 
-/// Calls `f(i, chunk)` for each `len`-long chunk of `out` (compiled [`wide`]): on rayon's threads
-/// where [`in_parallel`] says so, else in order.
+/// Calls `f(i, chunk)` for each `len`-long chunk of `out`: on rayon's threads where
+/// [`in_parallel`] says so, else in order.
 pub(super) fn for_each_chunk(out: &mut [f32], len: usize, f: impl Fn(usize, &mut [f32]) + Sync + Send) {
     if out.is_empty() || len == 0 {
         return;
@@ -69,11 +92,11 @@ pub(super) fn for_each_chunk(out: &mut [f32], len: usize, f: impl Fn(usize, &mut
         #[cfg(not(target_arch = "wasm32"))]
         {
             use rayon::prelude::*;
-            out.par_chunks_mut(len).enumerate().for_each(|(i, chunk)| wide(|| f(i, chunk)));
+            out.par_chunks_mut(len).enumerate().for_each(|(i, chunk)| f(i, chunk));
             return;
         }
     }
-    wide(|| out.chunks_mut(len).enumerate().for_each(|(i, chunk)| f(i, chunk)));
+    out.chunks_mut(len).enumerate().for_each(|(i, chunk)| f(i, chunk));
 }
 
 /// Σ over `items` of `f(i)`, each a vector of `len` values: with `parallel`, each thread sums its
@@ -86,7 +109,7 @@ pub(super) fn sum_over(items: usize, len: usize, parallel: bool, f: impl Fn(usiz
         return (0..items)
             .into_par_iter()
             .fold(|| vec![0.0; len], |mut acc, i| {
-                wide(|| f(i, &mut acc));
+                f(i, &mut acc);
                 acc
             })
             .reduce(|| vec![0.0; len], |mut a, b| {
@@ -96,7 +119,7 @@ pub(super) fn sum_over(items: usize, len: usize, parallel: bool, f: impl Fn(usiz
     }
     let _ = parallel;
     let mut acc = vec![0.0; len];
-    wide(|| (0..items).for_each(|i| f(i, &mut acc)));
+    (0..items).for_each(|i| f(i, &mut acc));
     acc
 }
 
