@@ -4,7 +4,7 @@
 //! image's group is one slice, and the groups are split over the threads.
 
 use super::super::group_norm::Options;
-use super::{dims, exp, for_each_chunk, lanes_sum, tensor, values, wide_fn};
+use super::{dims, exp, for_each_chunk, tensor, values, wide_fn};
 use burn::backend::flex::FlexTensor;
 use std::borrow::Cow;
 
@@ -143,7 +143,7 @@ fn channel_backward(out: &mut [f32], xs: &[f32], dy: &[f32], silu: bool, [a, d, 
         true => out.iter_mut().zip(xs.iter().zip(dy)).for_each(|(o, (&x, &dy))| *o = dy * silu_grad((x * a + d) * scale + shift)),
         false => out.copy_from_slice(dy),
     }
-    (lanes_sum(out), lanes_dot(out, xs, mean) * rstd)
+    (super::lanes_sum(out), lanes_dot(out, xs, mean) * rstd)
 }
 
 #[cfg(feature = "train")]
