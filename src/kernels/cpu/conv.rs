@@ -163,10 +163,11 @@ pub(in crate::kernels) fn weight_backward(x: &FlexTensor, grad: &FlexTensor, k: 
         let image = &x[b * channels * pixels..][..channels * pixels];
         let dy = &grad[b * out_channels * pixels..][..out_channels * pixels];
         with_patches(image, g, |col| {
-            // ∂kernelᵀ `[depth, O]` += patches `[depth, pixels]` times ∂yᵀ `[pixels, O]`: the
-            // product packs ∂y (O rows) rather than the patches (depth rows, up to nine times more).
-            let (col, dy) = (Matrix(col, pixels as isize, 1), Matrix(dy, 1, pixels as isize));
-            matmul_strided(depth, out_channels, pixels, &mut acc[..weights], (1, depth), true, col, dy, !images);
+            // ∂kernel `[O, depth]` += ∂y `[O, pixels]` times patchesᵀ `[pixels, depth]`, written
+            // column-major (`[depth, O]`, transposed once at the end): gemm then packs ∂y (O rows)
+            // and reads the patches as they are, where the other way round it copies all of them.
+            let (dy, col) = (Matrix(dy, pixels as isize, 1), Matrix(col, 1, pixels as isize));
+            matmul_strided(out_channels, depth, pixels, &mut acc[..weights], (1, out_channels), true, dy, col, !images);
         });
         if bias {
             for (sum, row) in acc[weights..].iter_mut().zip(dy.chunks_exact(pixels)) {
@@ -175,5 +176,9 @@ pub(in crate::kernels) fn weight_backward(x: &FlexTensor, grad: &FlexTensor, k: 
         }
     });
     let bias = bias.then(|| tensor(sums.split_off(weights), [out_channels]));
-    (tensor(sums, [out_channels, channels, k, k]), bias)
+    let mut kernel = vec![0.0; weights];
+    for (d, row) in sums.chunks_exact(out_channels).enumerate() {
+        row.iter().enumerate().for_each(|(o, &v)| kernel[o * depth + d] = v);
+    }
+    (tensor(kernel, [out_channels, channels, k, k]), bias)
 }
