@@ -6,6 +6,7 @@ mod classifier;
 mod convert;
 mod eval;
 mod export;
+mod heap;
 mod info;
 mod sample;
 mod train;
@@ -164,6 +165,7 @@ impl GuidanceArgs {
 }
 
 fn main() {
+    heap::keep_freed_memory();
     let result = match Cli::parse().command {
         Command::Train(args) => train::run(args),
         Command::Sample(args) => sample::run(args),
