@@ -54,7 +54,7 @@ fn broken_files_are_named_errors() {
     let (model, description) = small();
     let bytes = to_bytes(&model, &description).unwrap();
     let device = Device::flex();
-    let err = |b: &[u8]| from_bytes(b, &device).err().expect("must fail");
+    let err = |b: &[u8]| from_bytes(b, &device).expect_err("must fail");
 
     assert!(matches!(err(b"PK\x03\x04 a zip file"), WeightsError::Magic));
     assert!(matches!(err(&bytes[..10]), WeightsError::Truncated(_)));

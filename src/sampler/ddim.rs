@@ -17,7 +17,7 @@ impl Ddim {
     /// `steps` must divide T: the visited time indices are T−c, T−2c, …, 0 with c = T/steps.
     pub fn new(schedule: Schedule, steps: usize, eta: f64, x0: X0) -> Result<Self, String> {
         let total = schedule.len();
-        if steps == 0 || steps > total || total % steps != 0 {
+        if steps == 0 || steps > total || !total.is_multiple_of(steps) {
             return Err(format!("DDIM steps must divide T = {total} (got {steps})"));
         }
         if !(0.0..=1.0).contains(&eta) {

@@ -132,10 +132,10 @@ impl Guidance {
 
     /// Guidance only at the time indices `interval` (`None`: every step) of a schedule with `total` steps.
     pub fn within(mut self, interval: Option<RangeInclusive<usize>>, total: usize) -> Result<Self, String> {
-        if let Some(i) = &interval {
-            if i.is_empty() || *i.end() >= total {
-                return Err(format!("guidance interval {}-{} must be LO-HI with LO ≤ HI < T = {total}", i.start(), i.end()));
-            }
+        if let Some(i) = &interval
+            && (i.is_empty() || *i.end() >= total)
+        {
+            return Err(format!("guidance interval {}-{} must be LO-HI with LO ≤ HI < T = {total}", i.start(), i.end()));
         }
         self.interval = interval;
         Ok(self)

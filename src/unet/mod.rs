@@ -67,7 +67,7 @@ impl UNetConfig {
         }
         let levels = self.dim_mults.len();
         let factor = 1usize << (levels - 1);
-        if self.image_size == 0 || self.image_size % factor != 0 {
+        if self.image_size == 0 || !self.image_size.is_multiple_of(factor) {
             return Err(format!(
                 "image size {} is not divisible by 2^{} for {levels} levels",
                 self.image_size,
@@ -76,7 +76,7 @@ impl UNetConfig {
         }
         if self.block == BlockKind::Resnet {
             for m in std::iter::once(1).chain(self.dim_mults.iter().copied()) {
-                if (self.dim * m) % self.resnet_block_groups != 0 {
+                if !(self.dim * m).is_multiple_of(self.resnet_block_groups) {
                     return Err(format!(
                         "width {} is not divisible by {} GroupNorm groups",
                         self.dim * m,

@@ -270,7 +270,7 @@ impl Engine {
         let ForwardOptions { size, t, schedule, timesteps, seed } =
             serde_json::from_str(options).map_err(|e| js_err(format!("forward options: {e}")))?;
         let kind = BetaSchedule::parse(&schedule).map_err(js_err)?;
-        if timesteps == 0 || t >= timesteps || size == 0 || images.is_empty() || images.len() % (size * size) != 0 {
+        if timesteps == 0 || t >= timesteps || size == 0 || images.is_empty() || !images.len().is_multiple_of(size * size) {
             return Err(js_err(format!(
                 "forward: t = {t} of {timesteps}, {} values of {size}² images",
                 images.len()

@@ -11,7 +11,7 @@ const DELAY_CS: u16 = 8;
 #[wasm_bindgen(js_name = encodeGif)]
 pub fn encode_gif(frames: &[u8], width: u16, height: u16) -> Result<Vec<u8>, JsError> {
     let size = usize::from(width) * usize::from(height);
-    if size == 0 || frames.is_empty() || frames.len() % size != 0 {
+    if size == 0 || frames.is_empty() || !frames.len().is_multiple_of(size) {
         return Err(JsError::new(&format!("encodeGif: {} bytes are not whole {width}×{height} frames", frames.len())));
     }
     let palette: Vec<u8> = (0..=255u8).flat_map(|g| [g, g, g]).collect();

@@ -44,10 +44,10 @@ pub fn start() {
 /// Calls `globalThis[name](message)` if the page defined it (in a window or a worker).
 pub(crate) fn call_global(name: &str, message: &str) {
     let global = js_sys::global();
-    if let Ok(callback) = js_sys::Reflect::get(&global, &JsValue::from_str(name)) {
-        if let Some(f) = callback.dyn_ref::<js_sys::Function>() {
-            let _ = f.call1(&global, &JsValue::from_str(message));
-        }
+    if let Ok(callback) = js_sys::Reflect::get(&global, &JsValue::from_str(name))
+        && let Some(f) = callback.dyn_ref::<js_sys::Function>()
+    {
+        let _ = f.call1(&global, &JsValue::from_str(message));
     }
 }
 

@@ -172,7 +172,7 @@ fn reverse_process(run: &mut SamplingRun, model: &UNet, layout: &Layout, size: u
     while let Some(step) = run.step(model) {
         bar.inc(1);
         let done = run.steps_done();
-        if frame_every.is_some_and(|every| done % every == 0 || done == total) {
+        if frame_every.is_some_and(|every| done.is_multiple_of(every) || done == total) {
             let left = grid(&to_pixels(step.x_prev), layout.count, layout.cols, size);
             let right = grid(&to_pixels(step.x0), layout.count, layout.cols, size);
             frames.push(side_by_side(&left, &right));

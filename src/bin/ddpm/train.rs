@@ -307,7 +307,7 @@ impl<'a> Run<'a> {
         self.train_step();
         let out_of_time = self.length.budget.is_some_and(|b| self.started.elapsed() >= b);
         let done = self.done();
-        if done % LOSS_EVERY == 0 || done == 1 || self.step == self.length.total || out_of_time {
+        if done.is_multiple_of(LOSS_EVERY) || done == 1 || self.step == self.length.total || out_of_time {
             self.read_losses()?;
             if self.length.fitted {
                 self.fit_length();
@@ -315,7 +315,7 @@ impl<'a> Run<'a> {
             self.show_progress();
         }
         self.bar.inc(1);
-        if self.step % self.args.checkpoint_every == 0 || self.step == self.length.total || out_of_time {
+        if self.step.is_multiple_of(self.args.checkpoint_every) || self.step == self.length.total || out_of_time {
             self.description.train_steps = self.step;
             save(&self.trainer, &self.description, &self.args.out)?;
         }
@@ -388,7 +388,7 @@ impl<'a> Run<'a> {
         let s = self.smoothed.unwrap_or(f32::NAN);
         self.bar.set_message(format!("loss {s:.4}  {rate:.1} img/s"));
         // Without a terminal (a log file, CI) the bar is hidden: print a line now and then.
-        if self.bar.is_hidden() && (self.step % 100 == 0 || done == 1) {
+        if self.bar.is_hidden() && (self.step.is_multiple_of(100) || done == 1) {
             let of = if self.length.total == usize::MAX { "?".to_string() } else { self.length.total.to_string() };
             println!("step {}/{of}  loss {s:.4}  {rate:.1} img/s", self.step);
         }
