@@ -213,9 +213,12 @@ fn deterministic_ddim_on_gaussian_data_is_the_predicted_affine_map() {
     assert!(a * a < 0.95 * s2, "100 steps under-disperse (a² = {})", a * a);
 }
 
+/// (a, m): the affine map a·x_T + m of x_T.
+type Affine = (f64, f64);
+
 /// DPM-Solver++(2M) on scalars in f64, for the linear oracle of N(μ, s²) data: x_0 = a·x_T + m.
 /// Written from the paper's update (Lu et al. 2022, Algorithm 2), apart from the sampler's code.
-fn dpm_solver_affine_map(schedule: &Schedule, ts: &[usize], mu: f64, s2: f64) -> (f64, f64) {
+fn dpm_solver_affine_map(schedule: &Schedule, ts: &[usize], mu: f64, s2: f64) -> Affine {
     let ab = &schedule.alphas_cumprod;
     let alpha = |t: usize| ab[t].sqrt();
     let sigma = |t: usize| (1.0 - ab[t]).sqrt();
@@ -226,7 +229,8 @@ fn dpm_solver_affine_map(schedule: &Schedule, ts: &[usize], mu: f64, s2: f64) ->
         let (ea, em) = (k * a, k * (m - ab[t].sqrt() * mu));
         ((a - sigma(t) * ea) / alpha(t), (m - sigma(t) * em) / alpha(t))
     };
-    let (mut x, mut previous): ((f64, f64), Option<((f64, f64), f64)>) = ((1.0, 0.0), None);
+    // x and the previous step's x̂_0 with its h.
+    let (mut x, mut previous): (Affine, Option<(Affine, f64)>) = ((1.0, 0.0), None);
     for (i, &s) in ts.iter().enumerate() {
         let d0 = x0_of(s, x);
         let Some(&t) = ts.get(i + 1) else { return d0 };
