@@ -378,7 +378,7 @@ async function download(kind) {
   const { blob } = await call(kind);
   const s = currentSettings();
   const seeds = ddpm.settings?.morphTo === undefined ? `seed${s.seed}` : `morph${ddpm.settings.seed}-${ddpm.settings.morphTo}`;
-  saveFile(blob, `ddpm-${s.sampler}-${STEPS[s.sampler] ? s.steps + "steps-" : ""}${seeds}.${kind}`);
+  saveFile(blob, `ddpm-${s.sampler}-${STEPS[s.sampler] ? `${s.steps}steps-` : ""}${seeds}.${kind}`);
 }
 
 // ---------- forward process explorer ----------

@@ -34,7 +34,7 @@ for (const name of ["chromium", "firefox"]) {
 results.webkit = await inWebKit(query(1), async (page) => ({ ...(await measure(page)), version: page.version }))
   .catch((e) => ({ error: e.message }));
 mkdirSync(dir, { recursive: true });
-writeFileSync(join(dir, "engines.json"), JSON.stringify(results, null, 1) + "\n");
+writeFileSync(join(dir, "engines.json"), `${JSON.stringify(results, null, 1)}\n`);
 for (const [name, r] of Object.entries(results)) {
   console.log(r.error ? `${name}: ${r.error}` : `${name}: ${r.backend} (drawing: ${r.drawing}), ${BATCHES.map((b) => `batch ${b} ${r.step_ms[b].toFixed(0)} ms/step`).join(", ")}`);
 }

@@ -134,5 +134,5 @@ const header = [
 ];
 const text = [...header, ...rows, ""].join("\n");
 writeFileSync("docs/benchmarks.md", text);
-writeFileSync("docs/benchmarks.json", JSON.stringify({ machine, adapter: web.adapter, native: { burn_cpu: cpu, burn_wgpu: wgpu, pytorch: torch }, browser: web }, null, 1) + "\n");
+writeFileSync("docs/benchmarks.json", `${JSON.stringify({ machine, adapter: web.adapter, native: { burn_cpu: cpu, burn_wgpu: wgpu, pytorch: torch }, browser: web }, null, 1)}\n`);
 console.log(text);

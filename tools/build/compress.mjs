@@ -82,8 +82,8 @@ for (const path of files.sort()) {
     const packed = await compress(data);
     sizes[ext] = packed.length;
     if (packed.length < data.length) {
-      await writeFile(out + ".tmp", packed); // a run cut short leaves no truncated copy behind
-      await rename(out + ".tmp", out);
+      await writeFile(`${out}.tmp`, packed); // a run cut short leaves no truncated copy behind
+      await rename(`${out}.tmp`, out);
     } else {
       await remove(out); // no gain: the raw file is served
       sizes[ext] = info.size;

@@ -198,7 +198,7 @@ try {
   const exported = exportsOf(train.bytes, train.sections, FUNCTION).filter((e) => samplingExports.has(exportKey(e.name))).map((e) => e.index);
   const keep = reachable(join(work, "in.wasm"), exported, inSampling, trainingOnly)
     .filter((index) => index >= train.imports).map((index) => `f${index}`);
-  writeFileSync(join(work, "keep.txt"), keep.join("\n") + "\n");
+  writeFileSync(join(work, "keep.txt"), `${keep.join("\n")}\n`);
   const primary = join(outDir, "ddpm-web_bg.wasm");
   const secondary = join(outDir, "ddpm-train_bg.wasm");
   const split = spawnSync("wasm-split", [

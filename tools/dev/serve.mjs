@@ -49,7 +49,7 @@ export function serve(root, port = 0, host = "127.0.0.1", prefix = "/", onServe 
     try {
       const url = new URL(req.url, "http://x").pathname;
       if (!url.startsWith(prefix)) throw Object.assign(new Error("outside prefix"), { code: "ENOENT" });
-      const path = normalize(decodeURIComponent("/" + url.slice(prefix.length)));
+      const path = normalize(decodeURIComponent(`/${url.slice(prefix.length)}`));
       let file = join(root, path);
       if (!file.startsWith(root)) throw Object.assign(new Error("outside root"), { code: "ENOENT" });
       let info = await stat(file);

@@ -92,7 +92,7 @@ if (TRAIN_STEPS > 0) {
   console.log(`training step, batch 16: first ${ms(millis[0], 0)}, then ${ms(result.training.steadyStepMs, 1)}`);
 }
 
-if (jsonPath) await writeFile(jsonPath, JSON.stringify(result, null, 2) + "\n");
+if (jsonPath) await writeFile(jsonPath, `${JSON.stringify(result, null, 2)}\n`);
 const ok = worst <= TOLERANCE && gpuErrors.length === 0;
 console.log(ok ? `gpu-check: passed (images within ${TOLERANCE} of the CPU path's, no GPU errors)` : `gpu-check: FAILED (max difference ${worst}, ${gpuErrors.length} GPU errors)`);
 process.exit(ok ? 0 : 1);

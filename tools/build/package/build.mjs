@@ -120,8 +120,8 @@ export function build(dist = "dist", out = ".") {
     copyFileSync(join(dist, f), join(dir, f));
   }
   for (const f of ["LICENSE-MIT", "LICENSE-APACHE"]) copyFileSync(f, join(dir, f));
-  writeFileSync(join(dir, "package.json"), JSON.stringify(packageJson(version, files), null, 2) + "\n");
-  writeFileSync(join(dir, "custom-elements.json"), JSON.stringify(manifest(version), null, 2) + "\n");
+  writeFileSync(join(dir, "package.json"), `${JSON.stringify(packageJson(version, files), null, 2)}\n`);
+  writeFileSync(join(dir, "custom-elements.json"), `${JSON.stringify(manifest(version), null, 2)}\n`);
   writeFileSync(join(dir, "embed.d.ts"), declarations(version));
   writeFileSync(join(dir, "README.md"), readme(version));
   const [packed] = JSON.parse(execFileSync("npm", ["pack", dir, "--pack-destination", resolve(out), "--json", "--loglevel=error"], { encoding: "utf8" }));

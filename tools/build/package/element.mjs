@@ -72,8 +72,8 @@ export function manifest(version) {
 
 export function declarations(version) {
   const doc = (text, indent = "  ") => `${indent}/** ${text.replace(/\*\//g, "*\\/")} */\n`;
-  const attributes = Object.entries(ATTRIBUTES).map(([name, [type, d]]) => doc(d) + `  ${name}?: ${type};\n`).join("");
-  const events = Object.entries(EVENTS).map(([name, [detail, d]]) => doc(d) + `  ${JSON.stringify(name)}: CustomEvent<${detail}>;\n`).join("");
+  const attributes = Object.entries(ATTRIBUTES).map(([name, [type, d]]) => `${doc(d)}  ${name}?: ${type};\n`).join("");
+  const events = Object.entries(EVENTS).map(([name, [detail, d]]) => `${doc(d)}  ${JSON.stringify(name)}: CustomEvent<${detail}>;\n`).join("");
   return `// <${TAG}>, ddpm-web ${version}. Written by tools/build/package/element.mjs.
 
 /** The element's attributes, as HTML takes them (for JSX and template type-checkers). */
