@@ -41,7 +41,8 @@ let repaint = null;        // the Repaint card (www/repaint.js)
 let generating = false;
 let paused = false;
 // What tests (and curious readers, from the console) can inspect.
-const ddpm = (window.ddpm = { steps: [], notices: [], state: "loading" });
+const ddpm = { steps: [], notices: [], state: "loading" };
+window.ddpm = ddpm;
 
 const value = (spec) => (typeof spec.def === "function" ? spec.def() : spec.def);
 
@@ -70,7 +71,8 @@ function readUrl() {
     const raw = params.get(key);
     if (raw === null) { out[key] = null; continue; }
     if (spec.choices) {
-      out[key] = spec.choices.includes(raw) ? raw : (fixed.push(`${key}=${raw}`), null);
+      if (!spec.choices.includes(raw)) { fixed.push(`${key}=${raw}`); out[key] = null; continue; }
+      out[key] = raw;
       continue;
     }
     const clamped = clampNumber(raw, spec);
@@ -214,7 +216,10 @@ async function startEngine() {
   // Feature-tested, not browser-named: without transferable canvases the page draws itself.
   const transfer = typeof HTMLCanvasElement.prototype.transferControlToOffscreen === "function";
   // The weights download while the worker starts: its check of the GPU needs them.
-  const loading = weights ? Promise.resolve() : fetchWeights().then((w) => models.setPretrained((weights = w)));
+  const loading = weights ? Promise.resolve() : fetchWeights().then((w) => {
+    weights = w;
+    models.setPretrained(w);
+  });
   loading.catch(() => {}); // reported where the weights are loaded, below
   let started;
   try {

@@ -298,7 +298,8 @@ export class DdpmDemo extends HTMLElement {
   // A line under the demo that stays (the status line changes at every step).
   note(text) {
     Object.assign(this.$("note"), { textContent: text, hidden: false });
-    (this.ddpm.notes ??= []).push(text);
+    this.ddpm.notes ??= [];
+    this.ddpm.notes.push(text);
   }
 
   emit(name, detail) {
@@ -364,7 +365,8 @@ export class DdpmDemo extends HTMLElement {
       this.ddpm.losses = [];
       const cls = classIndex(this.getAttribute("class"));
       const options = { from: "scratch", classes: [cls >= 0 ? cls : CLASS_NAMES.indexOf("Sneaker")], ...TRAINING.scratch, seed: TRAINING.seed, ema: TRAINING.ema };
-      const steps = (this.ddpm.total = number(this.getAttribute("steps"), 1, 5000, 300, true));
+      const steps = number(this.getAttribute("steps"), 1, 5000, 300, true);
+      this.ddpm.total = steps;
       this.ddpm.began = performance.now();
       engine.worker.send(OP.train, { settings: { options, steps, evalEvery: 1e9, previewEvery: 25, target: 0, sendValues: true, tag: this.tag } });
       this.setState("running", "Training…");

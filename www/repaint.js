@@ -12,7 +12,8 @@ export function initRepaint({ classNames, examples, lastSample, repaint }) {
   const canvas = $("repaint-canvas");
   const ctx = canvas.getContext("2d");
   // The garment, `size` pixels square, and the mask painted over it.
-  const state = (window.ddpm.repaint = { image: null, size: 0, painted: new Float32Array(0), undo: [] });
+  const state = { image: null, size: 0, painted: new Float32Array(0), undo: [] };
+  window.ddpm.repaint = state;
 
   // The shipped test images, one per class; "last" is the first image of the last finished run.
   function fillSources() {

@@ -9,7 +9,8 @@ import { TRAINING, clampNumber } from "./settings.js";
 const SMOOTHING = 0.1;
 
 export function initTrain({ send, notice, backend, targetWidth, models, classNames, onBusy }) {
-  const state = (window.ddpm.train = { state: "idle", done: 0, losses: [], evals: [], rates: [], previews: 0 });
+  const state = { state: "idle", done: 0, losses: [], evals: [], rates: [], previews: 0 };
+  window.ddpm.train = state;
   let total = 0;
   let snapshot = null; // { done, bytes }: the run's latest trained weights, kept for a restart
 
@@ -136,7 +137,10 @@ export function initTrain({ send, notice, backend, targetWidth, models, classNam
   // An exponential moving average, debiased (as TensorBoard does) so that it starts at the data.
   function smoothed() {
     let s = 0;
-    return state.losses.map((l, i) => (s = (1 - SMOOTHING) * s + SMOOTHING * l) / (1 - (1 - SMOOTHING) ** (i + 1)));
+    return state.losses.map((l, i) => {
+      s = (1 - SMOOTHING) * s + SMOOTHING * l;
+      return s / (1 - (1 - SMOOTHING) ** (i + 1));
+    });
   }
 
   // Loss by step on a log scale: raw (faint), smoothed (bold) and the held-out loss (dots).

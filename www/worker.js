@@ -32,7 +32,8 @@ function draw(name, values, layout) {
   if (!s && !pagePixels) return 0;
   const t0 = performance.now();
   if (!s) {
-    const { rgba, width, height } = (posted[name] = gridPixels(values, layout));
+    posted[name] = gridPixels(values, layout);
+    const { rgba, width, height } = posted[name];
     post({ op: EVENT.pixels, name, rgba, width, height });
     return performance.now() - t0;
   }
@@ -262,7 +263,7 @@ const trainingEngine = (say) => loadTraining(() => say({ op: EVENT.trainStatus, 
 
 Object.assign(handlers, trainHandlers({ get engine() { return engine; }, post, draw, trainingEngine }));
 
-onmessage = async ({ data }) => {
+self.onmessage = async ({ data }) => {
   try {
     if (!Object.hasOwn(handlers, data.op)) throw new Error(`no request named ${JSON.stringify(data.op)}`);
     const reply = await handlers[data.op](data);

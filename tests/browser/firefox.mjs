@@ -63,7 +63,10 @@ class FirefoxPage {
   // A path, or Playwright's { name, mimeType, buffer } (written to a file of that name first).
   async setInputFiles(selector, file) {
     let path = file;
-    if (typeof file !== "string") writeFileSync((path = join(mkdtempSync(join(tmpdir(), "ddpm-upload-")), file.name)), file.buffer);
+    if (typeof file !== "string") {
+      path = join(mkdtempSync(join(tmpdir(), "ddpm-upload-")), file.name);
+      writeFileSync(path, file.buffer);
+    }
     await (await this.page.$(selector)).uploadFile(path);
   }
   async selectOption(selector, value) { await this.page.select(selector, value); }

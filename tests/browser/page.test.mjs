@@ -195,7 +195,7 @@ test("DDPM, chosen from the menu, walks all 1,000 steps and leaves no step count
 
 test("a browser without module workers is told so, not left loading", async () => {
   // A Worker that never reads the `type` option, as such browsers' does.
-  const { page, errors } = await open(ctx, { initScript: () => { const Native = Worker; window.Worker = class extends Native { constructor(url) { super(url); } }; } });
+  const { page, errors } = await open(ctx, { initScript: () => { const Native = Worker; window.Worker = class extends Native { constructor(url, _options) { super(url); } }; } });
   await page.waitForFunction(() => window.ddpm?.state === "error", null, { timeout: 60000 });
   assert.match(await page.textContent("#status"), /no module workers/);
   assert.deepEqual(errors, []);

@@ -47,7 +47,8 @@ function tally(files) {
       });
     }
     const kind = kindOf(path);
-    const b = (bytes[kind] ??= { raw: 0, gzip: 0, brotli: 0, sent: 0, files: 0, encodings: [] });
+    bytes[kind] ??= { raw: 0, gzip: 0, brotli: 0, sent: 0, files: 0, encodings: [] };
+    const b = bytes[kind];
     b.raw += raw.length;
     b.gzip += packedSizes.get(key).gzip;
     b.brotli += packedSizes.get(key).brotli;

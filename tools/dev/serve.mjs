@@ -53,7 +53,10 @@ export function serve(root, port = 0, host = "127.0.0.1", prefix = "/", onServe 
       let file = join(root, path);
       if (!file.startsWith(root)) throw Object.assign(new Error("outside root"), { code: "ENOENT" });
       let info = await stat(file);
-      if (info.isDirectory()) info = await stat((file = join(file, "index.html")));
+      if (info.isDirectory()) {
+        file = join(file, "index.html");
+        info = await stat(file);
+      }
       const headers = { "content-type": TYPES[extname(file)] || "application/octet-stream", "cache-control": "no-cache", ...extra(url) };
       const packed = await precompressed(file, req.headers["accept-encoding"], info.mtimeMs);
       const body = await readFile(packed?.file ?? file);

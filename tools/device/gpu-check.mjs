@@ -53,7 +53,7 @@ async function sample(engine, batch) {
   await engine.noise();
   const millis = [];
   let values = null;
-  for (let report; (report = await engine.step());) {
+  for (let report = await engine.step(); report; report = await engine.step()) {
     millis.push(report.millis);
     values = report.values;
     report.free();

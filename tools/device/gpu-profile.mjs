@@ -31,7 +31,12 @@ for (const create of ["createComputePipeline", "createComputePipelineAsync"]) {
     device = this;
     const name = descriptor.label || descriptor.compute.module.label || "?";
     const pipeline = original.call(this, descriptor);
-    if (pipeline instanceof Promise) return pipeline.then((p) => (kernelName.set(p, name), p));
+    if (pipeline instanceof Promise) {
+      return pipeline.then((p) => {
+        kernelName.set(p, name);
+        return p;
+      });
+    }
     kernelName.set(pipeline, name);
     return pipeline;
   };
