@@ -32,12 +32,12 @@ const SETTINGS = {
   backend: { choices: ["auto", "webgpu", "cpu"], def: "auto" },
 };
 
-let worker = null;         // the engine's EngineWorker (www/protocol.js)
+let worker = null; // the engine's EngineWorker (www/protocol.js)
 let engineInfo = {};
-let weights = null;        // the verified pretrained weights file
-let models = null;         // which model is in use (www/models.js)
-let train = null;          // the Train card (www/train.js)
-let repaint = null;        // the Repaint card (www/repaint.js)
+let weights = null; // the verified pretrained weights file
+let models = null; // which model is in use (www/models.js)
+let train = null; // the Train card (www/train.js)
+let repaint = null; // the Repaint card (www/repaint.js)
 let generating = false;
 let paused = false;
 // What tests (and curious readers, from the console) can inspect.
@@ -69,14 +69,25 @@ function readUrl() {
   const out = {};
   for (const [key, spec] of Object.entries(SETTINGS)) {
     const raw = params.get(key);
-    if (raw === null) { out[key] = null; continue; }
+    if (raw === null) {
+      out[key] = null;
+      continue;
+    }
     if (spec.choices) {
-      if (!spec.choices.includes(raw)) { fixed.push(`${key}=${raw}`); out[key] = null; continue; }
+      if (!spec.choices.includes(raw)) {
+        fixed.push(`${key}=${raw}`);
+        out[key] = null;
+        continue;
+      }
       out[key] = raw;
       continue;
     }
     const clamped = clampNumber(raw, spec);
-    if (clamped === null) { fixed.push(`${key}=${raw}`); out[key] = null; continue; }
+    if (clamped === null) {
+      fixed.push(`${key}=${raw}`);
+      out[key] = null;
+      continue;
+    }
     if (clamped !== Number(raw)) fixed.push(`${key}=${raw} (using ${clamped})`);
     out[key] = clamped;
   }
@@ -105,7 +116,10 @@ function currentSettings() {
   const s = {};
   for (const [key, spec] of Object.entries(SETTINGS)) {
     const raw = $(key).value;
-    if (spec.choices) { s[key] = spec.choices.includes(raw) ? raw : value(spec); continue; }
+    if (spec.choices) {
+      s[key] = spec.choices.includes(raw) ? raw : value(spec);
+      continue;
+    }
     const v = Number(raw);
     s[key] = Number.isFinite(v) && raw !== "" ? Math.min(spec.max, Math.max(spec.min, spec.int ? Math.round(v) : v)) : value(spec);
   }
@@ -113,7 +127,11 @@ function currentSettings() {
 }
 
 function writeUrl() {
-  const params = new URLSearchParams(Object.entries(currentSettings()).filter(([, v]) => v !== null).map(([k, v]) => [k, String(v)]));
+  const params = new URLSearchParams(
+    Object.entries(currentSettings())
+      .filter(([, v]) => v !== null)
+      .map(([k, v]) => [k, String(v)]),
+  );
   history.replaceState(null, "", `${location.pathname}?${params}`);
 }
 
@@ -122,7 +140,8 @@ function syncOutputs() {
   $("guidance-out").textContent = Number($("guidance").value).toFixed(1);
   $("batch-out").textContent = $("batch").value;
   const sampler = $("sampler").value;
-  for (const el of document.querySelectorAll("[data-for]")) el.classList.toggle("off", el.dataset.for === "steps" ? !STEPS[sampler] : el.dataset.for !== sampler);
+  for (const el of document.querySelectorAll("[data-for]"))
+    el.classList.toggle("off", el.dataset.for === "steps" ? !STEPS[sampler] : el.dataset.for !== sampler);
   $("steps").disabled = !STEPS[sampler];
   $("eta").disabled = sampler !== "ddim";
   $("guidance").disabled = $("interval").disabled = $("class").value === "any";
@@ -154,17 +173,37 @@ function showPixels({ name, rgba, width, height }) {
 
 function onWorkerEvent(m) {
   switch (m.op) {
-    case EVENT.begin: onBegin(m); break;
-    case EVENT.step: onStep(m); break;
-    case EVENT.pixels: showPixels(m); break;
-    case EVENT.paused: break;
-    case EVENT.finished: onFinished(m); break;
-    case EVENT.notice: notice(m.message); break;
-    case EVENT.error: failed(`Generating failed: ${m.message}`); break;
-    case EVENT.panic: crashed(`The model runtime crashed (${m.message}).`); break;
-    case EVENT.deviceLost: crashed(`The GPU device was lost (${m.message}). This happens when the graphics driver resets or the tab was in the background for long.`); break;
-    case EVENT.gpuError: gpuError(m.message); break;
-    default: if (m.op.startsWith("train-")) train.onMessage(m);
+    case EVENT.begin:
+      onBegin(m);
+      break;
+    case EVENT.step:
+      onStep(m);
+      break;
+    case EVENT.pixels:
+      showPixels(m);
+      break;
+    case EVENT.paused:
+      break;
+    case EVENT.finished:
+      onFinished(m);
+      break;
+    case EVENT.notice:
+      notice(m.message);
+      break;
+    case EVENT.error:
+      failed(`Generating failed: ${m.message}`);
+      break;
+    case EVENT.panic:
+      crashed(`The model runtime crashed (${m.message}).`);
+      break;
+    case EVENT.deviceLost:
+      crashed(`The GPU device was lost (${m.message}). This happens when the graphics driver resets or the tab was in the background for long.`);
+      break;
+    case EVENT.gpuError:
+      gpuError(m.message);
+      break;
+    default:
+      if (m.op.startsWith("train-")) train.onMessage(m);
   }
 }
 
@@ -197,7 +236,11 @@ let gpuCanvas = null; // whether a WebGPU canvas shows what is drawn (probed onc
 function probeCanvas() {
   return new Promise((resolve) => {
     const probe = new Worker(new URL("./probe.js", import.meta.url));
-    const done = (ok) => { probe.terminate(); clearTimeout(timer); resolve(ok); };
+    const done = (ok) => {
+      probe.terminate();
+      clearTimeout(timer);
+      resolve(ok);
+    };
     const timer = setTimeout(() => done(false), 10000);
     probe.onmessage = ({ data }) => done(data === true);
     probe.onerror = () => done(false);
@@ -216,10 +259,12 @@ async function startEngine() {
   // Feature-tested, not browser-named: without transferable canvases the page draws itself.
   const transfer = typeof HTMLCanvasElement.prototype.transferControlToOffscreen === "function";
   // The weights download while the worker starts: its check of the GPU needs them.
-  const loading = weights ? Promise.resolve() : fetchWeights().then((w) => {
-    weights = w;
-    models.setPretrained(w);
-  });
+  const loading = weights
+    ? Promise.resolve()
+    : fetchWeights().then((w) => {
+        weights = w;
+        models.setPretrained(w);
+      });
   loading.catch(() => {}); // reported where the weights are loaded, below
   let started;
   try {
@@ -230,16 +275,28 @@ async function startEngine() {
       async startFields(backend, gpu) {
         gpuCanvas ??= gpu.ok && (await probeCanvas());
         const canvases = transfer ? Object.fromEntries(Object.entries(CANVASES).map(([name, id]) => [name, freshCanvas(id, true)])) : {};
-        const check = backend === "webgpu" ? await loading.then(() => models.startBytes().slice().buffer, () => undefined) : undefined;
-        return { fields: { canvases, gpuCanvas, pagePixels: !transfer, faults: window.ddpmTestFaults, check }, transfer: [...Object.values(canvases), ...(check ? [check] : [])] };
+        const check =
+          backend === "webgpu"
+            ? await loading.then(
+                () => models.startBytes().slice().buffer,
+                () => undefined,
+              )
+            : undefined;
+        return {
+          fields: { canvases, gpuCanvas, pagePixels: !transfer, faults: window.ddpmTestFaults, check },
+          transfer: [...Object.values(canvases), ...(check ? [check] : [])],
+        };
       },
       onEvent: onWorkerEvent,
       onError: (message) => failed(`The worker failed: ${message}.`),
     });
   } catch (e) {
-    setStatus("error", e.message === NO_MODULE_WORKERS
-      ? `This browser cannot run the model: ${NO_MODULE_WORKERS.replace(/^this browser /, "it ")}.`
-      : `The model could not start on this device: ${e.message}. Try another browser (Chrome, Edge, Safari 18+ or Firefox 141+).`);
+    setStatus(
+      "error",
+      e.message === NO_MODULE_WORKERS
+        ? `This browser cannot run the model: ${NO_MODULE_WORKERS.replace(/^this browser /, "it ")}.`
+        : `The model could not start on this device: ${e.message}. Try another browser (Chrome, Edge, Safari 18+ or Firefox 141+).`,
+    );
     return;
   }
   const { gpu, backend } = started;
@@ -249,12 +306,16 @@ async function startEngine() {
   if (transfer && engineInfo.drawing === "page") for (const id of Object.values(CANVASES)) freshCanvas(id, false);
   const notes = [];
   if (!gpu.ok) notes.push(`${gpu.why} Running on the CPU in WebAssembly instead (slower; fewer images by default).`);
-  else if (gpu.software && wanted === "auto") notes.push(`Your WebGPU adapter (${gpu.name}) is a software renderer, where the CPU path is much faster, so the model runs on the CPU. Choose “WebGPU” under “Run on” to try it anyway.`);
+  else if (gpu.software && wanted === "auto")
+    notes.push(
+      `Your WebGPU adapter (${gpu.name}) is a software renderer, where the CPU path is much faster, so the model runs on the CPU. Choose “WebGPU” under “Run on” to try it anyway.`,
+    );
   if (started.webgpuError) notes.push(`WebGPU failed to start: ${started.webgpuError}. The model runs on the CPU instead.`);
   if (engineInfo.note) notes.push(engineInfo.note);
-  $("device").textContent = backend === "webgpu"
-    ? `Running on WebGPU: ${engineInfo.adapter || gpu.name}${engineInfo.software ? " (software)" : ""}.`
-    : `Running on the CPU (Burn's flex backend in WebAssembly).`;
+  $("device").textContent =
+    backend === "webgpu"
+      ? `Running on WebGPU: ${engineInfo.adapter || gpu.name}${engineInfo.software ? " (software)" : ""}.`
+      : `Running on the CPU (Burn's flex backend in WebAssembly).`;
   // A GPU error during start-up stays on screen beside the start-up notes.
   notice([...notes, gpuErrorText ?? ""].join(" ").trim(), { recover: Boolean(gpuErrorText) });
   try {
@@ -292,8 +353,14 @@ async function fetchWeights() {
     const { bytes, source } = await fetchWeightsFrom(location.href, {
       notice,
       // The download starts beside the engine: if the engine failed first, its error stays.
-      downloading: () => { if (ddpm.state !== "loading") return; setStatus("loading", "Downloading the model weights…"); $("progress").hidden = false; },
-      progress: (f) => { $("progress-bar").style.width = `${100 * f}%`; },
+      downloading: () => {
+        if (ddpm.state !== "loading") return;
+        setStatus("loading", "Downloading the model weights…");
+        $("progress").hidden = false;
+      },
+      progress: (f) => {
+        $("progress-bar").style.width = `${100 * f}%`;
+      },
     });
     ddpm.weightsSource = source;
     return bytes;
@@ -393,7 +460,10 @@ let forwardBusy = false;
 let forwardAgain = false;
 
 async function drawForward() {
-  if (forwardBusy) { forwardAgain = true; return; }
+  if (forwardBusy) {
+    forwardAgain = true;
+    return;
+  }
   forwardBusy = true;
   try {
     examples ??= await fetchExamples(location.href);
@@ -401,7 +471,14 @@ async function drawForward() {
       forwardAgain = false;
       const t = Number($("t").value);
       $("t-out").textContent = t;
-      ddpm.forward = await call(OP.forward, { images: examples.values, size: examples.size, t, schedule: $("schedule").value, seed: 7, target: targetWidth("fwd-canvas") });
+      ddpm.forward = await call(OP.forward, {
+        images: examples.values,
+        size: examples.size,
+        t,
+        schedule: $("schedule").value,
+        seed: 7,
+        target: targetWidth("fwd-canvas"),
+      });
       marker();
     } while (forwardAgain);
   } catch (e) {
@@ -423,7 +500,13 @@ function marker() {
   const { ctx, w, h, dpr, pad } = plotContext($("plot"), { l: 40, r: 12, t: 12, b: 28 });
   const X = (t, n) => pad.l + (t / (n - 1)) * (w - pad.l - pad.r);
   const Y = (v) => h - pad.b - v * (h - pad.t - pad.b);
-  for (const v of [0, 0.5, 1]) { ctx.beginPath(); ctx.moveTo(pad.l, Y(v)); ctx.lineTo(w - pad.r, Y(v)); ctx.stroke(); ctx.fillText(v.toFixed(1), 6 * dpr, Y(v) + 4 * dpr); }
+  for (const v of [0, 0.5, 1]) {
+    ctx.beginPath();
+    ctx.moveTo(pad.l, Y(v));
+    ctx.lineTo(w - pad.r, Y(v));
+    ctx.stroke();
+    ctx.fillText(v.toFixed(1), 6 * dpr, Y(v) + 4 * dpr);
+  }
   ctx.fillText("t →", w - pad.r - 24 * dpr, pad.t + 10 * dpr); // top right, clear of the legend and the curves
   ctx.fillText("ᾱ_t", pad.l + 4 * dpr, pad.t + 10 * dpr);
   const colours = { linear: "#7cc4ff", cosine: "#ffcc66", quadratic: "#8be28b", sigmoid: "#ff9ad5" };
@@ -465,24 +548,44 @@ function init() {
     writeUrl();
   });
   $("backend").addEventListener("change", () => startEngine());
-  $("dice").addEventListener("click", () => { $("seed").value = randomSeed(); writeUrl(); });
+  $("dice").addEventListener("click", () => {
+    $("seed").value = randomSeed();
+    writeUrl();
+  });
   $("morph-go").addEventListener("click", morph);
   $("pause").addEventListener("click", togglePause);
   $("download").addEventListener("click", () => download("png").catch((e) => notice(`Export failed: ${e.message}`)));
   $("download-gif").addEventListener("click", () => download("gif").catch((e) => notice(`Export failed: ${e.message}`)));
   $("share").addEventListener("click", async () => {
     writeUrl();
-    try { await navigator.clipboard.writeText(location.href); $("share").textContent = "Link copied"; } catch { $("share").textContent = "Copy the address bar"; }
+    try {
+      await navigator.clipboard.writeText(location.href);
+      $("share").textContent = "Link copied";
+    } catch {
+      $("share").textContent = "Copy the address bar";
+    }
     setTimeout(() => ($("share").textContent = "Copy link"), 2000);
   });
-  $("recover").addEventListener("click", () => { notice(""); startEngine(); });
+  $("recover").addEventListener("click", () => {
+    notice("");
+    startEngine();
+  });
   $("t").addEventListener("input", drawForward);
-  $("schedule").addEventListener("change", () => { drawForward(); marker(); });
+  $("schedule").addEventListener("change", () => {
+    drawForward();
+    marker();
+  });
   addEventListener("resize", marker);
   ddpm.loseDevice = () => worker.send(OP.loseDevice);
   ddpm.snapshot = (name) => call(OP.snapshot, { name });
   ddpm.memory = async () => ({ ...(await call(OP.memory)), pageHeap: performance.memory?.usedJSHeapSize ?? null });
-  models = initModels({ call, notice, onChange: () => { ddpm.description = models.active().description; } });
+  models = initModels({
+    call,
+    notice,
+    onChange: () => {
+      ddpm.description = models.active().description;
+    },
+  });
   train = initTrain({
     send: (op, fields) => worker.send(op, fields),
     notice,

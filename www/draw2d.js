@@ -94,8 +94,10 @@ export async function gridPng(values, count, cols, size) {
 // font and axis colours; `padding` is in CSS pixels.
 export function plotContext(canvas, padding) {
   const dpr = devicePixelRatio || 1;
-  const w = canvas.clientWidth * dpr, h = canvas.clientHeight * dpr;
-  canvas.width = w; canvas.height = h;
+  const w = canvas.clientWidth * dpr,
+    h = canvas.clientHeight * dpr;
+  canvas.width = w;
+  canvas.height = h;
   const ctx = canvas.getContext("2d");
   ctx.font = `${12 * dpr}px system-ui, sans-serif`;
   ctx.fillStyle = "#9aa0a6";

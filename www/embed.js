@@ -21,14 +21,14 @@ const BACKENDS = ["auto", "webgpu", "cpu"];
 // ---------- one engine for every demo on the page ----------
 
 const engine = {
-  started: null,      // promise of { backend } once the worker runs
-  worker: null,       // its EngineWorker (www/protocol.js)
-  owner: null,        // the demo whose generation or training the worker is running
-  waiting: [],        // demos waiting for their turn: { demo, resolve }
+  started: null, // promise of { backend } once the worker runs
+  worker: null, // its EngineWorker (www/protocol.js)
+  owner: null, // the demo whose generation or training the worker is running
+  waiting: [], // demos waiting for their turn: { demo, resolve }
   weights: new Map(), // src ("" = the shipped model) → promise of bytes: each fetched once
-  loaded: null,       // the src the worker holds
+  loaded: null, // the src the worker holds
   demos: new Set(),
-  blocked: [],        // what the host page's Content-Security-Policy refused us: { directive, blocked }
+  blocked: [], // what the host page's Content-Security-Policy refused us: { directive, blocked }
 };
 
 const call = (op, fields) => engine.worker.call(op, fields);
@@ -48,7 +48,8 @@ function onEvent(m) {
   if (m.op === EVENT.gpuError) {
     // The run goes on, but its numbers are suspect: say so under every demo, once.
     console.error("WebGPU:", m.message);
-    if (!engine.gpuError) engine.demos.forEach((d) => d.note(`The GPU reported an error (${m.message}); pictures may be wrong. Set backend="cpu" to avoid it.`));
+    if (!engine.gpuError)
+      engine.demos.forEach((d) => d.note(`The GPU reported an error (${m.message}); pictures may be wrong. Set backend="cpu" to avoid it.`));
     engine.gpuError = true;
     return;
   }
@@ -90,9 +91,14 @@ async function explain(error) {
   await settle();
   if (engine.blocked.length) return cspAdvice(engine.blocked[0]);
   // Not every engine reports a refused WebAssembly compilation as a violation event.
-  if (/WebAssembly/i.test(error.message) && /Content.Security|CSP|unsafe-eval/i.test(error.message)) return cspAdvice({ directive: "script-src", blocked: "wasm-eval" });
+  if (/WebAssembly/i.test(error.message) && /Content.Security|CSP|unsafe-eval/i.test(error.message))
+    return cspAdvice({ directive: "script-src", blocked: "wasm-eval" });
   if (BASE.origin === location.origin) return error.message;
-  const get = (file, mode) => fetch(new URL(file, BASE), { method: "HEAD", mode, cache: "no-store" }).then(() => true, () => false);
+  const get = (file, mode) =>
+    fetch(new URL(file, BASE), { method: "HEAD", mode, cache: "no-store" }).then(
+      () => true,
+      () => false,
+    );
   for (const file of ["worker.js", "ddpm-web_bg.wasm", "assets/model.json", "assets/model.ddpm"]) {
     if (await get(file, "cors")) continue;
     const reachable = await get(file, "no-cors");
@@ -111,7 +117,12 @@ async function startEngine() {
   // Demos share one engine: the first that names a backend chooses it.
   const wanted = [...engine.demos].map((d) => d.getAttribute("backend")).find((b) => BACKENDS.includes(b)) ?? "auto";
   // On WebGPU the worker checks the GPU against the CPU with the shipped weights first.
-  const { engine: worker, backend, info, webgpuError } = await startWorker({
+  const {
+    engine: worker,
+    backend,
+    info,
+    webgpuError,
+  } = await startWorker({
     url: workerUrl(),
     wanted,
     startFields: async (backend) => {
@@ -131,9 +142,9 @@ function weightsFor(src) {
   if (!engine.weights.has(src)) {
     const bytes = src
       ? fetch(new URL(src, location.href)).then(async (r) => {
-        if (!r.ok) throw new Error(`the server answered ${r.status} for ${src}`);
-        return new Uint8Array(await r.arrayBuffer());
-      })
+          if (!r.ok) throw new Error(`the server answered ${r.status} for ${src}`);
+          return new Uint8Array(await r.arrayBuffer());
+        })
       : fetchWeights(BASE).then((w) => w.bytes);
     engine.weights.set(src, bytes);
     bytes.catch(() => engine.weights.delete(src)); // a failed fetch may be retried
@@ -142,7 +153,10 @@ function weightsFor(src) {
 }
 
 async function ensureStarted() {
-  engine.started ??= startEngine().catch(async (e) => { engine.started = null; throw new Error(await explain(e)); });
+  engine.started ??= startEngine().catch(async (e) => {
+    engine.started = null;
+    throw new Error(await explain(e));
+  });
   return engine.started;
 }
 
@@ -156,7 +170,9 @@ async function take(demo) {
   }
   engine.owner = demo;
   const src = demo.getAttribute("src") || "";
-  const bytes = await weightsFor(src).catch(async (e) => { throw new Error(await explain(e)); });
+  const bytes = await weightsFor(src).catch(async (e) => {
+    throw new Error(await explain(e));
+  });
   if (engine.loaded !== src) {
     await call(OP.load, { bytes: bytes.slice().buffer });
     engine.loaded = src;
@@ -167,7 +183,10 @@ function release(demo) {
   if (engine.owner !== demo) return;
   engine.owner = null;
   const next = engine.waiting.shift();
-  if (next) { engine.owner = next.demo; next.resolve(); }
+  if (next) {
+    engine.owner = next.demo;
+    next.resolve();
+  }
 }
 
 // ---------- the element ----------
@@ -206,9 +225,16 @@ export class DdpmDemo extends HTMLElement {
     this.tag = `demo-${++demoCount}`;
   }
 
-  get mode() { return ["generate", "morph", "forward", "train"].includes(this.getAttribute("mode")) ? this.getAttribute("mode") : "generate"; }
-  get controls() { return ["full", "minimal", "none"].includes(this.getAttribute("controls")) ? this.getAttribute("controls") : "minimal"; }
-  get autoplay() { const a = this.getAttribute("autoplay"); return a !== null ? a !== "false" : this.controls === "none"; }
+  get mode() {
+    return ["generate", "morph", "forward", "train"].includes(this.getAttribute("mode")) ? this.getAttribute("mode") : "generate";
+  }
+  get controls() {
+    return ["full", "minimal", "none"].includes(this.getAttribute("controls")) ? this.getAttribute("controls") : "minimal";
+  }
+  get autoplay() {
+    const a = this.getAttribute("autoplay");
+    return a !== null ? a !== "false" : this.controls === "none";
+  }
 
   // This demo's `generate` settings, from its attributes (www/protocol.js reads and bounds them).
   settings() {
@@ -217,19 +243,31 @@ export class DdpmDemo extends HTMLElement {
     // A morph needs a deterministic sampler: DDPM falls back to the default (η is always 0 here).
     const sampler = morph && a("sampler")?.startsWith("ddpm") ? DEFAULT_SAMPLER : a("sampler");
     return generateSettings({
-      sampler, steps: a("steps"), seed: this.seed ?? a("seed"), guidance: a("guidance"), interval: a("interval"), batch: a("batch"),
-      class: this.$("class")?.value ?? a("class"), sendValues: true, tag: this.tag,
+      sampler,
+      steps: a("steps"),
+      seed: this.seed ?? a("seed"),
+      guidance: a("guidance"),
+      interval: a("interval"),
+      batch: a("batch"),
+      class: this.$("class")?.value ?? a("class"),
+      sendValues: true,
+      tag: this.tag,
       ...(morph && { morphTo: this.to ?? a("to"), batch: number(a("count"), 5, 9, 7, true) }),
     });
   }
 
-  $(id) { return $(id, this.shadowRoot); }
+  $(id) {
+    return $(id, this.shadowRoot);
+  }
 
   connectedCallback() {
     engine.demos.add(this);
     if (this.built) return;
     this.built = true;
-    if (!sheet) { sheet = new CSSStyleSheet(); sheet.replaceSync(STYLE); }
+    if (!sheet) {
+      sheet = new CSSStyleSheet();
+      sheet.replaceSync(STYLE);
+    }
     this.shadowRoot.adoptedStyleSheets = [sheet];
     this.build();
     this.observer = new IntersectionObserver(([e]) => this.visibility(e.isIntersecting), { threshold: 0.2 });
@@ -238,7 +276,10 @@ export class DdpmDemo extends HTMLElement {
 
   disconnectedCallback() {
     engine.demos.delete(this);
-    if (engine.owner === this) { engine.worker.send(this.mode === "train" ? OP.trainStop : OP.pause); release(this); }
+    if (engine.owner === this) {
+      engine.worker.send(this.mode === "train" ? OP.trainStop : OP.pause);
+      release(this);
+    }
   }
 
   build() {
@@ -267,7 +308,9 @@ export class DdpmDemo extends HTMLElement {
       } else if (this.mode === "train") {
         bar.append(button("go", "Train"), button("pause", "Pause", "second"));
       } else {
-        bar.append(el("input", { type: "range", min: 0, max: 999, value: number(this.getAttribute("t"), 0, 999, 250, true), id: "t" }, { "aria-label": "Time step t" }));
+        bar.append(
+          el("input", { type: "range", min: 0, max: 999, value: number(this.getAttribute("t"), 0, 999, 250, true), id: "t" }, { "aria-label": "Time step t" }),
+        );
       }
     }
     bar.append(el("span", { id: "status", className: "status" }, { role: "status" }));
@@ -328,7 +371,10 @@ export class DdpmDemo extends HTMLElement {
       this.setState("away", "Paused while out of view.");
       // A demo in view may be waiting for the engine (it was clicked before this one left the
       // view): give way now, and start over when seen again.
-      if (engine.waiting.length) { this.interrupted(); release(this); }
+      if (engine.waiting.length) {
+        this.interrupted();
+        release(this);
+      }
     }
   }
 
@@ -339,7 +385,11 @@ export class DdpmDemo extends HTMLElement {
   }
 
   resume() {
-    if (this.ddpm.restart || engine.owner !== this) { this.ddpm.restart = false; this.start(); return; }
+    if (this.ddpm.restart || engine.owner !== this) {
+      this.ddpm.restart = false;
+      this.start();
+      return;
+    }
     engine.worker.send(this.mode === "train" ? OP.trainResume : OP.resume);
     this.setState("running", this.mode === "train" ? "Training…" : "Generating…");
   }
@@ -347,7 +397,7 @@ export class DdpmDemo extends HTMLElement {
   togglePause() {
     const paused = this.ddpm.state === "paused";
     const train = this.mode === "train";
-    engine.worker.send(paused ? (train ? OP.trainResume : OP.resume) : (train ? OP.trainPause : OP.pause));
+    engine.worker.send(paused ? (train ? OP.trainResume : OP.resume) : train ? OP.trainPause : OP.pause);
     this.setState(paused ? "running" : "paused", paused ? "Continuing…" : "Paused.");
   }
 
@@ -364,7 +414,13 @@ export class DdpmDemo extends HTMLElement {
     if (this.mode === "train") {
       this.ddpm.losses = [];
       const cls = classIndex(this.getAttribute("class"));
-      const options = { from: "scratch", classes: [cls >= 0 ? cls : CLASS_NAMES.indexOf("Sneaker")], ...TRAINING.scratch, seed: TRAINING.seed, ema: TRAINING.ema };
+      const options = {
+        from: "scratch",
+        classes: [cls >= 0 ? cls : CLASS_NAMES.indexOf("Sneaker")],
+        ...TRAINING.scratch,
+        seed: TRAINING.seed,
+        ema: TRAINING.ema,
+      };
       const steps = number(this.getAttribute("steps"), 1, 5000, 300, true);
       this.ddpm.total = steps;
       this.ddpm.began = performance.now();
@@ -378,7 +434,10 @@ export class DdpmDemo extends HTMLElement {
   }
 
   async forward() {
-    if (this.busy) { this.again = true; return; }
+    if (this.busy) {
+      this.again = true;
+      return;
+    }
     this.busy = true;
     try {
       await ensureStarted();
@@ -470,7 +529,8 @@ export class DdpmDemo extends HTMLElement {
   plotLoss() {
     const { ctx, w, h, pad } = plotContext(this.$("plot"), { l: 8, r: 8, t: 8, b: 8 });
     const ls = this.ddpm.losses.map((l) => Math.log10(Math.max(l, 1e-4)));
-    const lo = Math.min(...ls), hi = Math.max(...ls);
+    const lo = Math.min(...ls),
+      hi = Math.max(...ls);
     ctx.strokeStyle = "#7cc4ff";
     ctx.beginPath();
     ls.forEach((v, i) => {

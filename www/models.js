@@ -10,7 +10,7 @@ const SAVED_KEY = "trained";
 
 export function initModels({ call, notice, onChange }) {
   let pretrained = null; // { name, kind, bytes }
-  let active = null;     // { name, kind, bytes, description }
+  let active = null; // { name, kind, bytes, description }
   let saved = null;
 
   function show() {
@@ -55,10 +55,19 @@ export function initModels({ call, notice, onChange }) {
   }
 
   $("model-pretrained").addEventListener("click", () => use(pretrained).catch((e) => notice(`Could not switch models: ${e.message}`)));
-  $("model-saved").addEventListener("click", () => use({ ...saved, name: "saved in this browser" }).catch((e) => notice(`The saved model could not be used: ${e.message}`)));
+  $("model-saved").addEventListener("click", () =>
+    use({ ...saved, name: "saved in this browser" }).catch((e) => notice(`The saved model could not be used: ${e.message}`)),
+  );
   $("model-save").addEventListener("click", () => save());
-  $("model-file").addEventListener("change", (e) => { const f = e.target.files[0]; e.target.value = ""; if (f) fromFile(f); });
-  loadModel(SAVED_KEY).then((record) => { saved = record?.bytes ? record : null; show(); });
+  $("model-file").addEventListener("change", (e) => {
+    const f = e.target.files[0];
+    e.target.value = "";
+    if (f) fromFile(f);
+  });
+  loadModel(SAVED_KEY).then((record) => {
+    saved = record?.bytes ? record : null;
+    show();
+  });
 
   return {
     // The bytes the engine should load when it (re)starts.
@@ -68,7 +77,9 @@ export function initModels({ call, notice, onChange }) {
       active = active ? { ...active, description } : { ...pretrained, description };
       show();
     },
-    setPretrained(bytes) { pretrained = { name: "pretrained", kind: "pretrained", bytes }; },
+    setPretrained(bytes) {
+      pretrained = { name: "pretrained", kind: "pretrained", bytes };
+    },
     // The engine switched to weights from the training run; keep their bytes for restarts and saving.
     async trained(description) {
       const { bytes } = await call(OP.save);

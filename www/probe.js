@@ -9,9 +9,11 @@ async function probe() {
   const context = canvas.getContext("webgpu");
   context.configure({ device, format: navigator.gpu.getPreferredCanvasFormat(), alphaMode: "opaque" });
   const encoder = device.createCommandEncoder();
-  encoder.beginRenderPass({
-    colorAttachments: [{ view: context.getCurrentTexture().createView(), loadOp: "clear", storeOp: "store", clearValue: { r: 1, g: 0.5, b: 0, a: 1 } }],
-  }).end();
+  encoder
+    .beginRenderPass({
+      colorAttachments: [{ view: context.getCurrentTexture().createView(), loadOp: "clear", storeOp: "store", clearValue: { r: 1, g: 0.5, b: 0, a: 1 } }],
+    })
+    .end();
   device.queue.submit([encoder.finish()]);
   await device.queue.onSubmittedWorkDone();
   const ctx = new OffscreenCanvas(4, 4).getContext("2d");
@@ -20,4 +22,7 @@ async function probe() {
   device.destroy();
   return r > 240 && Math.abs(g - 128) < 8 && b < 16;
 }
-probe().then((ok) => postMessage(ok), () => postMessage(false));
+probe().then(
+  (ok) => postMessage(ok),
+  () => postMessage(false),
+);

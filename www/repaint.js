@@ -19,8 +19,10 @@ export function initRepaint({ classNames, examples, lastSample, repaint }) {
   function fillSources() {
     const select = $("repaint-source");
     const chosen = select.value;
-    select.replaceChildren(...(lastSample() ? [new Option("The last generated image", "last")] : []),
-      ...classNames.map((name, i) => new Option(`Test image: ${name}`, String(i))));
+    select.replaceChildren(
+      ...(lastSample() ? [new Option("The last generated image", "last")] : []),
+      ...classNames.map((name, i) => new Option(`Test image: ${name}`, String(i))),
+    );
     select.value = [...select.options].some((o) => o.value === chosen) ? chosen : select.options[0].value;
   }
 
@@ -67,17 +69,34 @@ export function initRepaint({ classNames, examples, lastSample, repaint }) {
     canvas.setPointerCapture(e.pointerId);
     paintAt(e);
   });
-  canvas.addEventListener("pointermove", (e) => { if (canvas.hasPointerCapture(e.pointerId)) paintAt(e); });
-  $("repaint-undo").addEventListener("click", () => { if (state.undo.length) { state.painted = state.undo.pop(); draw(); } });
-  $("repaint-clear").addEventListener("click", () => { state.undo.push(Float32Array.from(state.painted)); state.painted.fill(0); draw(); });
+  canvas.addEventListener("pointermove", (e) => {
+    if (canvas.hasPointerCapture(e.pointerId)) paintAt(e);
+  });
+  $("repaint-undo").addEventListener("click", () => {
+    if (state.undo.length) {
+      state.painted = state.undo.pop();
+      draw();
+    }
+  });
+  $("repaint-clear").addEventListener("click", () => {
+    state.undo.push(Float32Array.from(state.painted));
+    state.painted.fill(0);
+    draw();
+  });
   $("repaint-source").addEventListener("change", choose);
-  $("repaint-go").addEventListener("click", () => repaint({ image: Array.from(state.image), painted: Array.from(state.painted), resample: Number($("repaint-resample").value) }));
+  $("repaint-go").addEventListener("click", () =>
+    repaint({ image: Array.from(state.image), painted: Array.from(state.painted), resample: Number($("repaint-resample").value) }),
+  );
 
   fillSources();
   choose();
   return {
     // A run finished: its first image can be repainted.
-    finished() { fillSources(); },
-    enable(ready) { $("repaint-go").disabled = !ready; },
+    finished() {
+      fillSources();
+    },
+    enable(ready) {
+      $("repaint-go").disabled = !ready;
+    },
   };
 }

@@ -12,8 +12,7 @@ export const DEFAULT_SAMPLER = LIMITS.defaultSampler;
 // The samplers that take a step count (the others walk all T steps): their choices and defaults.
 export const STEPS = LIMITS.steps;
 // A step count for `sampler`: `wanted` if it is one of its choices, else its default.
-export const stepsFor = (sampler, wanted) =>
-  STEPS[sampler]?.choices.includes(Number(wanted)) ? Number(wanted) : STEPS[sampler]?.def ?? null;
+export const stepsFor = (sampler, wanted) => (STEPS[sampler]?.choices.includes(Number(wanted)) ? Number(wanted) : (STEPS[sampler]?.def ?? null));
 export const INTERVALS = LIMITS.intervals;
 export const SCHEDULES = LIMITS.schedules;
 export const RANGES = LIMITS.ranges;
@@ -22,7 +21,10 @@ export const RANGES = LIMITS.ranges;
 // (absent, "any", -1) is -1, any class.
 export function classIndex(raw) {
   if (raw === null || raw === undefined) return -1;
-  const letters = (name) => String(name).toLowerCase().replace(/[^a-z]/g, "");
+  const letters = (name) =>
+    String(name)
+      .toLowerCase()
+      .replace(/[^a-z]/g, "");
   const byName = CLASS_NAMES.findIndex((n) => letters(n) === letters(raw));
   if (byName >= 0) return byName;
   const i = Number(raw);

@@ -13,7 +13,7 @@ const CALL_MS = 250;
 const SNAPSHOT_MS = 30000;
 
 export function trainHandlers(ctx) {
-  let run = null;      // { token, paused, stop, wake }
+  let run = null; // { token, paused, stop, wake }
   let dataLoaded = false;
 
   async function loadData(say) {
@@ -67,7 +67,9 @@ export function trainHandlers(ctx) {
       if (run.stop) break;
       if (run.paused) {
         say({ op: EVENT.trainPaused, done, description: JSON.parse(ctx.engine.useTrained()) });
-        await new Promise((r) => { run.wake = r; });
+        await new Promise((r) => {
+          run.wake = r;
+        });
         if (run.token !== token) return;
         if (run.stop) break;
         say({ op: EVENT.trainResumed, done });
@@ -80,7 +82,10 @@ export function trainHandlers(ctx) {
       const perStep = millis / losses.length;
       chunk = Math.max(1, Math.min(16, Math.round(CALL_MS / perStep)));
       say({ op: EVENT.trainStep, done, losses, millis, imagesPerSecond: (losses.length * settings.options.batch * 1000) / millis });
-      if (done >= evalAt || done === settings.steps) { await evaluate(done, say); evalAt = done + settings.evalEvery; }
+      if (done >= evalAt || done === settings.steps) {
+        await evaluate(done, say);
+        evalAt = done + settings.evalEvery;
+      }
       if (done >= previewAt || done === settings.steps) {
         const values = await preview(size, settings.target);
         say({ op: EVENT.trainPreview, done, values: settings.sendValues ? values : undefined });
@@ -101,16 +106,36 @@ export function trainHandlers(ctx) {
 
   return {
     async [OP.train]({ settings }) {
-      if (run) { run.token = null; run.wake?.(); }
+      if (run) {
+        run.token = null;
+        run.wake?.();
+      }
       loop(settings).catch((e) => {
         run = null;
         post({ op: EVENT.trainError, tag: settings.tag, message: e.message || String(e) });
       });
       return null;
     },
-    async [OP.trainPause]() { if (run) run.paused = true; return null; },
-    async [OP.trainResume]() { if (run) { run.paused = false; run.wake?.(); run.wake = null; } return null; },
-    async [OP.trainStop]() { if (run) { run.stop = true; run.wake?.(); run.wake = null; } return null; },
+    async [OP.trainPause]() {
+      if (run) run.paused = true;
+      return null;
+    },
+    async [OP.trainResume]() {
+      if (run) {
+        run.paused = false;
+        run.wake?.();
+        run.wake = null;
+      }
+      return null;
+    },
+    async [OP.trainStop]() {
+      if (run) {
+        run.stop = true;
+        run.wake?.();
+        run.wake = null;
+      }
+      return null;
+    },
     // The active model as a weights file (after training: the trained weights).
     async [OP.save]() {
       const bytes = await ctx.engine.saveActive();

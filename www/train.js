@@ -22,7 +22,9 @@ export function initTrain({ send, notice, backend, targetWidth, models, classNam
   const boxes = () => [...$("train-classes").querySelectorAll("input")];
   $("classes-all").addEventListener("click", () => boxes().forEach((b) => (b.checked = true)));
   $("classes-none").addEventListener("click", () => boxes().forEach((b) => (b.checked = false)));
-  $("train-from").addEventListener("change", () => { $("train-lr").value = String(TRAINING[$("train-from").value].lr); });
+  $("train-from").addEventListener("change", () => {
+    $("train-lr").value = String(TRAINING[$("train-from").value].lr);
+  });
 
   function setState(s, info) {
     state.state = s;
@@ -62,7 +64,8 @@ export function initTrain({ send, notice, backend, targetWidth, models, classNam
     try {
       await models.recover({ name: "trained in this tab", kind: "trained", bytes });
       $("train-from").value = "active";
-      $("train-info").textContent = `Training was interrupted at step ${state.done}; the weights trained up to step ${done} are the model in use. Start again (from the model in use) to go on.`;
+      $("train-info").textContent =
+        `Training was interrupted at step ${state.done}; the weights trained up to step ${done} are the model in use. Start again (from the model in use) to go on.`;
       state.recoveredAt = done;
     } catch (e) {
       notice(`The weights trained before the interruption could not be restored: ${e.message}.`);
@@ -71,8 +74,13 @@ export function initTrain({ send, notice, backend, targetWidth, models, classNam
 
   function start(event) {
     event?.preventDefault();
-    const classes = boxes().filter((b) => b.checked).map((b) => Number(b.value));
-    if (!classes.length) { notice("Choose at least one class to train on."); return; }
+    const classes = boxes()
+      .filter((b) => b.checked)
+      .map((b) => Number(b.value));
+    if (!classes.length) {
+      notice("Choose at least one class to train on.");
+      return;
+    }
     const input = $("train-steps"); // its bounds and default are in index.html
     const steps = clampNumber(input.value, { min: Number(input.min), max: Number(input.max), int: true }) ?? Number(input.defaultValue);
     input.value = steps;
@@ -96,8 +104,12 @@ export function initTrain({ send, notice, backend, targetWidth, models, classNam
 
   function onMessage(m) {
     switch (m.op) {
-      case EVENT.trainStatus: $("train-info").textContent = m.message; break;
-      case EVENT.trainBegin: setState("running", `Step 0 / ${m.steps}`); break;
+      case EVENT.trainStatus:
+        $("train-info").textContent = m.message;
+        break;
+      case EVENT.trainBegin:
+        setState("running", `Step 0 / ${m.steps}`);
+        break;
       case EVENT.trainStep: {
         state.done = m.done;
         state.losses.push(...m.losses);
@@ -113,7 +125,9 @@ export function initTrain({ send, notice, backend, targetWidth, models, classNam
         $("train-eval").textContent = `held-out loss ${m.loss.toFixed(4)}`;
         plot();
         break;
-      case EVENT.trainPreview: state.previews++; break;
+      case EVENT.trainPreview:
+        state.previews++;
+        break;
       case EVENT.trainSnapshot:
         snapshot = { done: m.done, bytes: new Uint8Array(m.bytes) };
         state.snapshotAt = m.done;
@@ -122,7 +136,9 @@ export function initTrain({ send, notice, backend, targetWidth, models, classNam
         setState("paused", `Paused at step ${m.done} / ${total}. Generate now uses these weights.`);
         models.trained(m.description);
         break;
-      case EVENT.trainResumed: setState("running"); break;
+      case EVENT.trainResumed:
+        setState("running");
+        break;
       case EVENT.trainFinished:
         state.finished = m;
         setState("done", `Done: ${m.done} steps. Generate now uses the trained weights; Save keeps them.`);
@@ -147,27 +163,42 @@ export function initTrain({ send, notice, backend, targetWidth, models, classNam
   function plot() {
     const { ctx, w, h, dpr, pad } = plotContext($("loss-plot"), { l: 48, r: 12, t: 10, b: 24 });
     const all = [...state.losses, ...state.evals.map((e) => e.loss)].filter((v) => v > 0);
-    if (!all.length) { ctx.fillText("The loss appears here once training starts.", pad.l, h / 2); return; }
-    const lo = Math.floor(Math.log10(Math.min(...all))), hi = Math.ceil(Math.log10(Math.max(...all)) + 1e-9);
+    if (!all.length) {
+      ctx.fillText("The loss appears here once training starts.", pad.l, h / 2);
+      return;
+    }
+    const lo = Math.floor(Math.log10(Math.min(...all))),
+      hi = Math.ceil(Math.log10(Math.max(...all)) + 1e-9);
     const span = Math.max(1, hi - lo);
     const X = (step) => pad.l + (step / Math.max(1, total)) * (w - pad.l - pad.r);
     const Y = (v) => pad.t + ((hi - Math.log10(v)) / span) * (h - pad.t - pad.b);
     for (let e = lo; e <= hi; e++) {
-      ctx.beginPath(); ctx.moveTo(pad.l, Y(10 ** e)); ctx.lineTo(w - pad.r, Y(10 ** e)); ctx.stroke();
+      ctx.beginPath();
+      ctx.moveTo(pad.l, Y(10 ** e));
+      ctx.lineTo(w - pad.r, Y(10 ** e));
+      ctx.stroke();
       ctx.fillText(String(10 ** e >= 1 ? 10 ** e : (10 ** e).toFixed(-e)), 4 * dpr, Y(10 ** e) + 4 * dpr);
     }
     ctx.fillText(`step → ${total}`, w - pad.r - 80 * dpr, h - 6 * dpr);
     const line = (values, colour, width) => {
-      ctx.strokeStyle = colour; ctx.lineWidth = width * dpr; ctx.beginPath();
+      ctx.strokeStyle = colour;
+      ctx.lineWidth = width * dpr;
+      ctx.beginPath();
       values.forEach((v, i) => (i ? ctx.lineTo(X(i + 1), Y(v)) : ctx.moveTo(X(i + 1), Y(v))));
       ctx.stroke();
     };
     line(state.losses, "rgba(124,196,255,0.35)", 1);
     line(smoothed(), "#7cc4ff", 2.5);
     ctx.fillStyle = "#ffcc66";
-    for (const { step, loss } of state.evals) { ctx.beginPath(); ctx.arc(X(step), Y(loss), 3.5 * dpr, 0, 2 * Math.PI); ctx.fill(); }
-    ctx.fillStyle = "#7cc4ff"; ctx.fillText("training loss (smoothed)", pad.l + 8 * dpr, h - 6 * dpr);
-    ctx.fillStyle = "#ffcc66"; ctx.fillText("● held-out batch", pad.l + 170 * dpr, h - 6 * dpr);
+    for (const { step, loss } of state.evals) {
+      ctx.beginPath();
+      ctx.arc(X(step), Y(loss), 3.5 * dpr, 0, 2 * Math.PI);
+      ctx.fill();
+    }
+    ctx.fillStyle = "#7cc4ff";
+    ctx.fillText("training loss (smoothed)", pad.l + 8 * dpr, h - 6 * dpr);
+    ctx.fillStyle = "#ffcc66";
+    ctx.fillText("● held-out batch", pad.l + 170 * dpr, h - 6 * dpr);
   }
 
   $("train-controls").addEventListener("submit", start);
@@ -177,7 +208,10 @@ export function initTrain({ send, notice, backend, targetWidth, models, classNam
     send(resume ? OP.trainResume : OP.trainPause);
     $("train-info").textContent = resume ? "Resuming…" : "Pausing after this step…";
   });
-  $("train-stop").addEventListener("click", () => { send(OP.trainStop); $("train-info").textContent = "Stopping…"; });
+  $("train-stop").addEventListener("click", () => {
+    send(OP.trainStop);
+    $("train-info").textContent = "Stopping…";
+  });
   addEventListener("resize", plot);
   plot();
   return { onMessage, engineReady, running: () => ["running", "starting"].includes(state.state), paused: () => state.state === "paused" };

@@ -4,7 +4,7 @@
 import init from "./ddpm-web.js";
 
 const TRAINING = new URL("./ddpm-train_bg.wasm", import.meta.url);
-let joined = false;  // the training code is in
+let joined = false; // the training code is in
 let training = null; // the fetch of the training code, once asked for
 
 // The first module's exports reach `split.primary` from wasm-bindgen's glue (tools/build/split.mjs).
@@ -19,20 +19,25 @@ function join(bytes) {
 // A training function called before the training code is in lands here: fetch the code
 // synchronously (a worker may), then make the call. The split means this never to happen, so it
 // is logged as an error (the browser tests fail on one).
-split.placeholders = new Proxy({}, {
-  get: (_, slot) => (...args) => {
-    if (!joined) {
-      console.error(`ddpm-web: function slot ${String(slot)} is in the training code, which was not loaded yet; loading it now`);
-      const request = new XMLHttpRequest();
-      request.open("GET", TRAINING, false);
-      request.responseType = "arraybuffer";
-      request.send();
-      if (request.status !== 200) throw new Error(`the server answered ${request.status} for ddpm-train_bg.wasm`);
-      join(request.response);
-    }
-    return split.primary["%table"].get(Number(slot))(...args);
+split.placeholders = new Proxy(
+  {},
+  {
+    get:
+      (_, slot) =>
+      (...args) => {
+        if (!joined) {
+          console.error(`ddpm-web: function slot ${String(slot)} is in the training code, which was not loaded yet; loading it now`);
+          const request = new XMLHttpRequest();
+          request.open("GET", TRAINING, false);
+          request.responseType = "arraybuffer";
+          request.send();
+          if (request.status !== 200) throw new Error(`the server answered ${request.status} for ddpm-train_bg.wasm`);
+          join(request.response);
+        }
+        return split.primary["%table"].get(Number(slot))(...args);
+      },
   },
-});
+);
 
 export async function loadEngine() {
   return init({ module_or_path: new URL("./ddpm-web_bg.wasm", import.meta.url) });
@@ -48,6 +53,8 @@ export function loadTraining(loading) {
     const bytes = await response.arrayBuffer();
     if (!joined) join(bytes);
   })();
-  training.catch(() => { training = null; });
+  training.catch(() => {
+    training = null;
+  });
   return training;
 }

@@ -3,7 +3,11 @@
 export async function probeWebGpu() {
   if (!("gpu" in navigator)) return { ok: false, why: "This browser has no WebGPU." };
   let adapter = null;
-  try { adapter = await navigator.gpu.requestAdapter({ powerPreference: "high-performance" }); } catch { /* below */ }
+  try {
+    adapter = await navigator.gpu.requestAdapter({ powerPreference: "high-performance" });
+  } catch {
+    /* below */
+  }
   if (!adapter) return { ok: false, why: "WebGPU is present but offers no GPU adapter." };
   const info = adapter.info || {};
   const software = Boolean(info.isFallbackAdapter) || info.architecture === "swiftshader";
@@ -14,6 +18,15 @@ export async function probeWebGpu() {
 // whether the browser reads the `type` option at all.
 export function moduleWorkers() {
   let asked = false;
-  try { new Worker("http://[", { get type() { asked = true; return "module"; } }); } catch { /* the URL is invalid on purpose: nothing starts */ }
+  try {
+    new Worker("http://[", {
+      get type() {
+        asked = true;
+        return "module";
+      },
+    });
+  } catch {
+    /* the URL is invalid on purpose: nothing starts */
+  }
   return asked;
 }

@@ -19,7 +19,11 @@ export async function fetchWeights(base, on = {}) {
   const manifest = await (await fetch(new URL("assets/model.json", base), { cache: "no-cache" })).json();
   const url = new URL(`assets/${manifest.file}`, base).href;
   let cache = null;
-  try { cache = await caches.open(WEIGHTS_CACHE); } catch { /* no Cache API (e.g. insecure context) */ }
+  try {
+    cache = await caches.open(WEIGHTS_CACHE);
+  } catch {
+    /* no Cache API (e.g. insecure context) */
+  }
   const hit = cache && (await cache.match(url));
   if (hit) {
     const bytes = new Uint8Array(await hit.arrayBuffer());

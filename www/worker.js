@@ -11,19 +11,21 @@ const post = (msg, transfer) => postMessage(msg, transfer || []);
 self.ddpmOnPanic = (message) => post({ op: EVENT.panic, message: String(message).split("\n")[0] });
 self.ddpmOnDeviceLost = (message) => post({ op: EVENT.deviceLost, message });
 // A lost device is logged as an error too (the console has it); its own event tells the page.
-self.ddpmOnGpuError = (message) => { if (!/device (was )?lost/i.test(message)) post({ op: EVENT.gpuError, message }); };
+self.ddpmOnGpuError = (message) => {
+  if (!/device (was )?lost/i.test(message)) post({ op: EVENT.gpuError, message });
+};
 
 let engine = null;
 let wasm = null; // the module's exports (its memory is reported to soak tests)
-let size = null;      // the loaded model's image side, from its description
+let size = null; // the loaded model's image side, from its description
 let timesteps = 1000;
 const surfaces = {}; // name → { canvas, painter (WebGPU) or null (2D) }
 // Where the page cannot give us its canvases (no transferable canvas, or one this thread cannot
 // draw into), it draws itself: each picture is posted to it as pixels at one pixel per image pixel.
 let pagePixels = false;
-const posted = {};    // name → the last { rgba, width, height } posted (for snapshots)
-let run = null;      // the generation in progress or last finished
-let wake = null;     // resolves when a paused run is continued
+const posted = {}; // name → the last { rgba, width, height } posted (for snapshots)
+let run = null; // the generation in progress or last finished
+let wake = null; // resolves when a paused run is continued
 
 // Draws into a transferred canvas, or posts the pixels to a page that draws itself; without
 // either (the embed element draws from the values it is sent) does nothing.
@@ -85,7 +87,9 @@ async function generate(settings) {
     if (run.token !== token) return; // superseded by a newer Generate
     if (run.paused) {
       say({ op: EVENT.paused, done: run.done, total });
-      await new Promise((r) => { wake = r; });
+      await new Promise((r) => {
+        wake = r;
+      });
       if (run.token !== token) return;
     }
     const report = await engine.step();
@@ -125,7 +129,8 @@ function morphFrames(scale = 4) {
   const order = [...Array(n).keys(), ...[...Array(n).keys()].slice(1, -1).reverse()];
   const frames = order.map((i) => greyPixels(run.last.subarray(i * size * size, (i + 1) * size * size), { count: 1, cols: 1, size, panels: 1, colormap: 0 }));
   const [width, height] = [frames[0].width * scale, frames[0].height * scale];
-  const enlarge = ({ grey, width: w }) => Uint8Array.from({ length: width * height }, (_, k) => grey[Math.floor(k / width / scale) * w + Math.floor((k % width) / scale)]);
+  const enlarge = ({ grey, width: w }) =>
+    Uint8Array.from({ length: width * height }, (_, k) => grey[Math.floor(k / width / scale) * w + Math.floor((k % width) / scale)]);
   return { frames: frames.map(enlarge), width, height };
 }
 
@@ -140,7 +145,10 @@ async function fingerprint(name) {
 }
 
 async function snapshot(name) {
-  if (!surfaces[name]) { const { width, height, rgba: data } = posted[name]; return { width, height, data }; }
+  if (!surfaces[name]) {
+    const { width, height, rgba: data } = posted[name];
+    return { width, height, data };
+  }
   const bitmap = await createImageBitmap(surfaces[name].canvas);
   const ctx = new OffscreenCanvas(bitmap.width, bitmap.height).getContext("2d");
   ctx.drawImage(bitmap, 0, 0);
@@ -151,7 +159,14 @@ async function snapshot(name) {
 // `defaultsOnly`: the adapter grants no limit above WebGPU's defaults (many phones), and refuses
 // a device that asks for more. `gpuError`: once started, the engine reports this GPU error, as it
 // does a shader WebGPU rejected.
-const WEBGPU_DEFAULTS = { maxBufferSize: 268435456, maxStorageBufferBindingSize: 134217728, maxStorageBuffersPerShaderStage: 8, maxComputeWorkgroupStorageSize: 16384, maxComputeInvocationsPerWorkgroup: 256, maxComputeWorkgroupsPerDimension: 65535 };
+const WEBGPU_DEFAULTS = {
+  maxBufferSize: 268435456,
+  maxStorageBufferBindingSize: 134217728,
+  maxStorageBuffersPerShaderStage: 8,
+  maxComputeWorkgroupStorageSize: 16384,
+  maxComputeInvocationsPerWorkgroup: 256,
+  maxComputeWorkgroupsPerDimension: 65535,
+};
 function injectFaults(faults) {
   if (faults?.gpuError) setTimeout(() => self.ddpmOnGpuError(faults.gpuError), 0);
   if (!faults?.defaultsOnly || !self.GPUAdapter || GPUAdapter.prototype.requestDevice.faulty) return;
@@ -198,7 +213,11 @@ const handlers = {
     for (const [name, canvas] of Object.entries(canvases)) {
       let painter = null;
       if (gpuCanvas) {
-        try { painter = engine.painter(canvas) ?? null; } catch (e) { post({ op: EVENT.notice, message: `Drawing with Canvas 2D: ${e.message}` }); }
+        try {
+          painter = engine.painter(canvas) ?? null;
+        } catch (e) {
+          post({ op: EVENT.notice, message: `Drawing with Canvas 2D: ${e.message}` });
+        }
       }
       try {
         if (!painter && !context2d(canvas)) throw new Error("no 2D context");
@@ -218,14 +237,30 @@ const handlers = {
     return { op: "loaded", description };
   },
   async [OP.generate]({ settings }) {
-    if (run) { run.token = null; wake?.(); }
+    if (run) {
+      run.token = null;
+      wake?.();
+    }
     generate(settings).catch((e) => post({ op: EVENT.error, context: "generate", tag: settings.tag, message: e.message || String(e) }));
     return null;
   },
-  async [OP.pause]() { if (run) run.paused = true; return null; },
-  async [OP.resume]() { if (run) { run.paused = false; wake?.(); wake = null; } return null; },
+  async [OP.pause]() {
+    if (run) run.paused = true;
+    return null;
+  },
+  async [OP.resume]() {
+    if (run) {
+      run.paused = false;
+      wake?.();
+      wake = null;
+    }
+    return null;
+  },
   async [OP.redraw]({ view, colormap, target }) {
-    if (run) { Object.assign(run.settings, { view, colormap, target }); drawRun(); }
+    if (run) {
+      Object.assign(run.settings, { view, colormap, target });
+      drawRun();
+    }
     return null;
   },
   // The forward process needs no model: `size` is the images' own.
@@ -245,23 +280,44 @@ const handlers = {
   },
   async [OP.gif]() {
     if (!run || run.done < run.total) throw new Error("nothing finished to export yet");
-    const { frames, width, height } = run.settings.morphTo === undefined ? { frames: run.frames, width: run.frameSize[0], height: run.frameSize[1] } : morphFrames();
+    const { frames, width, height } =
+      run.settings.morphTo === undefined ? { frames: run.frames, width: run.frameSize[0], height: run.frameSize[1] } : morphFrames();
     const all = new Uint8Array(frames.length * width * height);
     frames.forEach((f, i) => all.set(f, i * width * height));
     return { op: "gif", blob: new Blob([encodeGif(all, width, height)], { type: "image/gif" }), frames: frames.length };
   },
-  async [OP.snapshot]({ name }) { return { op: "snapshot", ...(await snapshot(name)) }; },
-  async [OP.loseDevice]() { engine.loseDevice(); return null; },
+  async [OP.snapshot]({ name }) {
+    return { op: "snapshot", ...(await snapshot(name)) };
+  },
+  async [OP.loseDevice]() {
+    engine.loseDevice();
+    return null;
+  },
   // Memory in use here: the wasm heap (it only grows; a leak shows as growth) and this worker's JS heap.
   async [OP.memory]() {
     const device = engine?.deviceMemory();
-    return { op: "memory", wasmBytes: wasm?.memory.buffer.byteLength ?? 0, workerHeap: performance.memory?.usedJSHeapSize ?? null, device: device ? JSON.parse(device) : null };
+    return {
+      op: "memory",
+      wasmBytes: wasm?.memory.buffer.byteLength ?? 0,
+      workerHeap: performance.memory?.usedJSHeapSize ?? null,
+      device: device ? JSON.parse(device) : null,
+    };
   },
 };
 // Training needs the training code (autodiff and Adam), fetched on the first training run.
 const trainingEngine = (say) => loadTraining(() => say({ op: EVENT.trainStatus, message: "Loading the training code…" }));
 
-Object.assign(handlers, trainHandlers({ get engine() { return engine; }, post, draw, trainingEngine }));
+Object.assign(
+  handlers,
+  trainHandlers({
+    get engine() {
+      return engine;
+    },
+    post,
+    draw,
+    trainingEngine,
+  }),
+);
 
 self.onmessage = async ({ data }) => {
   try {

@@ -5,8 +5,12 @@ import assert from "node:assert/strict";
 import { start, open, inBrowser } from "./harness.mjs";
 
 let ctx;
-before(async () => { ctx = await start({ prefix: "/blog/ddpm/" }); });
-after(async () => { await ctx?.close(); });
+before(async () => {
+  ctx = await start({ prefix: "/blog/ddpm/" });
+});
+after(async () => {
+  await ctx?.close();
+});
 
 // The host's own globals, set before any script of the page runs; the embed must leave them be.
 const hostScript = () => {
@@ -16,12 +20,24 @@ const hostScript = () => {
   window.__globalsBefore = Object.getOwnPropertyNames(window);
 };
 
-const demos = (page) => page.evaluate(() => [...document.querySelectorAll("ddpm-demo")].map((d) => ({
-  mode: d.getAttribute("mode"), state: d.ddpm.state, steps: d.ddpm.steps, seen: Boolean(d.ddpm.seen),
-  status: d.shadowRoot.getElementById("status").textContent,
-  settings: d.ddpm.settings && { class: d.ddpm.settings.class, steps: d.ddpm.settings.steps, batch: d.ddpm.settings.batch, seed: d.ddpm.settings.seed, sampler: d.ddpm.settings.sampler },
-  final: d.ddpm.finished?.final ? Array.from(d.ddpm.finished.final) : null,
-})));
+const demos = (page) =>
+  page.evaluate(() =>
+    [...document.querySelectorAll("ddpm-demo")].map((d) => ({
+      mode: d.getAttribute("mode"),
+      state: d.ddpm.state,
+      steps: d.ddpm.steps,
+      seen: Boolean(d.ddpm.seen),
+      status: d.shadowRoot.getElementById("status").textContent,
+      settings: d.ddpm.settings && {
+        class: d.ddpm.settings.class,
+        steps: d.ddpm.settings.steps,
+        batch: d.ddpm.settings.batch,
+        seed: d.ddpm.settings.seed,
+        sampler: d.ddpm.settings.sampler,
+      },
+      final: d.ddpm.finished?.final ? Array.from(d.ddpm.finished.final) : null,
+    })),
+  );
 
 const EXAMPLE_ARTICLE = "the example article: the visible demos generate, the off-screen one waits to be scrolled to, the host is untouched";
 test(EXAMPLE_ARTICLE, () => exampleArticle(ctx));
@@ -30,11 +46,17 @@ test(`Firefox: ${EXAMPLE_ARTICLE}`, () => inBrowser("firefox", exampleArticle, {
 async function exampleArticle(ctx) {
   const { page, errors, foreign } = await open(ctx, { query: "embed-example.html", initScript: hostScript });
   const weightRequests = [];
-  page.on("request", (r) => { if (r.url().endsWith(".ddpm")) weightRequests.push(r.url()); });
-  await page.waitForFunction(() => {
-    const d = [...document.querySelectorAll("ddpm-demo")];
-    return d.length === 4 && d.slice(0, 2).every((x) => ["done", "error"].includes(x.ddpm.state));
-  }, null, { timeout: 300000 });
+  page.on("request", (r) => {
+    if (r.url().endsWith(".ddpm")) weightRequests.push(r.url());
+  });
+  await page.waitForFunction(
+    () => {
+      const d = [...document.querySelectorAll("ddpm-demo")];
+      return d.length === 4 && d.slice(0, 2).every((x) => ["done", "error"].includes(x.ddpm.state));
+    },
+    null,
+    { timeout: 300000 },
+  );
   let all = await demos(page);
   for (const d of all.slice(0, 2)) {
     assert.equal(d.state, "done", d.status);
@@ -42,10 +64,19 @@ async function exampleArticle(ctx) {
     assert.equal(d.final.length, 4 * 28 * 28);
     assert.ok(d.final.every(Number.isFinite));
   }
-  assert.ok(all[0].final.some((v, i) => Math.abs(v - all[1].final[i]) > 0.5), "two demos, two different samples");
+  assert.ok(
+    all[0].final.some((v, i) => Math.abs(v - all[1].final[i]) > 0.5),
+    "two demos, two different samples",
+  );
 
   // The forward demo and the training demo are below the fold: nothing has started there.
-  assert.deepEqual(all.slice(2).map((d) => [d.seen, d.state]), [[false, "idle"], [false, "idle"]]);
+  assert.deepEqual(
+    all.slice(2).map((d) => [d.seen, d.state]),
+    [
+      [false, "idle"],
+      [false, "idle"],
+    ],
+  );
   await page.evaluate(() => document.querySelector('ddpm-demo[mode="forward"]').scrollIntoView());
   await page.waitForFunction(() => document.querySelector('ddpm-demo[mode="forward"]').ddpm.state === "done", null, { timeout: 60000 });
   all = await demos(page);
@@ -143,7 +174,10 @@ test('<ddpm-demo mode="morph"> draws a row whose ends are the two seeds\' garmen
   assert.equal(strip.settings.batch, 5);
   const image = (i) => strip.final.slice(i * 784, (i + 1) * 784);
   const distance = (a, b) => Math.sqrt(a.reduce((s, v, i) => s + (v - b[i]) ** 2, 0));
-  for (const [seed, i] of [[3, 0], [8, 4]]) {
+  for (const [seed, i] of [
+    [3, 0],
+    [8, 4],
+  ]) {
     const alone = await finished(`embed.html?mode=generate&seed=${seed}&batch=1&${common}`);
     assert.ok(distance(image(i), alone.final) < 1e-2, `image ${i} is seed ${seed}'s garment`);
   }

@@ -44,22 +44,52 @@ class FirefoxPage {
     // What puppeteer itself defines in every page (for its ARIA selectors), not the page's doing.
     this.driverGlobals = ["__ariaQuerySelector", "__ariaQuerySelectorAll"];
   }
-  on(event, listener) { this.page.on(event, listener); }
-  addInitScript(script) { return this.page.evaluateOnNewDocument(script); }
-  goto(url) { return this.page.goto(url); }
-  reload() { return this.page.reload(); }
-  url() { return this.page.url(); }
-  close() { return this.page.close(); }
-  screenshot(options) { return this.page.screenshot(options); }
-  evaluate(fn, arg) { return this.page.evaluate(fn, arg); }
+  on(event, listener) {
+    this.page.on(event, listener);
+  }
+  addInitScript(script) {
+    return this.page.evaluateOnNewDocument(script);
+  }
+  goto(url) {
+    return this.page.goto(url);
+  }
+  reload() {
+    return this.page.reload();
+  }
+  url() {
+    return this.page.url();
+  }
+  close() {
+    return this.page.close();
+  }
+  screenshot(options) {
+    return this.page.screenshot(options);
+  }
+  evaluate(fn, arg) {
+    return this.page.evaluate(fn, arg);
+  }
   // Playwright's order is (fn, arg, options); puppeteer's is (fn, options, ...args).
-  waitForFunction(fn, arg, { timeout = 30000 } = {}) { return this.page.waitForFunction(fn, { timeout, polling: 100 }, arg); }
-  waitForTimeout(ms) { return sleep(ms); }
-  click(selector) { return this.page.click(selector); }
-  fill(selector, value) { return this.page.locator(selector).fill(value); }
-  locator(selector) { return { fill: (value) => this.fill(selector, value) }; }
-  waitForSelector(selector) { return this.page.waitForSelector(selector); }
-  isEnabled(selector) { return this.page.$eval(selector, (el) => !el.disabled); }
+  waitForFunction(fn, arg, { timeout = 30000 } = {}) {
+    return this.page.waitForFunction(fn, { timeout, polling: 100 }, arg);
+  }
+  waitForTimeout(ms) {
+    return sleep(ms);
+  }
+  click(selector) {
+    return this.page.click(selector);
+  }
+  fill(selector, value) {
+    return this.page.locator(selector).fill(value);
+  }
+  locator(selector) {
+    return { fill: (value) => this.fill(selector, value) };
+  }
+  waitForSelector(selector) {
+    return this.page.waitForSelector(selector);
+  }
+  isEnabled(selector) {
+    return this.page.$eval(selector, (el) => !el.disabled);
+  }
   // A path, or Playwright's { name, mimeType, buffer } (written to a file of that name first).
   async setInputFiles(selector, file) {
     let path = file;
@@ -69,12 +99,24 @@ class FirefoxPage {
     }
     await (await this.page.$(selector)).uploadFile(path);
   }
-  async selectOption(selector, value) { await this.page.select(selector, value); }
-  async check(selector) { if (!(await this.isChecked(selector))) await this.click(selector); }
-  isChecked(selector) { return this.page.$eval(selector, (el) => el.checked); }
-  isDisabled(selector) { return this.page.$eval(selector, (el) => el.disabled); }
-  inputValue(selector) { return this.page.$eval(selector, (el) => el.value); }
-  textContent(selector) { return this.page.$eval(selector, (el) => el.textContent); }
+  async selectOption(selector, value) {
+    await this.page.select(selector, value);
+  }
+  async check(selector) {
+    if (!(await this.isChecked(selector))) await this.click(selector);
+  }
+  isChecked(selector) {
+    return this.page.$eval(selector, (el) => el.checked);
+  }
+  isDisabled(selector) {
+    return this.page.$eval(selector, (el) => el.disabled);
+  }
+  inputValue(selector) {
+    return this.page.$eval(selector, (el) => el.value);
+  }
+  textContent(selector) {
+    return this.page.$eval(selector, (el) => el.textContent);
+  }
 
   // Resolves when a file that was not in the downloads folder before has finished arriving.
   async waitForEvent(name, { timeout = 60000 } = {}) {

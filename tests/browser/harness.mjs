@@ -28,8 +28,13 @@ export function referencePng() {
 }
 
 export const CHROMIUM_ARGS = [
-  "--no-sandbox", "--enable-unsafe-webgpu", "--disable-background-networking",
-  "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic",
+  "--no-sandbox",
+  "--enable-unsafe-webgpu",
+  "--disable-background-networking",
+  "--disable-component-update",
+  "--disable-sync",
+  "--no-first-run",
+  "--disable-quic",
   "--js-flags=--expose-gc", // lets soak runs collect garbage before reading the heap
 ];
 
@@ -37,16 +42,22 @@ export const CHROMIUM_ARGS = [
 export async function start({ prefix = "/", browser: name = "chromium", args = [] } = {}) {
   const server = await serve("dist", 0, "127.0.0.1", prefix);
   const url = `http://127.0.0.1:${server.address().port}${prefix}`;
-  const browser = name === "firefox" ? await launchFirefox() : await chromium.launch({
-    executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-    headless: true,
-    args: [...CHROMIUM_ARGS, ...args],
-  });
+  const browser =
+    name === "firefox"
+      ? await launchFirefox()
+      : await chromium.launch({
+          executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
+          headless: true,
+          args: [...CHROMIUM_ARGS, ...args],
+        });
   return {
     url,
     browser,
     name,
-    async close() { await browser.close(); server.close(); },
+    async close() {
+      await browser.close();
+      server.close();
+    },
   };
 }
 
@@ -56,7 +67,11 @@ export const WEBGPU_CANVAS_ARGS = ["--enable-features=Vulkan", "--use-vulkan=swi
 // Runs `body(ctx)` in a browser of its own (the cross-browser tests' Firefox runs).
 export async function inBrowser(name, body, options = {}) {
   const ctx = await start({ ...options, browser: name });
-  try { return await body(ctx); } finally { await ctx.close(); }
+  try {
+    return await body(ctx);
+  } finally {
+    await ctx.close();
+  }
 }
 
 // A page that records console errors, every request that leaves the page's origin (`foreign`) and
@@ -66,7 +81,9 @@ export async function open(ctx, { initScript, query = "", viewport } = {}) {
   const errors = [];
   const foreign = [];
   const requests = [];
-  page.on("console", (m) => { if (m.type() === "error") errors.push(m.text()); });
+  page.on("console", (m) => {
+    if (m.type() === "error") errors.push(m.text());
+  });
   page.on("pageerror", (e) => errors.push(String(e)));
   page.on("request", (r) => {
     if (r.url().startsWith(ctx.url)) requests.push(new URL(r.url()).pathname);
@@ -93,31 +110,43 @@ export async function ready(page) {
 
 // Clicks Generate and waits for the last step; `trace` records a fingerprint of the canvas per step.
 export async function generate(page, { trace = false } = {}) {
-  await page.evaluate((trace) => { window.ddpm.trace = trace; window.__longTasks = []; }, trace);
+  await page.evaluate((trace) => {
+    window.ddpm.trace = trace;
+    window.__longTasks = [];
+  }, trace);
   await page.click("#generate");
   await page.waitForFunction(() => window.ddpm.final || window.ddpm.state === "error", null, { timeout: 300000 });
-  const out = await page.evaluate(() => ({ state: window.ddpm.state, status: document.getElementById("status").textContent,
-    steps: window.ddpm.steps, final: Array.from(window.ddpm.final || []), longTasks: window.__longTasks, notices: window.ddpm.notices }));
+  const out = await page.evaluate(() => ({
+    state: window.ddpm.state,
+    status: document.getElementById("status").textContent,
+    steps: window.ddpm.steps,
+    final: Array.from(window.ddpm.final || []),
+    longTasks: window.__longTasks,
+    notices: window.ddpm.notices,
+  }));
   assert.equal(out.state, "done", out.status);
   return out;
 }
 
 // Decodes two PNGs in the page and returns the per-pixel grey differences.
 export async function pngDifference(page, a, b) {
-  return page.evaluate(async ([a, b]) => {
-    const pixels = async (b64) => {
-      const img = new Image();
-      img.src = `data:image/png;base64,${b64}`;
-      await img.decode();
-      const bitmap = await createImageBitmap(img);
-      const c = new OffscreenCanvas(bitmap.width, bitmap.height).getContext("2d");
-      c.drawImage(bitmap, 0, 0);
-      return { w: bitmap.width, h: bitmap.height, d: c.getImageData(0, 0, bitmap.width, bitmap.height).data };
-    };
-    const [x, y] = [await pixels(a), await pixels(b)];
-    if (x.w !== y.w || x.h !== y.h) return { size: [x.w, x.h, y.w, y.h] };
-    const diffs = [];
-    for (let i = 0; i < x.d.length; i += 4) diffs.push(Math.abs(x.d[i] - y.d[i]));
-    return { size: null, max: Math.max(...diffs), mean: diffs.reduce((s, v) => s + v, 0) / diffs.length };
-  }, [a.toString("base64"), b.toString("base64")]);
+  return page.evaluate(
+    async ([a, b]) => {
+      const pixels = async (b64) => {
+        const img = new Image();
+        img.src = `data:image/png;base64,${b64}`;
+        await img.decode();
+        const bitmap = await createImageBitmap(img);
+        const c = new OffscreenCanvas(bitmap.width, bitmap.height).getContext("2d");
+        c.drawImage(bitmap, 0, 0);
+        return { w: bitmap.width, h: bitmap.height, d: c.getImageData(0, 0, bitmap.width, bitmap.height).data };
+      };
+      const [x, y] = [await pixels(a), await pixels(b)];
+      if (x.w !== y.w || x.h !== y.h) return { size: [x.w, x.h, y.w, y.h] };
+      const diffs = [];
+      for (let i = 0; i < x.d.length; i += 4) diffs.push(Math.abs(x.d[i] - y.d[i]));
+      return { size: null, max: Math.max(...diffs), mean: diffs.reduce((s, v) => s + v, 0) / diffs.length };
+    },
+    [a.toString("base64"), b.toString("base64")],
+  );
 }

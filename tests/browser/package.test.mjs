@@ -17,10 +17,10 @@ import { CHROMIUM_ARGS } from "./harness.mjs";
 import { launchFirefox } from "./firefox.mjs";
 import { launchWebKit } from "./webkit.mjs";
 
-let pkg;          // { tgz, version, size, unpackedSize }
-let root;         // the unpacked package
-let cdn, blog;    // servers: { url, origin, log, server }
-let site;         // the blog's folder
+let pkg; // { tgz, version, size, unpackedSize }
+let root; // the unpacked package
+let cdn, blog; // servers: { url, origin, log, server }
+let site; // the blog's folder
 let cdnCors = "all"; // "all", or "scripts": CORS headers with .js and .json files only
 
 before(async () => {
@@ -35,10 +35,16 @@ before(async () => {
   mkdirSync(join(site, "blog"), { recursive: true });
   writeFileSync(join(site, "blog", "watch.js"), WATCH);
   writeFileSync(join(site, "favicon.ico"), "");
-  writeFileSync(join(site, "blog", "post.css"), "body { font: 16px Georgia, serif; } ddpm-demo { display: inline-block; width: 300px; margin: 4px; vertical-align: top; }\n");
+  writeFileSync(
+    join(site, "blog", "post.css"),
+    "body { font: 16px Georgia, serif; } ddpm-demo { display: inline-block; width: 300px; margin: 4px; vertical-align: top; }\n",
+  );
   blog = await server(site);
 });
-after(() => { cdn?.server.close(); blog?.server.close(); });
+after(() => {
+  cdn?.server.close();
+  blog?.server.close();
+});
 
 async function server(dir, headers) {
   const s = await serve(dir, 0, "127.0.0.1", "/", null, { headers });
@@ -62,7 +68,9 @@ const STRICT = (c) => ({ "script-src": `'self' ${c} 'wasm-unsafe-eval'`, "worker
 
 // Writes a post at /blog/<name>/ whose CSP is `csp` (directives → sources), with `demos`.
 function post(name, csp, demos) {
-  const policy = Object.entries({ "default-src": "'self'", ...csp, "object-src": "'none'", "base-uri": "'none'" }).map(([k, v]) => `${k} ${v}`).join("; ");
+  const policy = Object.entries({ "default-src": "'self'", ...csp, "object-src": "'none'", "base-uri": "'none'" })
+    .map(([k, v]) => `${k} ${v}`)
+    .join("; ");
   const html = `<!doctype html>
 <html lang="en"><head><meta charset="utf-8">
 <meta http-equiv="Content-Security-Policy" content="${policy}">
@@ -93,21 +101,31 @@ async function visit(browser, p) {
     await page.goto(url);
     return { page, errors: [], requests: [], close: () => page.close() };
   }
-  const b = browser === "firefox" ? await launchFirefox() : await chromium.launch({ executablePath: process.env.CHROMIUM || "/usr/bin/chromium", headless: true, args: CHROMIUM_ARGS });
+  const b =
+    browser === "firefox"
+      ? await launchFirefox()
+      : await chromium.launch({ executablePath: process.env.CHROMIUM || "/usr/bin/chromium", headless: true, args: CHROMIUM_ARGS });
   const page = await b.newPage({ viewport: { width: 1280, height: 900 } });
   const errors = [];
   const requests = [];
-  page.on("console", (m) => { if (m.type() === "error") errors.push(m.text()); });
+  page.on("console", (m) => {
+    if (m.type() === "error") errors.push(m.text());
+  });
   page.on("pageerror", (e) => errors.push(String(e)));
   page.on("request", (r) => requests.push(r.url()));
   await page.goto(url);
   return { page, errors, requests, close: () => b.close() };
 }
 
-const demos = (page) => page.evaluate(() => [...document.querySelectorAll("ddpm-demo")].map((d) => ({
-  mode: d.getAttribute("mode"), state: d.ddpm.state, steps: d.ddpm.steps,
-  status: d.shadowRoot.getElementById("status").textContent,
-})));
+const demos = (page) =>
+  page.evaluate(() =>
+    [...document.querySelectorAll("ddpm-demo")].map((d) => ({
+      mode: d.getAttribute("mode"),
+      state: d.ddpm.state,
+      steps: d.ddpm.steps,
+      status: d.shadowRoot.getElementById("status").textContent,
+    })),
+  );
 
 const settled = () => [...document.querySelectorAll("ddpm-demo")].every((d) => ["done", "error"].includes(d.ddpm?.state));
 
@@ -126,13 +144,19 @@ for (const browser of ["chromium", "firefox", "webkit"]) {
       assert.deepEqual(seen.errors, []);
       assert.deepEqual(seen.violations, []);
       for (const mode of ["generate", "morph", "forward", "train"]) {
-        assert.ok(seen.events.some(([m, e]) => m === mode && e === "ddpm-done"), `${mode} sent ddpm-done`);
+        assert.ok(
+          seen.events.some(([m, e]) => m === mode && e === "ddpm-done"),
+          `${mode} sent ddpm-done`,
+        );
       }
       assert.deepEqual(v.errors, []);
       const elsewhere = v.requests.filter((u) => !u.startsWith(cdn.origin) && !u.startsWith(blog.origin) && !/^(data|blob):/.test(u));
       assert.deepEqual(elsewhere, [], "no request leaves the CDN and the blog");
       const asked = new Set(blog.log.slice(logged));
-      assert.ok([...asked].every((u) => [`/blog/${p.name}/`, "/blog/post.css", "/blog/watch.js", "/favicon.ico"].includes(u)), `the blog was asked only for the post: ${[...asked]}`);
+      assert.ok(
+        [...asked].every((u) => [`/blog/${p.name}/`, "/blog/post.css", "/blog/watch.js", "/favicon.ico"].includes(u)),
+        `the blog was asked only for the post: ${[...asked]}`,
+      );
     } finally {
       await v.close();
     }
@@ -141,18 +165,42 @@ for (const browser of ["chromium", "firefox", "webkit"]) {
   test(`${browser}: a CSP or a host that refuses the demo gets a message naming the cause`, async () => {
     const c = cdn.origin;
     const cases = [
-      { why: "worker-src without blob:", csp: { ...STRICT(c), "worker-src": c }, expect: /Content-Security-Policy refused a blob: worker \(worker-src\); add blob: to its worker-src/ },
-      { why: "worker-src without the CDN", csp: { ...STRICT(c), "worker-src": "blob:" }, expect: new RegExp(`Content-Security-Policy refused ${c}/\\S+ \\(worker-src\\); add ${c} to its worker-src`), works: ["chromium", "webkit"] },
-      { why: "connect-src without the CDN", csp: { ...STRICT(c), "connect-src": "'self'" }, expect: new RegExp(`Content-Security-Policy refused .* \\(connect-src\\); add ${c} to its connect-src`) },
-      { why: "script-src without 'wasm-unsafe-eval'", csp: { ...STRICT(c), "script-src": `'self' ${c}` }, expect: /refused WebAssembly .*; add 'wasm-unsafe-eval' to its script-src/ },
-      { why: "a host sending CORS headers with scripts only", cors: "scripts", csp: STRICT(c), expect: new RegExp(`${c} sends no CORS header \\(Access-Control-Allow-Origin\\) with ddpm-web_bg\\.wasm`) },
+      {
+        why: "worker-src without blob:",
+        csp: { ...STRICT(c), "worker-src": c },
+        expect: /Content-Security-Policy refused a blob: worker \(worker-src\); add blob: to its worker-src/,
+      },
+      {
+        why: "worker-src without the CDN",
+        csp: { ...STRICT(c), "worker-src": "blob:" },
+        expect: new RegExp(`Content-Security-Policy refused ${c}/\\S+ \\(worker-src\\); add ${c} to its worker-src`),
+        works: ["chromium", "webkit"],
+      },
+      {
+        why: "connect-src without the CDN",
+        csp: { ...STRICT(c), "connect-src": "'self'" },
+        expect: new RegExp(`Content-Security-Policy refused .* \\(connect-src\\); add ${c} to its connect-src`),
+      },
+      {
+        why: "script-src without 'wasm-unsafe-eval'",
+        csp: { ...STRICT(c), "script-src": `'self' ${c}` },
+        expect: /refused WebAssembly .*; add 'wasm-unsafe-eval' to its script-src/,
+      },
+      {
+        why: "a host sending CORS headers with scripts only",
+        cors: "scripts",
+        csp: STRICT(c),
+        expect: new RegExp(`${c} sends no CORS header \\(Access-Control-Allow-Origin\\) with ddpm-web_bg\\.wasm`),
+      },
     ];
     for (const [i, k] of cases.entries()) {
       cdnCors = k.cors ?? "all";
       const v = await visit(browser, post(`bad-${browser}-${i}`, k.csp, `<${TAG} mode="generate" steps="5" batch="1" autoplay></${TAG}>`));
       try {
         await v.page.waitForFunction(settled, null, { timeout: 120000 }).catch(async (e) => {
-          throw new Error(`${k.why}: ${JSON.stringify(await v.page.evaluate(() => [window.seen, customElements.get("ddpm-demo") !== undefined]))}: ${e.message}`);
+          throw new Error(
+            `${k.why}: ${JSON.stringify(await v.page.evaluate(() => [window.seen, customElements.get("ddpm-demo") !== undefined]))}: ${e.message}`,
+          );
         });
         const [d] = await demos(v.page);
         if (k.works?.includes(browser)) {
@@ -190,7 +238,19 @@ test("the package: one version, files, and a manifest and types that match the e
   assert.equal(json.type, "module");
   assert.equal(json.customElements, "custom-elements.json");
   assert.equal(readFileSync(join(root, "version.js"), "utf8").match(/VERSION = "([^"]+)"/)[1], cargo);
-  for (const f of ["embed.js", "embed.html", "worker.js", "ddpm-web_bg.wasm", "ddpm-train_bg.wasm", "assets/model.json", "assets/examples.u8", "data/t10k-images-idx3-ubyte.gz", "embed.d.ts", "custom-elements.json", "README.md"]) {
+  for (const f of [
+    "embed.js",
+    "embed.html",
+    "worker.js",
+    "ddpm-web_bg.wasm",
+    "ddpm-train_bg.wasm",
+    "assets/model.json",
+    "assets/examples.u8",
+    "data/t10k-images-idx3-ubyte.gz",
+    "embed.d.ts",
+    "custom-elements.json",
+    "README.md",
+  ]) {
     assert.ok(readFileSync(join(root, f)).length > 0, f);
   }
   assert.ok(!/\.br$|\.wasm\.gz$/.test(execFileSync("tar", ["tzf", pkg.tgz], { encoding: "utf8" })), "no precompressed copies");
@@ -212,7 +272,9 @@ test("the package: one version, files, and a manifest and types that match the e
 
 test("the package's TypeScript declarations type-check a blog's use of the element", () => {
   const dir = mkdtempSync(join(tmpdir(), "ddpm-types-"));
-  writeFileSync(join(dir, "use.ts"), `import { DdpmDemo } from "${root}/embed.js";
+  writeFileSync(
+    join(dir, "use.ts"),
+    `import { DdpmDemo } from "${root}/embed.js";
 const demo = document.createElement("ddpm-demo");
 const same: DdpmDemo = demo;
 demo.addEventListener("ddpm-step", (e) => { const n: number = e.detail.done + e.detail.total; void n; });
@@ -222,6 +284,24 @@ const state: "idle" | "waiting" | "running" | "paused" | "away" | "done" | "erro
 void v; void state;
 // @ts-expect-error: no such event detail
 demo.addEventListener("ddpm-step", (e) => e.detail.nothing);
-`);
-  execFileSync("node", ["node_modules/typescript/bin/tsc", "--noEmit", "--strict", "--target", "es2022", "--module", "es2022", "--moduleResolution", "bundler", "--lib", "es2022,dom", join(dir, "use.ts")], { stdio: "pipe" });
+`,
+  );
+  execFileSync(
+    "node",
+    [
+      "node_modules/typescript/bin/tsc",
+      "--noEmit",
+      "--strict",
+      "--target",
+      "es2022",
+      "--module",
+      "es2022",
+      "--moduleResolution",
+      "bundler",
+      "--lib",
+      "es2022,dom",
+      join(dir, "use.ts"),
+    ],
+    { stdio: "pipe" },
+  );
 });

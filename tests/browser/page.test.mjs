@@ -10,16 +10,21 @@ import { start, open, ready, watchLongTasks, inBrowser, generate, pngDifference,
 
 const DATA = process.env.DDPM_DATA || "/usr/share/datasets/fashion-mnist";
 let ctx;
-before(async () => { ctx = await start(); });
-after(async () => { await ctx?.close(); });
-
+before(async () => {
+  ctx = await start();
+});
+after(async () => {
+  await ctx?.close();
+});
 
 // Fashion-MNIST test images of one class, scaled to [-1, 1] as the model sees them: the reference.
 function fashionStats(label) {
   const images = gunzipSync(readFileSync(join(DATA, "t10k-images-idx3-ubyte.gz"))).subarray(16);
   const labels = gunzipSync(readFileSync(join(DATA, "t10k-labels-idx1-ubyte.gz"))).subarray(8);
   const values = [];
-  labels.forEach((l, i) => { if (l === label) for (let k = 0; k < 784; k++) values.push(images[i * 784 + k] / 127.5 - 1); });
+  labels.forEach((l, i) => {
+    if (l === label) for (let k = 0; k < 784; k++) values.push(images[i * 784 + k] / 127.5 - 1);
+  });
   return stats(values);
 }
 function stats(raw) {
@@ -29,12 +34,14 @@ function stats(raw) {
   return { mean, background };
 }
 
-
 const GENERATE_MATCHES_CLI = "Generate on the CPU path: every step redraws, the page stays responsive, the PNG equals `ddpm sample`";
 test(GENERATE_MATCHES_CLI, () => generateMatchesCli(ctx));
 test(`Firefox: ${GENERATE_MATCHES_CLI}`, () => inBrowser("firefox", generateMatchesCli));
 // A browser that cannot hand a canvas to a worker: the worker posts pixels and the page draws them.
-test(`Without transferable canvases: ${GENERATE_MATCHES_CLI}`, () => generateMatchesCli(ctx, () => { delete HTMLCanvasElement.prototype.transferControlToOffscreen; }));
+test(`Without transferable canvases: ${GENERATE_MATCHES_CLI}`, () =>
+  generateMatchesCli(ctx, () => {
+    delete HTMLCanvasElement.prototype.transferControlToOffscreen;
+  }));
 
 // (Firefox has no long-task timing: there the responsiveness check has nothing to read.)
 async function generateMatchesCli(ctx, initScript) {
@@ -45,9 +52,19 @@ async function generateMatchesCli(ctx, initScript) {
   assert.equal(out.steps.length, 20);
   const frames = out.steps.map((s) => s.frame);
   assert.equal(new Set(frames).size, 20, "the canvas changed at every step");
-  assert.deepEqual(out.steps.map((s) => s.done), Array.from({ length: 20 }, (_, i) => i + 1));
-  assert.ok(out.steps.every((s) => s.millis > 0), "ms per step is measured");
-  assert.deepEqual(out.longTasks.filter((d) => d > 50), [], "no main-thread task over 50 ms while generating");
+  assert.deepEqual(
+    out.steps.map((s) => s.done),
+    Array.from({ length: 20 }, (_, i) => i + 1),
+  );
+  assert.ok(
+    out.steps.every((s) => s.millis > 0),
+    "ms per step is measured",
+  );
+  assert.deepEqual(
+    out.longTasks.filter((d) => d > 50),
+    [],
+    "no main-thread task over 50 ms while generating",
+  );
 
   // The same seed and settings natively.
   const dir = mkdtempSync(join(tmpdir(), "ddpm-page-"));
@@ -94,40 +111,50 @@ async function fitsPhone(ctx) {
 test("the page fits a 360- and a 390-px phone viewport without sideways scrolling", () => fitsPhone(ctx));
 test("Firefox: the page fits a 360- and a 390-px phone viewport without sideways scrolling", () => inBrowser("firefox", fitsPhone));
 
-test("the WGSL painter draws what Canvas 2D draws: grey exactly, viridis within 2 levels", () => inBrowser("chromium", async (ctx) => {
-  const { page, errors } = await open(ctx, { query: "?seed=3&sampler=ddim&steps=10&batch=4&backend=cpu&view=xt" });
-  await ready(page);
-  assert.equal(await page.evaluate(() => window.ddpm.drawing), "webgpu", "the page draws with its WebGPU painter");
-  await generate(page);
-  // The canvas as the page shows it (the worker cannot read a WebGPU canvas back), against
-  // draw2d.js's drawing of the final values at the same size.
-  const compare = () => page.evaluate(async () => {
-    const { drawGrid, scaledLayout } = await import("./draw2d.js");
-    const img = new Image();
-    img.src = document.getElementById("gen-canvas").toDataURL();
-    await img.decode();
-    const shown = new OffscreenCanvas(img.width, img.height).getContext("2d");
-    shown.drawImage(img, 0, 0);
-    const s = window.ddpm.settings;
-    const colormap = document.getElementById("colormap").value === "viridis" ? 1 : 0;
-    const reference = new OffscreenCanvas(1, 1);
-    drawGrid(reference, window.ddpm.final, scaledLayout({ count: s.batch, cols: Math.ceil(Math.sqrt(s.batch)), size: 28, panels: 1, colormap }, s.target));
-    const a = shown.getImageData(0, 0, img.width, img.height).data;
-    const b = reference.getContext("2d").getImageData(0, 0, reference.width, reference.height).data;
-    let max = 0;
-    for (let i = 0; i < a.length; i++) max = Math.max(max, Math.abs(a[i] - b[i]));
-    return { size: [img.width, img.height, reference.width, reference.height], max, url: img.src.length };
-  });
-  const grey = await compare();
-  assert.deepEqual(grey.size.slice(0, 2), grey.size.slice(2), "the same size");
-  assert.equal(grey.max, 0, "grey: every pixel equal");
-  await page.selectOption("#colormap", "viridis");
-  await page.waitForFunction((before) => document.getElementById("gen-canvas").toDataURL().length !== before, grey.url);
-  const viridis = await compare();
-  assert.ok(viridis.max <= 2, `viridis: up to ${viridis.max} levels apart`);
-  assert.deepEqual(errors, []);
-  await page.close();
-}, { args: WEBGPU_CANVAS_ARGS }));
+test("the WGSL painter draws what Canvas 2D draws: grey exactly, viridis within 2 levels", () =>
+  inBrowser(
+    "chromium",
+    async (ctx) => {
+      const { page, errors } = await open(ctx, { query: "?seed=3&sampler=ddim&steps=10&batch=4&backend=cpu&view=xt" });
+      await ready(page);
+      assert.equal(await page.evaluate(() => window.ddpm.drawing), "webgpu", "the page draws with its WebGPU painter");
+      await generate(page);
+      // The canvas as the page shows it (the worker cannot read a WebGPU canvas back), against
+      // draw2d.js's drawing of the final values at the same size.
+      const compare = () =>
+        page.evaluate(async () => {
+          const { drawGrid, scaledLayout } = await import("./draw2d.js");
+          const img = new Image();
+          img.src = document.getElementById("gen-canvas").toDataURL();
+          await img.decode();
+          const shown = new OffscreenCanvas(img.width, img.height).getContext("2d");
+          shown.drawImage(img, 0, 0);
+          const s = window.ddpm.settings;
+          const colormap = document.getElementById("colormap").value === "viridis" ? 1 : 0;
+          const reference = new OffscreenCanvas(1, 1);
+          drawGrid(
+            reference,
+            window.ddpm.final,
+            scaledLayout({ count: s.batch, cols: Math.ceil(Math.sqrt(s.batch)), size: 28, panels: 1, colormap }, s.target),
+          );
+          const a = shown.getImageData(0, 0, img.width, img.height).data;
+          const b = reference.getContext("2d").getImageData(0, 0, reference.width, reference.height).data;
+          let max = 0;
+          for (let i = 0; i < a.length; i++) max = Math.max(max, Math.abs(a[i] - b[i]));
+          return { size: [img.width, img.height, reference.width, reference.height], max, url: img.src.length };
+        });
+      const grey = await compare();
+      assert.deepEqual(grey.size.slice(0, 2), grey.size.slice(2), "the same size");
+      assert.equal(grey.max, 0, "grey: every pixel equal");
+      await page.selectOption("#colormap", "viridis");
+      await page.waitForFunction((before) => document.getElementById("gen-canvas").toDataURL().length !== before, grey.url);
+      const viridis = await compare();
+      assert.ok(viridis.max <= 2, `viridis: up to ${viridis.max} levels apart`);
+      assert.deepEqual(errors, []);
+      await page.close();
+    },
+    { args: WEBGPU_CANVAS_ARGS },
+  ));
 
 test("guided sneakers look like Fashion-MNIST's sneakers, not noise", async () => {
   const { page } = await open(ctx, { query: "?seed=11&sampler=ddim&steps=50&batch=16&class=7&guidance=2&backend=cpu" });
@@ -169,7 +196,12 @@ test("forced WebGPU generates the same images as the CPU path", async () => {
 });
 
 test("without WebGPU the page says so, runs on the CPU and still generates", async () => {
-  const { page, errors } = await open(ctx, { query: "?seed=1&steps=10&batch=2", initScript: () => { delete Navigator.prototype.gpu; } });
+  const { page, errors } = await open(ctx, {
+    query: "?seed=1&steps=10&batch=2",
+    initScript: () => {
+      delete Navigator.prototype.gpu;
+    },
+  });
   await ready(page);
   const notices = await page.evaluate(() => window.ddpm.notices.join(" "));
   assert.match(notices, /no WebGPU/);
@@ -195,7 +227,16 @@ test("DDPM, chosen from the menu, walks all 1,000 steps and leaves no step count
 
 test("a browser without module workers is told so, not left loading", async () => {
   // A Worker that never reads the `type` option, as such browsers' does.
-  const { page, errors } = await open(ctx, { initScript: () => { const Native = Worker; window.Worker = class extends Native { constructor(url, _options) { super(url); } }; } });
+  const { page, errors } = await open(ctx, {
+    initScript: () => {
+      const Native = Worker;
+      window.Worker = class extends Native {
+        constructor(url, _options) {
+          super(url);
+        }
+      };
+    },
+  });
   await page.waitForFunction(() => window.ddpm?.state === "error", null, { timeout: 60000 });
   assert.match(await page.textContent("#status"), /no module workers/);
   assert.deepEqual(errors, []);
@@ -221,12 +262,11 @@ async function forwardSlider(ctx) {
   assert.ok(differing > clean.data.length / 4, `only ${differing} values changed`);
   // At t = 0 the first image is the shipped test image (first of class 0), up to 1 % noise.
   const examples = readFileSync("www/assets/examples.u8");
-  const scale = Math.round(clean.w / (10 * 30 + 2 + (0)));
+  const scale = Math.round(clean.w / (10 * 30 + 2 + 0));
   const at = (x, y) => clean.data[(y * clean.w + x) * 4];
   let worst = 0;
   for (let y = 0; y < 28; y++)
-    for (let x = 0; x < 28; x++)
-      worst = Math.max(worst, Math.abs(at((2 + x) * scale + (scale >> 1), (2 + y) * scale + (scale >> 1)) - examples[y * 28 + x]));
+    for (let x = 0; x < 28; x++) worst = Math.max(worst, Math.abs(at((2 + x) * scale + (scale >> 1), (2 + y) * scale + (scale >> 1)) - examples[y * 28 + x]));
   assert.ok(worst <= 8, `t = 0 differs from the clean image by up to ${worst} grey levels`);
   await page.close();
 }
@@ -234,9 +274,14 @@ async function forwardSlider(ctx) {
 test("link settings out of range or garbage are clamped with a notice", async () => {
   const { page, errors } = await open(ctx, { query: "?seed=abc&batch=99&steps=7&guidance=-3&sampler=magic&interval=1-2&backend=cpu" });
   await ready(page);
-  const s = await page.evaluate(() => ({ batch: document.getElementById("batch").value, steps: document.getElementById("steps").value,
-    guidance: document.getElementById("guidance").value, sampler: document.getElementById("sampler").value,
-    interval: document.getElementById("interval").value, notices: window.ddpm.notices.join(" ") }));
+  const s = await page.evaluate(() => ({
+    batch: document.getElementById("batch").value,
+    steps: document.getElementById("steps").value,
+    guidance: document.getElementById("guidance").value,
+    sampler: document.getElementById("sampler").value,
+    interval: document.getElementById("interval").value,
+    notices: window.ddpm.notices.join(" "),
+  }));
   assert.equal(s.batch, "16");
   assert.equal(s.steps, "10");
   assert.equal(s.guidance, "0");
@@ -252,7 +297,9 @@ test("link settings out of range or garbage are clamped with a notice", async ()
 test("the weights are cached: a second visit downloads nothing, a damaged cache entry is fetched again", async () => {
   const context = await ctx.browser.newContext();
   const weightRequests = [];
-  context.on("request", (r) => { if (r.url().endsWith("model.ddpm")) weightRequests.push(r.url()); });
+  context.on("request", (r) => {
+    if (r.url().endsWith("model.ddpm")) weightRequests.push(r.url());
+  });
   const visit = async () => {
     const page = await context.newPage();
     await page.goto(`${ctx.url}?backend=cpu`);
@@ -314,11 +361,17 @@ test("a weights download that fails or is cut short is reported, and Try again f
 test("a GPU device lost in the middle of generating is reported, and the button recovers without a reload", async () => {
   const { page } = await open(ctx, { query: "?seed=2&steps=10&batch=1&backend=webgpu" });
   await ready(page);
-  await page.evaluate(() => { window.ddpm.final = null; });
+  await page.evaluate(() => {
+    window.ddpm.final = null;
+  });
   await page.click("#generate");
   await page.waitForFunction(() => window.ddpm.steps.length >= 1, null, { timeout: 120000 });
   await page.evaluate(() => window.ddpm.loseDevice());
-  await page.waitForFunction(() => !document.getElementById("recover").hidden && /GPU device was lost/.test(document.getElementById("notice-text").textContent), null, { timeout: 60000 });
+  await page.waitForFunction(
+    () => !document.getElementById("recover").hidden && /GPU device was lost/.test(document.getElementById("notice-text").textContent),
+    null,
+    { timeout: 60000 },
+  );
   assert.ok(await page.evaluate(() => window.ddpm.final === null && window.ddpm.steps.length < 10), "the interrupted run did not finish");
   assert.ok(await page.isEnabled("#recover"));
   const before = await page.evaluate(() => window.ddpm.check);
@@ -333,39 +386,68 @@ test("a GPU device lost in the middle of generating is reported, and the button 
 });
 
 test("a GPU whose kernels give wrong answers: the start-up check notices, runs Burn's operations, and says so", async () => {
-  const { page, errors } = await open(ctx, { query: "?seed=2&steps=10&batch=1&backend=webgpu", initScript: () => { window.ddpmTestFaults = { wrongKernels: true }; } });
+  const { page, errors } = await open(ctx, {
+    query: "?seed=2&steps=10&batch=1&backend=webgpu",
+    initScript: () => {
+      window.ddpmTestFaults = { wrongKernels: true };
+    },
+  });
   await ready(page);
   assert.equal(await page.evaluate(() => window.ddpm.backend), "webgpu");
   const check = await page.evaluate(() => window.ddpm.check);
   assert.ok(check.ok && !check.kernels, JSON.stringify(check));
-  assert.match(await page.textContent("#notice-text"), /The GPU's answers with the U-Net's own kernels differed from the CPU's \(up to 1\.\d\), so the model runs on Burn's standard operations on this GPU, which agree\./);
+  assert.match(
+    await page.textContent("#notice-text"),
+    /The GPU's answers with the U-Net's own kernels differed from the CPU's \(up to 1\.\d\), so the model runs on Burn's standard operations on this GPU, which agree\./,
+  );
   assert.equal((await generate(page)).steps.length, 10);
   assert.deepEqual(errors, []);
   await page.close();
 });
 
 test("a GPU wrong with and without the kernels: the page moves to the CPU and says why", async () => {
-  const { page, errors } = await open(ctx, { query: "?seed=2&steps=10&batch=1&backend=webgpu", initScript: () => { window.ddpmTestFaults = { wrongGpu: true }; } });
+  const { page, errors } = await open(ctx, {
+    query: "?seed=2&steps=10&batch=1&backend=webgpu",
+    initScript: () => {
+      window.ddpmTestFaults = { wrongGpu: true };
+    },
+  });
   await ready(page);
   assert.equal(await page.evaluate(() => window.ddpm.backend), "cpu");
-  assert.match(await page.textContent("#notice-text"), /WebGPU failed to start: the GPU's answers differ from the CPU's \(up to 1\.\d\) with and without the U-Net's own kernels\. The model runs on the CPU instead\./);
+  assert.match(
+    await page.textContent("#notice-text"),
+    /WebGPU failed to start: the GPU's answers differ from the CPU's \(up to 1\.\d\) with and without the U-Net's own kernels\. The model runs on the CPU instead\./,
+  );
   assert.equal((await generate(page)).steps.length, 10);
   assert.deepEqual(errors, []);
   await page.close();
 });
 
 test("a GPU error is not silent: the page says what happened and offers the CPU or a restart", async () => {
-  const { page } = await open(ctx, { query: "?seed=2&steps=10&batch=1", initScript: () => { window.ddpmTestFaults = { gpuError: "Shader validation failed (injected)" }; } });
+  const { page } = await open(ctx, {
+    query: "?seed=2&steps=10&batch=1",
+    initScript: () => {
+      window.ddpmTestFaults = { gpuError: "Shader validation failed (injected)" };
+    },
+  });
   await ready(page);
   await page.waitForFunction(() => window.ddpm.notices.some((n) => n.includes("GPU reported an error")));
   const text = await page.textContent("#notice-text");
-  assert.match(text, /The GPU reported an error \(Shader validation failed \(injected\)\); pictures from it may be wrong\. Choose “CPU” under “Run on”, or restart the engine\./);
+  assert.match(
+    text,
+    /The GPU reported an error \(Shader validation failed \(injected\)\); pictures from it may be wrong\. Choose “CPU” under “Run on”, or restart the engine\./,
+  );
   assert.equal(await page.isVisible("#recover"), true, "a restart is offered");
   await page.close();
 });
 
 test("a device that grants only WebGPU's default limits: the page asks for no more, and runs there", async () => {
-  const { page, errors } = await open(ctx, { query: "?seed=2&steps=10&batch=1&backend=webgpu", initScript: () => { window.ddpmTestFaults = { defaultsOnly: true }; } });
+  const { page, errors } = await open(ctx, {
+    query: "?seed=2&steps=10&batch=1&backend=webgpu",
+    initScript: () => {
+      window.ddpmTestFaults = { defaultsOnly: true };
+    },
+  });
   await ready(page);
   assert.equal(await page.evaluate(() => window.ddpm.backend), "webgpu");
   assert.equal(await page.textContent("#notice-text"), "", "nothing refused, nothing to say");
@@ -379,7 +461,11 @@ test("Morph draws a row from one seed's garment to the other's; its ends are wha
   await ready(page);
   await page.click("#morph-go");
   await page.waitForFunction(() => window.ddpm.final || window.ddpm.state === "error", null, { timeout: 300000 });
-  const strip = await page.evaluate(() => ({ state: window.ddpm.state, final: Array.from(window.ddpm.final || []), width: document.getElementById("gen-canvas").width }));
+  const strip = await page.evaluate(() => ({
+    state: window.ddpm.state,
+    final: Array.from(window.ddpm.final || []),
+    width: document.getElementById("gen-canvas").width,
+  }));
   assert.equal(strip.state, "done");
   assert.equal(strip.final.length, 5 * 28 * 28, "five images");
   const image = (values, i) => values.slice(i * 784, (i + 1) * 784);
@@ -428,16 +514,25 @@ test("Repaint: a mask painted with the pointer is filled by the model; the unpai
   const { image, painted } = await page.evaluate(() => ({ image: Array.from(window.ddpm.repaint.image), painted: Array.from(window.ddpm.repaint.painted) }));
   const count = painted.reduce((a, v) => a + v, 0);
   assert.ok(count > 60 && count < 200, `one stroke painted ${count} pixels`);
-  assert.ok(painted.slice(0, 28 * 14).every((v) => v === 0), "the undone stroke left nothing");
+  assert.ok(
+    painted.slice(0, 28 * 14).every((v) => v === 0),
+    "the undone stroke left nothing",
+  );
   await page.click("#repaint-go");
   await page.waitForFunction(() => window.ddpm.final || window.ddpm.state === "error", null, { timeout: 300000 });
   const out = await page.evaluate(() => ({ state: window.ddpm.state, final: Array.from(window.ddpm.final || []) }));
   assert.equal(out.state, "done");
   const grey = (v) => Math.round((Math.min(1, Math.max(-1, v)) + 1) * 127.5);
-  const kept = painted.map((p, i) => [p, i]).filter(([p]) => p === 0).map(([, i]) => i);
+  const kept = painted
+    .map((p, i) => [p, i])
+    .filter(([p]) => p === 0)
+    .map(([, i]) => i);
   const worst = Math.max(...kept.map((i) => Math.abs(grey(out.final[i]) - grey(image[i]))));
   assert.ok(worst <= 1, `unpainted pixels moved by up to ${worst} grey levels`);
-  const changed = painted.map((p, i) => [p, i]).filter(([p]) => p === 1).filter(([, i]) => Math.abs(grey(out.final[i]) - grey(image[i])) > 8).length;
+  const changed = painted
+    .map((p, i) => [p, i])
+    .filter(([p]) => p === 1)
+    .filter(([, i]) => Math.abs(grey(out.final[i]) - grey(image[i])) > 8).length;
   assert.ok(changed > 10, `the model repainted ${changed} of the painted pixels`);
   assert.deepEqual(errors, []);
   await page.close();

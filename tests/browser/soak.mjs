@@ -24,8 +24,12 @@ const memory = async () => {
 
 function check(name, samples) {
   console.log(`${name}:`);
-  for (const s of samples) console.log(`  ${String(s.at).padStart(6)}  wasm ${mb(s.wasmBytes)} MB  worker JS heap ${mb(s.workerHeap)} MB  page heap ${mb(s.pageHeap)} MB  GPU buffers in use ${mb(s.deviceInUse)} MB, reserved ${mb(s.deviceReserved)} MB`);
-  const half = samples[Math.floor(samples.length / 2)], last = samples.at(-1);
+  for (const s of samples)
+    console.log(
+      `  ${String(s.at).padStart(6)}  wasm ${mb(s.wasmBytes)} MB  worker JS heap ${mb(s.workerHeap)} MB  page heap ${mb(s.pageHeap)} MB  GPU buffers in use ${mb(s.deviceInUse)} MB, reserved ${mb(s.deviceReserved)} MB`,
+    );
+  const half = samples[Math.floor(samples.length / 2)],
+    last = samples.at(-1);
   for (const key of ["wasmBytes", "workerHeap", "pageHeap", "deviceInUse", "deviceReserved"].filter((k) => last[k] !== null)) {
     assert.ok(last[key] <= half[key] * 1.05 + 2 ** 18, `${name}: ${key} grew from ${mb(half[key])} to ${mb(last[key])} MB`);
   }
@@ -58,7 +62,9 @@ async function reopen(query) {
 async function clicks(count, name) {
   const samples = [];
   for (let i = 1; i <= count; i++) {
-    await page.evaluate(() => { window.ddpm.final = null; });
+    await page.evaluate(() => {
+      window.ddpm.final = null;
+    });
     await page.click("#generate");
     // waitForFunction hands back a handle to the final images: dispose of it, or the test itself
     // keeps every generation's images alive in the page (3 KB a click, which looked like a leak).

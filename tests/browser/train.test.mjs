@@ -6,8 +6,12 @@ import { readFileSync } from "node:fs";
 import { start, open, ready, watchLongTasks, inBrowser } from "./harness.mjs";
 
 let ctx;
-before(async () => { ctx = await start(); });
-after(async () => { await ctx?.close(); });
+before(async () => {
+  ctx = await start();
+});
+after(async () => {
+  await ctx?.close();
+});
 
 // Fills in the Train card and clicks Start.
 async function startTraining(page, { from = "scratch", batch = "8", lr = "0.001", steps, classes }) {
@@ -32,7 +36,9 @@ async function finished(page) {
 }
 
 async function generate(page) {
-  await page.evaluate(() => { window.ddpm.final = null; });
+  await page.evaluate(() => {
+    window.ddpm.final = null;
+  });
   await page.click("#generate");
   await page.waitForFunction(() => window.ddpm.final || window.ddpm.state === "error", null, { timeout: 300000 });
   const out = await page.evaluate(() => [window.ddpm.state, document.getElementById("status").textContent, Array.from(window.ddpm.final || [])]);
@@ -52,7 +58,10 @@ async function trainingLowersLoss(ctx) {
   const trainingCode = () => requests.filter((p) => p.endsWith("/ddpm-train_bg.wasm")).length;
   assert.equal(trainingCode(), 0, "the training code is not fetched before training starts");
   // Only tasks while training count (not the page's own start-up).
-  await page.evaluate(() => { window.ddpm.train.seed = 3; window.__longTasks = []; });
+  await page.evaluate(() => {
+    window.ddpm.train.seed = 3;
+    window.__longTasks = [];
+  });
   await startTraining(page, { steps: 60, classes: [7] });
   await page.waitForFunction(() => window.ddpm.train.done >= 15, null, { timeout: 300000 });
   assert.ok(await page.isDisabled("#generate"), "Generate waits while training runs");
@@ -74,7 +83,8 @@ async function trainingLowersLoss(ctx) {
   assert.equal(train.done, 60);
   assert.equal(train.losses.length, 60, "one training loss per step");
   assert.ok(train.losses.every(Number.isFinite));
-  const first = train.evals[0], last = train.evals.at(-1);
+  const first = train.evals[0],
+    last = train.evals.at(-1);
   assert.deepEqual([first.step, last.step], [0, 60]);
   assert.ok(last.loss < 0.5 * first.loss, `held-out loss ${first.loss} → ${last.loss}`);
   assert.ok(train.rates.length > 0 && train.rates.every((r) => Number.isFinite(r) && r > 0), "images/s measured");
@@ -95,7 +105,8 @@ async function trainingLowersLoss(ctx) {
 }
 
 test("trained weights: Use saved after a reload and the downloaded file give the same samples; a broken file changes nothing", () => savedWeights(ctx));
-test("Firefox: trained weights: Use saved after a reload and the downloaded file give the same samples; a broken file changes nothing", () => inBrowser("firefox", savedWeights));
+test("Firefox: trained weights: Use saved after a reload and the downloaded file give the same samples; a broken file changes nothing", () =>
+  inBrowser("firefox", savedWeights));
 
 async function savedWeights(ctx) {
   const { page, errors } = await open(ctx, { query: "?sampler=ddim&steps=10&seed=11&batch=2&class=any&eta=0" });
@@ -164,7 +175,9 @@ test("the flips box reaches the trainer: the same seed fine-tunes to the same lo
   assert.equal(await page.isChecked("#train-flips"), false, "off by default: the shipped model learned left-facing shoes");
   const run = async (flips) => {
     await page.setChecked("#train-flips", flips);
-    await page.evaluate(() => { window.ddpm.train.seed = 5; });
+    await page.evaluate(() => {
+      window.ddpm.train.seed = 5;
+    });
     await startTraining(page, { from: "active", lr: "0.0003", steps: 2, classes: [5, 7, 9] });
     const train = await finished(page);
     assert.equal(train.options.flips, flips);

@@ -7,9 +7,13 @@ import { serve } from "../../tools/dev/serve.mjs";
 export const MINIBROWSER = process.env.MINIBROWSER || "/usr/lib/x86_64-linux-gnu/webkit2gtk-4.1/MiniBrowser";
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-const freePort = () => new Promise((ok) => {
-  const s = createServer().listen(0, "127.0.0.1", () => { const { port } = s.address(); s.close(() => ok(port)); });
-});
+const freePort = () =>
+  new Promise((ok) => {
+    const s = createServer().listen(0, "127.0.0.1", () => {
+      const { port } = s.address();
+      s.close(() => ok(port));
+    });
+  });
 
 // Xvfb picks a free display and writes its number to the pipe.
 function startXvfb() {
@@ -34,8 +38,9 @@ export async function launchWebKit() {
   let session = null;
   for (let tries = 0; !session; tries++) {
     try {
-      session = await send("POST", "/session", { capabilities: { alwaysMatch: { browserName: "MiniBrowser",
-        "webkitgtk:browserOptions": { binary: MINIBROWSER, args: ["--automation"] } } } });
+      session = await send("POST", "/session", {
+        capabilities: { alwaysMatch: { browserName: "MiniBrowser", "webkitgtk:browserOptions": { binary: MINIBROWSER, args: ["--automation"] } } },
+      });
     } catch (e) {
       if (tries > 50) throw e;
       await sleep(200); // the driver is still starting
@@ -48,10 +53,14 @@ export async function launchWebKit() {
     version: session.capabilities?.browserVersion,
     goto: (url) => send("POST", `${at}/url`, { url }),
     // Playwright's signatures, so the shared helpers (harness.mjs) drive this page too.
-    evaluate: (fn, arg) => send("POST", `${at}/execute/async`, {
-      script: `const done = arguments[1]; Promise.resolve((${fn})(arguments[0])).then((v) => done({ v }), (e) => done({ error: String(e) }));`,
-      args: [arg ?? null],
-    }).then((r) => { if (r.error) throw new Error(r.error); return r.v; }),
+    evaluate: (fn, arg) =>
+      send("POST", `${at}/execute/async`, {
+        script: `const done = arguments[1]; Promise.resolve((${fn})(arguments[0])).then((v) => done({ v }), (e) => done({ error: String(e) }));`,
+        args: [arg ?? null],
+      }).then((r) => {
+        if (r.error) throw new Error(r.error);
+        return r.v;
+      }),
     async waitForFunction(fn, arg, { timeout = 30000 } = {}) {
       const deadline = Date.now() + timeout;
       while (!(await this.evaluate(fn, arg))) {

@@ -32,8 +32,17 @@ for (const f of ["unet.onnx", "model.probe.json"]) await symlink(join(dir, f), j
 let served = null; // while set, the files sent
 const server = await serve(site, 0, "127.0.0.1", "/", (path, body, encoding) => served?.push({ path, body, encoding }));
 const kindOf = (path) =>
-  path.endsWith(".wasm") ? (/ddpm-train[^/]*\.wasm$/.test(path) ? "wasm (training)" : "wasm (sampling)")
-    : path.endsWith(".js") ? "js" : path.endsWith(".ddpm") ? "weights" : path.includes("/data/") ? "data" : "other";
+  path.endsWith(".wasm")
+    ? /ddpm-train[^/]*\.wasm$/.test(path)
+      ? "wasm (training)"
+      : "wasm (sampling)"
+    : path.endsWith(".js")
+      ? "js"
+      : path.endsWith(".ddpm")
+        ? "weights"
+        : path.includes("/data/")
+          ? "data"
+          : "other";
 const packedSizes = new Map(); // sha-1 of the raw bytes → { gzip, brotli }
 function tally(files) {
   const bytes = {};
@@ -43,7 +52,9 @@ function tally(files) {
     if (!packedSizes.has(key)) {
       packedSizes.set(key, {
         gzip: gzipSync(raw, { level: 9 }).length,
-        brotli: brotliCompressSync(raw, { params: { [constants.BROTLI_PARAM_QUALITY]: 11, [constants.BROTLI_PARAM_LGWIN]: 24, [constants.BROTLI_PARAM_SIZE_HINT]: raw.length } }).length,
+        brotli: brotliCompressSync(raw, {
+          params: { [constants.BROTLI_PARAM_QUALITY]: 11, [constants.BROTLI_PARAM_LGWIN]: 24, [constants.BROTLI_PARAM_SIZE_HINT]: raw.length },
+        }).length,
       });
     }
     const kind = kindOf(path);
@@ -73,7 +84,9 @@ async function pageReady(page) {
 }
 
 async function generate(page) {
-  await page.evaluate(() => { window.ddpm.final = null; });
+  await page.evaluate(() => {
+    window.ddpm.final = null;
+  });
   await page.click("#generate");
   await (await page.waitForFunction(() => window.ddpm.final || window.ddpm.state === "error", null, { timeout: 600000 })).dispose();
   return page.evaluate(() => ({ state: window.ddpm.state, steps: window.ddpm.steps.map((s) => ({ millis: s.millis, drawMs: s.drawMs })) }));
@@ -87,7 +100,12 @@ async function ours(backend, batch) {
   await page.goto(`${base}app/?backend=${backend}&sampler=ddim&steps=${steps}&batch=${batch}&class=any&seed=1`);
   await pageReady(page);
   // On WebGPU, the start-up check of the GPU against the CPU path (its cost and its difference).
-  const info = await page.evaluate(() => ({ backend: window.ddpm.backend, drawing: window.ddpm.drawing, device: document.getElementById("device").textContent, check: window.ddpm.check ?? null }));
+  const info = await page.evaluate(() => ({
+    backend: window.ddpm.backend,
+    drawing: window.ddpm.drawing,
+    device: document.getElementById("device").textContent,
+    check: window.ddpm.check ?? null,
+  }));
   const run = await generate(page);
   await page.close();
   if (run.state !== "done") throw new Error(`generation on ${backend} ended in ${run.state}`);
@@ -105,7 +123,13 @@ async function peer(ep) {
   try {
     const r = await page.evaluate((o) => window.runBench(o), { ep, batches: BATCHES, runs: RUNS, nullClass: 10 });
     const out = { max_abs_diff_vs_burn: r.maxDiff, step_ms: Object.fromEntries(Object.entries(r.ms).map(([b, ms]) => [b, stats(ms)])) };
-    log(`onnxruntime-web ${ep}:`, Object.entries(out.step_ms).map(([b, s]) => `batch ${b} ${s.median.toFixed(1)} ms`).join(", "), `(max |diff| vs Burn ${r.maxDiff.toExponential(1)})`);
+    log(
+      `onnxruntime-web ${ep}:`,
+      Object.entries(out.step_ms)
+        .map(([b, s]) => `batch ${b} ${s.median.toFixed(1)} ms`)
+        .join(", "),
+      `(max |diff| vs Burn ${r.maxDiff.toExponential(1)})`,
+    );
     return out;
   } catch (e) {
     log(`onnxruntime-web ${ep} failed: ${e.message.split("\n")[0]}`);
@@ -127,7 +151,11 @@ async function trainInTab(from) {
   await page.fill("#train-steps", String(TRAIN_STEPS));
   await page.click("#train-start");
   await page.waitForFunction(() => ["done", "error"].includes(window.ddpm.train.state), null, { timeout: 600000 });
-  const t = await page.evaluate(() => ({ state: window.ddpm.train.state, rates: window.ddpm.train.rates, info: document.getElementById("train-info").textContent }));
+  const t = await page.evaluate(() => ({
+    state: window.ddpm.train.state,
+    rates: window.ddpm.train.rates,
+    info: document.getElementById("train-info").textContent,
+  }));
   await page.close();
   if (t.state !== "done") throw new Error(`training (${from}) ended in ${t.state}: ${t.info}`);
   const rate = stats(t.rates.length > 1 ? t.rates.slice(1) : t.rates);

@@ -14,10 +14,17 @@ const query = (batch) => `?sampler=ddim&steps=${STEPS}&eta=0&seed=1&class=7&guid
 
 async function measure(page) {
   await ready(page);
-  const row = await page.evaluate(() => ({ backend: window.ddpm.backend, drawing: window.ddpm.drawing, webgpu: "gpu" in navigator, agent: navigator.userAgent }));
+  const row = await page.evaluate(() => ({
+    backend: window.ddpm.backend,
+    drawing: window.ddpm.drawing,
+    webgpu: "gpu" in navigator,
+    agent: navigator.userAgent,
+  }));
   row.step_ms = {};
   for (const batch of BATCHES) {
-    await page.evaluate((b) => { document.getElementById("batch").value = String(b); }, batch);
+    await page.evaluate((b) => {
+      document.getElementById("batch").value = String(b);
+    }, batch);
     const { steps } = await generate(page);
     row.step_ms[batch] = median(steps.slice(2).map((s) => s.millis + s.drawMs));
   }
@@ -31,10 +38,13 @@ for (const name of ["chromium", "firefox"]) {
     return measure(page);
   });
 }
-results.webkit = await inWebKit(query(1), async (page) => ({ ...(await measure(page)), version: page.version }))
-  .catch((e) => ({ error: e.message }));
+results.webkit = await inWebKit(query(1), async (page) => ({ ...(await measure(page)), version: page.version })).catch((e) => ({ error: e.message }));
 mkdirSync(dir, { recursive: true });
 writeFileSync(join(dir, "engines.json"), `${JSON.stringify(results, null, 1)}\n`);
 for (const [name, r] of Object.entries(results)) {
-  console.log(r.error ? `${name}: ${r.error}` : `${name}: ${r.backend} (drawing: ${r.drawing}), ${BATCHES.map((b) => `batch ${b} ${r.step_ms[b].toFixed(0)} ms/step`).join(", ")}`);
+  console.log(
+    r.error
+      ? `${name}: ${r.error}`
+      : `${name}: ${r.backend} (drawing: ${r.drawing}), ${BATCHES.map((b) => `batch ${b} ${r.step_ms[b].toFixed(0)} ms/step`).join(", ")}`,
+  );
 }

@@ -13,14 +13,15 @@ import { brotliCompress, constants, gzip } from "node:zlib";
 const COMPRESSIBLE = new Set([".wasm", ".js", ".mjs", ".json", ".html", ".css", ".u8", ".ddpm", ".svg", ".txt"]);
 const MIN_SIZE = 1024;
 const ENCODINGS = {
-  ".br": (data) => promisify(brotliCompress)(data, {
-    params: {
-      [constants.BROTLI_PARAM_QUALITY]: 11,
-      [constants.BROTLI_PARAM_LGWIN]: 24,
-      [constants.BROTLI_PARAM_SIZE_HINT]: data.length,
-      [constants.BROTLI_PARAM_MODE]: constants.BROTLI_MODE_GENERIC,
-    },
-  }),
+  ".br": (data) =>
+    promisify(brotliCompress)(data, {
+      params: {
+        [constants.BROTLI_PARAM_QUALITY]: 11,
+        [constants.BROTLI_PARAM_LGWIN]: 24,
+        [constants.BROTLI_PARAM_SIZE_HINT]: data.length,
+        [constants.BROTLI_PARAM_MODE]: constants.BROTLI_MODE_GENERIC,
+      },
+    }),
   ".gz": (data) => promisify(gzip)(data, { level: 9 }),
 };
 
@@ -39,7 +40,10 @@ async function* walk(d) {
 }
 
 const mtime = async (path) => (await stat(path).catch(() => null))?.mtimeMs ?? null;
-const remove = (path) => unlink(path).catch((e) => { if (e.code !== "ENOENT") throw e; });
+const remove = (path) =>
+  unlink(path).catch((e) => {
+    if (e.code !== "ENOENT") throw e;
+  });
 
 const files = [];
 for await (const path of walk(dir)) files.push(path);
@@ -94,4 +98,6 @@ for (const path of files.sort()) {
   count += 1;
   console.log(`${kb(info.size)} raw ${kb(sizes[".gz"])} gzip ${kb(sizes[".br"])} brotli  ${relative(dir, path)}`);
 }
-console.log(`${kb(total.raw)} raw ${kb(total[".gz"])} gzip ${kb(total[".br"])} brotli  total, ${count} files (${((Date.now() - started) / 1000).toFixed(0)} s)`);
+console.log(
+  `${kb(total.raw)} raw ${kb(total[".gz"])} gzip ${kb(total[".br"])} brotli  total, ${count} files (${((Date.now() - started) / 1000).toFixed(0)} s)`,
+);

@@ -21,13 +21,24 @@ if (!outDir) {
 }
 
 function leb(bytes, at) {
-  let value = 0, shift = 0, byte;
-  do { byte = bytes[at++]; value += (byte & 0x7f) * 2 ** shift; shift += 7; } while (byte & 0x80);
+  let value = 0,
+    shift = 0,
+    byte;
+  do {
+    byte = bytes[at++];
+    value += (byte & 0x7f) * 2 ** shift;
+    shift += 7;
+  } while (byte & 0x80);
   return [value, at];
 }
 function uleb(value) {
   const out = [];
-  do { let byte = value % 128; value = Math.floor(value / 128); if (value) byte |= 0x80; out.push(byte); } while (value);
+  do {
+    let byte = value % 128;
+    value = Math.floor(value / 128);
+    if (value) byte |= 0x80;
+    out.push(byte);
+  } while (value);
   return out;
 }
 
@@ -36,14 +47,14 @@ function readModule(path, needNames = true) {
   const bytes = readFileSync(path);
   const sections = [];
   const names = new Map();
-  for (let at = 8; at < bytes.length;) {
+  for (let at = 8; at < bytes.length; ) {
     const id = bytes[at];
     const [size, body] = leb(bytes, at + 1);
     sections.push({ id, start: at, body, end: body + size });
     if (id === 0) {
       const [len, nameAt] = leb(bytes, body);
       if (bytes.toString("latin1", nameAt, nameAt + len) === "name") sections.at(-1).isName = true;
-      for (let sub = nameAt + len; sections.at(-1).isName && sub < body + size;) {
+      for (let sub = nameAt + len; sections.at(-1).isName && sub < body + size; ) {
         const kind = bytes[sub];
         const [subSize, subBody] = leb(bytes, sub + 1);
         if (kind === 1) {
@@ -67,12 +78,25 @@ function readModule(path, needNames = true) {
   if (importSection) {
     let [count, p] = leb(bytes, importSection.body);
     for (; count > 0; count--) {
-      for (let field = 0; field < 2; field++) { const [len, q] = leb(bytes, p); p = q + len; }
+      for (let field = 0; field < 2; field++) {
+        const [len, q] = leb(bytes, p);
+        p = q + len;
+      }
       const kind = bytes[p++];
-      if (kind === 0) { imports++; p = leb(bytes, p)[1]; continue; }
+      if (kind === 0) {
+        imports++;
+        p = leb(bytes, p)[1];
+        continue;
+      }
       if (kind === 1) p++; // a table's element type
-      if (kind === 3) { p += 2; continue; } // a global's type and mutability
-      if (kind === 4) { p = leb(bytes, p + 1)[1]; continue; } // a tag
+      if (kind === 3) {
+        p += 2;
+        continue;
+      } // a global's type and mutability
+      if (kind === 4) {
+        p = leb(bytes, p + 1)[1];
+        continue;
+      } // a tag
       const flags = bytes[p++];
       p = leb(bytes, p)[1];
       if (flags & 1) p = leb(bytes, p)[1];
@@ -135,8 +159,7 @@ for (const s of train.sections) {
 // Functions reachable through direct calls from `exported` and from the table entries that
 // `matched` accepts, in binaryen's call graph of the module, never through one `excluded` names.
 function reachable(path, exported, matched, excluded) {
-  const graph = spawnSync("wasm-opt", ["--all-features", path, "--print-call-graph", "-o", "/dev/null"],
-    { encoding: "utf8", maxBuffer: 1 << 30 });
+  const graph = spawnSync("wasm-opt", ["--all-features", path, "--print-call-graph", "-o", "/dev/null"], { encoding: "utf8", maxBuffer: 1 << 30 });
   if (graph.error || graph.status !== 0) throw new Error(`wasm-opt --print-call-graph: ${graph.error?.message ?? graph.stderr}`);
   const calls = new Map();
   const roots = new Set(exported);
@@ -156,9 +179,12 @@ function reachable(path, exported, matched, excluded) {
   }
   if (!tableEntries) throw new Error("wasm-opt --print-call-graph printed no table entries");
   const seen = new Set(roots);
-  for (const stack = [...roots]; stack.length;) {
+  for (const stack = [...roots]; stack.length; ) {
     for (const callee of calls.get(stack.pop()) ?? []) {
-      if (!seen.has(callee) && !excluded(callee)) { seen.add(callee); stack.push(callee); }
+      if (!seen.has(callee) && !excluded(callee)) {
+        seen.add(callee);
+        stack.push(callee);
+      }
     }
   }
   return [...seen].sort((a, b) => a - b);
@@ -195,17 +221,31 @@ function exportsOf(bytes, sections, wanted) {
 const work = mkdtempSync(join(tmpdir(), "ddpm-split-"));
 try {
   writeFileSync(join(work, "in.wasm"), Buffer.concat(parts));
-  const exported = exportsOf(train.bytes, train.sections, FUNCTION).filter((e) => samplingExports.has(exportKey(e.name))).map((e) => e.index);
+  const exported = exportsOf(train.bytes, train.sections, FUNCTION)
+    .filter((e) => samplingExports.has(exportKey(e.name)))
+    .map((e) => e.index);
   const keep = reachable(join(work, "in.wasm"), exported, inSampling, trainingOnly)
-    .filter((index) => index >= train.imports).map((index) => `f${index}`);
+    .filter((index) => index >= train.imports)
+    .map((index) => `f${index}`);
   writeFileSync(join(work, "keep.txt"), `${keep.join("\n")}\n`);
   const primary = join(outDir, "ddpm-web_bg.wasm");
   const secondary = join(outDir, "ddpm-train_bg.wasm");
-  const split = spawnSync("wasm-split", [
-    "--all-features", join(work, "in.wasm"), "-o1", primary, "-o2", secondary,
-    `--keep-funcs=@${join(work, "keep.txt")}`,
-    "--export-prefix=%", "--import-namespace=primary", "--placeholder-namespace=placeholder",
-  ], { stdio: ["ignore", "inherit", "inherit"] });
+  const split = spawnSync(
+    "wasm-split",
+    [
+      "--all-features",
+      join(work, "in.wasm"),
+      "-o1",
+      primary,
+      "-o2",
+      secondary,
+      `--keep-funcs=@${join(work, "keep.txt")}`,
+      "--export-prefix=%",
+      "--import-namespace=primary",
+      "--placeholder-namespace=placeholder",
+    ],
+    { stdio: ["ignore", "inherit", "inherit"] },
+  );
   if (split.error) throw new Error(`wasm-split: ${split.error.message} (make setup installs Debian's binaryen)`);
   if (split.status !== 0) throw new Error(`wasm-split failed with status ${split.status}`);
   repairTableExports(primary);
@@ -224,7 +264,9 @@ try {
   writeFileSync(gluePath, glue);
 
   const mb = (path) => (readFileSync(path).length / 1e6).toFixed(2);
-  console.log(`split: ${keep.length} of ${train.functions - train.imports} functions kept in ddpm-web_bg.wasm (${mb(primary)} MB), the rest in ddpm-train_bg.wasm (${mb(secondary)} MB)`);
+  console.log(
+    `split: ${keep.length} of ${train.functions - train.imports} functions kept in ddpm-web_bg.wasm (${mb(primary)} MB), the rest in ddpm-train_bg.wasm (${mb(secondary)} MB)`,
+  );
 } finally {
   rmSync(work, { recursive: true, force: true });
 }

@@ -8,11 +8,20 @@ import { extname, join, normalize, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
 
 const TYPES = {
-  ".html": "text/html; charset=utf-8", ".js": "text/javascript; charset=utf-8", ".mjs": "text/javascript; charset=utf-8",
-  ".css": "text/css; charset=utf-8", ".wasm": "application/wasm", ".json": "application/json",
-  ".png": "image/png", ".svg": "image/svg+xml", ".bin": "application/octet-stream",
-  ".bpk": "application/octet-stream", ".ico": "image/x-icon", ".gz": "application/gzip",
-  ".onnx": "application/octet-stream", ".txt": "text/plain; charset=utf-8",
+  ".html": "text/html; charset=utf-8",
+  ".js": "text/javascript; charset=utf-8",
+  ".mjs": "text/javascript; charset=utf-8",
+  ".css": "text/css; charset=utf-8",
+  ".wasm": "application/wasm",
+  ".json": "application/json",
+  ".png": "image/png",
+  ".svg": "image/svg+xml",
+  ".bin": "application/octet-stream",
+  ".bpk": "application/octet-stream",
+  ".ico": "image/x-icon",
+  ".gz": "application/gzip",
+  ".onnx": "application/octet-stream",
+  ".txt": "text/plain; charset=utf-8",
 };
 
 // The codings a request's Accept-Encoding allows, best first: brotli before gzip at equal q; q=0
@@ -27,7 +36,12 @@ export function acceptedEncodings(header = "") {
     q[name] = Number.isFinite(value) ? value : 0;
   }
   const of = (name) => q[name] ?? q["*"] ?? 0;
-  return [["br", ".br"], ["gzip", ".gz"]].filter(([name]) => of(name) > 0).sort((a, b) => of(b[0]) - of(a[0]));
+  return [
+    ["br", ".br"],
+    ["gzip", ".gz"],
+  ]
+    .filter(([name]) => of(name) > 0)
+    .sort((a, b) => of(b[0]) - of(a[0]));
 }
 
 // The precompressed copy to send for `file`, if any: it must be at least as new as the file (a

@@ -24,8 +24,14 @@ const TOLERANCE = 0.02;
 
 const gpu = actAsWorker();
 const gpuErrors = [];
-globalThis.ddpmOnGpuError = (message) => { gpuErrors.push(message); console.error(`GPU error: ${message}`); };
-globalThis.ddpmOnDeviceLost = (message) => { gpuErrors.push(`device lost: ${message}`); console.error(`device lost: ${message}`); };
+globalThis.ddpmOnGpuError = (message) => {
+  gpuErrors.push(message);
+  console.error(`GPU error: ${message}`);
+};
+globalThis.ddpmOnDeviceLost = (message) => {
+  gpuErrors.push(`device lost: ${message}`);
+  console.error(`device lost: ${message}`);
+};
 globalThis.ddpmOnPanic = (message) => console.error(`panic: ${message}`);
 
 const adapter = await gpu.requestAdapter({ powerPreference: "high-performance" });
@@ -34,7 +40,13 @@ if (!adapter) {
   process.exit(2);
 }
 const info = adapter.info;
-const adapterInfo = { vendor: info.vendor, architecture: info.architecture, device: info.device, description: info.description, subgroups: adapter.features.has("subgroups") };
+const adapterInfo = {
+  vendor: info.vendor,
+  architecture: info.architecture,
+  device: info.device,
+  description: info.description,
+  subgroups: adapter.features.has("subgroups"),
+};
 console.log(`adapter: ${JSON.stringify(adapterInfo)}`);
 
 const { Engine, setKernels } = await import(pathToFileURL(join(dist, "ddpm-web.js")));
@@ -74,9 +86,17 @@ for (const batch of BATCHES) {
   const cpu = await sample(cpuEngine, batch);
   const diff = webgpu.final.reduce((m, v, i) => Math.max(m, Math.abs(v - cpu.final[i])), 0);
   worst = Math.max(worst, diff);
-  const row = { batch, firstStepMs: webgpu.millis[0], steadyStepMs: median(webgpu.millis.slice(1)), cpuStepMs: median(cpu.millis.slice(1)), maxDiffFromCpu: diff };
+  const row = {
+    batch,
+    firstStepMs: webgpu.millis[0],
+    steadyStepMs: median(webgpu.millis.slice(1)),
+    cpuStepMs: median(cpu.millis.slice(1)),
+    maxDiffFromCpu: diff,
+  };
   result.sampling.push(row);
-  console.log(`guided DDIM step, batch ${batch}: first ${ms(row.firstStepMs, 0)}, then ${ms(row.steadyStepMs, 1)} (CPU path ${ms(row.cpuStepMs, 1)}); max |webgpu − cpu| ${diff.toExponential(2)}`);
+  console.log(
+    `guided DDIM step, batch ${batch}: first ${ms(row.firstStepMs, 0)}, then ${ms(row.steadyStepMs, 1)} (CPU path ${ms(row.cpuStepMs, 1)}); max |webgpu − cpu| ${diff.toExponential(2)}`,
+  );
 }
 
 if (TRAIN_STEPS > 0) {
@@ -94,5 +114,9 @@ if (TRAIN_STEPS > 0) {
 
 if (jsonPath) await writeFile(jsonPath, `${JSON.stringify(result, null, 2)}\n`);
 const ok = worst <= TOLERANCE && gpuErrors.length === 0;
-console.log(ok ? `gpu-check: passed (images within ${TOLERANCE} of the CPU path's, no GPU errors)` : `gpu-check: FAILED (max difference ${worst}, ${gpuErrors.length} GPU errors)`);
+console.log(
+  ok
+    ? `gpu-check: passed (images within ${TOLERANCE} of the CPU path's, no GPU errors)`
+    : `gpu-check: FAILED (max difference ${worst}, ${gpuErrors.length} GPU errors)`,
+);
 process.exit(ok ? 0 : 1);

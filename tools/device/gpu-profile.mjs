@@ -80,7 +80,16 @@ if (process.env.TRAIN === "1") {
   step = () => engine.trainSteps(1);
 } else {
   const guided = process.env.CLASS !== undefined;
-  const settings = { sampler: "ddim", steps: 10, eta: 0, seed: 3, class: guided ? Number(process.env.CLASS) : -1, guidance: guided ? 2 : 0, interval: "0-600", batch: BATCH };
+  const settings = {
+    sampler: "ddim",
+    steps: 10,
+    eta: 0,
+    seed: 3,
+    class: guided ? Number(process.env.CLASS) : -1,
+    guidance: guided ? 2 : 0,
+    interval: "0-600",
+    batch: BATCH,
+  };
   engine.begin(JSON.stringify(settings));
   await engine.noise();
   step = () => engine.step();

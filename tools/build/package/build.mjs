@@ -31,7 +31,8 @@ function packageJson(version, files) {
   return {
     name: NAME,
     version,
-    description: "A denoising diffusion model (DDPM) drawing Fashion-MNIST garments step by step in the reader's browser: Rust + Burn compiled to WebAssembly, on WebGPU or the CPU. One custom element, <ddpm-demo>.",
+    description:
+      "A denoising diffusion model (DDPM) drawing Fashion-MNIST garments step by step in the reader's browser: Rust + Burn compiled to WebAssembly, on WebGPU or the CPU. One custom element, <ddpm-demo>.",
     license: "(MIT OR Apache-2.0)",
     type: "module",
     // The element loads its worker, wasm and weights next to itself, by URL: load it from a CDN

@@ -11,28 +11,40 @@ export const CLASS = "DdpmDemo";
 
 // name → [TypeScript type of the value, description]. docs/embed.md's table says the same for readers.
 export const ATTRIBUTES = {
-  mode: [union(["generate", "morph", "forward", "train"]), "What the demo shows: generation, a morph between two seeds' garments, the forward (noising) process, or a small model training. Default generate."],
+  mode: [
+    union(["generate", "morph", "forward", "train"]),
+    "What the demo shows: generation, a morph between two seeds' garments, the forward (noising) process, or a small model training. Default generate.",
+  ],
   sampler: [union(LIMITS.samplers), `The sampler. Default ${LIMITS.defaultSampler}.`],
-  steps: ["string", "Sampler steps (dpm-solver: 5–50, default 10; ddim: steps dividing 1000, default 50); for mode=\"train\", training steps (1–5000, default 300)."],
+  steps: [
+    "string",
+    'Sampler steps (dpm-solver: 5–50, default 10; ddim: steps dividing 1000, default 50); for mode="train", training steps (1–5000, default 300).',
+  ],
   seed: ["string", "The sampler's seed, 0–4294967295. Default random."],
-  to: ["string", "mode=\"morph\": the other seed. Default random."],
-  count: ["string", "mode=\"morph\": how many images, 5–9. Default 7."],
+  to: ["string", 'mode="morph": the other seed. Default random.'],
+  count: ["string", 'mode="morph": how many images, 5–9. Default 7.'],
   class: ["string", `A class name (${LIMITS.classes.join(", ")}) or its index 0–9; for mode="train", the class to learn. Default any class (train: Sneaker).`],
   guidance: ["string", `Classifier-free guidance scale, ${LIMITS.ranges.guidance.min}–${LIMITS.ranges.guidance.max}. Default ${LIMITS.ranges.guidance.def}.`],
   interval: [union(LIMITS.intervals), "Where guidance applies: time indices 0–600, or every step. Default 0-600."],
   batch: ["string", `How many images, ${LIMITS.ranges.batch.min}–${LIMITS.ranges.batch.max}. Default ${LIMITS.ranges.batch.def}.`],
-  autoplay: ["boolean | \"true\" | \"false\"", "Start when first seen. Default off (on with controls=\"none\")."],
+  autoplay: ['boolean | "true" | "false"', 'Start when first seen. Default off (on with controls="none").'],
   controls: [union(["full", "minimal", "none"]), "full: Generate, Pause, class and seed; minimal: Generate and Pause; none. Default minimal."],
-  backend: [union(["auto", "webgpu", "cpu"]), "Where the model runs: auto (WebGPU on a hardware GPU, else the CPU), webgpu, or cpu. Demos on a page share one engine: the first that names a backend chooses. Default auto."],
+  backend: [
+    union(["auto", "webgpu", "cpu"]),
+    "Where the model runs: auto (WebGPU on a hardware GPU, else the CPU), webgpu, or cpu. Demos on a page share one engine: the first that names a backend chooses. Default auto.",
+  ],
   src: ["string", "A weights file written by `ddpm train`, relative to the page. Default the shipped model."],
-  t: ["string", "mode=\"forward\": the starting time index, 0–999. Default 250."],
-  schedule: [union(LIMITS.schedules), "mode=\"forward\": the β schedule. Default linear."],
+  t: ["string", 'mode="forward": the starting time index, 0–999. Default 250.'],
+  schedule: [union(LIMITS.schedules), 'mode="forward": the β schedule. Default linear.'],
 };
 
 // name → [TypeScript type of `detail`, description].
 export const EVENTS = {
   "ddpm-step": ["{ done: number; total: number }", "A sampler or training step finished."],
-  "ddpm-done": ["{ steps?: number; seconds?: number; t?: number }", "A generation, morph or training run finished (a forward demo: the picture at t is drawn)."],
+  "ddpm-done": [
+    "{ steps?: number; seconds?: number; t?: number }",
+    "A generation, morph or training run finished (a forward demo: the picture at t is drawn).",
+  ],
   "ddpm-error": ["{ message: string }", "The demo stopped; `message` is what it shows the reader."],
 };
 
@@ -44,36 +56,58 @@ export function manifest(version) {
   return {
     schemaVersion: "2.1.0",
     readme: "README.md",
-    modules: [{
-      kind: "javascript-module",
-      path: "embed.js",
-      declarations: [{
-        kind: "class",
-        name: CLASS,
-        tagName: TAG,
-        customElement: true,
-        description: `A denoising diffusion model drawing Fashion-MNIST garments step by step, in the reader's browser (ddpm-web ${version}).`,
-        superclass: { name: "HTMLElement" },
-        attributes: Object.entries(ATTRIBUTES).map(([name, [type, description]]) => ({ name, type: split(type), description })),
-        events: Object.entries(EVENTS).map(([name, [detail, description]]) => ({ name, type: split(`CustomEvent<${detail}>`), description })),
-        members: [
-          { kind: "field", name: "version", static: true, readonly: true, type: split("string"), default: JSON.stringify(version), description: "The package's version." },
-          { kind: "field", name: "ddpm", readonly: true, type: split("DdpmDemoState"), description: "What the demo is doing: its state, steps done, the last run's settings and result." },
-          { kind: "method", name: "start", description: "Starts the demo's run, as its Generate (Morph, Train) button does." },
+    modules: [
+      {
+        kind: "javascript-module",
+        path: "embed.js",
+        declarations: [
+          {
+            kind: "class",
+            name: CLASS,
+            tagName: TAG,
+            customElement: true,
+            description: `A denoising diffusion model drawing Fashion-MNIST garments step by step, in the reader's browser (ddpm-web ${version}).`,
+            superclass: { name: "HTMLElement" },
+            attributes: Object.entries(ATTRIBUTES).map(([name, [type, description]]) => ({ name, type: split(type), description })),
+            events: Object.entries(EVENTS).map(([name, [detail, description]]) => ({ name, type: split(`CustomEvent<${detail}>`), description })),
+            members: [
+              {
+                kind: "field",
+                name: "version",
+                static: true,
+                readonly: true,
+                type: split("string"),
+                default: JSON.stringify(version),
+                description: "The package's version.",
+              },
+              {
+                kind: "field",
+                name: "ddpm",
+                readonly: true,
+                type: split("DdpmDemoState"),
+                description: "What the demo is doing: its state, steps done, the last run's settings and result.",
+              },
+              { kind: "method", name: "start", description: "Starts the demo's run, as its Generate (Morph, Train) button does." },
+            ],
+          },
         ],
-      }],
-      exports: [
-        { kind: "js", name: CLASS, declaration: { name: CLASS, module: "embed.js" } },
-        { kind: "custom-element-definition", name: TAG, declaration: { name: CLASS, module: "embed.js" } },
-      ],
-    }],
+        exports: [
+          { kind: "js", name: CLASS, declaration: { name: CLASS, module: "embed.js" } },
+          { kind: "custom-element-definition", name: TAG, declaration: { name: CLASS, module: "embed.js" } },
+        ],
+      },
+    ],
   };
 }
 
 export function declarations(version) {
   const doc = (text, indent = "  ") => `${indent}/** ${text.replace(/\*\//g, "*\\/")} */\n`;
-  const attributes = Object.entries(ATTRIBUTES).map(([name, [type, d]]) => `${doc(d)}  ${name}?: ${type};\n`).join("");
-  const events = Object.entries(EVENTS).map(([name, [detail, d]]) => `${doc(d)}  ${JSON.stringify(name)}: CustomEvent<${detail}>;\n`).join("");
+  const attributes = Object.entries(ATTRIBUTES)
+    .map(([name, [type, d]]) => `${doc(d)}  ${name}?: ${type};\n`)
+    .join("");
+  const events = Object.entries(EVENTS)
+    .map(([name, [detail, d]]) => `${doc(d)}  ${JSON.stringify(name)}: CustomEvent<${detail}>;\n`)
+    .join("");
   return `// <${TAG}>, ddpm-web ${version}. Written by tools/build/package/element.mjs.
 
 /** The element's attributes, as HTML takes them (for JSX and template type-checkers). */
