@@ -199,12 +199,13 @@ fn an_eval_journal_is_resumed_only_by_the_same_ddpm_variance() {
 /// of each at n = 500, whose FD averages ~4.3 over draws, where 500 in a row average ~6.1.
 #[test]
 fn eval_recomputes_a_committed_row_from_its_journal_against_a_class_planned_floor() {
-    // The dim-24 candidate's row: its weights are committed beside it, whatever the page ships.
-    let name = "docs/lab/eval/375827a8f7db/ddim50-g2-t0-600";
+    // The dim-24 candidate's row (docs/lab/train/2026-11-26-dim24): its weights are a fixture too,
+    // whatever the page ships.
+    let name = "tests/fixtures/eval/375827a8f7db/ddim50-g2-t0-600";
     let journal = temp("recompute").join("journal.jsonl.gz");
     std::fs::copy(format!("{name}.jsonl.gz"), &journal).unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_ddpm"))
-        .args(["eval", "--weights", "docs/lab/train/2026-11-26-dim24/fashion24-10k.ddpm", "--classifier", "assets/classifier.bpk", "--count", "500", "--batch", "250"])
+        .args(["eval", "--weights", "tests/fixtures/fashion24-10k.ddpm", "--classifier", "assets/classifier.bpk", "--count", "500", "--batch", "250"])
         .args(["--sampler", "ddim", "--steps", "50", "--guidance", "2", "--guidance-interval", "0-600", "--resume", journal.to_str().unwrap()])
         .output()
         .unwrap();
@@ -221,7 +222,8 @@ fn eval_recomputes_a_committed_row_from_its_journal_against_a_class_planned_floo
 /// from different noise.
 #[test]
 fn compare_pairs_journals_of_one_seed_and_reads_evals_fds() {
-    let dir = "docs/lab/eval/94a440943056/";
+    // The flip-trained model's journals (docs/lab/eval/94a440943056/README.md).
+    let dir = "tests/fixtures/eval/94a440943056/";
     let path = |name: &str| if name.contains('/') || name.starts_with("--") { name.to_owned() } else { format!("{dir}{name}.jsonl.gz") };
     let compare = |journals: &[&str]| {
         let out = Command::new(env!("CARGO_BIN_EXE_ddpm"))
