@@ -40,6 +40,12 @@ else
     echo debian > "$CACHE/wasm-toolchain"
 fi
 
+# rustfmt and clippy, for `make lint` (rustup's default profile has them, its minimal one does not).
+if ! cargo fmt --version >/dev/null 2>&1 || ! cargo clippy --version >/dev/null 2>&1; then
+    say "rustup component add rustfmt clippy"
+    rustup component add rustfmt clippy
+fi
+
 if ! wasm-bindgen --version 2>/dev/null | grep -q " $WASM_BINDGEN_VERSION"; then
     say "cargo install wasm-bindgen-cli $WASM_BINDGEN_VERSION (a few minutes)"
     # Not --locked: one of its locked dependency versions is missing from the registry.
