@@ -66,9 +66,7 @@ pub fn is_gzip(bytes: &[u8]) -> bool {
 pub fn maybe_gunzip(bytes: Vec<u8>, what: &str) -> Result<Vec<u8>, DataError> {
     if is_gzip(&bytes) {
         let mut out = Vec::new();
-        flate2::read::GzDecoder::new(&bytes[..])
-            .read_to_end(&mut out)
-            .map_err(|source| DataError::Gzip { what: what.into(), source })?;
+        flate2::read::GzDecoder::new(&bytes[..]).read_to_end(&mut out).map_err(|source| DataError::Gzip { what: what.into(), source })?;
         Ok(out)
     } else {
         Ok(bytes)
@@ -93,11 +91,7 @@ fn body(bytes: &[u8], offset: usize, len: Option<usize>, what: &str) -> Result<V
     let expected = len.and_then(|l| l.checked_add(offset));
     match expected {
         Some(total) if bytes.len() >= total => Ok(bytes[offset..total].to_vec()),
-        _ => Err(DataError::Truncated {
-            what: what.into(),
-            expected: expected.unwrap_or(usize::MAX),
-            found: bytes.len(),
-        }),
+        _ => Err(DataError::Truncated { what: what.into(), expected: expected.unwrap_or(usize::MAX), found: bytes.len() }),
     }
 }
 
@@ -168,12 +162,7 @@ impl Dataset {
     /// The first `n` images.
     pub fn take(&self, n: usize) -> Self {
         let n = n.min(self.len());
-        Self {
-            pixels: self.pixels[..n * self.rows * self.cols].to_vec(),
-            labels: self.labels[..n].to_vec(),
-            rows: self.rows,
-            cols: self.cols,
-        }
+        Self { pixels: self.pixels[..n * self.rows * self.cols].to_vec(), labels: self.labels[..n].to_vec(), rows: self.rows, cols: self.cols }
     }
 
     /// Image `i` scaled from [0, 255] to [-1, 1], optionally mirrored left–right.
@@ -192,12 +181,7 @@ impl Dataset {
 
     /// A `[B, 1, H, W]` batch of the given images (each flipped with probability ½ when `flips`
     /// is given) and their labels.
-    pub fn batch(
-        &self,
-        indices: &[usize],
-        flips: Option<&mut NoiseSource>,
-        device: &Device,
-    ) -> (Tensor<4>, Vec<usize>) {
+    pub fn batch(&self, indices: &[usize], flips: Option<&mut NoiseSource>, device: &Device) -> (Tensor<4>, Vec<usize>) {
         let mut flips = flips;
         let mut data = Vec::with_capacity(indices.len() * self.rows * self.cols);
         for &i in indices {

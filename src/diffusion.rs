@@ -37,27 +37,19 @@ pub fn extract(values: &[f64], t: &[usize], device: &Device) -> Tensor<4> {
 /// x_t = √ᾱ_t x_0 + √(1−ᾱ_t) ε: a sample of q(x_t | x_0) in closed form.
 pub fn q_sample(s: &Schedule, x0: Tensor<4>, t: &[usize], noise: Tensor<4>) -> Tensor<4> {
     let device = x0.device();
-    x0 * extract(&s.sqrt_alphas_cumprod, t, &device)
-        + noise * extract(&s.sqrt_one_minus_alphas_cumprod, t, &device)
+    x0 * extract(&s.sqrt_alphas_cumprod, t, &device) + noise * extract(&s.sqrt_one_minus_alphas_cumprod, t, &device)
 }
 
 /// x̂_0 = (x_t − √(1−ᾱ_t) ε̂) / √ᾱ_t: the clean image implied by a noise prediction.
 pub fn predict_x0(s: &Schedule, x_t: Tensor<4>, t: &[usize], eps: Tensor<4>) -> Tensor<4> {
     let device = x_t.device();
-    (x_t - eps * extract(&s.sqrt_one_minus_alphas_cumprod, t, &device))
-        / extract(&s.sqrt_alphas_cumprod, t, &device)
+    (x_t - eps * extract(&s.sqrt_one_minus_alphas_cumprod, t, &device)) / extract(&s.sqrt_alphas_cumprod, t, &device)
 }
 
 /// Mean and variance of q(x_{t−1} | x_t, x_0); the variance is per sample, `[B, 1, 1, 1]`.
-pub fn q_posterior(
-    s: &Schedule,
-    x0: Tensor<4>,
-    x_t: Tensor<4>,
-    t: &[usize],
-) -> (Tensor<4>, Tensor<4>) {
+pub fn q_posterior(s: &Schedule, x0: Tensor<4>, x_t: Tensor<4>, t: &[usize]) -> (Tensor<4>, Tensor<4>) {
     let device = x_t.device();
-    let mean = x0 * extract(&s.posterior_mean_coef1, t, &device)
-        + x_t * extract(&s.posterior_mean_coef2, t, &device);
+    let mean = x0 * extract(&s.posterior_mean_coef1, t, &device) + x_t * extract(&s.posterior_mean_coef2, t, &device);
     (mean, extract(&s.posterior_variance, t, &device))
 }
 

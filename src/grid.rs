@@ -19,10 +19,7 @@ pub struct GridLayout {
 
 impl GridLayout {
     pub fn bytes(&self) -> Vec<u8> {
-        [self.cols, self.rows, self.size, self.count, self.panels, self.colormap, self.width, self.height]
-            .iter()
-            .flat_map(|v| v.to_le_bytes())
-            .collect()
+        [self.cols, self.rows, self.size, self.count, self.panels, self.colormap, self.width, self.height].iter().flat_map(|v| v.to_le_bytes()).collect()
     }
 }
 
@@ -35,12 +32,7 @@ pub fn pipeline(device: &wgpu::Device, format: wgpu::TextureFormat) -> wgpu::Ren
     device.create_render_pipeline(&wgpu::RenderPipelineDescriptor {
         label: Some("grid"),
         layout: None,
-        vertex: wgpu::VertexState {
-            module: &module,
-            entry_point: Some("vs_main"),
-            compilation_options: Default::default(),
-            buffers: &[],
-        },
+        vertex: wgpu::VertexState { module: &module, entry_point: Some("vs_main"), compilation_options: Default::default(), buffers: &[] },
         primitive: Default::default(),
         depth_stencil: None,
         multisample: Default::default(),

@@ -33,10 +33,7 @@ impl BetaSchedule {
     }
 
     pub fn parse(s: &str) -> Result<Self, String> {
-        Self::ALL
-            .into_iter()
-            .find(|b| b.name() == s)
-            .ok_or_else(|| format!("unknown schedule {s:?}: expected linear, cosine, quadratic or sigmoid"))
+        Self::ALL.into_iter().find(|b| b.name() == s).ok_or_else(|| format!("unknown schedule {s:?}: expected linear, cosine, quadratic or sigmoid"))
     }
 
     /// β_1..β_T (index 0 is the first step).
@@ -46,19 +43,11 @@ impl BetaSchedule {
         const END: f64 = 0.02;
         match self {
             Self::Linear => linspace(START, END, timesteps),
-            Self::Quadratic => linspace(START.sqrt(), END.sqrt(), timesteps)
-                .into_iter()
-                .map(|b| b * b)
-                .collect(),
-            Self::Sigmoid => linspace(-6.0, 6.0, timesteps)
-                .into_iter()
-                .map(|x| 1.0 / (1.0 + (-x).exp()) * (END - START) + START)
-                .collect(),
+            Self::Quadratic => linspace(START.sqrt(), END.sqrt(), timesteps).into_iter().map(|b| b * b).collect(),
+            Self::Sigmoid => linspace(-6.0, 6.0, timesteps).into_iter().map(|x| 1.0 / (1.0 + (-x).exp()) * (END - START) + START).collect(),
             Self::Cosine => {
                 let f = |t: f64| cosine_alpha_bar(t / timesteps as f64);
-                (1..=timesteps)
-                    .map(|t| (1.0 - f(t as f64) / f(t as f64 - 1.0)).clamp(0.0, MAX_COSINE_BETA))
-                    .collect()
+                (1..=timesteps).map(|t| (1.0 - f(t as f64) / f(t as f64 - 1.0)).clamp(0.0, MAX_COSINE_BETA)).collect()
             }
         }
     }
@@ -116,27 +105,18 @@ impl Schedule {
                 Some(*acc)
             })
             .collect();
-        let alphas_cumprod_prev: Vec<f64> =
-            std::iter::once(1.0).chain(alphas_cumprod.iter().copied()).take(betas.len()).collect();
+        let alphas_cumprod_prev: Vec<f64> = std::iter::once(1.0).chain(alphas_cumprod.iter().copied()).take(betas.len()).collect();
         let n = betas.len();
-        let posterior_variance: Vec<f64> = (0..n)
-            .map(|t| betas[t] * (1.0 - alphas_cumprod_prev[t]) / (1.0 - alphas_cumprod[t]))
-            .collect();
+        let posterior_variance: Vec<f64> = (0..n).map(|t| betas[t] * (1.0 - alphas_cumprod_prev[t]) / (1.0 - alphas_cumprod[t])).collect();
         let first_nonzero = if n > 1 { posterior_variance[1] } else { betas[0] };
-        let posterior_log_variance_clipped = (0..n)
-            .map(|t| if t == 0 { first_nonzero.ln() } else { posterior_variance[t].ln() })
-            .collect();
+        let posterior_log_variance_clipped = (0..n).map(|t| if t == 0 { first_nonzero.ln() } else { posterior_variance[t].ln() }).collect();
         Self {
             kind,
             sqrt_alphas_cumprod: alphas_cumprod.iter().map(|a| a.sqrt()).collect(),
             sqrt_one_minus_alphas_cumprod: alphas_cumprod.iter().map(|a| (1.0 - a).sqrt()).collect(),
             sqrt_recip_alphas: alphas.iter().map(|a| 1.0 / a.sqrt()).collect(),
-            posterior_mean_coef1: (0..n)
-                .map(|t| betas[t] * alphas_cumprod_prev[t].sqrt() / (1.0 - alphas_cumprod[t]))
-                .collect(),
-            posterior_mean_coef2: (0..n)
-                .map(|t| (1.0 - alphas_cumprod_prev[t]) * alphas[t].sqrt() / (1.0 - alphas_cumprod[t]))
-                .collect(),
+            posterior_mean_coef1: (0..n).map(|t| betas[t] * alphas_cumprod_prev[t].sqrt() / (1.0 - alphas_cumprod[t])).collect(),
+            posterior_mean_coef2: (0..n).map(|t| (1.0 - alphas_cumprod_prev[t]) * alphas[t].sqrt() / (1.0 - alphas_cumprod[t])).collect(),
             posterior_variance,
             posterior_log_variance_clipped,
             betas,

@@ -16,7 +16,11 @@ pub fn probe(model: &UNet, image_size: usize, channels: usize, device: &Device) 
     let x = NoiseSource::new(SEED).normal_vec(channels * image_size * image_size);
     let x = Tensor::<4>::from_data(TensorData::new(x, [1, channels, image_size, image_size]), device);
     let label = model.null_class().map(|_| 7);
-    model.forward(x, Tensor::<1>::from_data(TensorData::new(vec![T as f32], [1]), device), label.map(|l| Tensor::<1, Int>::from_data(TensorData::new(vec![l as i64], [1]), device)))
+    model.forward(
+        x,
+        Tensor::<1>::from_data(TensorData::new(vec![T as f32], [1]), device),
+        label.map(|l| Tensor::<1, Int>::from_data(TensorData::new(vec![l as i64], [1]), device)),
+    )
 }
 
 /// How far one device's probe is from another's.

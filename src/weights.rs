@@ -78,18 +78,12 @@ pub fn read_description(bytes: &[u8]) -> Result<(ModelDescription, &[u8]), Weigh
     if bytes.len() < MAGIC.len() || &bytes[..MAGIC.len()] != MAGIC {
         return Err(WeightsError::Magic);
     }
-    let len_bytes = bytes
-        .get(8..12)
-        .ok_or_else(|| WeightsError::Truncated(format!("{} bytes, no header", bytes.len())))?;
+    let len_bytes = bytes.get(8..12).ok_or_else(|| WeightsError::Truncated(format!("{} bytes, no header", bytes.len())))?;
     let len = u32::from_le_bytes(len_bytes.try_into().unwrap()) as usize;
     if len > MAX_DESCRIPTION || 12 + len > bytes.len() {
-        return Err(WeightsError::Truncated(format!(
-            "the header claims a {len}-byte description in a {}-byte file",
-            bytes.len()
-        )));
+        return Err(WeightsError::Truncated(format!("the header claims a {len}-byte description in a {}-byte file", bytes.len())));
     }
-    let description: ModelDescription = serde_json::from_slice(&bytes[12..12 + len])
-        .map_err(|e| WeightsError::Description(e.to_string()))?;
+    let description: ModelDescription = serde_json::from_slice(&bytes[12..12 + len]).map_err(|e| WeightsError::Description(e.to_string()))?;
     description.unet.validate().map_err(WeightsError::InvalidConfig)?;
     if description.timesteps == 0 || description.timesteps > 100_000 {
         return Err(WeightsError::InvalidConfig(format!("T = {} is out of range", description.timesteps)));
@@ -101,8 +95,7 @@ pub fn read_description(bytes: &[u8]) -> Result<(ModelDescription, &[u8]), Weigh
 pub fn from_bytes(bytes: &[u8], device: &Device) -> Result<(UNet, ModelDescription), WeightsError> {
     let (description, pack) = read_description(bytes)?;
     let mut model = description.unet.init(device);
-    let mut store = BurnpackStore::from_bytes(Some(burn::tensor::Bytes::from_bytes_vec(pack.to_vec())))
-        .with_from_adapter(FloatCastAdapter::to(DType::F32));
+    let mut store = BurnpackStore::from_bytes(Some(burn::tensor::Bytes::from_bytes_vec(pack.to_vec()))).with_from_adapter(FloatCastAdapter::to(DType::F32));
     let result = model.load_from(&mut store).map_err(|e| WeightsError::Container(e.to_string()))?;
     if !result.missing.is_empty() {
         let names: Vec<_> = result.missing.iter().map(|(n, _)| n.as_str()).take(5).collect();
@@ -136,10 +129,7 @@ pub fn flat_params(model: &UNet) -> Vec<Tensor<1>> {
 /// [`to_bytes`] for devices that cannot be read synchronously (WebGPU in a browser): the
 /// parameters come back in one asynchronous read and are serialised from a CPU copy.
 pub async fn to_bytes_async(model: &UNet, description: &ModelDescription) -> Result<Vec<u8>, WeightsError> {
-    let data = Tensor::cat(flat_params(model), 0)
-        .into_data_async()
-        .await
-        .map_err(|e| WeightsError::Container(format!("{e:?}")))?;
+    let data = Tensor::cat(flat_params(model), 0).into_data_async().await.map_err(|e| WeightsError::Container(format!("{e:?}")))?;
     let values = data.try_into_vec::<f32>().map_err(|e| WeightsError::Container(format!("{e:?}")))?;
 
     // The copy has the model's config, hence its parameters in the same order and shapes.

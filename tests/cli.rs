@@ -52,8 +52,36 @@ fn bad_input_gives_a_one_line_error_and_a_non_zero_exit() {
     fails_cleanly(&["sample", "--weights", "www/assets/model.ddpm", "--morph", "3,8", "--count", "1"], "between 2 and 64");
     fails_cleanly(&["sample", "--morph", "3"], "two seeds A,B");
     fails_cleanly(&["sample", "--inpaint", "docs/page.png"], "required arguments");
-    fails_cleanly(&["sample", "--weights", "www/assets/model.ddpm", "--inpaint", "docs/page.png", "--mask", "docs/page.png", "--sampler", "dpm-solver", "--resample", "3"], "single-step sampler");
-    fails_cleanly(&["sample", "--weights", "www/assets/model.ddpm", "--inpaint", "docs/page.png", "--mask", "docs/page.png", "--out", bad.join("x.png").to_str().unwrap()], "the model draws 28×28 grey images");
+    fails_cleanly(
+        &[
+            "sample",
+            "--weights",
+            "www/assets/model.ddpm",
+            "--inpaint",
+            "docs/page.png",
+            "--mask",
+            "docs/page.png",
+            "--sampler",
+            "dpm-solver",
+            "--resample",
+            "3",
+        ],
+        "single-step sampler",
+    );
+    fails_cleanly(
+        &[
+            "sample",
+            "--weights",
+            "www/assets/model.ddpm",
+            "--inpaint",
+            "docs/page.png",
+            "--mask",
+            "docs/page.png",
+            "--out",
+            bad.join("x.png").to_str().unwrap(),
+        ],
+        "the model draws 28×28 grey images",
+    );
     fails_cleanly(&["frobnicate"], "unrecognized subcommand");
 }
 
@@ -70,13 +98,19 @@ fn non_finite_float_flags_are_refused_before_any_work() {
         assert!(!dir.join(output).exists(), "{args:?} wrote {output}");
     };
     for value in ["nan", "inf"] {
-        let args = ["sample", "--weights", "www/assets/model.ddpm", "--count", "1", "--guidance", value, "--out", &out("guided.png"), "--gif", &out("guided.gif")];
+        let args =
+            ["sample", "--weights", "www/assets/model.ddpm", "--count", "1", "--guidance", value, "--out", &out("guided.png"), "--gif", &out("guided.gif")];
         refused(&args, "--guidance", value, "guided.png");
         assert!(!dir.join("guided.gif").exists(), "{args:?} wrote the GIF");
     }
     // --data that does not exist: were the flag taken, the run would stop there, not train.
     refused(&["train", "--data", "/nonexistent/fashion", "--steps", "1", "--lr", "inf", "-o", &out("lr.ddpm")], "--lr", "inf", "lr.ddpm");
-    refused(&["eval", "--weights", "www/assets/model.ddpm", "--guidance=-inf", "--count", "2", "--resume", &out("eval.jsonl")], "--guidance", "-inf", "eval.jsonl");
+    refused(
+        &["eval", "--weights", "www/assets/model.ddpm", "--guidance=-inf", "--count", "2", "--resume", &out("eval.jsonl")],
+        "--guidance",
+        "-inf",
+        "eval.jsonl",
+    );
     // Where a flag has a range, values outside it are refused the same way.
     fails_cleanly(&["train", "--data", "/nonexistent/fashion", "--ema", "1"], "'1' for '--ema");
     fails_cleanly(&["train", "--data", "/nonexistent/fashion", "--cond-drop", "1.5"], "'1.5' for '--cond-drop");
@@ -276,21 +310,32 @@ fn compare_pairs_journals_of_one_seed_and_reads_evals_fds() {
     assert!(!out.contains("over 2 draws"), "{out}");
     let out = compare(&[a, b, a1, "ddpm1000-g1.25-t0-600-seed1-b25"]);
     let mean = out.lines().find(|l| l.starts_with("mean of 2 pairs:")).unwrap_or_else(|| panic!("{out}"));
-    let line = out.lines().skip_while(|l| !l.starts_with("over 2 draws of noise (2 with both, 0 with A alone, 0 with B alone")).nth(1).unwrap_or_else(|| panic!("{out}"));
+    let line = out
+        .lines()
+        .skip_while(|l| !l.starts_with("over 2 draws of noise (2 with both, 0 with A alone, 0 with B alone"))
+        .nth(1)
+        .unwrap_or_else(|| panic!("{out}"));
     assert!((value(line, 2) - value(mean, 6)).abs() < 0.002 && (value(line, 6) - value(mean, 8)).abs() < 0.002, "{line} vs {mean}");
 
     // Rows of one setting alone join the pair in a mean over every draw of noise: the pair's draw
     // read at A's row, B's lone row less the pair's difference, B's mean A's plus that difference.
     let (a2, a3, b2) = ("ddpm1000-g1.5-t0-600-seed2", "ddpm1000-g1.5-t0-600-seed3", "ddpm1000-g1.25-t0-600-seed2");
     let out = compare(&[a, b, "--a-alone", a2, "--a-alone", a3, "--b-alone", b2]);
-    let line = out.lines().skip_while(|l| !l.starts_with("over 4 draws of noise (1 with both, 2 with A alone, 1 with B alone")).nth(1).unwrap_or_else(|| panic!("{out}"));
+    let line = out
+        .lines()
+        .skip_while(|l| !l.starts_with("over 4 draws of noise (1 with both, 2 with A alone, 1 with B alone"))
+        .nth(1)
+        .unwrap_or_else(|| panic!("{out}"));
     let fd = |name: &str| value(&eval_fd(name), 0);
     let delta = fd(b) - fd(a);
     let level = (fd(a) + fd(a2) + fd(a3) + fd(b2) - delta) / 4.0;
     assert!((value(line, 2) - level).abs() < 0.002 && (value(line, 6) - (level + delta)).abs() < 0.002, "{line}: levels {level}, δ {delta}");
     // A lone row on a pair's draw is that draw counted twice; one of another setting or n does not belong.
     fails_cleanly(&["compare", &path(a), &path(b), "--b-alone", &path(a), "--classifier", "assets/classifier.bpk"], "samples differently");
-    fails_cleanly(&["compare", &path(a), &path(b), "--a-alone", &path("ddpm1000-g1.5-t0-600-clip"), "--classifier", "assets/classifier.bpk"], "samples differently");
+    fails_cleanly(
+        &["compare", &path(a), &path(b), "--a-alone", &path("ddpm1000-g1.5-t0-600-clip"), "--classifier", "assets/classifier.bpk"],
+        "samples differently",
+    );
     fails_cleanly(&["compare", &path(a), &path(b), "--b-alone", &path(b), "--classifier", "assets/classifier.bpk"], "same noise");
     fails_cleanly(&["compare", &path(a), &path(b), "--b-alone", b1, "--classifier", "assets/classifier.bpk"], "one n");
 
@@ -301,10 +346,7 @@ fn compare_pairs_journals_of_one_seed_and_reads_evals_fds() {
     assert!(out.contains("note: A and B differ in sampler seed or batch size"), "{out}");
 
     // Features of another classifier do not compare.
-    fails_cleanly(
-        &["compare", &path(a), &path(b), "--classifier", "www/assets/model.ddpm"],
-        "another classifier",
-    );
+    fails_cleanly(&["compare", &path(a), &path(b), "--classifier", "www/assets/model.ddpm"], "another classifier");
     // Pairs come in twos, and a mean over seeds is of two settings only.
     fails_cleanly(&["compare", &path(a), &path(b), &path(a1)], "come in pairs");
     let mixed = [a, b, a1, "ddpm1000-g1.5-t0-400"].map(path);

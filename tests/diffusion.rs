@@ -74,12 +74,7 @@ fn posterior_is_bayes_rule_for_gaussians() {
             let precision = 1.0 / (1.0 - ab_prev) + a / b;
             let var = 1.0 / precision;
             let mean = var * (ab_prev.sqrt() * x0 / (1.0 - ab_prev) + a.sqrt() * xt / b);
-            let (m, v) = q_posterior(
-                &s,
-                scalar_tensor(x0 as f32, &device),
-                scalar_tensor(xt as f32, &device),
-                &[t],
-            );
+            let (m, v) = q_posterior(&s, scalar_tensor(x0 as f32, &device), scalar_tensor(xt as f32, &device), &[t]);
             let (m, v) = (values(m)[0] as f64, values(v)[0] as f64);
             assert!((m - mean).abs() < 1e-5, "t={t}: mean {m} vs {mean}");
             assert!((v / var - 1.0).abs() < 1e-5, "t={t}: variance {v} vs {var}");
@@ -111,11 +106,7 @@ fn losses_match_their_definitions() {
     let zero = Tensor::<4>::zeros([1, 1, 2, 2], &device);
     let l1 = diffs.iter().map(|d| d.abs()).sum::<f32>() / 4.0;
     let l2 = diffs.iter().map(|d| d * d).sum::<f32>() / 4.0;
-    let huber = diffs
-        .iter()
-        .map(|d| if d.abs() < 1.0 { 0.5 * d * d } else { d.abs() - 0.5 })
-        .sum::<f32>()
-        / 4.0;
+    let huber = diffs.iter().map(|d| if d.abs() < 1.0 { 0.5 * d * d } else { d.abs() - 0.5 }).sum::<f32>() / 4.0;
     for (kind, expected) in [(LossKind::L1, l1), (LossKind::L2, l2), (LossKind::Huber, huber)] {
         let got = noise_loss(kind, pred.clone(), zero.clone()).into_scalar::<f32>();
         assert!((got - expected).abs() < 1e-6, "{kind:?}: {got} vs {expected}");

@@ -2,9 +2,9 @@
 //! and the EMA, step for step, on wgpu (its two kernels) and on the CPU (its pass over the flat
 //! buffers); and its saved state read by Burn's optimiser and the other way round.
 
+use burn::grad_clipping::GradientClippingConfig;
 use burn::module::{Module, Param};
 use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer};
-use burn::grad_clipping::GradientClippingConfig;
 use burn::prelude::*;
 use ddpm_web::diagnostics::launches;
 use ddpm_web::noise::NoiseSource;
@@ -83,7 +83,9 @@ fn the_flat_buffers_padding_is_zero_and_everything_finite_on_wgpu() {
     let mut inside = vec![false; state.params.dims()[0]];
     segments.ranges().for_each(|r| inside[r].fill(true));
     assert!(inside.iter().any(|i| !i), "the layout has padding to check");
-    for (name, t) in [("weights", &state.params), ("first moment", &state.moment_1), ("second moment", &state.moment_2), ("average", state.average.as_ref().unwrap())] {
+    for (name, t) in
+        [("weights", &state.params), ("first moment", &state.moment_1), ("second moment", &state.moment_2), ("average", state.average.as_ref().unwrap())]
+    {
         let v = t.clone().into_data().try_into_vec::<f32>().unwrap();
         assert!(v.iter().all(|x| x.is_finite()), "{name}: a value that is not finite");
         assert!(v.iter().zip(&inside).all(|(x, &i)| i || *x == 0.0), "{name}: padding that is not zero");

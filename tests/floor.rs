@@ -42,17 +42,15 @@ struct RealData {
 impl RealData {
     fn load() -> Self {
         use burn::store::{BurnpackStore, ModuleSnapshot};
-        use ddpm_web::eval::classifier::{Classifier, test_reference};
         use ddpm_web::data::{DEFAULT_DIR, Dataset, Split};
+        use ddpm_web::eval::classifier::{Classifier, test_reference};
         let train = Dataset::load(DEFAULT_DIR.as_ref(), Split::Train).unwrap();
         let device = burn::prelude::Device::flex();
         let mut classifier = Classifier::new(&device);
         classifier.load_from(&mut BurnpackStore::from_file("assets/classifier.bpk")).unwrap();
         // The test set's features are the slow part (~20 s): computed once for all tests.
         static REFERENCE: OnceLock<(DVector<f64>, DMatrix<f64>)> = OnceLock::new();
-        let reference = REFERENCE.get_or_init(|| {
-            test_reference(&classifier, &Dataset::load(DEFAULT_DIR.as_ref(), Split::Test).unwrap(), &device)
-        });
+        let reference = REFERENCE.get_or_init(|| test_reference(&classifier, &Dataset::load(DEFAULT_DIR.as_ref(), Split::Test).unwrap(), &device));
         Self { train, classifier, reference, device }
     }
 

@@ -35,8 +35,8 @@ fn real_images_sit_at_the_floor_far_below_noise() {
     // Train and test images are two samples of one distribution; noise is not. Even through an
     // untrained feature extractor the floor must be far below the ceiling.
     use burn::prelude::*;
-    use ddpm_web::eval::classifier::{Classifier, FEATURES, dataset_features, noise_features};
     use ddpm_web::data::{DEFAULT_DIR, Dataset, Split};
+    use ddpm_web::eval::classifier::{Classifier, FEATURES, dataset_features, noise_features};
     let device = Device::flex();
     let model = Classifier::new(&device);
     let train = Dataset::load(DEFAULT_DIR.as_ref(), Split::Train).unwrap();

@@ -28,7 +28,11 @@ enum Mutation {
     FlipBit(usize, u8),
     Overwrite(usize, Vec<u8>),
     /// A 32-bit little- or big-endian length field rewritten (header words sit at 4-byte steps).
-    Length { at: usize, value: u32, big_endian: bool },
+    Length {
+        at: usize,
+        value: u32,
+        big_endian: bool,
+    },
 }
 
 fn mutation() -> impl Strategy<Value = Mutation> {
@@ -36,8 +40,11 @@ fn mutation() -> impl Strategy<Value = Mutation> {
         any::<usize>().prop_map(Mutation::Truncate),
         (any::<usize>(), 0u8..8).prop_map(|(i, b)| Mutation::FlipBit(i, b)),
         (any::<usize>(), proptest::collection::vec(any::<u8>(), 1..16)).prop_map(|(i, v)| Mutation::Overwrite(i, v)),
-        (0usize..64, prop_oneof![any::<u32>(), Just(u32::MAX), Just(0), Just(10_000_000)], any::<bool>())
-            .prop_map(|(w, value, big_endian)| Mutation::Length { at: 4 * w, value, big_endian }),
+        (0usize..64, prop_oneof![any::<u32>(), Just(u32::MAX), Just(0), Just(10_000_000)], any::<bool>()).prop_map(|(w, value, big_endian)| Mutation::Length {
+            at: 4 * w,
+            value,
+            big_endian
+        }),
     ]
 }
 
@@ -69,7 +76,14 @@ fn apply(mut bytes: Vec<u8>, mutations: &[Mutation]) -> Vec<u8> {
 fn weights_file() -> &'static Vec<u8> {
     static FILE: OnceLock<Vec<u8>> = OnceLock::new();
     FILE.get_or_init(|| {
-        let unet = UNetConfig::new().with_dim(4).with_dim_mults(vec![1, 2]).with_image_size(4).with_resnet_block_groups(2).with_attn_heads(1).with_attn_dim_head(4).with_num_classes(10);
+        let unet = UNetConfig::new()
+            .with_dim(4)
+            .with_dim_mults(vec![1, 2])
+            .with_image_size(4)
+            .with_resnet_block_groups(2)
+            .with_attn_heads(1)
+            .with_attn_dim_head(4)
+            .with_num_classes(10);
         let description = ModelDescription {
             unet: unet.clone(),
             schedule: BetaSchedule::Linear,
@@ -93,11 +107,7 @@ fn load_never_panics(bytes: &[u8]) -> Result<(), TestCaseError> {
 
 #[test]
 fn the_weights_loader_survives_mutated_files() {
-    runner()
-        .run(&proptest::collection::vec(mutation(), 1..4), |mutations| {
-            load_never_panics(&apply(weights_file().clone(), &mutations))
-        })
-        .unwrap();
+    runner().run(&proptest::collection::vec(mutation(), 1..4), |mutations| load_never_panics(&apply(weights_file().clone(), &mutations))).unwrap();
 }
 
 #[test]

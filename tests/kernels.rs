@@ -160,7 +160,14 @@ fn the_kernels_stay_off_the_cpu_and_take_autodiff_through_their_backward() {
 
 /// Every input's gradient of `Σ w · f(x, …)` for a fixed random `w`, through `f`.
 /// With `nhwc`, x reaches `f` as a channels-last buffer (a copy inside the graph).
-fn group_norm_grads(f: fn(Tensor<4>, &GroupNorm, NormAct) -> Tensor<4>, x: &Tensor<4>, nhwc: bool, norm: &GroupNorm, act: &NormAct, w: &Tensor<4>) -> Vec<(&'static str, Tensor<1>)> {
+fn group_norm_grads(
+    f: fn(Tensor<4>, &GroupNorm, NormAct) -> Tensor<4>,
+    x: &Tensor<4>,
+    nhwc: bool,
+    norm: &GroupNorm,
+    act: &NormAct,
+    w: &Tensor<4>,
+) -> Vec<(&'static str, Tensor<1>)> {
     let leaf = |t: Tensor<4>| Tensor::<4>::from_data(t.into_data(), &w.device()).require_grad();
     let x = leaf(x.clone());
     let input = if nhwc { (x.clone().permute([0, 2, 3, 1]) * 1.0).permute([0, 3, 1, 2]) } else { x.clone() };
@@ -208,13 +215,17 @@ fn group_norm_act_gradients_equal_burns(device: &Device) {
         let norm = norm(groups, channels, &device);
         let x = normal([batch, channels, side, side], 0.7, 2.5, &device);
         let w = normal([batch, channels, side, side], 0.0, 1.0, &device);
-        for (scale_shift, silu, residual, column) in [(false, false, false, 0), (true, true, false, 0), (false, true, true, 0), (true, true, true, 7), (true, false, false, 0)] {
+        for (scale_shift, silu, residual, column) in
+            [(false, false, false, 0), (true, true, false, 0), (false, true, true, 0), (true, true, true, 7), (true, false, false, 0)]
+        {
             let act = NormAct {
                 scale_shift: scale_shift.then(|| ScaleShift { table: normal([batch, 2 * channels + column], 0.0, 0.5, &device), column }),
                 silu,
                 residual: residual.then(|| normal([batch, channels, side, side], 0.0, 1.0, &device)),
             };
-            let case = format!("batch {batch}, {groups} groups of {channels} channels at {side}², scale/shift {scale_shift} (column {column}), SiLU {silu}, residual {residual}");
+            let case = format!(
+                "batch {batch}, {groups} groups of {channels} channels at {side}², scale/shift {scale_shift} (column {column}), SiLU {silu}, residual {residual}"
+            );
             let reference = group_norm_grads(kernels::naive::group_norm_act, &x, false, &norm, &act, &w);
             for (layout, nhwc) in [("row-major", false), ("channels-last", true)] {
                 let ours = group_norm_grads(kernels::group_norm_act, &x, nhwc, &norm, &act, &w);

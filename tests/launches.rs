@@ -10,12 +10,8 @@ use ddpm_web::weights;
 /// The counts recorded in docs/benchmarks.md (burn 0.22.1, CubeCL 0.11.3, no fusion, the U-Net's
 /// own kernels of src/kernels/, training through their backward and the flat optimiser). Autotune's choices move them by under 1 % between runs. A count
 /// that falls is progress: record the new figure. One that grows past 10 % fails.
-const RECORDED: [(&str, usize); 4] = [
-    ("forward, batch 1", 154),
-    ("forward, batch 16", 154),
-    ("guided DDIM step, batch 4", 169),
-    ("training step, batch 16", 760),
-];
+const RECORDED: [(&str, usize); 4] =
+    [("forward, batch 1", 154), ("forward, batch 16", 154), ("guided DDIM step, batch 4", 169), ("training step, batch 16", 760)];
 
 #[test]
 fn kernel_launches_stay_within_ten_percent_of_the_recorded_counts() {

@@ -20,7 +20,8 @@ use std::sync::{Arc, Mutex};
 /// A wgpu device (lavapipe here) with WebGPU's default limits, and the validation errors it reports.
 fn default_limits_device() -> (Device, Arc<Mutex<Vec<String>>>) {
     let instance = wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle());
-    let adapter = futures_lite::future::block_on(instance.request_adapter(&wgpu::RequestAdapterOptions::default())).expect("a wgpu adapter (lavapipe on machines without a GPU)");
+    let adapter = futures_lite::future::block_on(instance.request_adapter(&wgpu::RequestAdapterOptions::default()))
+        .expect("a wgpu adapter (lavapipe on machines without a GPU)");
     let (device, queue) = futures_lite::future::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
         label: Some("WebGPU's default limits"),
         required_features: needed_features(adapter.features()),

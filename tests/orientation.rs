@@ -57,10 +57,8 @@ fn train_set() -> Dataset {
 fn real_shoes_face_the_way_of_their_class_mean_and_mirrored_ones_do_not() {
     let means = class_means(&train_set());
     let test = Dataset::load(DEFAULT_DIR.as_ref(), Split::Test).unwrap();
-    let shoes: Vec<(Vec<f32>, usize)> = (0..test.len())
-        .filter(|&i| SHOES.contains(&(test.labels[i] as usize)))
-        .map(|i| (test.image(i, false), test.labels[i] as usize))
-        .collect();
+    let shoes: Vec<(Vec<f32>, usize)> =
+        (0..test.len()).filter(|&i| SHOES.contains(&(test.labels[i] as usize))).map(|i| (test.image(i, false), test.labels[i] as usize)).collect();
     let mirrored: Vec<(Vec<f32>, usize)> = shoes.iter().map(|(x, c)| (mirror(x), *c)).collect();
     let (plain, flipped) = (share_facing(&shoes, &means), share_facing(&mirrored, &means));
     eprintln!("test shoes facing the data's way: {plain:.3}, mirrored: {flipped:.3}");
@@ -82,8 +80,7 @@ fn the_shipped_model_draws_shoes_facing_the_data_way() {
     let guidance = Guidance::new(labels.clone(), 2.0).within(Some(0..=600), schedule.len()).unwrap();
     let run = SamplingRun::new(sampler, [labels.len(), 1, SIDE, SIDE], guidance, 0, &device);
     let pixels = run.finish(&model).into_data().try_into_vec::<f32>().unwrap();
-    let samples: Vec<(Vec<f32>, usize)> =
-        pixels.chunks(SIDE * SIDE).zip(&labels).map(|(x, c)| (x.to_vec(), c.unwrap())).collect();
+    let samples: Vec<(Vec<f32>, usize)> = pixels.chunks(SIDE * SIDE).zip(&labels).map(|(x, c)| (x.to_vec(), c.unwrap())).collect();
     let share = share_facing(&samples, &class_means(&train_set()));
     eprintln!("{path}: samples facing the data's way: {share:.3}");
     assert!(share >= 0.9, "{path}: only {share:.3} of {} shoes face the way Fashion-MNIST's do", samples.len());

@@ -2,9 +2,7 @@
 
 use burn::prelude::*;
 use ddpm_web::noise::NoiseSource;
-use ddpm_web::sampler::{
-    DdpmVariance, Guidance, Inpaint, NoisePredictor, SamplerKind, SamplingRun, X0, guided_noise, morph_noise, slerp,
-};
+use ddpm_web::sampler::{DdpmVariance, Guidance, Inpaint, NoisePredictor, SamplerKind, SamplingRun, X0, guided_noise, morph_noise, slerp};
 use ddpm_web::schedule::{BetaSchedule, Schedule};
 
 fn values(t: Tensor<4>) -> Vec<f32> {
@@ -20,8 +18,7 @@ struct PointOracle {
 impl NoisePredictor for PointOracle {
     fn predict_noise(&self, x_t: Tensor<4>, t: usize, _: &[Option<usize>]) -> Tensor<4> {
         let s = &self.schedule;
-        (x_t - self.target.clone() * s.sqrt_alphas_cumprod[t] as f32)
-            / s.sqrt_one_minus_alphas_cumprod[t] as f32
+        (x_t - self.target.clone() * s.sqrt_alphas_cumprod[t] as f32) / s.sqrt_one_minus_alphas_cumprod[t] as f32
     }
 }
 
@@ -292,10 +289,7 @@ struct LabelEcho;
 impl NoisePredictor for LabelEcho {
     fn predict_noise(&self, x_t: Tensor<4>, _: usize, labels: &[Option<usize>]) -> Tensor<4> {
         let [b, c, h, w] = x_t.dims();
-        let data: Vec<f32> = labels
-            .iter()
-            .flat_map(|l| std::iter::repeat_n(l.map_or(-1.0, |l| l as f32), c * h * w))
-            .collect();
+        let data: Vec<f32> = labels.iter().flat_map(|l| std::iter::repeat_n(l.map_or(-1.0, |l| l as f32), c * h * w)).collect();
         assert_eq!(data.len(), b * c * h * w);
         Tensor::from_data(TensorData::new(data, [b, c, h, w]), &x_t.device())
     }

@@ -19,7 +19,12 @@ fn render(gpu: &(wgpu::Device, wgpu::Queue), values: &[f32], count: u32, cols: u
     let format = wgpu::TextureFormat::Rgba8Unorm;
     let pipeline = grid::pipeline(device, format);
     let buffer = |bytes: &[u8], usage| {
-        let b = device.create_buffer(&wgpu::BufferDescriptor { label: None, size: bytes.len() as u64, usage: usage | wgpu::BufferUsages::COPY_DST, mapped_at_creation: false });
+        let b = device.create_buffer(&wgpu::BufferDescriptor {
+            label: None,
+            size: bytes.len() as u64,
+            usage: usage | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
         queue.write_buffer(&b, 0, bytes);
         b
     };
@@ -70,7 +75,10 @@ fn render(gpu: &(wgpu::Device, wgpu::Queue), values: &[f32], count: u32, cols: u
     }
     encoder.copy_texture_to_buffer(
         texture.as_image_copy(),
-        wgpu::TexelCopyBufferInfo { buffer: &readback, layout: wgpu::TexelCopyBufferLayout { offset: 0, bytes_per_row: Some(row_bytes), rows_per_image: None } },
+        wgpu::TexelCopyBufferInfo {
+            buffer: &readback,
+            layout: wgpu::TexelCopyBufferLayout { offset: 0, bytes_per_row: Some(row_bytes), rows_per_image: None },
+        },
         wgpu::Extent3d { width: w, height: h, depth_or_array_layers: 1 },
     );
     queue.submit([encoder.finish()]);

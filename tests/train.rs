@@ -58,7 +58,10 @@ fn training_on_wgpu_with_the_kernels_follows_the_cpu() {
         assert!((cpu_loss - gpu_loss).abs() < 1e-3 * cpu_loss, "step {step}: loss {gpu_loss} on wgpu, {cpu_loss} on the CPU");
     }
     let weights = |m: &ddpm_web::unet::UNet| Tensor::cat(ddpm_web::weights::flat_params(m), 0).into_data().try_into_vec::<f32>().unwrap();
-    for (what, a, b) in [("weights", weights(&on_gpu.model().valid()), weights(&on_cpu.model().valid())), ("EMA", weights(&on_gpu.inference_model()), weights(&on_cpu.inference_model()))] {
+    for (what, a, b) in [
+        ("weights", weights(&on_gpu.model().valid()), weights(&on_cpu.model().valid())),
+        ("EMA", weights(&on_gpu.inference_model()), weights(&on_cpu.inference_model())),
+    ] {
         // Adam moves each weight by about the learning rate a step.
         let mean = a.iter().zip(&b).map(|(x, y)| (x - y).abs()).sum::<f32>() / a.len() as f32;
         assert!(mean < 1e-5, "{what}: mean |wgpu − CPU| = {mean} after 3 steps of 1e-3");

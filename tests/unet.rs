@@ -30,11 +30,7 @@ fn config_from(meta: &Value) -> UNetConfig {
         .with_attn_heads(get("heads", 4))
         .with_attn_dim_head(get("dim_head", 32))
         .with_num_classes(get("num_classes", 0))
-        .with_block(if meta.get("use_convnext").and_then(Value::as_bool) == Some(true) {
-            BlockKind::ConvNext
-        } else {
-            BlockKind::Resnet
-        })
+        .with_block(if meta.get("use_convnext").and_then(Value::as_bool) == Some(true) { BlockKind::ConvNext } else { BlockKind::Resnet })
 }
 
 fn max_abs_diff(a: Tensor<4>, b: Tensor<4>) -> f32 {
@@ -69,25 +65,19 @@ fn check_against_pytorch(name: &str, device: Device) {
     assert_eq!(model.num_params() as u64, meta["params"].as_u64().unwrap(), "parameter count");
 
     let path = fixture(&format!("unet_{name}.safetensors"));
-    let mut store = SafetensorsStore::from_file(path.clone())
-        .with_from_adapter(PyTorchToBurnAdapter)
-        .skip_enum_variants(true)
-        .allow_partial(true);
+    let mut store = SafetensorsStore::from_file(path.clone()).with_from_adapter(PyTorchToBurnAdapter).skip_enum_variants(true).allow_partial(true);
     let result = model.load_from(&mut store).expect("fixture loads");
     assert!(result.missing.is_empty(), "tensors missing from fixture: {:?}", result.missing);
     assert!(result.errors.is_empty(), "{:?}", result.errors);
     let unused: Vec<_> = result.unused.iter().filter(|k| !k.starts_with("input.") && !k.starts_with("output.")).collect();
     assert!(unused.is_empty(), "fixture tensors the model did not take: {unused:?}");
 
-    let read = |store: &mut SafetensorsStore, key: &str| {
-        burn::store::bridge::to_data(store.get_tensor(key).unwrap().expect(key)).unwrap()
-    };
+    let read = |store: &mut SafetensorsStore, key: &str| burn::store::bridge::to_data(store.get_tensor(key).unwrap().expect(key)).unwrap();
     let mut store = SafetensorsStore::from_file(path);
     let x = Tensor::<4>::from_data(read(&mut store, "input.x"), &device);
     let t = Tensor::<1>::from_data(read(&mut store, "input.t"), &device);
     let expected = Tensor::<4>::from_data(read(&mut store, "output.eps"), &device);
-    let labels = (config.num_classes > 0)
-        .then(|| Tensor::<1, Int>::from_data(read(&mut store, "input.labels"), &device));
+    let labels = (config.num_classes > 0).then(|| Tensor::<1, Int>::from_data(read(&mut store, "input.labels"), &device));
     let out = model.forward(x.clone(), t.clone(), labels.clone());
     assert_eq!(out.dims(), expected.dims());
     let err = max_abs_diff(out, expected.clone());

@@ -2,12 +2,12 @@
 //! Fréchet distance (the role Inception plays in FID), and whose predictions check that guided
 //! samples show the class that was asked for.
 
+use crate::data::Dataset;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::pool::{MaxPool2d, MaxPool2dConfig};
 use burn::nn::{Linear, LinearConfig, PaddingConfig2d};
 use burn::prelude::*;
 use burn::tensor::activation::relu;
-use crate::data::Dataset;
 
 /// Width of the feature vector.
 pub const FEATURES: usize = 128;
@@ -23,9 +23,7 @@ pub struct Classifier {
 
 impl Classifier {
     pub fn new(device: &Device) -> Self {
-        let conv = |i, o| {
-            Conv2dConfig::new([i, o], [3, 3]).with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1)).init(device)
-        };
+        let conv = |i, o| Conv2dConfig::new([i, o], [3, 3]).with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1)).init(device);
         Self {
             conv1: conv(1, 32),
             conv2: conv(32, 64),
@@ -62,10 +60,7 @@ impl Classifier {
 
 /// Classifier features of the given images of a data set, computed 500 at a time.
 pub fn dataset_features(model: &Classifier, data: &Dataset, indices: &[usize], device: &Device) -> Vec<f32> {
-    indices
-        .chunks(500)
-        .flat_map(|c| model.feature_vec(data.batch(c, None, device).0))
-        .collect()
+    indices.chunks(500).flat_map(|c| model.feature_vec(data.batch(c, None, device).0)).collect()
 }
 
 /// The Gaussian of all test images' features, which every FD is measured against.

@@ -39,14 +39,7 @@ pub fn over_draws(pairs: &[(f64, f64)], a_alone: &[f64], b_alone: &[f64], delta_
     // the estimator's variance when each row is its draw's level plus its setting's effect plus
     // noise of its own, the pairs' share of which is in both δ and the levels.
     let se = |m: f64| ((scatter * scatter) / k + delta_sd * delta_sd * m * (m + p) / (k * k)).sqrt();
-    Ok(OverDraws {
-        draws: levels.len(),
-        fd_a: level,
-        fd_b: level + delta,
-        scatter,
-        se_a: se(mb),
-        se_b: se(ma),
-    })
+    Ok(OverDraws { draws: levels.len(), fd_a: level, fd_b: level + delta, scatter, se_a: se(mb), se_b: se(ma) })
 }
 
 /// The mean and the sample standard deviation (n − 1) of `values`; the deviation is 0 for one value.

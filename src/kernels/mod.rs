@@ -40,7 +40,9 @@ use naive as ops;
 
 pub mod naive;
 
-pub use ops::{FlatGather, adam_update, attention, channels_last_weight, conv2d, flat_alignment, flat_view, group_norm_act, linear_attention, standardize_weight};
+pub use ops::{
+    FlatGather, adam_update, attention, channels_last_weight, conv2d, flat_alignment, flat_view, group_norm_act, linear_attention, standardize_weight,
+};
 
 use burn::prelude::*;
 

@@ -161,12 +161,7 @@ pub fn parse_interval(s: &str) -> Result<RangeInclusive<usize>, String> {
 
 /// The one place guidance is applied, for every sampler. The conditional and unconditional
 /// predictions share a single forward pass of twice the batch.
-pub fn guided_noise(
-    model: &impl NoisePredictor,
-    x_t: Tensor<4>,
-    t: usize,
-    guidance: &Guidance,
-) -> Tensor<4> {
+pub fn guided_noise(model: &impl NoisePredictor, x_t: Tensor<4>, t: usize, guidance: &Guidance) -> Tensor<4> {
     let conditioned = guidance.labels.iter().any(Option::is_some);
     let scale = guidance.scale_at(t);
     if !conditioned || scale == 1.0 {
@@ -194,13 +189,7 @@ pub struct SamplingRun {
 
 impl SamplingRun {
     /// Starts from x_T ~ N(0, I) drawn from `seed`; the same seed gives the same image anywhere.
-    pub fn new(
-        sampler: Box<dyn Sampler>,
-        shape: [usize; 4],
-        guidance: Guidance,
-        seed: u64,
-        device: &Device,
-    ) -> Self {
+    pub fn new(sampler: Box<dyn Sampler>, shape: [usize; 4], guidance: Guidance, seed: u64, device: &Device) -> Self {
         let mut noise = NoiseSource::new(seed);
         let x = noise.normal(shape, device);
         Self::starting_at(sampler, x, guidance, noise)

@@ -10,9 +10,9 @@ use crate::noise::NoiseSource;
 use crate::schedule::Schedule;
 use crate::unet::UNet;
 use crate::weights::flat_params;
+use burn::grad_clipping::GradientClippingConfig;
 use burn::module::{ModuleMapper, Param};
 use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer};
-use burn::grad_clipping::GradientClippingConfig;
 use burn::prelude::*;
 use flat_adam::FlatAdam;
 
@@ -103,16 +103,7 @@ impl Trainer {
             }
             Optimiser::Burn(adam.init())
         };
-        Self {
-            rng: NoiseSource::new(config.seed),
-            optim,
-            model,
-            ema,
-            schedule,
-            config,
-            steps_done: 0,
-            ema_updates: 0,
-        }
+        Self { rng: NoiseSource::new(config.seed), optim, model, ema, schedule, config, steps_done: 0, ema_updates: 0 }
     }
 
     /// One optimisation step on a batch of clean images `x0` in [-1, 1]; returns the loss tensor

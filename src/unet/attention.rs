@@ -24,12 +24,7 @@ pub struct Attention {
 impl Attention {
     pub fn new(dim: usize, heads: usize, dim_head: usize, device: &Device) -> Self {
         let hidden = heads * dim_head;
-        Self {
-            to_qkv: qkv_conv(dim, hidden, device),
-            to_out: Conv2dConfig::new([hidden, dim], [1, 1]).init(device),
-            heads,
-            dim_head,
-        }
+        Self { to_qkv: qkv_conv(dim, hidden, device), to_out: Conv2dConfig::new([hidden, dim], [1, 1]).init(device), heads, dim_head }
     }
 }
 

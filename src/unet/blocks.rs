@@ -12,9 +12,7 @@ use burn::tensor::ops::ConvOptions;
 
 pub fn conv(dim_in: usize, dim_out: usize, kernel: usize, device: &Device) -> Conv2d {
     let pad = kernel / 2;
-    Conv2dConfig::new([dim_in, dim_out], [kernel, kernel])
-        .with_padding(PaddingConfig2d::Explicit(pad, pad, pad, pad))
-        .init(device)
+    Conv2dConfig::new([dim_in, dim_out], [kernel, kernel]).with_padding(PaddingConfig2d::Explicit(pad, pad, pad, pad)).init(device)
 }
 
 /// A convolution whose kernel is standardised (zero mean, unit variance per output channel)
@@ -73,10 +71,7 @@ pub struct Block {
 
 impl Block {
     pub fn new(dim: usize, dim_out: usize, groups: usize, device: &Device) -> Self {
-        Self {
-            proj: WeightStandardizedConv2d::new(conv(dim, dim_out, 3, device)),
-            norm: GroupNormConfig::new(groups, dim_out).init(device),
-        }
+        Self { proj: WeightStandardizedConv2d::new(conv(dim, dim_out, 3, device)), norm: GroupNormConfig::new(groups, dim_out).init(device) }
     }
 
     fn for_inference(&self) -> Self {
@@ -145,10 +140,7 @@ impl ConvNextBlock {
         let hidden = dim_out * mult;
         Self {
             mlp: LinearConfig::new(time_dim, dim).init(device),
-            ds_conv: Conv2dConfig::new([dim, dim], [7, 7])
-                .with_padding(PaddingConfig2d::Explicit(3, 3, 3, 3))
-                .with_groups(dim)
-                .init(device),
+            ds_conv: Conv2dConfig::new([dim, dim], [7, 7]).with_padding(PaddingConfig2d::Explicit(3, 3, 3, 3)).with_groups(dim).init(device),
             norm1: GroupNormConfig::new(1, dim).init(device),
             conv1: conv(dim, hidden, 3, device),
             norm2: GroupNormConfig::new(1, hidden).init(device),
@@ -240,17 +232,13 @@ impl Resample {
 /// `b c (h 2) (w 2) -> b (c 2 2) h w`, einops' order.
 pub fn space_to_depth(x: Tensor<4>) -> Tensor<4> {
     let [b, c, h, w] = x.dims();
-    x.reshape([b, c, h / 2, 2, w / 2, 2])
-        .permute([0, 1, 3, 5, 2, 4])
-        .reshape([b, c * 4, h / 2, w / 2])
+    x.reshape([b, c, h / 2, 2, w / 2, 2]).permute([0, 1, 3, 5, 2, 4]).reshape([b, c * 4, h / 2, w / 2])
 }
 
 /// Nearest-neighbour ×2 by broadcasting: each pixel becomes a 2×2 patch.
 pub fn upsample_nearest(x: Tensor<4>) -> Tensor<4> {
     let [b, c, h, w] = x.dims();
-    x.reshape([b, c, h, 1, w, 1])
-        .expand([b, c, h, 2, w, 2])
-        .reshape([b, c, h * 2, w * 2])
+    x.reshape([b, c, h, 1, w, 1]).expand([b, c, h, 2, w, 2]).reshape([b, c, h * 2, w * 2])
 }
 
 #[cfg(test)]

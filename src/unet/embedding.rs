@@ -26,11 +26,7 @@ pub struct TimeMlp {
 
 impl TimeMlp {
     pub fn new(dim: usize, time_dim: usize, device: &Device) -> Self {
-        Self {
-            linear1: LinearConfig::new(dim, time_dim).init(device),
-            linear2: LinearConfig::new(time_dim, time_dim).init(device),
-            dim,
-        }
+        Self { linear1: LinearConfig::new(dim, time_dim).init(device), linear2: LinearConfig::new(time_dim, time_dim).init(device), dim }
     }
 
     /// `t`: the (float) time index of each image, `[B]` → `[B, time_dim]`.

@@ -5,13 +5,13 @@ pub mod attention;
 pub mod blocks;
 pub mod embedding;
 
+use crate::kernels::ScaleShift;
 use crate::sampler::NoisePredictor;
 use attention::{Attention, LinearAttention, PreNormResidual};
 use blocks::{ConvNextBlock, ResBlock, Resample, ResnetBlock, conv};
 use burn::module::{ModuleMapper, Param};
 use burn::nn::conv::Conv2d;
 use burn::prelude::*;
-use crate::kernels::ScaleShift;
 use embedding::{ClassEmbedding, TimeMlp, TimeProjections};
 use serde::{Deserialize, Serialize};
 
@@ -68,20 +68,12 @@ impl UNetConfig {
         let levels = self.dim_mults.len();
         let factor = 1usize << (levels - 1);
         if self.image_size == 0 || !self.image_size.is_multiple_of(factor) {
-            return Err(format!(
-                "image size {} is not divisible by 2^{} for {levels} levels",
-                self.image_size,
-                levels - 1
-            ));
+            return Err(format!("image size {} is not divisible by 2^{} for {levels} levels", self.image_size, levels - 1));
         }
         if self.block == BlockKind::Resnet {
             for m in std::iter::once(1).chain(self.dim_mults.iter().copied()) {
                 if !(self.dim * m).is_multiple_of(self.resnet_block_groups) {
-                    return Err(format!(
-                        "width {} is not divisible by {} GroupNorm groups",
-                        self.dim * m,
-                        self.resnet_block_groups
-                    ));
+                    return Err(format!("width {} is not divisible by {} GroupNorm groups", self.dim * m, self.resnet_block_groups));
                 }
             }
         }
@@ -92,20 +84,13 @@ impl UNetConfig {
         self.validate().expect("invalid U-Net configuration");
         let dim = self.dim;
         let time_dim = dim * 4;
-        let dims: Vec<usize> =
-            std::iter::once(dim).chain(self.dim_mults.iter().map(|m| dim * m)).collect();
+        let dims: Vec<usize> = std::iter::once(dim).chain(self.dim_mults.iter().map(|m| dim * m)).collect();
         let in_out: Vec<(usize, usize)> = dims.windows(2).map(|w| (w[0], w[1])).collect();
         let block = |a: usize, b: usize| match self.block {
-            BlockKind::Resnet => {
-                ResBlock::Resnet(ResnetBlock::new(a, b, time_dim, self.resnet_block_groups, device))
-            }
-            BlockKind::ConvNext => {
-                ResBlock::ConvNext(ConvNextBlock::new(a, b, time_dim, self.convnext_mult, device))
-            }
+            BlockKind::Resnet => ResBlock::Resnet(ResnetBlock::new(a, b, time_dim, self.resnet_block_groups, device)),
+            BlockKind::ConvNext => ResBlock::ConvNext(ConvNextBlock::new(a, b, time_dim, self.convnext_mult, device)),
         };
-        let linear_attn = |d: usize| {
-            PreNormResidual::new(d, LinearAttention::new(d, self.attn_heads, self.attn_dim_head, device), device)
-        };
+        let linear_attn = |d: usize| PreNormResidual::new(d, LinearAttention::new(d, self.attn_heads, self.attn_dim_head, device), device);
         let levels = in_out.len();
         let downs = in_out
             .iter()
@@ -114,11 +99,7 @@ impl UNetConfig {
                 block1: block(d_in, d_in),
                 block2: block(d_in, d_in),
                 attn: linear_attn(d_in),
-                resample: if i + 1 < levels {
-                    Resample::down(d_in, d_out, device)
-                } else {
-                    Resample::same(d_in, d_out, device)
-                },
+                resample: if i + 1 < levels { Resample::down(d_in, d_out, device) } else { Resample::same(d_in, d_out, device) },
             })
             .collect();
         let ups = in_out
@@ -129,26 +110,17 @@ impl UNetConfig {
                 block1: block(d_out + d_in, d_out),
                 block2: block(d_out + d_in, d_out),
                 attn: linear_attn(d_out),
-                resample: if i + 1 < levels {
-                    Resample::up(d_out, d_in, device)
-                } else {
-                    Resample::same(d_out, d_in, device)
-                },
+                resample: if i + 1 < levels { Resample::up(d_out, d_in, device) } else { Resample::same(d_out, d_in, device) },
             })
             .collect();
         let mid = *dims.last().unwrap();
         UNet {
             init_conv: conv(self.channels, dim, 1, device),
             time_mlp: TimeMlp::new(dim, time_dim, device),
-            class_emb: (self.num_classes > 0)
-                .then(|| ClassEmbedding::new(self.num_classes, time_dim, device)),
+            class_emb: (self.num_classes > 0).then(|| ClassEmbedding::new(self.num_classes, time_dim, device)),
             downs,
             mid_block1: block(mid, mid),
-            mid_attn: PreNormResidual::new(
-                mid,
-                Attention::new(mid, self.attn_heads, self.attn_dim_head, device),
-                device,
-            ),
+            mid_attn: PreNormResidual::new(mid, Attention::new(mid, self.attn_heads, self.attn_dim_head, device), device),
             mid_block2: block(mid, mid),
             ups,
             final_res_block: block(dim * 2, dim),

@@ -99,10 +99,7 @@ impl Engine {
         let (device, gpu) = match backend.as_str() {
             "webgpu" => {
                 let setup = gpu::acquire().await.map_err(js_err)?;
-                let device = Device::wgpu_options()
-                    .setup(setup.clone())
-                    .init()
-                    .map_err(|e| js_err(format!("Burn could not start on WebGPU: {e}")))?;
+                let device = Device::wgpu_options().setup(setup.clone()).init().map_err(|e| js_err(format!("Burn could not start on WebGPU: {e}")))?;
                 (device, Some(setup))
             }
             "cpu" => (Device::flex(), if draw_with_gpu { gpu::acquire().await.ok() } else { None }),
@@ -123,13 +120,7 @@ impl Engine {
             #[cfg(feature = "train")]
             training: None,
         };
-        Ok(Engine {
-            state: Rc::new(RefCell::new(state)),
-            gpu,
-            backend,
-            adapter,
-            software,
-        })
+        Ok(Engine { state: Rc::new(RefCell::new(state)), gpu, backend, adapter, software })
     }
 
     /// What the device's allocator holds (GPU buffers on WebGPU), for the soak runs: JSON
@@ -137,10 +128,7 @@ impl Engine {
     #[wasm_bindgen(js_name = deviceMemory)]
     pub fn device_memory(&self) -> Option<String> {
         let usage = self.state.borrow().device.memory_pool_usage()?;
-        Some(format!(
-            r#"{{"allocs":{},"inUse":{},"reserved":{}}}"#,
-            usage.number_allocs, usage.bytes_in_use, usage.bytes_reserved
-        ))
+        Some(format!(r#"{{"allocs":{},"inUse":{},"reserved":{}}}"#, usage.number_allocs, usage.bytes_in_use, usage.bytes_reserved))
     }
 
     #[wasm_bindgen(getter)]
@@ -247,13 +235,7 @@ impl Engine {
 
     /// x_T of the current run (before any step), read back: a promise of a Float32Array.
     pub fn noise(&self) -> Result<js_sys::Promise, JsValue> {
-        let x = self
-            .state
-            .borrow()
-            .run
-            .as_ref()
-            .ok_or_else(|| js_err("nothing is being generated"))?
-            .current();
+        let x = self.state.borrow().run.as_ref().ok_or_else(|| js_err("nothing is being generated"))?.current();
         Ok(future_to_promise(async move { Ok(float32(read(x).await?)) }))
     }
 
@@ -267,14 +249,10 @@ impl Engine {
     /// q(x_t | x_0) for `images` (each `size`² values in [-1, 1]), as [`ForwardOptions`] asks.
     /// A promise of a Float32Array.
     pub fn forward(&self, images: Vec<f32>, options: &str) -> Result<js_sys::Promise, JsValue> {
-        let ForwardOptions { size, t, schedule, timesteps, seed } =
-            serde_json::from_str(options).map_err(|e| js_err(format!("forward options: {e}")))?;
+        let ForwardOptions { size, t, schedule, timesteps, seed } = serde_json::from_str(options).map_err(|e| js_err(format!("forward options: {e}")))?;
         let kind = BetaSchedule::parse(&schedule).map_err(js_err)?;
         if timesteps == 0 || t >= timesteps || size == 0 || images.is_empty() || !images.len().is_multiple_of(size * size) {
-            return Err(js_err(format!(
-                "forward: t = {t} of {timesteps}, {} values of {size}² images",
-                images.len()
-            )));
+            return Err(js_err(format!("forward: t = {t} of {timesteps}, {} values of {size}² images", images.len())));
         }
         let schedule = Schedule::new(kind, timesteps);
         let n = images.len() / (size * size);
@@ -301,13 +279,7 @@ async fn step(state: Rc<RefCell<State>>) -> Result<Option<StepReport>, JsValue> 
     };
     // The borrow ends before the await, so the page may call in while the GPU works.
     let values = read(Tensor::cat(vec![step.x_prev, step.x0], 0)).await?;
-    Ok(Some(StepReport {
-        done,
-        total,
-        t: step.t,
-        values,
-        millis: now_ms() - started,
-    }))
+    Ok(Some(StepReport { done, total, t: step.t, values, millis: now_ms() - started }))
 }
 
 #[wasm_bindgen]

@@ -8,15 +8,10 @@ use burn::tensor::wgpu::{WgpuSetup, wgpu};
 /// runs here runs on a phone too (tests/limits.rs holds the engine's work to them), and the
 /// features CubeCL reads ([`needed_features`]).
 pub async fn acquire() -> Result<WgpuSetup, String> {
-    let instance = wgpu::Instance::new(wgpu::InstanceDescriptor {
-        backends: wgpu::Backends::BROWSER_WEBGPU,
-        ..wgpu::InstanceDescriptor::new_without_display_handle()
-    });
+    let instance =
+        wgpu::Instance::new(wgpu::InstanceDescriptor { backends: wgpu::Backends::BROWSER_WEBGPU, ..wgpu::InstanceDescriptor::new_without_display_handle() });
     let adapter = instance
-        .request_adapter(&wgpu::RequestAdapterOptions {
-            power_preference: wgpu::PowerPreference::HighPerformance,
-            ..Default::default()
-        })
+        .request_adapter(&wgpu::RequestAdapterOptions { power_preference: wgpu::PowerPreference::HighPerformance, ..Default::default() })
         .await
         .map_err(|e| format!("WebGPU offers no adapter ({e})"))?;
     let (device, queue) = adapter

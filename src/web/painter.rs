@@ -25,13 +25,8 @@ impl Painter {
             .map_err(|e| format!("cannot draw on the canvas with WebGPU: {e}"))?;
         let caps = surface.get_capabilities(&setup.adapter);
         // A linear (non-sRGB) format, so that grey levels land exactly where the CLI puts them.
-        let format = caps
-            .formats
-            .iter()
-            .copied()
-            .find(|f| !f.is_srgb())
-            .or_else(|| caps.formats.first().copied())
-            .ok_or("the canvas offers no WebGPU format")?;
+        let format =
+            caps.formats.iter().copied().find(|f| !f.is_srgb()).or_else(|| caps.formats.first().copied()).ok_or("the canvas offers no WebGPU format")?;
         let config = wgpu::SurfaceConfiguration {
             usage: wgpu::TextureUsages::RENDER_ATTACHMENT,
             format,
@@ -39,11 +34,7 @@ impl Painter {
             height: canvas.height().max(1),
             present_mode: wgpu::PresentMode::Fifo,
             desired_maximum_frame_latency: 2,
-            alpha_mode: caps
-                .alpha_modes
-                .first()
-                .copied()
-                .unwrap_or(wgpu::CompositeAlphaMode::Auto),
+            alpha_mode: caps.alpha_modes.first().copied().unwrap_or(wgpu::CompositeAlphaMode::Auto),
             view_formats: vec![],
             color_space: Default::default(),
         };
@@ -55,16 +46,7 @@ impl Painter {
             usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
             mapped_at_creation: false,
         });
-        Ok(Self {
-            device,
-            queue: setup.queue.clone(),
-            surface,
-            config,
-            pipeline,
-            uniform,
-            values: None,
-            canvas,
-        })
+        Ok(Self { device, queue: setup.queue.clone(), surface, config, pipeline, uniform, values: None, canvas })
     }
 }
 
@@ -90,10 +72,7 @@ impl Painter {
             serde_json::from_str(layout).map_err(|e| JsError::new(&format!("paint layout: {e}")))?;
         let needed = (panels * count * size * size) as usize;
         if count == 0 || cols == 0 || !(1..=2).contains(&panels) || values.len() != needed {
-            return Err(JsError::new(&format!(
-                "paint: {} values for {panels} panel(s) of {count} {size}×{size} images",
-                values.len()
-            )));
+            return Err(JsError::new(&format!("paint: {} values for {panels} panel(s) of {count} {size}×{size} images", values.len())));
         }
         if (width, height) != (self.config.width, self.config.height) {
             self.canvas.set_width(width);
@@ -104,16 +83,7 @@ impl Painter {
         } else if self.values.is_none() {
             self.surface.configure(&self.device, &self.config);
         }
-        let layout = GridLayout {
-            cols,
-            rows: count.div_ceil(cols),
-            size,
-            count,
-            panels,
-            colormap,
-            width,
-            height,
-        };
+        let layout = GridLayout { cols, rows: count.div_ceil(cols), size, count, panels, colormap, width, height };
         self.queue.write_buffer(&self.uniform, 0, &layout.bytes());
         let bytes: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
         if self.values.as_ref().is_none_or(|b| b.size() < bytes.len() as u64) {
@@ -129,9 +99,7 @@ impl Painter {
         let frame = match self.surface.get_current_texture() {
             wgpu::CurrentSurfaceTexture::Success(f) | wgpu::CurrentSurfaceTexture::Suboptimal(f) => f,
             other => {
-                return Err(JsError::new(&format!(
-                    "the canvas gave no texture to draw on: {other:?}"
-                )));
+                return Err(JsError::new(&format!("the canvas gave no texture to draw on: {other:?}")));
             }
         };
         let view = frame.texture.create_view(&Default::default());
@@ -139,14 +107,8 @@ impl Painter {
             label: None,
             layout: &self.pipeline.get_bind_group_layout(0),
             entries: &[
-                wgpu::BindGroupEntry {
-                    binding: 0,
-                    resource: self.uniform.as_entire_binding(),
-                },
-                wgpu::BindGroupEntry {
-                    binding: 1,
-                    resource: buffer.as_entire_binding(),
-                },
+                wgpu::BindGroupEntry { binding: 0, resource: self.uniform.as_entire_binding() },
+                wgpu::BindGroupEntry { binding: 1, resource: buffer.as_entire_binding() },
             ],
         });
         let mut encoder = self.device.create_command_encoder(&Default::default());
@@ -157,10 +119,7 @@ impl Painter {
                     view: &view,
                     depth_slice: None,
                     resolve_target: None,
-                    ops: wgpu::Operations {
-                        load: wgpu::LoadOp::Clear(wgpu::Color::BLACK),
-                        store: wgpu::StoreOp::Store,
-                    },
+                    ops: wgpu::Operations { load: wgpu::LoadOp::Clear(wgpu::Color::BLACK), store: wgpu::StoreOp::Store },
                 })],
                 ..Default::default()
             });

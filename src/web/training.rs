@@ -78,11 +78,7 @@ impl Engine {
             return Err(js_err("choose at least one class (0–9) to train on"));
         }
         let mut state = self.state.borrow_mut();
-        let data = state
-            .data
-            .as_ref()
-            .ok_or_else(|| js_err("the training images are not loaded"))?
-            .filter_classes(&o.classes);
+        let data = state.data.as_ref().ok_or_else(|| js_err("the training images are not loaded"))?.filter_classes(&o.classes);
         if data.is_empty() {
             return Err(js_err("the chosen classes have no images"));
         }
@@ -112,11 +108,7 @@ impl Engine {
         let eval_idx: Vec<usize> = (0..data.len().min(EVAL_IMAGES)).collect();
         let (x0, labels) = data.batch(&eval_idx, None, &plain);
         let eval = EvalBatch::new(x0, labels, schedule.len(), u64::from(o.seed) ^ 0xe7a1);
-        let config = TrainConfig::new()
-            .with_lr(o.lr)
-            .with_grad_clip(Some(1.0))
-            .with_ema_decay(o.ema)
-            .with_seed(u64::from(o.seed));
+        let config = TrainConfig::new().with_lr(o.lr).with_grad_clip(Some(1.0)).with_ema_decay(o.ema).with_seed(u64::from(o.seed));
         let json = serde_json::to_string(&description).map_err(js_err)?;
         let mut trainer = Trainer::new(model, schedule, config);
         // Fine-tuning keeps the loaded weights as the average they are (0 steps from scratch).
@@ -183,10 +175,7 @@ impl Engine {
         let unet = &t.description.unet;
         let sampler = SamplerKind::Ddim { steps, eta: 0.0 }.build(&t.trainer.schedule, X0::Raw).map_err(js_err)?;
         let conditional = model.null_class().is_some();
-        let guidance = Guidance::new(
-            (0..count).map(|i| conditional.then(|| t.classes[i % t.classes.len()])).collect(),
-            if conditional { 2.0 } else { 0.0 },
-        );
+        let guidance = Guidance::new((0..count).map(|i| conditional.then(|| t.classes[i % t.classes.len()])).collect(), if conditional { 2.0 } else { 0.0 });
         let shape = [count, unet.channels, unet.image_size, unet.image_size];
         let run = SamplingRun::new(sampler, shape, guidance, u64::from(seed), &state.device);
         let x0 = run.finish(&model);

@@ -23,9 +23,6 @@ pub(super) struct Training {
 
 impl Training {
     pub fn description(&self) -> ModelDescription {
-        ModelDescription {
-            train_steps: self.description.train_steps + self.trainer.steps_done,
-            ..self.description.clone()
-        }
+        ModelDescription { train_steps: self.description.train_steps + self.trainer.steps_done, ..self.description.clone() }
     }
 }

@@ -9,8 +9,6 @@ pub fn wgpu() -> (Device, MutexGuard<'static, ()>) {
     static DEVICE: OnceLock<Device> = OnceLock::new();
     static LOCK: Mutex<()> = Mutex::new(());
     let guard = LOCK.lock().unwrap_or_else(|e| e.into_inner());
-    let device = DEVICE
-        .get_or_init(|| Device::wgpu_options().init().expect("a wgpu adapter (lavapipe on machines without a GPU)"))
-        .clone();
+    let device = DEVICE.get_or_init(|| Device::wgpu_options().init().expect("a wgpu adapter (lavapipe on machines without a GPU)")).clone();
     (device, guard)
 }

@@ -1,12 +1,12 @@
 //! `ddpm sample`: a PNG grid of samples (or a morph between two seeds) and an animated GIF of the
 //! reverse process.
 
+use crate::load_weights;
 use crate::{DeviceArg, GuidanceArgs, SamplerArg};
 use burn::prelude::*;
 use ddpm_web::data::class_names;
 use ddpm_web::sampler::{Inpaint, SamplingRun, X0, morph_noise};
 use ddpm_web::unet::UNet;
-use crate::load_weights;
 use image::codecs::gif::{GifEncoder, Repeat};
 use image::{Delay, Frame, GrayImage, Luma, RgbaImage};
 use indicatif::ProgressBar;
@@ -223,8 +223,7 @@ fn write_gif(path: &PathBuf, frames: Vec<RgbaImage>) -> Result<(), String> {
     let n = frames.len();
     for (i, f) in frames.into_iter().enumerate() {
         let hold = if i + 1 == n { 2000 } else { 80 };
-        enc.encode_frame(Frame::from_parts(f, 0, 0, Delay::from_numer_denom_ms(hold, 1)))
-            .map_err(|e| e.to_string())?;
+        enc.encode_frame(Frame::from_parts(f, 0, 0, Delay::from_numer_denom_ms(hold, 1))).map_err(|e| e.to_string())?;
     }
     Ok(())
 }

@@ -293,7 +293,23 @@ impl<'a> Run<'a> {
         let bar = progress_bar(if length.fitted { 0 } else { length.total - start_step });
         let steps_per_epoch = data.len().div_ceil(args.batch);
         let (order, pending, smoothed, calibration, started) = (Vec::new(), Vec::new(), None, None, Instant::now());
-        Ok(Self { args, data, device, trainer, description, length, steps_per_epoch, start_step, step: start_step, order, pending, smoothed, calibration, started, bar })
+        Ok(Self {
+            args,
+            data,
+            device,
+            trainer,
+            description,
+            length,
+            steps_per_epoch,
+            start_step,
+            step: start_step,
+            order,
+            pending,
+            smoothed,
+            calibration,
+            started,
+            bar,
+        })
     }
 
     /// Steps taken by this run (not counting those it resumed from).
@@ -377,7 +393,11 @@ impl<'a> Run<'a> {
         self.bar.set_length((total - self.start_step) as u64);
         // The steps so far ran undecayed: only when they were all warm-up does --steps repeat the
         // run exactly.
-        let repeat = if self.args.warmup >= FIT_TO || !self.length.cosine { format!("--steps {total} repeats this run") } else { format!("--warmup {FIT_TO} or more makes it repeatable") };
+        let repeat = if self.args.warmup >= FIT_TO || !self.length.cosine {
+            format!("--steps {total} repeats this run")
+        } else {
+            format!("--warmup {FIT_TO} or more makes it repeatable")
+        };
         let minutes = self.length.minutes;
         self.bar.suspend(|| println!("{per_sec:.2} steps/s: {minutes} minutes are {total} steps ({repeat})"));
     }

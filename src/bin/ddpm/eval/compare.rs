@@ -5,9 +5,9 @@
 //! seeds is what a quality bar reads, and its difference is measured as sharply as the pairs allow.
 //! Rows of one setting alone (--a-alone, --b-alone) join them in a mean over every draw of noise.
 
+use super::TestSet;
 use super::journal::Journal;
 use super::settings::{NOISE, Settings, fingerprint};
-use super::TestSet;
 use crate::{DeviceArg, load_data};
 use ddpm_web::data::{DEFAULT_DIR, Split};
 use ddpm_web::eval::classifier::FEATURES;
@@ -146,7 +146,10 @@ impl Rows {
     fn each_draw_once(&self) -> Result<(), String> {
         let rows: Vec<&Samples> = self.journals.iter().step_by(2).chain(&self.a_alone).chain(&self.b_alone).collect();
         match (1..rows.len()).find(|&k| rows[..k].iter().any(|r| r.noise() == rows[k].noise())) {
-            Some(k) => Err(format!("{} begins from the same noise (seed, batch) as an earlier row: each draw of noise goes in once, and A and B on one draw go in as a pair", rows[k].path.display())),
+            Some(k) => Err(format!(
+                "{} begins from the same noise (seed, batch) as an earlier row: each draw of noise goes in once, and A and B on one draw go in as a pair",
+                rows[k].path.display()
+            )),
             None => Ok(()),
         }
     }
@@ -155,7 +158,9 @@ impl Rows {
     fn all_at(&self, n: usize, pairs: &[Pair]) -> Result<(), String> {
         let mut counts = pairs.iter().map(|p| (p.0, p.2)).chain(self.a_alone.iter().chain(&self.b_alone).map(|r| (r, r.asked.len())));
         match counts.find(|c| c.1 != n) {
-            Some((r, m)) => Err(format!("a mean over draws needs every row at one n (FD reads higher at smaller n): {} has {m}, the first pair {n}", r.path.display())),
+            Some((r, m)) => {
+                Err(format!("a mean over draws needs every row at one n (FD reads higher at smaller n): {} has {m}, the first pair {n}", r.path.display()))
+            }
             None => Ok(()),
         }
     }
@@ -178,9 +183,15 @@ fn compare_pairs(pairs: &[Pair], test_set: &TestSet, draws: usize, seed: u64) ->
         println!("A: {} ({})", a.path.display(), a.settings);
         println!("B: {} ({})", b.path.display(), b.settings);
         if a.noise() != b.noise() {
-            println!("note: A and B differ in sampler seed or batch size, so their samples began from different noise: an unpaired comparison, with a wide interval");
+            println!(
+                "note: A and B differ in sampler seed or batch size, so their samples began from different noise: an unpaired comparison, with a wide interval"
+            );
         }
-        println!("pairs: {n} (A has {}, B {}); feature cosine of a pair {paired:.3}, of same-class samples from other noise {unpaired:.3}", a.asked.len(), b.asked.len());
+        println!(
+            "pairs: {n} (A has {}, B {}); feature cosine of a pair {paired:.3}, of same-class samples from other noise {unpaired:.3}",
+            a.asked.len(),
+            b.asked.len()
+        );
         println!("FD A {:>9.3}   B {:>9.3}   (n = {n}, to all test images)", d.fd_a, d.fd_b);
         print_difference(&d, draws);
         parts.push(d);
@@ -195,7 +206,10 @@ fn print_mean(pairs: &[Pair], parts: &[PairedDifference], one_n: bool, draws: us
     if !one_n {
         let counts: Vec<String> = pairs.iter().map(|p| p.2.to_string()).collect();
         // FD's small-sample bias grows as n shrinks; it cancels in a difference, not in a mean.
-        println!("note: the pairs hold {} samples, and FD reads higher at smaller n: these mean FDs do not compare with rows of other n; their difference does", join(&counts));
+        println!(
+            "note: the pairs hold {} samples, and FD reads higher at smaller n: these mean FDs do not compare with rows of other n; their difference does",
+            join(&counts)
+        );
     }
     print_difference(&m, draws);
 }
@@ -215,7 +229,10 @@ fn print_over_draws(rows: &Rows, parts: &[PairedDifference], test_set: &TestSet,
         rows.a_alone.len(),
         rows.b_alone.len()
     );
-    println!("FD A {:>9.3} ± {:.3}   B {:>9.3} ± {:.3}   (n = {n}; ± one standard error; the draws' levels scatter by {:.3})", o.fd_a, o.se_a, o.fd_b, o.se_b, o.scatter);
+    println!(
+        "FD A {:>9.3} ± {:.3}   B {:>9.3} ± {:.3}   (n = {n}; ± one standard error; the draws' levels scatter by {:.3})",
+        o.fd_a, o.se_a, o.fd_b, o.se_b, o.scatter
+    );
     Ok(())
 }
 
