@@ -52,36 +52,10 @@ fn bad_input_gives_a_one_line_error_and_a_non_zero_exit() {
     fails_cleanly(&["sample", "--weights", "www/assets/model.ddpm", "--morph", "3,8", "--count", "1"], "between 2 and 64");
     fails_cleanly(&["sample", "--morph", "3"], "two seeds A,B");
     fails_cleanly(&["sample", "--inpaint", "docs/page.png"], "required arguments");
-    fails_cleanly(
-        &[
-            "sample",
-            "--weights",
-            "www/assets/model.ddpm",
-            "--inpaint",
-            "docs/page.png",
-            "--mask",
-            "docs/page.png",
-            "--sampler",
-            "dpm-solver",
-            "--resample",
-            "3",
-        ],
-        "single-step sampler",
-    );
-    fails_cleanly(
-        &[
-            "sample",
-            "--weights",
-            "www/assets/model.ddpm",
-            "--inpaint",
-            "docs/page.png",
-            "--mask",
-            "docs/page.png",
-            "--out",
-            bad.join("x.png").to_str().unwrap(),
-        ],
-        "the model draws 28×28 grey images",
-    );
+    let inpaint = ["sample", "--weights", "www/assets/model.ddpm", "--inpaint", "docs/page.png", "--mask", "docs/page.png"];
+    fails_cleanly(&[&inpaint[..], &["--sampler", "dpm-solver", "--resample", "3"]].concat(), "single-step sampler");
+    let png = bad.join("x.png");
+    fails_cleanly(&[&inpaint[..], &["--out", png.to_str().unwrap()]].concat(), "the model draws 28×28 grey images");
     fails_cleanly(&["frobnicate"], "unrecognized subcommand");
 }
 

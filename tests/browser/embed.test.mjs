@@ -2,7 +2,7 @@
 // with three demos, the iframe version, and a demo scrolled away mid-run.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { start, open, inBrowser } from "./harness.mjs";
+import { start, open, inBrowser, demos } from "./harness.mjs";
 
 let ctx;
 before(async () => {
@@ -19,25 +19,6 @@ const hostScript = () => {
   window.CLASS_NAMES = "host names";
   window.__globalsBefore = Object.getOwnPropertyNames(window);
 };
-
-const demos = (page) =>
-  page.evaluate(() =>
-    [...document.querySelectorAll("ddpm-demo")].map((d) => ({
-      mode: d.getAttribute("mode"),
-      state: d.ddpm.state,
-      steps: d.ddpm.steps,
-      seen: Boolean(d.ddpm.seen),
-      status: d.shadowRoot.getElementById("status").textContent,
-      settings: d.ddpm.settings && {
-        class: d.ddpm.settings.class,
-        steps: d.ddpm.settings.steps,
-        batch: d.ddpm.settings.batch,
-        seed: d.ddpm.settings.seed,
-        sampler: d.ddpm.settings.sampler,
-      },
-      final: d.ddpm.finished?.final ? Array.from(d.ddpm.finished.final) : null,
-    })),
-  );
 
 const EXAMPLE_ARTICLE = "the example article: the visible demos generate, the off-screen one waits to be scrolled to, the host is untouched";
 test(EXAMPLE_ARTICLE, () => exampleArticle(ctx));

@@ -150,3 +150,23 @@ export async function pngDifference(page, a, b) {
     [a.toString("base64"), b.toString("base64")],
   );
 }
+
+// Each <ddpm-demo> on the page: its mode, state, status line and what it last ran.
+export const demos = (page) =>
+  page.evaluate(() =>
+    [...document.querySelectorAll("ddpm-demo")].map((d) => ({
+      mode: d.getAttribute("mode"),
+      state: d.ddpm.state,
+      steps: d.ddpm.steps,
+      seen: Boolean(d.ddpm.seen),
+      status: d.shadowRoot.getElementById("status").textContent,
+      settings: d.ddpm.settings && {
+        class: d.ddpm.settings.class,
+        steps: d.ddpm.settings.steps,
+        batch: d.ddpm.settings.batch,
+        seed: d.ddpm.settings.seed,
+        sampler: d.ddpm.settings.sampler,
+      },
+      final: d.ddpm.finished?.final ? Array.from(d.ddpm.finished.final) : null,
+    })),
+  );

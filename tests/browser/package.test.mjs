@@ -13,7 +13,7 @@ import { chromium } from "playwright-core";
 import { serve } from "../../tools/dev/serve.mjs";
 import { build, NAME } from "../../tools/build/package/build.mjs";
 import { ATTRIBUTES, EVENTS, TAG } from "../../tools/build/package/element.mjs";
-import { CHROMIUM_ARGS } from "./harness.mjs";
+import { CHROMIUM_ARGS, demos } from "./harness.mjs";
 import { launchFirefox } from "./firefox.mjs";
 import { launchWebKit } from "./webkit.mjs";
 
@@ -116,16 +116,6 @@ async function visit(browser, p) {
   await page.goto(url);
   return { page, errors, requests, close: () => b.close() };
 }
-
-const demos = (page) =>
-  page.evaluate(() =>
-    [...document.querySelectorAll("ddpm-demo")].map((d) => ({
-      mode: d.getAttribute("mode"),
-      state: d.ddpm.state,
-      steps: d.ddpm.steps,
-      status: d.shadowRoot.getElementById("status").textContent,
-    })),
-  );
 
 const settled = () => [...document.querySelectorAll("ddpm-demo")].every((d) => ["done", "error"].includes(d.ddpm?.state));
 
