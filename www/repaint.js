@@ -64,6 +64,9 @@ export function initRepaint({ classNames, examples, lastSample, repaint }) {
     draw();
   }
 
+  // The browser may drop a 2D canvas's pixels and hand it back blank (Chromium does once while
+  // the page starts up): draw the garment again.
+  canvas.addEventListener("contextrestored", draw);
   canvas.addEventListener("pointerdown", (e) => {
     state.undo.push(Float32Array.from(state.painted));
     canvas.setPointerCapture(e.pointerId);

@@ -497,6 +497,14 @@ test("Morph with a stochastic sampler says what it needs instead of running", as
 test("Repaint: a mask painted with the pointer is filled by the model; the unpainted pixels stay the garment's", async () => {
   const { page, errors } = await open(ctx, { query: "?seed=3&sampler=dpm-solver&steps=5&class=5&guidance=2&batch=1&backend=cpu" });
   await ready(page);
+  // Before any choice the card shows its first garment, drawn, not a blank canvas.
+  const brightest = () =>
+    page.evaluate(() => {
+      const c = document.getElementById("repaint-canvas");
+      const d = c.getContext("2d").getImageData(0, 0, c.width, c.height).data;
+      return d.reduce((m, v, i) => (i % 4 === 0 ? Math.max(m, v) : m), 0);
+    });
+  assert.ok((await brightest()) > 200, "the first garment is drawn when the page opens");
   await page.selectOption("#repaint-source", "7"); // the test sneaker
   await page.waitForFunction(() => window.ddpm.repaint.source === "7");
   // A stroke across the lower third, as a reader would drag the pointer; then one undone.
