@@ -1,6 +1,20 @@
 //! The CLI on bad input: a one-line error naming the problem and a non-zero exit, never a panic.
 
 use std::process::Command;
+use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+/// The `ddpm` processes the tests start. The timed run holds it alone: a process started beside it
+/// after it has fitted its length to its speed slows it, and the minutes end it early (rightly, but
+/// not what that test checks). The others share it.
+static PROCESSES: RwLock<()> = RwLock::new(());
+
+fn beside_others() -> RwLockReadGuard<'static, ()> {
+    PROCESSES.read().unwrap_or_else(|e| e.into_inner())
+}
+
+fn alone() -> RwLockWriteGuard<'static, ()> {
+    PROCESSES.write().unwrap_or_else(|e| e.into_inner())
+}
 
 fn run(args: &[&str]) -> (i32, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_ddpm")).args(args).output().unwrap();
@@ -27,6 +41,7 @@ fn fails_cleanly(args: &[&str], mentions: &str) {
 
 #[test]
 fn version_is_cargo_tomls() {
+    let _processes = beside_others();
     // The one version: the package, the page's footer and DdpmDemo.version read it too (tools/build/package/).
     let out = Command::new(env!("CARGO_BIN_EXE_ddpm")).arg("--version").output().unwrap();
     assert!(out.status.success());
@@ -35,6 +50,7 @@ fn version_is_cargo_tomls() {
 
 #[test]
 fn bad_input_gives_a_one_line_error_and_a_non_zero_exit() {
+    let _processes = beside_others();
     fails_cleanly(&["train", "--data", "/nonexistent/fashion", "--steps", "1"], "/nonexistent/fashion");
     let bad = temp("idx");
     std::fs::write(bad.join("train-images-idx3-ubyte"), b"\x00\x00\x08\x03\x00\x00\x00\x05").unwrap();
@@ -63,6 +79,7 @@ fn bad_input_gives_a_one_line_error_and_a_non_zero_exit() {
 /// any work: a non-finite guidance scale would otherwise sample a grid of NaNs and save it.
 #[test]
 fn non_finite_float_flags_are_refused_before_any_work() {
+    let _processes = beside_others();
     let dir = temp("finite");
     let out = |name: &str| dir.join(name).to_str().unwrap().to_string();
     let refused = |args: &[&str], flag: &str, value: &str, output: &str| {
@@ -102,6 +119,7 @@ fn weights_diff(a: &std::path::Path, b: &std::path::Path) -> f32 {
 
 #[test]
 fn a_resumed_run_ends_where_an_uninterrupted_one_does() {
+    let _processes = beside_others();
     let dir = temp("resume");
     let out = |name: &str| dir.join(name).to_str().unwrap().to_string();
     let train = |steps: &str, o: &str, extra: &[&str]| {
@@ -139,6 +157,7 @@ fn train_steps(path: &std::path::Path) -> usize {
 
 #[test]
 fn a_timed_run_fits_its_length_to_the_minutes_and_says_how_to_repeat_it() {
+    let _processes = alone();
     let dir = temp("minutes");
     let out = |name: &str| dir.join(name).to_str().unwrap().to_string();
     // The warm-up covers the steps that measure the speed, so the decay only depends on the fitted length.
@@ -183,6 +202,7 @@ fn a_timed_run_fits_its_length_to_the_minutes_and_says_how_to_repeat_it() {
 /// with σ² = β̃ draw different samples, so one's journal must never be finished by the other.
 #[test]
 fn an_eval_journal_is_resumed_only_by_the_same_ddpm_variance() {
+    let _processes = beside_others();
     let journal = temp("journal").join("ddpm.jsonl");
     let _ = std::fs::remove_file(&journal);
     let path = journal.to_str().unwrap();
@@ -207,6 +227,7 @@ fn an_eval_journal_is_resumed_only_by_the_same_ddpm_variance() {
 /// of each at n = 500, whose FD averages ~4.3 over draws, where 500 in a row average ~6.1.
 #[test]
 fn eval_recomputes_a_committed_row_from_its_journal_against_a_class_planned_floor() {
+    let _processes = beside_others();
     // The dim-24 candidate's row (docs/lab/train/2026-11-26-dim24): its weights are a fixture too,
     // whatever the page ships.
     let name = "tests/fixtures/eval/375827a8f7db/ddim50-g2-t0-600";
@@ -230,6 +251,7 @@ fn eval_recomputes_a_committed_row_from_its_journal_against_a_class_planned_floo
 /// from different noise.
 #[test]
 fn compare_pairs_journals_of_one_seed_and_reads_evals_fds() {
+    let _processes = beside_others();
     // The flip-trained model's journals (docs/lab/eval/94a440943056/README.md).
     let dir = "tests/fixtures/eval/94a440943056/";
     let path = |name: &str| if name.contains('/') || name.starts_with("--") { name.to_owned() } else { format!("{dir}{name}.jsonl.gz") };
