@@ -70,19 +70,6 @@ wide_fn! {
     }
 }
 
-/// Σ of `a · b` in eight lanes.
-#[cfg(feature = "train")]
-#[inline(always)]
-fn dot(a: &[f32], b: &[f32]) -> f32 {
-    let mut acc = [0f32; 8];
-    let (a8, b8) = (a.chunks_exact(8), b.chunks_exact(8));
-    let rest: f32 = a8.remainder().iter().zip(b8.remainder()).map(|(a, b)| a * b).sum();
-    for (a, b) in a8.zip(b8) {
-        (0..8).for_each(|l| acc[l] += a[l] * b[l]);
-    }
-    acc.iter().sum::<f32>() + rest
-}
-
 /// A `rows × cols` matrix in `x`, row-major (`t` false) or transposed (`t` true).
 fn mat(x: &[f32], cols: usize, t: bool) -> Matrix<'_> {
     match t {
@@ -149,7 +136,7 @@ pub(in crate::kernels) fn linear_attention_backward(qkv: &FlexTensor, grad: &Fle
             out.iter_mut().zip(p.iter().zip(dq).zip(&columns)).for_each(|(o, ((&p, &g), &s))| *o = p * (g - s / scale));
         }
         for ((out, p), dk) in dk_out.chunks_exact_mut(n).zip(k.chunks_exact(n)).zip(dk.chunks_exact(n)) {
-            let s = dot(p, dk);
+            let s = super::lanes_sum_by(p, dk, |p, g| p * g);
             out.iter_mut().zip(p.iter().zip(dk)).for_each(|(o, (&p, &g))| *o = p * (g - s));
         }
     });
@@ -195,7 +182,7 @@ pub(in crate::kernels) fn attention_backward(qkv: &FlexTensor, grad: &FlexTensor
         product(d, n, n, dv, false, g, n, false, &weights, n, false);
         // Through the softmax over each row, then the scale: ∂logits = a (∂a − Σⱼ a ∂a) · D^−½.
         for (dw, a) in d_weights.chunks_exact_mut(n).zip(weights.chunks_exact(n)) {
-            let s = dot(dw, a);
+            let s = super::lanes_sum_by(dw, a, |d, a| d * a);
             dw.iter_mut().zip(a).for_each(|(d, &a)| *d = a * (*d - s) * scale);
         }
         // ∂q = k · ∂logitsᵀ; ∂k = q · ∂logits.

@@ -143,7 +143,7 @@ fn channel_backward(out: &mut [f32], xs: &[f32], dy: &[f32], silu: bool, [a, d, 
         true => out.iter_mut().zip(xs.iter().zip(dy)).for_each(|(o, (&x, &dy))| *o = dy * silu_grad((x * a + d) * scale + shift)),
         false => out.copy_from_slice(dy),
     }
-    (super::lanes_sum(out), lanes_dot(out, xs, mean) * rstd)
+    (super::lanes_sum(out), super::lanes_sum_by(out, xs, |ds, x| ds * (x - mean)) * rstd)
 }
 
 #[cfg(feature = "train")]
@@ -180,19 +180,6 @@ wide_fn! {
             }
         }
     }
-}
-
-/// Σ of `ds · (x − mean)` in eight lanes.
-#[cfg(feature = "train")]
-#[inline(always)]
-fn lanes_dot(ds: &[f32], xs: &[f32], mean: f32) -> f32 {
-    let mut acc = [0f32; 8];
-    let (d8, x8) = (ds.chunks_exact(8), xs.chunks_exact(8));
-    let rest: f32 = d8.remainder().iter().zip(x8.remainder()).map(|(d, x)| d * (x - mean)).sum();
-    for (d, x) in d8.zip(x8) {
-        (0..8).for_each(|l| acc[l] += d[l] * (x[l] - mean));
-    }
-    acc.iter().sum::<f32>() + rest
 }
 
 /// The gradients of [`forward`]'s inputs from the output's gradient `grad`: x's, γ's, β's and

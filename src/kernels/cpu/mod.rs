@@ -75,6 +75,19 @@ pub(super) fn lanes_sum(x: &[f32]) -> f32 {
     acc.iter().sum::<f32>() + rest
 }
 
+/// Σ of `f(a[i], b[i])` in eight lanes, as [`lanes_sum`].
+#[cfg(feature = "train")]
+#[inline(always)]
+pub(super) fn lanes_sum_by(a: &[f32], b: &[f32], f: impl Fn(f32, f32) -> f32) -> f32 {
+    let mut acc = [0f32; 8];
+    let (a8, b8) = (a.chunks_exact(8), b.chunks_exact(8));
+    let rest: f32 = a8.remainder().iter().zip(b8.remainder()).map(|(&a, &b)| f(a, b)).sum();
+    for (a, b) in a8.zip(b8) {
+        (0..8).for_each(|l| acc[l] += f(a[l], b[l]));
+    }
+    acc.iter().sum::<f32>() + rest
+}
+
 /// Whether work over `total` values, in pieces of `piece`, is split over rayon's threads: only
 /// natively, and only from 32 k values, as waking the threads for less costs more than they save
 /// (and far more when other processes share the cores).
