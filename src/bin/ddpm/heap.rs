@@ -1,7 +1,7 @@
 //! The allocator's settings for the CPU path's working set. Each training step allocates its
 //! activations and gradients afresh, megabytes each; glibc serves blocks that large from fresh
 //! mappings and hands freed memory back, so every step faulted its pages in and zeroed them again
-//! (an eighth of a step's time, docs/lab/bench/2026-12-08-cpu-training.md). Kept in the heap,
+//! (docs/lab/bench/2026-12-08-cpu-training.md). Kept in the heap,
 //! freed blocks are reused as they are.
 
 /// Large blocks from the heap and no trimming of it; where the allocator is not glibc's, nothing.
